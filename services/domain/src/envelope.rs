@@ -1,0 +1,496 @@
+//! OpenAI-compatible request bodies, parsed once at the edge.
+//!
+//! The body is read as an ordered list of top-level fields, each kept as the raw JSON text it came
+//! in. Only the fields the gateway decides on (`model`, `stream`, `stream_options`, and the shape
+//! of `messages` / `prompt` / `input`) are checked. When the request is forwarded, `model` is
+//! replaced with the upstream id and, for streams, `stream_options.include_usage` may be forced on;
+//! every other field reaches the provider byte for byte, in its original order.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// The proxied OpenAI endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    ChatCompletions,
+    Completions,
+    Embeddings,
+}
+
+impl Endpoint {
+    /// The path below the provider's `/v1`-style base URL.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::ChatCompletions => "/chat/completions",
+            Self::Completions => "/completions",
+            Self::Embeddings => "/embeddings",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ChatCompletions => "chat.completions",
+            Self::Completions => "completions",
+            Self::Embeddings => "embeddings",
+        }
+    }
+
+    /// Whether the endpoint can stream.
+    pub fn can_stream(self) -> bool {
+        !matches!(self, Self::Embeddings)
+    }
+}
+
+/// Bounds on what one request may contain (the body size itself is bounded before parsing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnvelopeLimits {
+    /// Top-level fields in the body.
+    pub max_fields: usize,
+    /// Entries in `messages`.
+    pub max_messages: usize,
+    /// Entries in `prompt` / `input` when they are arrays.
+    pub max_inputs: usize,
+}
+
+impl Default for EnvelopeLimits {
+    fn default() -> Self {
+        Self {
+            max_fields: 128,
+            max_messages: 4096,
+            max_inputs: 2048,
+        }
+    }
+}
+
+/// A request the gateway refuses; maps to HTTP 400 with an OpenAI-shaped body at the edge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InvalidRequest {
+    pub message: String,
+    /// The offending parameter, as OpenAI reports it (`messages[2].role`).
+    pub param: Option<String>,
+    /// A stable machine-readable code.
+    pub code: &'static str,
+}
+
+impl InvalidRequest {
+    fn new(code: &'static str, param: Option<&str>, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            param: param.map(str::to_owned),
+            code,
+        }
+    }
+
+    fn missing(param: &str) -> Self {
+        Self::new(
+            "missing_required_parameter",
+            Some(param),
+            format!("Missing required parameter: '{param}'."),
+        )
+    }
+
+    fn wrong_type(param: &str, expected: &str) -> Self {
+        Self::new(
+            "invalid_type",
+            Some(param),
+            format!("Invalid type for '{param}': expected {expected}."),
+        )
+    }
+}
+
+/// A parsed request body. Borrows from the body bytes; nothing is copied but escaped keys.
+#[derive(Debug)]
+pub struct RequestEnvelope<'a> {
+    endpoint: Endpoint,
+    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
+    model: Cow<'a, str>,
+    stream: bool,
+    client_wants_usage: bool,
+}
+
+impl<'a> RequestEnvelope<'a> {
+    /// Parses and checks a request body for `endpoint`.
+    pub fn parse(
+        endpoint: Endpoint,
+        body: &'a [u8],
+        limits: &EnvelopeLimits,
+    ) -> Result<Self, InvalidRequest> {
+        let TopLevel(fields) = parse_top_level(body, limits)?;
+        let mut envelope = Self {
+            endpoint,
+            fields,
+            model: Cow::Borrowed(""),
+            stream: false,
+            client_wants_usage: false,
+        };
+        envelope.check(limits)?;
+        Ok(envelope)
+    }
+
+    fn field(&self, name: &str) -> Option<&'a RawValue> {
+        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+
+    fn check(&mut self, limits: &EnvelopeLimits) -> Result<(), InvalidRequest> {
+        let model = self.field("model").ok_or_else(|| InvalidRequest::missing("model"))?;
+        let model: Cow<'a, str> = match serde_json::from_str::<BorrowedStr<'a>>(model.get()) {
+            Ok(BorrowedStr(m)) if !m.is_empty() => m,
+            Ok(_) => {
+                return Err(InvalidRequest::new(
+                    "invalid_value",
+                    Some("model"),
+                    "'model' must not be empty.",
+                ))
+            }
+            Err(_) => return Err(InvalidRequest::wrong_type("model", "a string")),
+        };
+        self.model = model;
+
+        if let Some(stream) = self.field("stream") {
+            self.stream = match serde_json::from_str::<Option<bool>>(stream.get()) {
+                Ok(v) => v.unwrap_or(false),
+                Err(_) => return Err(InvalidRequest::wrong_type("stream", "a boolean")),
+            };
+            if self.stream && !self.endpoint.can_stream() {
+                return Err(InvalidRequest::new(
+                    "unsupported_parameter",
+                    Some("stream"),
+                    "This endpoint does not support streaming.",
+                ));
+            }
+        }
+        if let Some(options) = self.field("stream_options") {
+            #[derive(Deserialize)]
+            struct StreamOptions {
+                #[serde(default)]
+                include_usage: Option<bool>,
+            }
+            match serde_json::from_str::<Option<StreamOptions>>(options.get()) {
+                Ok(o) => {
+                    self.client_wants_usage =
+                        self.stream && o.and_then(|o| o.include_usage).unwrap_or(false);
+                }
+                Err(_) => {
+                    return Err(InvalidRequest::wrong_type(
+                        "stream_options",
+                        "an object with an optional boolean 'include_usage'",
+                    ))
+                }
+            }
+        }
+
+        match self.endpoint {
+            Endpoint::ChatCompletions => self.check_messages(limits),
+            Endpoint::Completions => self.check_inputs("prompt", limits),
+            Endpoint::Embeddings => self.check_inputs("input", limits),
+        }
+    }
+
+    fn check_messages(&self, limits: &EnvelopeLimits) -> Result<(), InvalidRequest> {
+        let raw = self
+            .field("messages")
+            .ok_or_else(|| InvalidRequest::missing("messages"))?;
+        let Messages(roles) = serde_json::from_str::<Messages>(raw.get()).map_err(|e| {
+            let text = e.to_string();
+            match text.split_once("|idx=") {
+                Some((what, idx)) => {
+                    let idx = idx.split(' ').next().unwrap_or(idx);
+                    let param = format!("messages[{idx}]");
+                    if what.contains("role") {
+                        InvalidRequest::new(
+                            "invalid_value",
+                            Some(&format!("{param}.role")),
+                            format!("Invalid or missing 'role' in '{param}'."),
+                        )
+                    } else {
+                        InvalidRequest::wrong_type(&param, "an object")
+                    }
+                }
+                None if text.starts_with("too many") => InvalidRequest::new(
+                    "array_too_long",
+                    Some("messages"),
+                    format!(
+                        "'messages' has more than {} entries (the limit).",
+                        limits.max_messages
+                    ),
+                ),
+                None => InvalidRequest::wrong_type("messages", "an array of message objects"),
+            }
+        })?;
+        if roles == 0 {
+            return Err(InvalidRequest::new(
+                "array_too_short",
+                Some("messages"),
+                "'messages' must contain at least one message.",
+            ));
+        }
+        if roles > limits.max_messages {
+            return Err(InvalidRequest::new(
+                "array_too_long",
+                Some("messages"),
+                format!(
+                    "'messages' has more than {} entries (the limit).",
+                    limits.max_messages
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_inputs(&self, name: &str, limits: &EnvelopeLimits) -> Result<(), InvalidRequest> {
+        let raw = self.field(name).ok_or_else(|| InvalidRequest::missing(name))?;
+        let text = raw.get();
+        if text.starts_with('"') {
+            return Ok(());
+        }
+        if !text.starts_with('[') {
+            return Err(InvalidRequest::wrong_type(
+                name,
+                "a string, an array of strings, an array of integers or an array of integer arrays",
+            ));
+        }
+        let items: Vec<IgnoredAny> = serde_json::from_str(text)
+            .map_err(|_| InvalidRequest::wrong_type(name, "an array"))?;
+        if items.is_empty() {
+            return Err(InvalidRequest::new(
+                "array_too_short",
+                Some(name),
+                format!("'{name}' must not be empty."),
+            ));
+        }
+        if items.len() > limits.max_inputs {
+            return Err(InvalidRequest::new(
+                "array_too_long",
+                Some(name),
+                format!("'{name}' has more than {} entries (the limit).", limits.max_inputs),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        self.endpoint
+    }
+
+    /// The public model name the client asked for.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    pub fn is_stream(&self) -> bool {
+        self.stream
+    }
+
+    /// Whether the client asked for the final usage chunk of a stream.
+    pub fn client_wants_usage(&self) -> bool {
+        self.client_wants_usage
+    }
+
+    /// The body to send upstream: `model` replaced by `upstream_model`; for a stream with
+    /// `ask_usage`, `stream_options.include_usage` set to `true` (other options kept).
+    pub fn to_upstream_body(&self, upstream_model: &str, ask_usage: bool) -> Vec<u8> {
+        let force_usage = self.stream && ask_usage && !self.client_wants_usage;
+        let mut out = Vec::with_capacity(
+            self.fields
+                .iter()
+                .map(|(k, v)| k.len() + v.get().len() + 4)
+                .sum::<usize>()
+                + upstream_model.len()
+                + 48,
+        );
+        out.push(b'{');
+        let mut wrote_stream_options = false;
+        for (i, (key, value)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json_str(&mut out, key);
+            out.push(b':');
+            match key.as_ref() {
+                "model" => write_json_str(&mut out, upstream_model),
+                "stream_options" if force_usage => {
+                    wrote_stream_options = true;
+                    let mut options: serde_json::Map<String, serde_json::Value> =
+                        serde_json::from_str(value.get()).unwrap_or_default();
+                    options.insert("include_usage".into(), serde_json::Value::Bool(true));
+                    out.extend_from_slice(serde_json::Value::Object(options).to_string().as_bytes());
+                }
+                _ => out.extend_from_slice(value.get().as_bytes()),
+            }
+        }
+        if force_usage && !wrote_stream_options {
+            if !self.fields.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(br#""stream_options":{"include_usage":true}"#);
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    // Serializing a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn parse_top_level<'a>(body: &'a [u8], limits: &EnvelopeLimits) -> Result<TopLevel<'a>, InvalidRequest> {
+    let text = std::str::from_utf8(body).map_err(|_| {
+        InvalidRequest::new("invalid_json", None, "The request body is not valid UTF-8.")
+    })?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let parsed = de.deserialize_any(TopLevelVisitor { max_fields: limits.max_fields });
+    let parsed = parsed.and_then(|top| de.end().map(|()| top));
+    parsed.map_err(|e| {
+        let text = e.to_string();
+        if let Some(rest) = text.strip_prefix("duplicate field ") {
+            let name = rest.split('`').nth(1).unwrap_or_default();
+            InvalidRequest::new(
+                "duplicate_field",
+                Some(name),
+                format!("The field '{name}' appears more than once in the request body."),
+            )
+        } else if text.starts_with("too many fields") {
+            InvalidRequest::new(
+                "too_many_fields",
+                None,
+                format!("The request body has more than {} top-level fields.", limits.max_fields),
+            )
+        } else if text.starts_with("not an object") {
+            InvalidRequest::new("invalid_json", None, "The request body must be a JSON object.")
+        } else {
+            InvalidRequest::new(
+                "invalid_json",
+                None,
+                format!("We could not parse the JSON body of your request: {text}."),
+            )
+        }
+    })
+}
+
+struct TopLevel<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+struct TopLevelVisitor {
+    max_fields: usize,
+}
+
+impl<'de> Visitor<'de> for TopLevelVisitor {
+    type Value = TopLevel<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(16);
+        while let Some(BorrowedStr(key)) = map.next_key::<BorrowedStr<'de>>()? {
+            if fields.iter().any(|(k, _)| *k == key) {
+                return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+            }
+            if fields.len() == self.max_fields {
+                return Err(de::Error::custom("too many fields"));
+            }
+            let value: &'de RawValue = map.next_value()?;
+            fields.push((key, value));
+        }
+        Ok(TopLevel(fields))
+    }
+
+    // Any other JSON type is refused with the "not an object" marker.
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(de::Error::custom("not an object"))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Err(E::custom("not an object"))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Err(E::custom("not an object"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Err(E::custom("not an object"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Err(E::custom("not an object"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Err(E::custom("not an object"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Err(E::custom("not an object"))
+    }
+}
+
+/// A string that borrows from the input when it has no escapes.
+struct BorrowedStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for BorrowedStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = BorrowedStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// `messages`: an array of objects, each with a known `role`. Counts them; errors carry `|idx=N`.
+struct Messages(usize);
+
+const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
+
+impl<'de> Deserialize<'de> for Messages {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Messages;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Messages, A::Error> {
+                let mut n = 0usize;
+                loop {
+                    match seq.next_element::<MessageProbe<'de>>() {
+                        Ok(Some(probe)) => {
+                            if !probe.role.as_deref().is_some_and(|r| ROLES.contains(&r)) {
+                                return Err(de::Error::custom(format_args!("role|idx={n}")));
+                            }
+                        }
+                        Ok(None) => return Ok(Messages(n)),
+                        Err(e) => {
+                            let kind = if e.to_string().contains("role") { "role" } else { "object" };
+                            return Err(de::Error::custom(format_args!("{kind}|idx={n}")));
+                        }
+                    }
+                    n += 1;
+                    if n > 1_000_000 {
+                        return Err(de::Error::custom("too many"));
+                    }
+                }
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+#[derive(Deserialize)]
+struct MessageProbe<'a> {
+    #[serde(default, borrow)]
+    role: Option<Cow<'a, str>>,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,160 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use proptest::prelude::*;
+
+fn parse(endpoint: Endpoint, body: &str) -> Result<RequestEnvelope<'_>, InvalidRequest> {
+    RequestEnvelope::parse(endpoint, body.as_bytes(), &EnvelopeLimits::default())
+}
+
+fn upstream(endpoint: Endpoint, body: &str, model: &str, ask_usage: bool) -> String {
+    let env = parse(endpoint, body).unwrap();
+    String::from_utf8(env.to_upstream_body(model, ask_usage)).unwrap()
+}
+
+#[test]
+fn replaces_only_the_model_and_keeps_everything_else_byte_for_byte() {
+    let body = r#"{"messages":[{"role":"user","content":"hi  there"}],"model":"gpt-x","temperature":0.70,"x_vendor":{"a":[1,2, 3]},"tools":null}"#;
+    let out = upstream(Endpoint::ChatCompletions, body, "upstream-1", true);
+    assert_eq!(
+        out,
+        r#"{"messages":[{"role":"user","content":"hi  there"}],"model":"upstream-1","temperature":0.70,"x_vendor":{"a":[1,2, 3]},"tools":null}"#
+    );
+}
+
+#[test]
+fn forces_include_usage_on_streams_and_remembers_the_client_did_not_ask() {
+    let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}"#;
+    let env = parse(Endpoint::ChatCompletions, body).unwrap();
+    assert!(env.is_stream());
+    assert!(!env.client_wants_usage());
+    let out = String::from_utf8(env.to_upstream_body("u", true)).unwrap();
+    assert_eq!(
+        out,
+        r#"{"model":"u","stream":true,"messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}"#
+    );
+    // A provider that does not support stream_options is not sent one.
+    let out = String::from_utf8(env.to_upstream_body("u", false)).unwrap();
+    assert!(!out.contains("stream_options"));
+}
+
+#[test]
+fn merges_include_usage_into_existing_stream_options() {
+    let body = r#"{"model":"m","stream":true,"stream_options":{"include_usage":false,"x":1},"prompt":"p"}"#;
+    let env = parse(Endpoint::Completions, body).unwrap();
+    assert!(!env.client_wants_usage());
+    let out: serde_json::Value = serde_json::from_slice(&env.to_upstream_body("u", true)).unwrap();
+    assert_eq!(out["stream_options"], serde_json::json!({"include_usage": true, "x": 1}));
+}
+
+#[test]
+fn a_client_that_asked_for_usage_is_forwarded_untouched() {
+    let body = r#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"prompt":"p"}"#;
+    let env = parse(Endpoint::Completions, body).unwrap();
+    assert!(env.client_wants_usage());
+    assert_eq!(
+        String::from_utf8(env.to_upstream_body("m", true)).unwrap(),
+        body
+    );
+}
+
+#[test]
+fn escaped_keys_and_models_survive() {
+    let body = r#"{"mod\u0065l":"a\"b","inp\nut":1,"input":"x"}"#;
+    let env = parse(Endpoint::Embeddings, body).unwrap();
+    assert_eq!(env.model(), "a\"b");
+    let out: serde_json::Value = serde_json::from_slice(&env.to_upstream_body("u", true)).unwrap();
+    assert_eq!(out["model"], "u");
+    assert_eq!(out["inp\nut"], 1);
+}
+
+#[test]
+fn refuses_bad_bodies_with_the_param_named() {
+    let cases: &[(Endpoint, &str, &str, Option<&str>)] = &[
+        (Endpoint::ChatCompletions, "{", "invalid_json", None),
+        (Endpoint::ChatCompletions, "[1]", "invalid_json", None),
+        (Endpoint::ChatCompletions, "{} x", "invalid_json", None),
+        (Endpoint::ChatCompletions, r#"{"messages":[]}"#, "missing_required_parameter", Some("model")),
+        (Endpoint::ChatCompletions, r#"{"model":1,"messages":[]}"#, "invalid_type", Some("model")),
+        (Endpoint::ChatCompletions, r#"{"model":"","messages":[]}"#, "invalid_value", Some("model")),
+        (Endpoint::ChatCompletions, r#"{"model":"m"}"#, "missing_required_parameter", Some("messages")),
+        (Endpoint::ChatCompletions, r#"{"model":"m","messages":[]}"#, "array_too_short", Some("messages")),
+        (Endpoint::ChatCompletions, r#"{"model":"m","messages":{}}"#, "invalid_type", Some("messages")),
+        (Endpoint::ChatCompletions, r#"{"model":"m","messages":["hi"]}"#, "invalid_type", Some("messages[0]")),
+        (Endpoint::ChatCompletions, r#"{"model":"m","messages":[{"role":"user"},{"content":"x"}]}"#, "invalid_value", Some("messages[1].role")),
+        (Endpoint::ChatCompletions, r#"{"model":"m","messages":[{"role":"wizard"}]}"#, "invalid_value", Some("messages[0].role")),
+        (Endpoint::ChatCompletions, r#"{"model":"m","model":"n","messages":[]}"#, "duplicate_field", Some("model")),
+        (Endpoint::ChatCompletions, r#"{"model":"m","stream":"yes","messages":[{"role":"user"}]}"#, "invalid_type", Some("stream")),
+        (Endpoint::ChatCompletions, r#"{"model":"m","stream_options":3,"messages":[{"role":"user"}]}"#, "invalid_type", Some("stream_options")),
+        (Endpoint::Completions, r#"{"model":"m"}"#, "missing_required_parameter", Some("prompt")),
+        (Endpoint::Completions, r#"{"model":"m","prompt":5}"#, "invalid_type", Some("prompt")),
+        (Endpoint::Embeddings, r#"{"model":"m","input":[]}"#, "array_too_short", Some("input")),
+        (Endpoint::Embeddings, r#"{"model":"m","input":"x","stream":true}"#, "unsupported_parameter", Some("stream")),
+    ];
+    for (endpoint, body, code, param) in cases {
+        let err = parse(*endpoint, body).err().unwrap_or_else(|| panic!("accepted {body}"));
+        assert_eq!(err.code, *code, "{body}: {err:?}");
+        assert_eq!(err.param.as_deref(), *param, "{body}: {err:?}");
+        assert!(!err.message.is_empty());
+    }
+}
+
+#[test]
+fn bounds_are_enforced() {
+    let limits = EnvelopeLimits { max_fields: 3, max_messages: 2, max_inputs: 2 };
+    let too_many_fields = br#"{"model":"m","input":"x","a":1,"b":2}"#;
+    let err = RequestEnvelope::parse(Endpoint::Embeddings, too_many_fields, &limits).unwrap_err();
+    assert_eq!(err.code, "too_many_fields");
+    let msgs = br#"{"model":"m","messages":[{"role":"user"},{"role":"user"},{"role":"user"}]}"#;
+    let err = RequestEnvelope::parse(Endpoint::ChatCompletions, msgs, &limits).unwrap_err();
+    assert_eq!((err.code, err.param.as_deref()), ("array_too_long", Some("messages")));
+    let inputs = br#"{"model":"m","input":["a","b","c"]}"#;
+    let err = RequestEnvelope::parse(Endpoint::Embeddings, inputs, &limits).unwrap_err();
+    assert_eq!((err.code, err.param.as_deref()), ("array_too_long", Some("input")));
+}
+
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::Bool),
+        any::<i64>().prop_map(|n| serde_json::json!(n)),
+        ".{0,12}".prop_map(serde_json::Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+            prop::collection::btree_map("[a-z]{1,6}", inner, 0..4)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn every_unknown_field_passes_through_in_order(
+        extra in prop::collection::btree_map("x_[a-z]{1,8}", json_value(), 0..8),
+        model in ".{1,20}",
+        upstream_model in "[a-zA-Z0-9/._-]{1,20}",
+    ) {
+        let mut body = String::from("{");
+        body.push_str(&format!("\"model\":{}", serde_json::to_string(&model).unwrap()));
+        body.push_str(r#","input":"hello""#);
+        let mut expected_tail = String::new();
+        for (k, v) in &extra {
+            let piece = format!(",{}:{}", serde_json::to_string(k).unwrap(), serde_json::to_string_pretty(v).unwrap());
+            body.push_str(&piece);
+            expected_tail.push_str(&piece);
+        }
+        body.push('}');
+        let env = RequestEnvelope::parse(Endpoint::Embeddings, body.as_bytes(), &EnvelopeLimits::default()).unwrap();
+        prop_assert_eq!(env.model(), model.as_str());
+        let out = String::from_utf8(env.to_upstream_body(&upstream_model, true)).unwrap();
+        let expected = format!("{{\"model\":{},\"input\":\"hello\"{}}}", serde_json::to_string(&upstream_model).unwrap(), expected_tail);
+        prop_assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        let _ = RequestEnvelope::parse(Endpoint::ChatCompletions, &bytes, &EnvelopeLimits::default());
+    }
+}

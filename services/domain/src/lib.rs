@@ -1,0 +1,15 @@
+//! Tollgate's pure domain: no I/O, no async runtime, no HTTP.
+//!
+//! - [`envelope`]: OpenAI-compatible request bodies parsed once at the edge, checked, and rewritten
+//!   for the upstream with every unknown field passed through byte for byte.
+//! - [`ids`]: request identifiers.
+//! - [`usage`]: token usage as providers report it, normalized.
+#![forbid(unsafe_code)]
+
+pub mod envelope;
+pub mod ids;
+pub mod usage;
+
+pub use envelope::{Endpoint, EnvelopeLimits, InvalidRequest, RequestEnvelope};
+pub use ids::{ModelName, RequestId};
+pub use usage::Usage;

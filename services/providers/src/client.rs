@@ -1,0 +1,307 @@
+//! The pooled upstream HTTP client and the response readers, with their time limits.
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER};
+use http::{Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::time::{timeout, Instant};
+
+use crate::error::UpstreamError;
+use crate::sse::{Frame, SseDecoder, SseLimits};
+use crate::target::ProviderTarget;
+
+/// Largest non-streaming response body accepted from a provider.
+pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
+/// Largest error body read from a provider (the rest is ignored).
+const MAX_ERROR_BYTES: usize = 64 << 10;
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A connection-pooling HTTP/1.1 client (TLS by rustls, TCP_NODELAY, no redirects).
+///
+/// Cheap to clone. One pool per distinct connect timeout, because the connector owns it.
+#[derive(Clone)]
+pub struct UpstreamClient {
+    pools: Vec<(Duration, HttpClient)>,
+}
+
+impl UpstreamClient {
+    /// `connect_timeouts`: every connect timeout in use by the configured providers.
+    pub fn new(connect_timeouts: &[Duration], pool_idle: Duration, max_idle_per_host: usize) -> Self {
+        let mut pools: Vec<(Duration, HttpClient)> = Vec::new();
+        for &t in connect_timeouts {
+            if pools.iter().any(|(d, _)| *d == t) {
+                continue;
+            }
+            let mut http = HttpConnector::new();
+            http.set_nodelay(true);
+            http.set_connect_timeout(Some(t));
+            http.enforce_http(false);
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_webpki_roots()
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http);
+            let client = Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(pool_idle)
+                .pool_max_idle_per_host(max_idle_per_host)
+                .build(https);
+            pools.push((t, client));
+        }
+        Self { pools }
+    }
+
+    fn pool(&self, connect: Duration) -> Option<&HttpClient> {
+        self.pools
+            .iter()
+            .find(|(d, _)| *d == connect)
+            .or_else(|| self.pools.first())
+            .map(|(_, c)| c)
+    }
+
+    /// Sends one attempt. For a stream, returns as soon as a 2xx status arrives; the caller reads
+    /// frames from [`UpstreamStream`]. Otherwise reads the whole body and checks it is JSON.
+    pub async fn send(
+        &self,
+        target: &ProviderTarget,
+        uri: Uri,
+        body: Bytes,
+        stream: bool,
+    ) -> Result<Upstream, UpstreamError> {
+        let t = *target.timeouts();
+        let started = Instant::now();
+        let deadline = started + t.total;
+        let mut builder = Request::builder().method(Method::POST).uri(uri);
+        if let Some(headers) = builder.headers_mut() {
+            headers.reserve(target.headers().len() + 2);
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(
+                ACCEPT,
+                HeaderValue::from_static(if stream { "text/event-stream" } else { "application/json" }),
+            );
+            for (k, v) in target.headers() {
+                headers.insert(k.clone(), v.clone());
+            }
+        }
+        let request = builder
+            .body(Full::new(body))
+            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+        let client = self
+            .pool(t.connect)
+            .ok_or_else(|| UpstreamError::Connect("no HTTP client configured".into()))?;
+
+        let wait = t.first_byte.min(t.total);
+        let response = match timeout(wait, client.request(request)).await {
+            Err(_) if t.total <= t.first_byte => return Err(UpstreamError::TotalTimeout(t.total)),
+            Err(_) => return Err(UpstreamError::FirstByteTimeout(t.first_byte)),
+            Ok(Err(e)) => return Err(classify_send_error(&e, t.connect)),
+            Ok(Ok(r)) => r,
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let mut body = BodyReader {
+            body: response.into_body(),
+            idle: t.idle,
+            total: t.total,
+            deadline,
+        };
+        if !status.is_success() {
+            let bytes = body.read_to_end(MAX_ERROR_BYTES, true).await.unwrap_or_default();
+            let (message, code) = error_details(&bytes);
+            return Err(UpstreamError::Status {
+                status: status.as_u16(),
+                retry_after,
+                message,
+                code,
+            });
+        }
+        if stream {
+            return Ok(Upstream::Stream(UpstreamStream {
+                body,
+                decoder: SseDecoder::new(SseLimits::default()),
+                ended: false,
+            }));
+        }
+        let bytes = body.read_to_end(MAX_RESPONSE_BYTES, false).await?;
+        Ok(Upstream::Complete { status: status.as_u16(), body: bytes })
+    }
+}
+
+/// What a successful attempt returned.
+pub enum Upstream {
+    /// A whole JSON body (not yet parsed: the caller reads what it needs from it).
+    Complete { status: u16, body: Bytes },
+    /// An SSE stream, headers received, body still coming.
+    Stream(UpstreamStream),
+}
+
+struct BodyReader {
+    body: Incoming,
+    idle: Duration,
+    total: Duration,
+    deadline: Instant,
+}
+
+impl BodyReader {
+    /// The next piece of the body; `Ok(None)` at its end.
+    async fn next_data(&mut self) -> Result<Option<Bytes>, UpstreamError> {
+        loop {
+            let now = Instant::now();
+            if now >= self.deadline {
+                return Err(UpstreamError::TotalTimeout(self.total));
+            }
+            let left = self.deadline - now;
+            let wait = self.idle.min(left);
+            match timeout(wait, self.body.frame()).await {
+                Err(_) if wait == left => return Err(UpstreamError::TotalTimeout(self.total)),
+                Err(_) => return Err(UpstreamError::IdleTimeout(self.idle)),
+                Ok(None) => return Ok(None),
+                Ok(Some(Err(e))) => return Err(UpstreamError::Broken(describe(&e))),
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn read_to_end(&mut self, limit: usize, truncate: bool) -> Result<Bytes, UpstreamError> {
+        let mut first: Option<Bytes> = None;
+        let mut buf = BytesMut::new();
+        while let Some(data) = self.next_data().await? {
+            let have = first.as_ref().map_or(0, Bytes::len) + buf.len();
+            if have + data.len() > limit {
+                if truncate {
+                    break;
+                }
+                return Err(UpstreamError::TooLarge(format!("more than {limit} bytes")));
+            }
+            // Most bodies arrive in one piece: keep it without copying.
+            match first.take() {
+                None if buf.is_empty() => first = Some(data),
+                Some(f) => {
+                    buf.extend_from_slice(&f);
+                    buf.extend_from_slice(&data);
+                }
+                None => buf.extend_from_slice(&data),
+            }
+        }
+        Ok(first.unwrap_or_else(|| buf.freeze()))
+    }
+}
+
+/// A provider's SSE stream, read frame by frame under the idle and total limits.
+pub struct UpstreamStream {
+    body: BodyReader,
+    decoder: SseDecoder,
+    ended: bool,
+}
+
+impl UpstreamStream {
+    /// A frame already received, without waiting.
+    pub fn buffered_frame(&mut self) -> Result<Option<Frame>, UpstreamError> {
+        Ok(self.decoder.next_frame()?)
+    }
+
+    /// The next frame, waiting for the provider if needed; `Ok(None)` when the body ended.
+    pub async fn next_frame(&mut self) -> Result<Option<Frame>, UpstreamError> {
+        loop {
+            if let Some(frame) = self.decoder.next_frame()? {
+                return Ok(Some(frame));
+            }
+            if self.ended {
+                return Ok(self.decoder.finish());
+            }
+            match self.body.next_data().await? {
+                Some(data) => self.decoder.feed(&data),
+                None => self.ended = true,
+            }
+        }
+    }
+}
+
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn classify_send_error(e: &hyper_util::client::legacy::Error, connect_timeout: Duration) -> UpstreamError {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return UpstreamError::ConnectTimeout(connect_timeout);
+            }
+        }
+        source = s.source();
+    }
+    if e.is_connect() {
+        UpstreamError::Connect(describe(e))
+    } else {
+        UpstreamError::Broken(describe(e))
+    }
+}
+
+/// The message and code of an OpenAI-shaped (or similar) error body, if it has them.
+fn error_details(body: &[u8]) -> (Option<String>, Option<String>) {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return (None, None);
+    };
+    let error = value.get("error").unwrap_or(&value);
+    let message = match error {
+        serde_json::Value::String(s) => Some(s.clone()),
+        _ => error.get("message").and_then(|m| m.as_str()).map(str::to_owned),
+    };
+    let code = ["code", "type"]
+        .iter()
+        .find_map(|k| match error.get(*k) {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        });
+    let message = message.map(|m| {
+        if m.chars().count() > 500 {
+            m.chars().take(500).collect::<String>() + "…"
+        } else {
+            m
+        }
+    });
+    (message, code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_details;
+
+    #[test]
+    fn reads_error_bodies_of_several_shapes() {
+        assert_eq!(
+            error_details(br#"{"error":{"message":"bad","type":"invalid_request_error","code":"x"}}"#),
+            (Some("bad".into()), Some("x".into()))
+        );
+        assert_eq!(error_details(br#"{"error":"plain"}"#), (Some("plain".into()), None));
+        assert_eq!(error_details(br#"{"message":"m","code":429}"#), (Some("m".into()), Some("429".into())));
+        assert_eq!(error_details(b"<html>"), (None, None));
+        let long = format!(r#"{{"error":{{"message":"{}"}}}}"#, "a".repeat(900));
+        assert_eq!(error_details(long.as_bytes()).0.map(|m| m.chars().count()), Some(501));
+    }
+}

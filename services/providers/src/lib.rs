@@ -1,0 +1,19 @@
+//! Provider adapters.
+//!
+//! - [`preset`]: the OpenAI-compatible vendors, their URLs, auth styles and quirks.
+//! - [`target`]: one configured provider, ready to address (URLs and headers precomputed).
+//! - [`client`]: the pooled HTTP client with its four timeouts, and the streaming reader.
+//! - [`sse`]: an incremental, bounded SSE decoder.
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod error;
+pub mod preset;
+pub mod sse;
+pub mod target;
+
+pub use client::{Upstream, UpstreamClient, UpstreamStream};
+pub use error::{TargetError, UpstreamError};
+pub use preset::{AuthStyle, PathStyle, Preset, PRESETS};
+pub use sse::{Frame, SseDecoder, SseLimits};
+pub use target::{ProviderTarget, Timeouts};

@@ -1,0 +1,156 @@
+//! Durable storage: narrow traits in domain terms, a SQLite and a Postgres backend, chosen by the
+//! database URL's scheme. Row types and SQL specific to one database stay in its backend module.
+#![forbid(unsafe_code)]
+
+mod migrate;
+mod postgres;
+mod record;
+mod sqlite;
+pub mod testing;
+
+use std::future::Future;
+
+pub use migrate::{Migration, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+pub use postgres::PgStore;
+pub use record::{Outcome, RequestRecord, TokenCounts};
+pub use sqlite::SqliteStore;
+
+/// Storage failures. The database's own error is kept as the source, for the log.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL (expected sqlite:… or postgres://…): {0}")]
+    UnsupportedUrl(String),
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("migration {name} failed")]
+    Migration {
+        name: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("stored row is invalid: {0}")]
+    Corrupt(String),
+}
+
+/// Is the store reachable?
+pub trait Health {
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The per-request log.
+pub trait RequestLog {
+    /// Writes records in one transaction. Idempotent by request id: a record whose id is already
+    /// stored is skipped (the first write wins). Returns how many were new.
+    fn record_requests(
+        &self,
+        records: &[RequestRecord],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    fn get_request(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<RequestRecord>, StoreError>> + Send;
+
+    fn count_requests(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// The configured store.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl Store {
+    /// Connects by URL scheme: `sqlite:path` (the file is created on first use) or
+    /// `postgres://…` / `postgresql://…`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite(SqliteStore::connect(url, max_connections).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(PgStore::connect(url, max_connections).await?))
+        } else {
+            Err(StoreError::UnsupportedUrl(redact(url)))
+        }
+    }
+
+    /// Applies the migrations not yet applied; returns their names.
+    pub async fn migrate(&self) -> Result<Vec<&'static str>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.migrate().await,
+            Self::Postgres(s) => s.migrate().await,
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(s) => s.close().await,
+            Self::Postgres(s) => s.close().await,
+        }
+    }
+}
+
+impl Health for Store {
+    async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.ping().await,
+            Self::Postgres(s) => s.ping().await,
+        }
+    }
+}
+
+impl RequestLog for Store {
+    async fn record_requests(&self, records: &[RequestRecord]) -> Result<u64, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.record_requests(records).await,
+            Self::Postgres(s) => s.record_requests(records).await,
+        }
+    }
+
+    async fn get_request(&self, id: &str) -> Result<Option<RequestRecord>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.get_request(id).await,
+            Self::Postgres(s) => s.get_request(id).await,
+        }
+    }
+
+    async fn count_requests(&self) -> Result<u64, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.count_requests().await,
+            Self::Postgres(s) => s.count_requests().await,
+        }
+    }
+}
+
+/// A database URL with any password replaced, for error messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite:x.db"), "sqlite:x.db");
+    }
+}

@@ -1,0 +1,49 @@
+//! Embedded, forward-only migrations: `migrations/{sqlite,postgres}/<timestamp>_<verb_noun>.sql`,
+//! the same names in both folders, applied in name order and recorded in `_tollgate_migrations`.
+
+/// One migration file, embedded at build time.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub static SQLITE_MIGRATIONS: &[Migration] = &[Migration {
+    name: "20261124000000_create_request_log",
+    sql: include_str!("../../../migrations/sqlite/20261124000000_create_request_log.sql"),
+}];
+
+pub static POSTGRES_MIGRATIONS: &[Migration] = &[Migration {
+    name: "20261124000000_create_request_log",
+    sql: include_str!("../../../migrations/postgres/20261124000000_create_request_log.sql"),
+}];
+
+pub(crate) const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS _tollgate_migrations (
+    name TEXT PRIMARY KEY,
+    applied_at_ms BIGINT NOT NULL
+)";
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn names_on_disk(backend: &str) -> Vec<String> {
+        let dir = format!("{}/../../migrations/{backend}", env!("CARGO_MANIFEST_DIR"));
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".sql").to_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn every_file_is_embedded_in_order_and_both_backends_match() {
+        for (backend, list) in [("sqlite", SQLITE_MIGRATIONS), ("postgres", POSTGRES_MIGRATIONS)] {
+            let embedded: Vec<String> = list.iter().map(|m| m.name.to_owned()).collect();
+            assert_eq!(embedded, names_on_disk(backend), "{backend}");
+        }
+        assert_eq!(names_on_disk("sqlite"), names_on_disk("postgres"));
+    }
+}

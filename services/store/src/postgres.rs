@@ -1,0 +1,163 @@
+//! The Postgres backend (scale-out): migrations serialized by an advisory lock.
+
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, QueryBuilder, Row};
+
+use crate::migrate::{BOOKKEEPING, POSTGRES_MIGRATIONS};
+use crate::record::{Outcome, RequestRecord, TokenCounts};
+use crate::{Health, RequestLog, StoreError};
+
+/// Postgres allows 65,535 bound parameters per statement; 18 per row.
+const ROWS_PER_INSERT: usize = 1000;
+/// Advisory lock key for migrations ("tollgate" in ASCII, truncated).
+const MIGRATION_LOCK: i64 = 0x746f_6c6c_6761_7465;
+
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect(url)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub async fn migrate(&self) -> Result<Vec<&'static str>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await?;
+        let result = async {
+            sqlx::raw_sql(BOOKKEEPING).execute(&mut *conn).await?;
+            let mut applied = Vec::new();
+            for m in POSTGRES_MIGRATIONS {
+                let done: Option<i32> = sqlx::query_scalar("SELECT 1 FROM _tollgate_migrations WHERE name = $1")
+                    .bind(m.name)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if done.is_some() {
+                    continue;
+                }
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                sqlx::raw_sql(m.sql)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|source| StoreError::Migration { name: m.name, source })?;
+                sqlx::query("INSERT INTO _tollgate_migrations (name, applied_at_ms) VALUES ($1, $2)")
+                    .bind(m.name)
+                    .bind(crate::testing::now_ms())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                applied.push(m.name);
+            }
+            Ok::<_, StoreError>(applied)
+        }
+        .await;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await?;
+        result
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl Health for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+impl RequestLog for PgStore {
+    async fn record_requests(&self, records: &[RequestRecord]) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = 0;
+        for chunk in records.chunks(ROWS_PER_INSERT) {
+            let mut qb = QueryBuilder::<Postgres>::new(INSERT_HEAD);
+            qb.push_values(chunk, |mut b, r| {
+                let t = r.tokens;
+                b.push_bind(&r.id)
+                    .push_bind(r.created_at_ms)
+                    .push_bind(&r.endpoint)
+                    .push_bind(&r.public_model)
+                    .push_bind(&r.provider)
+                    .push_bind(&r.deployment)
+                    .push_bind(r.stream)
+                    .push_bind(r.outcome.as_str())
+                    .push_bind(i32::from(r.status))
+                    .push_bind(i32::try_from(r.attempts).unwrap_or(i32::MAX))
+                    .push_bind(t.map(|t| t.prompt))
+                    .push_bind(t.map(|t| t.completion))
+                    .push_bind(t.map(|t| t.total))
+                    .push_bind(t.map(|t| t.cached))
+                    .push_bind(t.map(|t| t.reasoning))
+                    .push_bind(r.latency_ms)
+                    .push_bind(r.ttft_ms)
+                    .push_bind(&r.error_code);
+            });
+            qb.push(" ON CONFLICT (id) DO NOTHING");
+            inserted += qb.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn get_request(&self, id: &str) -> Result<Option<RequestRecord>, StoreError> {
+        let row = sqlx::query(SELECT_ONE).bind(id).fetch_optional(&self.pool).await?;
+        row.map(|r| from_row(&r)).transpose()
+    }
+
+    async fn count_requests(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM request_log").fetch_one(&self.pool).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+const INSERT_HEAD: &str = "INSERT INTO request_log (id, created_at_ms, endpoint, public_model, provider, deployment, \
+    stream, outcome, status, attempts, prompt_tokens, completion_tokens, total_tokens, cached_tokens, \
+    reasoning_tokens, latency_ms, ttft_ms, error_code) ";
+
+const SELECT_ONE: &str = "SELECT id, created_at_ms, endpoint, public_model, provider, deployment, stream, outcome, \
+    status, attempts, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens, \
+    latency_ms, ttft_ms, error_code FROM request_log WHERE id = $1";
+
+fn from_row(r: &PgRow) -> Result<RequestRecord, StoreError> {
+    let outcome: String = r.try_get("outcome")?;
+    let prompt: Option<i64> = r.try_get("prompt_tokens")?;
+    let tokens = match prompt {
+        Some(prompt) => Some(TokenCounts {
+            prompt,
+            completion: r.try_get::<Option<i64>, _>("completion_tokens")?.unwrap_or(0),
+            total: r.try_get::<Option<i64>, _>("total_tokens")?.unwrap_or(0),
+            cached: r.try_get::<Option<i64>, _>("cached_tokens")?.unwrap_or(0),
+            reasoning: r.try_get::<Option<i64>, _>("reasoning_tokens")?.unwrap_or(0),
+        }),
+        None => None,
+    };
+    Ok(RequestRecord {
+        id: r.try_get("id")?,
+        created_at_ms: r.try_get("created_at_ms")?,
+        endpoint: r.try_get("endpoint")?,
+        public_model: r.try_get("public_model")?,
+        provider: r.try_get("provider")?,
+        deployment: r.try_get("deployment")?,
+        stream: r.try_get("stream")?,
+        outcome: Outcome::parse(&outcome).ok_or_else(|| StoreError::Corrupt(format!("outcome {outcome:?}")))?,
+        status: u16::try_from(r.try_get::<i32, _>("status")?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        attempts: u32::try_from(r.try_get::<i32, _>("attempts")?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        tokens,
+        latency_ms: r.try_get("latency_ms")?,
+        ttft_ms: r.try_get("ttft_ms")?,
+        error_code: r.try_get("error_code")?,
+    })
+}

@@ -1,0 +1,316 @@
+//! The validated, runtime form of the configuration: public models, their deployments in order,
+//! the providers behind them, with URLs and headers prepared once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header::HeaderValue;
+use bytes::Bytes;
+use http::Uri;
+use sha2::{Digest, Sha256};
+use tollgate_domain::{Endpoint, EnvelopeLimits, ModelName};
+use tollgate_providers::{Preset, ProviderTarget, Timeouts};
+
+use crate::settings::Settings;
+use crate::settings::env::Environment;
+
+/// One deployment: a provider serving an upstream model, with what identifies it in responses.
+#[derive(Debug)]
+pub struct Deployment {
+    pub name: String,
+    pub provider: Arc<ProviderTarget>,
+    pub upstream_model: String,
+    pub region: Option<String>,
+    pub version: Option<String>,
+    pub price: Option<String>,
+    pub context_window: Option<u64>,
+    pub max_concurrency: Option<u32>,
+    /// Per endpoint: the URL, or `None` when the provider does not serve it.
+    uris: [Option<Uri>; 3],
+    /// Response header values, prepared once.
+    pub headers: DeploymentHeaders,
+}
+
+#[derive(Debug)]
+pub struct DeploymentHeaders {
+    pub provider: HeaderValue,
+    pub deployment: HeaderValue,
+    pub region: Option<HeaderValue>,
+    pub version: Option<HeaderValue>,
+}
+
+fn endpoint_index(e: Endpoint) -> usize {
+    match e {
+        Endpoint::ChatCompletions => 0,
+        Endpoint::Completions => 1,
+        Endpoint::Embeddings => 2,
+    }
+}
+
+impl Deployment {
+    pub fn uri(&self, endpoint: Endpoint) -> Option<&Uri> {
+        self.uris[endpoint_index(endpoint)].as_ref()
+    }
+}
+
+/// A public model name and the deployments that serve it, in fallback order.
+#[derive(Debug)]
+pub struct PublicModel {
+    pub name: ModelName,
+    pub deployments: Vec<Arc<Deployment>>,
+    /// The `/v1/models/{id}` body.
+    pub json: Bytes,
+}
+
+impl PublicModel {
+    pub fn serves(&self, endpoint: Endpoint) -> bool {
+        self.deployments.iter().any(|d| d.uri(endpoint).is_some())
+    }
+}
+
+/// Everything the request path needs to decide, immutable after start-up.
+#[derive(Debug)]
+pub struct Catalog {
+    pub models: HashMap<String, PublicModel>,
+    /// The `/v1/models` body.
+    pub models_json: Bytes,
+    pub limits: EnvelopeLimits,
+    pub max_body_bytes: usize,
+    pub body_read_timeout: Duration,
+    pub max_attempts: usize,
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle_per_host: usize,
+    /// Every distinct connect timeout (one connection pool each).
+    pub connect_timeouts: Vec<Duration>,
+    /// SHA-256 of the operator key; the key itself is not kept.
+    pub operator_key_digest: [u8; 32],
+}
+
+/// Builds a [`Catalog`] while validation collects errors.
+pub(crate) struct CatalogBuilder {
+    defaults: Timeouts,
+    providers: HashMap<String, Arc<ProviderTarget>>,
+    deployments: HashMap<String, Arc<Deployment>>,
+    models: HashMap<String, PublicModel>,
+}
+
+type Report<'a> = &'a mut dyn FnMut(String, String);
+
+fn header(v: &str) -> HeaderValue {
+    HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+impl CatalogBuilder {
+    pub(crate) fn new(s: &Settings) -> Self {
+        let u = &s.upstream_defaults;
+        Self {
+            defaults: Timeouts {
+                connect: Duration::from_millis(u.connect_timeout_ms),
+                first_byte: Duration::from_millis(u.first_byte_timeout_ms),
+                idle: Duration::from_millis(u.idle_timeout_ms),
+                total: Duration::from_millis(u.total_timeout_ms),
+            },
+            providers: HashMap::new(),
+            deployments: HashMap::new(),
+            models: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn add_providers(&mut self, s: &Settings, env: &Environment, err: Report<'_>) {
+        for (name, p) in &s.providers {
+            let path = |field: &str| format!("providers.{name}.{field}");
+            let Some(preset) = Preset::by_name(&p.preset) else {
+                let known: Vec<_> = tollgate_providers::PRESETS.iter().map(|p| p.name).collect();
+                err(path("preset"), format!("unknown preset {:?}; known: {}", p.preset, known.join(", ")));
+                continue;
+            };
+            let Some(base_url) = p.base_url.as_deref().or(preset.base_url) else {
+                err(path("base_url"), format!("required for the {} preset", preset.name));
+                continue;
+            };
+            let key = match &p.api_key_env {
+                Some(var) => match env.get(var) {
+                    Some(k) => Some(k),
+                    None => {
+                        err(path("api_key_env"), format!("environment variable {var} is not set"));
+                        continue;
+                    }
+                },
+                None if preset.key_required => {
+                    err(path("api_key_env"), format!("required for the {} preset (name the variable holding the key)", preset.name));
+                    continue;
+                }
+                None => None,
+            };
+            let mut timeouts = self.defaults;
+            for (field, value, slot) in [
+                ("connect_timeout_ms", p.connect_timeout_ms, &mut timeouts.connect),
+                ("first_byte_timeout_ms", p.first_byte_timeout_ms, &mut timeouts.first_byte),
+                ("idle_timeout_ms", p.idle_timeout_ms, &mut timeouts.idle),
+                ("total_timeout_ms", p.total_timeout_ms, &mut timeouts.total),
+            ] {
+                match value {
+                    Some(0) => err(path(field), "must be positive".into()),
+                    Some(ms) => *slot = Duration::from_millis(ms),
+                    None => {}
+                }
+            }
+            let headers: Vec<(String, String)> = p.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            match ProviderTarget::new(name, preset, base_url, key, p.api_version.as_deref(), &headers, timeouts) {
+                Ok(t) => {
+                    self.providers.insert(name.clone(), Arc::new(t));
+                }
+                Err(e) => {
+                    let field = match e {
+                        tollgate_providers::TargetError::BadBaseUrl(_) => "base_url",
+                        tollgate_providers::TargetError::BadKey => "api_key_env",
+                        _ => "headers",
+                    };
+                    err(path(field), e.to_string());
+                }
+            }
+        }
+    }
+
+    pub(crate) fn add_deployments(&mut self, s: &Settings, err: Report<'_>) {
+        for (name, d) in &s.deployments {
+            let path = |field: &str| format!("deployments.{name}.{field}");
+            let Some(provider) = self.providers.get(&d.provider) else {
+                if !s.providers.contains_key(&d.provider) {
+                    err(path("provider"), format!("no provider named {:?} in [providers]", d.provider));
+                }
+                continue;
+            };
+            if d.model.is_empty() {
+                err(path("model"), "must not be empty".into());
+                continue;
+            }
+            let mut uris: [Option<Uri>; 3] = [None, None, None];
+            let mut bad = false;
+            for e in [Endpoint::ChatCompletions, Endpoint::Completions, Endpoint::Embeddings] {
+                if provider.preset().supports(e) {
+                    match provider.uri(e, &d.model) {
+                        Ok(u) => uris[endpoint_index(e)] = Some(u),
+                        Err(e) => {
+                            err(path("model"), e.to_string());
+                            bad = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            if bad {
+                continue;
+            }
+            let dep = Deployment {
+                name: name.clone(),
+                provider: provider.clone(),
+                upstream_model: d.model.clone(),
+                region: d.region.clone(),
+                version: d.version.clone(),
+                price: d.price.clone(),
+                context_window: d.context_window,
+                max_concurrency: d.max_concurrency,
+                uris,
+                headers: DeploymentHeaders {
+                    provider: header(provider.name()),
+                    deployment: header(name),
+                    region: d.region.as_deref().map(header),
+                    version: d.version.as_deref().map(header),
+                },
+            };
+            for (field, v) in [("region", &d.region), ("version", &d.version)] {
+                if v.as_deref().is_some_and(|v| HeaderValue::from_str(v).is_err() || v.is_empty()) {
+                    err(path(field), "must be a non-empty printable string".into());
+                }
+            }
+            self.deployments.insert(name.clone(), Arc::new(dep));
+        }
+    }
+
+    pub(crate) fn add_models(&mut self, s: &Settings, err: Report<'_>) {
+        for (name, m) in &s.models {
+            let path = |field: &str| format!("models.{name}{field}");
+            let public = match ModelName::parse(name) {
+                Ok(n) => n,
+                Err(e) => {
+                    err(path(""), e.to_string());
+                    continue;
+                }
+            };
+            if m.deployments.is_empty() {
+                err(path(".deployments"), "must name at least one deployment".into());
+                continue;
+            }
+            let mut deployments = Vec::with_capacity(m.deployments.len());
+            for (i, d) in m.deployments.iter().enumerate() {
+                if m.deployments[..i].contains(d) {
+                    err(path(&format!(".deployments[{i}]")), format!("{d:?} is listed twice"));
+                } else if let Some(dep) = self.deployments.get(d) {
+                    deployments.push(dep.clone());
+                } else if !s.deployments.contains_key(d) {
+                    err(path(&format!(".deployments[{i}]")), format!("no deployment named {d:?} in [deployments]"));
+                }
+            }
+            let json = serde_json::json!({
+                "id": name,
+                "object": "model",
+                "created": m.created.unwrap_or(0),
+                "owned_by": m.owned_by.as_deref().unwrap_or("tollgate"),
+            });
+            self.models.insert(
+                name.clone(),
+                PublicModel {
+                    name: public,
+                    deployments,
+                    json: Bytes::from(json.to_string()),
+                },
+            );
+        }
+    }
+
+    pub(crate) fn finish(self, operator_key: &str) -> Catalog {
+        let mut names: Vec<&String> = self.models.keys().collect();
+        names.sort();
+        let data: Vec<serde_json::Value> = names
+            .iter()
+            .filter_map(|n| self.models.get(*n))
+            .filter_map(|m| serde_json::from_slice(&m.json).ok())
+            .collect();
+        let models_json = Bytes::from(serde_json::json!({"object": "list", "data": data}).to_string());
+        let mut connect_timeouts: Vec<Duration> = self.providers.values().map(|p| p.timeouts().connect).collect();
+        connect_timeouts.push(self.defaults.connect);
+        connect_timeouts.sort();
+        connect_timeouts.dedup();
+        Catalog {
+            models: self.models,
+            models_json,
+            limits: EnvelopeLimits::default(),
+            max_body_bytes: 0,
+            body_read_timeout: Duration::ZERO,
+            max_attempts: 0,
+            pool_idle_timeout: Duration::ZERO,
+            pool_max_idle_per_host: 0,
+            connect_timeouts,
+            operator_key_digest: Sha256::digest(operator_key.as_bytes()).into(),
+        }
+    }
+}
+
+impl Catalog {
+    /// Copies the scalar limits from the settings (the builder handles the graph).
+    pub(crate) fn with_limits(mut self, s: &Settings) -> Self {
+        self.limits = EnvelopeLimits {
+            max_fields: s.limits.max_fields,
+            max_messages: s.limits.max_messages,
+            max_inputs: s.limits.max_inputs,
+        };
+        self.max_body_bytes = s.server.max_body_bytes;
+        self.body_read_timeout = Duration::from_millis(s.server.body_read_timeout_ms);
+        self.max_attempts = s.upstream_defaults.max_attempts;
+        self.pool_idle_timeout = Duration::from_millis(s.upstream_defaults.pool_idle_timeout_ms);
+        self.pool_max_idle_per_host = s.upstream_defaults.pool_max_idle_per_host;
+        self
+    }
+}

@@ -1,0 +1,231 @@
+//! The edge: every failure becomes an OpenAI-shaped error body with its status, from one table.
+
+use actix_web::http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use tollgate_domain::InvalidRequest;
+use tollgate_providers::UpstreamError;
+
+/// Everything the API can answer with instead of a result.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(#[from] InvalidRequest),
+    #[error("missing API key")]
+    MissingKey,
+    #[error("invalid API key")]
+    InvalidKey,
+    #[error("model {0:?} not found")]
+    ModelNotFound(String),
+    #[error("model {model:?} does not serve {endpoint}")]
+    EndpointNotSupported { model: String, endpoint: &'static str },
+    #[error("unknown URL {method} {path}")]
+    UnknownUrl { method: String, path: String },
+    #[error("method {method} not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("request body larger than {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("request body not received in time")]
+    BodyTimeout,
+    #[error("request body could not be read: {0}")]
+    BodyRead(String),
+    #[error("upstream failed after {attempts} attempt(s): {error}")]
+    Upstream { error: UpstreamError, attempts: u32 },
+    #[error("the store is not reachable")]
+    NotReady,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// One row of the error table: HTTP status, OpenAI `type`, stable `code`.
+struct Row {
+    status: StatusCode,
+    kind: &'static str,
+    code: &'static str,
+}
+
+const fn row(status: StatusCode, kind: &'static str, code: &'static str) -> Row {
+    Row { status, kind, code }
+}
+
+impl ApiError {
+    fn row(&self) -> Row {
+        use StatusCode as S;
+        match self {
+            Self::InvalidRequest(e) => row(S::BAD_REQUEST, "invalid_request_error", e.code),
+            Self::MissingKey => row(S::UNAUTHORIZED, "invalid_request_error", "missing_api_key"),
+            Self::InvalidKey => row(S::UNAUTHORIZED, "invalid_request_error", "invalid_api_key"),
+            Self::ModelNotFound(_) => row(S::NOT_FOUND, "invalid_request_error", "model_not_found"),
+            Self::EndpointNotSupported { .. } => {
+                row(S::BAD_REQUEST, "invalid_request_error", "model_not_supported_for_endpoint")
+            }
+            Self::UnknownUrl { .. } => row(S::NOT_FOUND, "invalid_request_error", "unknown_url"),
+            Self::MethodNotAllowed { .. } => row(S::METHOD_NOT_ALLOWED, "invalid_request_error", "method_not_allowed"),
+            Self::BodyTooLarge { .. } => row(S::PAYLOAD_TOO_LARGE, "invalid_request_error", "request_too_large"),
+            Self::BodyTimeout => row(S::REQUEST_TIMEOUT, "invalid_request_error", "request_body_timeout"),
+            Self::BodyRead(_) => row(S::BAD_REQUEST, "invalid_request_error", "request_body_unreadable"),
+            Self::Upstream { error, .. } => {
+                let status = match error {
+                    UpstreamError::ConnectTimeout(_)
+                    | UpstreamError::FirstByteTimeout(_)
+                    | UpstreamError::IdleTimeout(_)
+                    | UpstreamError::TotalTimeout(_) => S::GATEWAY_TIMEOUT,
+                    UpstreamError::Status { status: 429 | 503, .. } => S::SERVICE_UNAVAILABLE,
+                    UpstreamError::Status { status: 400 | 413 | 422, .. } => S::BAD_REQUEST,
+                    _ => S::BAD_GATEWAY,
+                };
+                let kind = if status == S::BAD_REQUEST { "invalid_request_error" } else { "upstream_error" };
+                row(status, kind, error.code())
+            }
+            Self::NotReady => row(S::SERVICE_UNAVAILABLE, "server_error", "store_unavailable"),
+            Self::Internal(_) => row(S::INTERNAL_SERVER_ERROR, "server_error", "internal_error"),
+        }
+    }
+
+    /// The message shown to the client: specific for client errors, safe for server errors.
+    fn public_message(&self) -> String {
+        match self {
+            Self::InvalidRequest(e) => e.message.clone(),
+            Self::MissingKey => "You didn't provide an API key. Send it as `Authorization: Bearer <key>` or `x-api-key: <key>`.".into(),
+            Self::InvalidKey => "Incorrect API key provided.".into(),
+            Self::ModelNotFound(m) => format!("The model `{m}` does not exist or you do not have access to it."),
+            Self::EndpointNotSupported { model, endpoint } => {
+                format!("The model `{model}` is not available on the {endpoint} endpoint.")
+            }
+            Self::UnknownUrl { method, path } => format!("Unknown request URL: {method} {path}."),
+            Self::MethodNotAllowed { method, path } => format!("Method {method} is not allowed on {path}."),
+            Self::BodyTooLarge { limit } => format!("The request body is larger than the limit of {limit} bytes."),
+            Self::BodyTimeout => "The request body was not received in time.".into(),
+            Self::BodyRead(_) => "The request body could not be read.".into(),
+            Self::Upstream { error, attempts } => {
+                let reason = match error {
+                    // Never repeat what a provider said about our credentials.
+                    UpstreamError::Status { status: 401 | 403, .. } => {
+                        "the provider refused the gateway's credentials".to_owned()
+                    }
+                    UpstreamError::Status { status, message, .. } => match message {
+                        Some(m) => format!("the provider answered HTTP {status}: {m}"),
+                        None => format!("the provider answered HTTP {status}"),
+                    },
+                    UpstreamError::Connect(_) => "could not connect to the provider".to_owned(),
+                    UpstreamError::Broken(_) => "the connection to the provider broke".to_owned(),
+                    other => other.to_string(),
+                };
+                if matches!(error, UpstreamError::Status { status: 400 | 413 | 422, .. }) {
+                    // The client's own mistake, as the provider explained it.
+                    let mut r = reason;
+                    if let Some(first) = r.get(0..1) {
+                        r.replace_range(0..1, &first.to_uppercase());
+                    }
+                    return format!("{r}.");
+                }
+                let tried = if *attempts == 1 { "1 attempt".to_owned() } else { format!("{attempts} attempts") };
+                format!("Upstream request failed ({tried}): {reason}.")
+            }
+            Self::NotReady => "The gateway's store is not reachable.".into(),
+            Self::Internal(_) => "The server had an error while processing your request.".into(),
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        match self {
+            Self::InvalidRequest(e) => e.param.as_deref(),
+            Self::ModelNotFound(_) | Self::EndpointNotSupported { .. } => Some("model"),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Detail<'a>,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: &'a str,
+}
+
+/// An OpenAI-shaped error body.
+pub fn error_body(message: &str, kind: &str, param: Option<&str>, code: &str) -> String {
+    serde_json::to_string(&Body {
+        error: Detail { message, kind, param, code },
+    })
+    .unwrap_or_else(|_| r#"{"error":{"message":"error","type":"server_error","param":null,"code":"internal_error"}}"#.into())
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.row().status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let row = self.row();
+        if row.status.is_server_error() {
+            tracing::warn!(error = %self, code = row.code, "request failed");
+        }
+        let mut res = HttpResponse::build(row.status);
+        res.insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")));
+        if let Self::Upstream { error: UpstreamError::Status { retry_after: Some(s), .. }, .. } = self {
+            res.insert_header((RETRY_AFTER, s.to_string()));
+        }
+        if matches!(self, Self::MissingKey | Self::InvalidKey) {
+            res.insert_header(("www-authenticate", "Bearer"));
+        }
+        res.body(error_body(&self.public_message(), row.kind, self.param(), row.code))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::time::Duration;
+
+    fn render(e: ApiError) -> (u16, serde_json::Value, Option<String>) {
+        let res = e.error_response();
+        let retry = res.headers().get(RETRY_AFTER).map(|v| v.to_str().unwrap().to_owned());
+        let status = res.status().as_u16();
+        let body = actix_web::body::to_bytes(res.into_body());
+        let bytes = futures_util::FutureExt::now_or_never(body).unwrap().unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap(), retry)
+    }
+
+    #[test]
+    fn the_error_table() {
+        let status = |s: u16, m: Option<&str>| UpstreamError::Status { status: s, retry_after: Some(7), message: m.map(Into::into), code: None };
+        let cases: Vec<(ApiError, u16, &str, &str)> = vec![
+            (ApiError::MissingKey, 401, "invalid_request_error", "missing_api_key"),
+            (ApiError::InvalidKey, 401, "invalid_request_error", "invalid_api_key"),
+            (ApiError::ModelNotFound("m".into()), 404, "invalid_request_error", "model_not_found"),
+            (ApiError::BodyTooLarge { limit: 10 }, 413, "invalid_request_error", "request_too_large"),
+            (ApiError::BodyTimeout, 408, "invalid_request_error", "request_body_timeout"),
+            (ApiError::Upstream { error: status(429, None), attempts: 2 }, 503, "upstream_error", "upstream_rate_limited"),
+            (ApiError::Upstream { error: status(500, Some("boom")), attempts: 1 }, 502, "upstream_error", "upstream_server_error"),
+            (ApiError::Upstream { error: status(503, None), attempts: 1 }, 503, "upstream_error", "upstream_server_error"),
+            (ApiError::Upstream { error: status(400, Some("bad temperature")), attempts: 1 }, 400, "invalid_request_error", "upstream_rejected_request"),
+            (ApiError::Upstream { error: status(401, Some("key sk-123 invalid")), attempts: 1 }, 502, "upstream_error", "upstream_auth_failed"),
+            (ApiError::Upstream { error: UpstreamError::FirstByteTimeout(Duration::from_secs(1)), attempts: 1 }, 504, "upstream_error", "upstream_first_byte_timeout"),
+            (ApiError::Upstream { error: UpstreamError::Connect("refused 10.0.0.1".into()), attempts: 1 }, 502, "upstream_error", "upstream_connect_failed"),
+            (ApiError::Internal("secret cause".into()), 500, "server_error", "internal_error"),
+        ];
+        for (err, status, kind, code) in cases {
+            let text = err.to_string();
+            let (s, body, _) = render(err);
+            assert_eq!((s, body["error"]["type"].as_str(), body["error"]["code"].as_str()), (status, Some(kind), Some(code)), "{text}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(!message.contains("sk-123") && !message.contains("10.0.0.1") && !message.contains("secret cause"), "{message}");
+            assert!(body["error"].get("param").is_some());
+        }
+        let (_, body, retry) = render(ApiError::Upstream { error: status(429, None), attempts: 2 });
+        assert_eq!(retry.as_deref(), Some("7"));
+        assert!(body["error"]["message"].as_str().unwrap().contains("2 attempts"));
+        let (_, body, _) = render(ApiError::Upstream { error: status(400, Some("bad temperature")), attempts: 1 });
+        assert_eq!(body["error"]["message"], "The provider answered HTTP 400: bad temperature.");
+    }
+}

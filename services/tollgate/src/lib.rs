@@ -1,0 +1,19 @@
+//! The Tollgate gateway: an OpenAI-compatible proxy with routing, fallback and metering.
+//!
+//! The request path reads as phases (see [`proxy`]): authenticate ([`auth`]) → read and parse the
+//! body → route ([`catalog`]) → call upstream with fallback → respond (whole or streamed) →
+//! meter ([`request_log`]).
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod catalog;
+pub mod cli;
+pub mod error;
+pub mod ids;
+pub mod proxy;
+pub mod request_log;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

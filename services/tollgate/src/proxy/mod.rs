@@ -1,0 +1,161 @@
+//! The proxy path, as phases over one request: read → parse → route → call upstream (with
+//! fallback) → respond (whole or streamed) → meter.
+
+mod body;
+mod meter;
+mod stream;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder};
+use bytes::Bytes;
+use tollgate_domain::{Endpoint, RequestEnvelope, RequestId, Usage};
+use tollgate_providers::{Upstream, UpstreamClient, UpstreamError, UpstreamStream};
+use tollgate_store::Outcome;
+
+use crate::catalog::{Catalog, Deployment, PublicModel};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub use body::read_body;
+use meter::Meter;
+
+/// What a successful attempt produced.
+enum Served {
+    Complete { body: Bytes, usage: Option<Usage> },
+    Stream { upstream: UpstreamStream, first: Bytes },
+}
+
+/// Handles one proxied request end to end.
+pub async fn proxy(
+    endpoint: Endpoint,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    client: web::Data<UpstreamClient>,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let catalog: &Catalog = &state.catalog;
+    let body = read_body(&req, payload, catalog.max_body_bytes, catalog.body_read_timeout).await?;
+    let envelope = RequestEnvelope::parse(endpoint, &body, &catalog.limits)?;
+    let model = route(catalog, &envelope)?;
+
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or_else(crate::ids::new_request_id);
+    let mut meter = Meter::new(state.log.clone(), &request_id, endpoint, envelope.model(), envelope.is_stream(), started);
+
+    let (deployment, served) = match call_upstream(&client, catalog, model, &envelope, &mut meter).await {
+        Ok(ok) => ok,
+        Err(error) => {
+            let err = ApiError::Upstream { error, attempts: meter.attempts() };
+            let code = match &err {
+                ApiError::Upstream { error, .. } => error.code(),
+                _ => "internal_error",
+            };
+            meter.finish(Outcome::Error, actix_web::ResponseError::status_code(&err).as_u16(), Some(code));
+            return Err(err);
+        }
+    };
+
+    let mut res = HttpResponse::Ok();
+    served_by(&mut res, &deployment, meter.attempts());
+    match served {
+        Served::Complete { body, usage } => {
+            meter.first_content();
+            if let Some(u) = usage {
+                meter.set_usage(u);
+            }
+            meter.finish(Outcome::Ok, 200, None);
+            res.insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")));
+            Ok(res.body(body))
+        }
+        Served::Stream { upstream, first } => {
+            res.insert_header((CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8")));
+            res.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-cache")));
+            let relay = stream::Relay::new(upstream, first, envelope.client_wants_usage(), meter);
+            Ok(res.streaming(relay.into_stream()))
+        }
+    }
+}
+
+/// The route phase: the public model, and whether it serves this endpoint.
+fn route<'c>(catalog: &'c Catalog, envelope: &RequestEnvelope<'_>) -> Result<&'c PublicModel, ApiError> {
+    let model = catalog
+        .models
+        .get(envelope.model())
+        .ok_or_else(|| ApiError::ModelNotFound(envelope.model().to_owned()))?;
+    if !model.serves(envelope.endpoint()) {
+        return Err(ApiError::EndpointNotSupported {
+            model: model.name.to_string(),
+            endpoint: envelope.endpoint().path(),
+        });
+    }
+    Ok(model)
+}
+
+/// The upstream phase: deployments in order, falling back on retriable failures, up to the
+/// attempt limit. A stream counts as served only once its first content event arrived.
+async fn call_upstream(
+    client: &UpstreamClient,
+    catalog: &Catalog,
+    model: &PublicModel,
+    envelope: &RequestEnvelope<'_>,
+    meter: &mut Meter,
+) -> Result<(Arc<Deployment>, Served), UpstreamError> {
+    let endpoint = envelope.endpoint();
+    let mut last = UpstreamError::Connect("no deployment can serve this request".into());
+    let candidates = model.deployments.iter().filter(|d| d.uri(endpoint).is_some());
+    for deployment in candidates.take(catalog.max_attempts) {
+        let Some(uri) = deployment.uri(endpoint) else { continue };
+        meter.attempt(deployment);
+        let preset = deployment.provider.preset();
+        let body = Bytes::from(envelope.to_upstream_body(&deployment.upstream_model, preset.stream_usage));
+        let outcome = match client.send(&deployment.provider, uri.clone(), body, envelope.is_stream()).await {
+            Ok(Upstream::Complete { body, .. }) => match Usage::from_openai_body(&body) {
+                Ok(usage) => Ok(Served::Complete { body, usage }),
+                Err(e) => Err(UpstreamError::Malformed(e.to_string())),
+            },
+            Ok(Upstream::Stream(mut upstream)) => match stream::first_content(&mut upstream).await {
+                Ok(first) => Ok(Served::Stream { upstream, first }),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(served) => return Ok((deployment.clone(), served)),
+            Err(e) => {
+                tracing::info!(
+                    deployment = %deployment.name,
+                    provider = deployment.provider.name(),
+                    error = %e,
+                    code = e.code(),
+                    "upstream attempt failed"
+                );
+                let retriable = e.is_retriable();
+                last = e;
+                if !retriable {
+                    break;
+                }
+            }
+        }
+    }
+    Err(last)
+}
+
+/// Response headers saying what served the request.
+fn served_by(res: &mut HttpResponseBuilder, d: &Deployment, attempts: u32) {
+    res.insert_header(("x-tollgate-provider", d.headers.provider.clone()));
+    res.insert_header(("x-tollgate-deployment", d.headers.deployment.clone()));
+    if let Some(v) = &d.headers.region {
+        res.insert_header(("x-tollgate-region", v.clone()));
+    }
+    if let Some(v) = &d.headers.version {
+        res.insert_header(("x-tollgate-model-version", v.clone()));
+    }
+    res.insert_header(("x-tollgate-attempts", HeaderValue::from(attempts)));
+}

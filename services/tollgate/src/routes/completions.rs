@@ -1,0 +1,38 @@
+//! `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`: the proxied endpoints.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use tollgate_domain::Endpoint;
+use tollgate_providers::UpstreamClient;
+
+use crate::auth::Operator;
+use crate::error::ApiError;
+use crate::proxy::proxy;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for (path, endpoint) in [
+        ("/chat/completions", Endpoint::ChatCompletions),
+        ("/completions", Endpoint::Completions),
+        ("/embeddings", Endpoint::Embeddings),
+    ] {
+        cfg.service(
+            web::resource(path)
+                .route(web::post().to(
+                    move |_: Operator, req: HttpRequest, payload: web::Payload, state: web::Data<AppState>, client: web::Data<UpstreamClient>| {
+                        handle(endpoint, req, payload, state, client)
+                    },
+                ))
+                .default_service(web::to(super::method_not_allowed)),
+        );
+    }
+}
+
+async fn handle(
+    endpoint: Endpoint,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    client: web::Data<UpstreamClient>,
+) -> Result<HttpResponse, ApiError> {
+    proxy(endpoint, req, payload, state, client).await
+}

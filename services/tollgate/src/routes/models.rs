@@ -1,0 +1,33 @@
+//! `GET /v1/models` and `GET /v1/models/{id}` (ids may contain `/`).
+
+use actix_web::http::header::ContentType;
+use actix_web::{web, HttpResponse};
+
+use crate::auth::Operator;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/models")
+            .route(web::get().to(list))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/models/{id:.+}")
+            .route(web::get().to(retrieve))
+            .default_service(web::to(super::method_not_allowed)),
+    );
+}
+
+async fn list(_: Operator, state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(state.catalog.models_json.clone())
+}
+
+async fn retrieve(_: Operator, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let model = state.catalog.models.get(&id).ok_or(ApiError::ModelNotFound(id))?;
+    Ok(HttpResponse::Ok().content_type(ContentType::json()).body(model.json.clone()))
+}

@@ -1,0 +1,276 @@
+//! Configuration: one typed tree read from a TOML file, then environment overrides (read in
+//! [`env`] only), then validated into the runtime form ([`crate::catalog::Catalog`]) with errors
+//! that name the bad field. Every field is documented in `docs/configuration.md`.
+
+pub mod env;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+
+pub use validate::ConfigError;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub log: LogSettings,
+    pub limits: LimitSettings,
+    pub upstream_defaults: UpstreamSettings,
+    pub providers: BTreeMap<String, ProviderSettings>,
+    pub deployments: BTreeMap<String, DeploymentSettings>,
+    pub models: BTreeMap<String, ModelSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// `TOLLGATE_HOST`.
+    pub host: String,
+    /// `TOLLGATE_PORT`; 0 picks a free port (printed on start-up).
+    pub port: u16,
+    /// `TOLLGATE_WORKERS`; 0 means one per CPU.
+    pub workers: usize,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Time allowed to receive a request body, in milliseconds.
+    pub body_read_timeout_ms: u64,
+    /// How long SIGTERM waits for in-flight requests, in seconds.
+    pub shutdown_timeout_s: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            workers: 0,
+            max_body_bytes: 8 << 20,
+            body_read_timeout_ms: 30_000,
+            shutdown_timeout_s: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `TOLLGATE_DATABASE_URL`: `sqlite:PATH` (created on first run) or `postgres://…`.
+    pub url: Secret,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: Secret("sqlite:tollgate.db".into()),
+            max_connections: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// The environment variable holding the operator key that authorizes `/v1`.
+    pub operator_key_env: String,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            operator_key_env: "TOLLGATE_OPERATOR_KEY".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `TOLLGATE_LOG_FORMAT`: `text` or `json`.
+    pub format: LogFormat,
+    /// `TOLLGATE_LOG` (or `RUST_LOG`): a tracing filter such as `info` or `tollgate=debug`.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    pub max_fields: usize,
+    pub max_messages: usize,
+    pub max_inputs: usize,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        let d = tollgate_domain::EnvelopeLimits::default();
+        Self {
+            max_fields: d.max_fields,
+            max_messages: d.max_messages,
+            max_inputs: d.max_inputs,
+        }
+    }
+}
+
+/// Upstream time limits and pooling; each provider may override the timeouts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamSettings {
+    pub connect_timeout_ms: u64,
+    pub first_byte_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub total_timeout_ms: u64,
+    pub pool_idle_timeout_ms: u64,
+    pub pool_max_idle_per_host: usize,
+    /// Deployments tried per request at most (first try included).
+    pub max_attempts: usize,
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: 5_000,
+            first_byte_timeout_ms: 60_000,
+            idle_timeout_ms: 60_000,
+            total_timeout_ms: 600_000,
+            pool_idle_timeout_ms: 90_000,
+            pool_max_idle_per_host: 512,
+            max_attempts: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    /// One of the presets (`openai`, `azure`, `groq`, …, `mock`).
+    pub preset: String,
+    /// Overrides the preset's base URL (required for `azure` and `mock`).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The environment variable holding this provider's key. Never the key itself.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Azure OpenAI `api-version`.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// Extra headers sent on every request to this provider.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub first_byte_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub total_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentSettings {
+    /// A key of `[providers]`.
+    pub provider: String,
+    /// The provider's own model id (Azure: the deployment name).
+    pub model: String,
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Model version or checkpoint (e.g. `2024-08-06`).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Reference into the price catalog (e.g. `openai/gpt-4o`); priced from the metering issue on.
+    #[serde(default)]
+    pub price: Option<String>,
+    #[serde(default)]
+    pub context_window: Option<u64>,
+    /// Most concurrent requests this deployment takes (enforced by the routing layer).
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSettings {
+    /// Keys of `[deployments]`, tried in this order.
+    pub deployments: Vec<String>,
+    #[serde(default)]
+    pub owned_by: Option<String>,
+    /// The `created` timestamp shown by `/v1/models` (Unix seconds).
+    #[serde(default)]
+    pub created: Option<i64>,
+}
+
+/// A string whose `Debug` hides it (database URLs with passwords, keys).
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Settings {
+    /// Parses a TOML document; errors name the field path.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let de = toml::Deserializer::new(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let message = inner.message().to_owned();
+            let location = inner
+                .span()
+                .map(|s| {
+                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                    format!(" (line {line})")
+                })
+                .unwrap_or_default();
+            ConfigError::new(if path == "." { String::new() } else { path }, format!("{message}{location}"))
+        })
+    }
+
+    /// Reads the file if given (a missing file given explicitly is an error), else defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError::new("", format!("cannot read {}: {e}", p.display())))?;
+                Self::from_toml(&text)
+            }
+            None => Ok(Self::default()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

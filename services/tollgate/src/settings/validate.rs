@@ -1,0 +1,135 @@
+//! Turns [`Settings`] into the runtime [`Catalog`], checking every reference and value.
+
+use std::fmt;
+
+use super::env::Environment;
+use super::Settings;
+use crate::catalog::{Catalog, CatalogBuilder};
+
+/// A configuration error, naming the field (`providers.openai.api_key_env`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "config: {}", self.message)
+        } else {
+            write!(f, "config: `{}`: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(e: ConfigError) -> Self {
+        Self(vec![e])
+    }
+}
+
+impl Settings {
+    /// Checks everything and builds the runtime catalog.
+    pub fn validate(&self, env: &Environment) -> Result<Catalog, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut err = |path: String, message: String| errors.push(ConfigError::new(path, message));
+
+        let s = &self.server;
+        if s.host.parse::<std::net::IpAddr>().is_err() && s.host != "localhost" {
+            err("server.host".into(), format!("{:?} is not an IP address", s.host));
+        }
+        if s.workers > 1024 {
+            err("server.workers".into(), "must be at most 1024 (0 = one per CPU)".into());
+        }
+        if s.max_body_bytes < 1024 {
+            err("server.max_body_bytes".into(), "must be at least 1024".into());
+        }
+        if s.body_read_timeout_ms == 0 {
+            err("server.body_read_timeout_ms".into(), "must be positive".into());
+        }
+        let url = self.database.url.expose();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            err(
+                "database.url".into(),
+                format!("expected sqlite:PATH or postgres://…, got {:?}", tollgate_store::redact(url)),
+            );
+        }
+        if self.database.max_connections == 0 {
+            err("database.max_connections".into(), "must be positive".into());
+        }
+        let key_env = &self.auth.operator_key_env;
+        match env.get(key_env) {
+            None => err(
+                "auth.operator_key_env".into(),
+                format!("environment variable {key_env} is not set (it holds the operator key that authorizes /v1)"),
+            ),
+            Some(k) if k.len() < 8 => err(
+                "auth.operator_key_env".into(),
+                format!("the operator key in {key_env} is shorter than 8 characters"),
+            ),
+            Some(_) => {}
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            err("log.level".into(), format!("not a valid filter: {e}"));
+        }
+        let l = &self.limits;
+        for (name, v) in [("max_fields", l.max_fields), ("max_messages", l.max_messages), ("max_inputs", l.max_inputs)] {
+            if v == 0 {
+                err(format!("limits.{name}"), "must be positive".into());
+            }
+        }
+        let u = &self.upstream_defaults;
+        for (name, v) in [
+            ("connect_timeout_ms", u.connect_timeout_ms),
+            ("first_byte_timeout_ms", u.first_byte_timeout_ms),
+            ("idle_timeout_ms", u.idle_timeout_ms),
+            ("total_timeout_ms", u.total_timeout_ms),
+        ] {
+            if v == 0 {
+                err(format!("upstream_defaults.{name}"), "must be positive".into());
+            }
+        }
+        if u.max_attempts == 0 || u.max_attempts > 10 {
+            err("upstream_defaults.max_attempts".into(), "must be between 1 and 10".into());
+        }
+
+        let mut builder = CatalogBuilder::new(self);
+        builder.add_providers(self, env, &mut err);
+        builder.add_deployments(self, &mut err);
+        builder.add_models(self, &mut err);
+        let operator_key = env.get(key_env).unwrap_or_default();
+        if errors.is_empty() {
+            Ok(builder.finish(operator_key).with_limits(self))
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+}

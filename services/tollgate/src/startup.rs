@@ -1,0 +1,144 @@
+//! Building and running the application: store, migrations, request-log writer, HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::header::HeaderValue;
+use actix_web::{web, App, HttpMessage, HttpServer};
+use anyhow::Context;
+use tollgate_providers::UpstreamClient;
+use tollgate_store::Store;
+
+use crate::catalog::Catalog;
+use crate::request_log::RequestLogger;
+use crate::routes;
+use crate::settings::Settings;
+use crate::state::AppState;
+
+/// The running gateway: bound to its port, serving until stopped.
+pub struct Application {
+    server: Server,
+    port: u16,
+    host: String,
+    logger: RequestLogger,
+    writer: tokio::task::JoinHandle<()>,
+    store: Store,
+}
+
+impl Application {
+    /// Connects the store, applies migrations, binds the listener (port 0 picks a free one).
+    pub async fn build(settings: &Settings, catalog: Catalog) -> anyhow::Result<Self> {
+        let url = settings.database.url.expose();
+        let store = Store::connect(url, settings.database.max_connections)
+            .await
+            .with_context(|| format!("connecting to the database {}", tollgate_store::redact(url)))?;
+        let applied = store.migrate().await.context("applying migrations")?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, backend = store.backend(), "migrations applied");
+        }
+        let (logger, writer) = RequestLogger::start(store.clone());
+        let catalog = Arc::new(catalog);
+        let state = web::Data::new(AppState {
+            catalog: catalog.clone(),
+            store: store.clone(),
+            log: logger.clone(),
+        });
+
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+            .with_context(|| format!("binding {}:{}", settings.server.host, settings.server.port))?;
+        let port = listener.local_addr()?.port();
+        let workers = match settings.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let server = HttpServer::new(move || {
+            // One connection pool per worker: no cross-thread contention on the request path.
+            let client = UpstreamClient::new(
+                &catalog.connect_timeouts,
+                catalog.pool_idle_timeout,
+                catalog.pool_max_idle_per_host,
+            );
+            build_app(state.clone(), web::Data::new(client))
+        })
+        .workers(workers)
+        .backlog(4096)
+        .shutdown_timeout(settings.server.shutdown_timeout_s)
+        .client_request_timeout(Duration::from_secs(10))
+        .on_connect(|conn, _| {
+            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
+        .listen(listener)?
+        .run();
+        Ok(Self {
+            server,
+            port,
+            host: settings.server.host.clone(),
+            logger,
+            writer,
+            store,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn address(&self) -> String {
+        format!("http://{}:{}", self.host, self.port)
+    }
+
+    /// Serves until SIGTERM/SIGINT (in-flight requests drain), then flushes the request log.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let served = self.server.await;
+        self.logger.shutdown();
+        if let Err(e) = self.writer.await {
+            tracing::error!(error = %e, "request log writer failed");
+        }
+        self.store.close().await;
+        served.context("HTTP server")
+    }
+}
+
+/// The whole route tree with its middleware; used by the server and by tests.
+pub fn build_app(
+    state: web::Data<AppState>,
+    client: web::Data<UpstreamClient>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .app_data(client)
+        .wrap_fn(|req, srv| {
+            // Every response, errors included, carries the request id.
+            let id = crate::ids::new_request_id();
+            let header = HeaderValue::from_str(id.as_str()).ok();
+            req.extensions_mut().insert(id);
+            let fut = actix_web::dev::Service::call(srv, req);
+            async move {
+                let mut res = fut.await?;
+                if let Some(h) = header {
+                    res.headers_mut().insert(actix_web::http::header::HeaderName::from_static("x-request-id"), h);
+                }
+                Ok(res)
+            }
+        })
+        .configure(routes::health::configure)
+        .service(
+            web::scope("/v1")
+                .configure(routes::completions::configure)
+                .configure(routes::models::configure),
+        )
+        .default_service(web::to(routes::unknown_url))
+}

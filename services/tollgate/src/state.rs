@@ -1,0 +1,14 @@
+//! State shared by all workers.
+
+use std::sync::Arc;
+
+use tollgate_store::Store;
+
+use crate::catalog::Catalog;
+use crate::request_log::RequestLogger;
+
+pub struct AppState {
+    pub catalog: Arc<Catalog>,
+    pub store: Store,
+    pub log: RequestLogger,
+}

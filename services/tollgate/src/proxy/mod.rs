@@ -25,7 +25,7 @@ use meter::Meter;
 /// What a successful attempt produced.
 enum Served {
     Complete { body: Bytes, usage: Option<Usage> },
-    Stream { upstream: UpstreamStream, first: Bytes },
+    Stream { upstream: UpstreamStream, prelude: Vec<Bytes> },
 }
 
 /// Handles one proxied request end to end.
@@ -74,10 +74,10 @@ pub async fn proxy(
             res.insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")));
             Ok(res.body(body))
         }
-        Served::Stream { upstream, first } => {
+        Served::Stream { upstream, prelude } => {
             res.insert_header((CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8")));
             res.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-cache")));
-            let relay = stream::Relay::new(upstream, first, envelope.client_wants_usage(), meter);
+            let relay = stream::Relay::new(upstream, prelude, envelope.client_wants_usage(), meter);
             Ok(res.streaming(relay.into_stream()))
         }
     }
@@ -121,7 +121,7 @@ async fn call_upstream(
                 Err(e) => Err(UpstreamError::Malformed(e.to_string())),
             },
             Ok(Upstream::Stream(mut upstream)) => match stream::first_content(&mut upstream).await {
-                Ok(first) => Ok(Served::Stream { upstream, first }),
+                Ok(prelude) => Ok(Served::Stream { upstream, prelude }),
                 Err(e) => Err(e),
             },
             Err(e) => Err(e),

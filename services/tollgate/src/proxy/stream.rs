@@ -12,8 +12,14 @@ use tollgate_store::Outcome;
 use super::meter::Meter;
 use crate::error::error_body;
 
-/// Reads until the first content event. Errors here are still retriable on another deployment.
-pub async fn first_content(upstream: &mut UpstreamStream) -> Result<Bytes, UpstreamError> {
+/// Events held before the commit at most (role-only chunks, empty deltas); past it we commit.
+const MAX_PRELUDE_EVENTS: usize = 64;
+
+/// Reads until the first event that carries content (text, a tool call, a refusal, reasoning, a
+/// finish reason or usage), keeping the events before it. Errors here are still retriable on
+/// another deployment: nothing has been sent to the client.
+pub async fn first_content(upstream: &mut UpstreamStream) -> Result<Vec<Bytes>, UpstreamError> {
+    let mut prelude = Vec::new();
     loop {
         match upstream.next_frame().await? {
             None => return Err(UpstreamError::EmptyStream),
@@ -26,12 +32,69 @@ pub async fn first_content(upstream: &mut UpstreamStream) -> Result<Bytes, Upstr
                 if data.as_ref() == b"[DONE]" {
                     return Err(UpstreamError::EmptyStream);
                 }
-                if serde_json::from_slice::<serde::de::IgnoredAny>(&data).is_err() {
-                    return Err(UpstreamError::Malformed("first stream event is not JSON".into()));
+                let has_content = serde_json::from_slice::<ChunkProbe<'_>>(&data)
+                    .map_err(|_| UpstreamError::Malformed("a stream event is not JSON".into()))?
+                    .has_content();
+                prelude.push(data);
+                if has_content || prelude.len() >= MAX_PRELUDE_EVENTS {
+                    return Ok(prelude);
                 }
-                return Ok(data);
             }
         }
+    }
+}
+
+/// Just enough of a chunk to tell whether it carries content.
+#[derive(serde::Deserialize)]
+struct ChunkProbe<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<ChoiceProbe<'a>>,
+    #[serde(default)]
+    usage: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChoiceProbe<'a> {
+    #[serde(default, borrow)]
+    delta: Option<DeltaProbe<'a>>,
+    #[serde(default, borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    finish_reason: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct DeltaProbe<'a> {
+    #[serde(default, borrow)]
+    content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    refusal: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    tool_calls: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    function_call: Option<serde::de::IgnoredAny>,
+}
+
+impl ChunkProbe<'_> {
+    fn has_content(&self) -> bool {
+        let non_empty = |s: &Option<std::borrow::Cow<'_, str>>| s.as_deref().is_some_and(|s| !s.is_empty());
+        self.usage.is_some()
+            || self.choices.iter().any(|c| {
+                non_empty(&c.text)
+                    || c.finish_reason.is_some()
+                    || c.delta.as_ref().is_some_and(|d| {
+                        non_empty(&d.content)
+                            || non_empty(&d.refusal)
+                            || non_empty(&d.reasoning_content)
+                            || non_empty(&d.reasoning)
+                            || d.tool_calls.is_some()
+                            || d.function_call.is_some()
+                    })
+            })
     }
 }
 
@@ -57,7 +120,7 @@ fn provider_error(data: &[u8]) -> (String, Option<String>) {
 /// Relays the committed stream to the client.
 pub struct Relay {
     upstream: UpstreamStream,
-    first: Option<Bytes>,
+    prelude: Vec<Bytes>,
     /// The client asked for the usage chunk; if not, it is hidden (it was requested for metering).
     client_wants_usage: bool,
     meter: Meter,
@@ -74,10 +137,10 @@ const USAGE_NULL: &[u8] = b",\"usage\":null";
 const EMPTY_CHOICES: &[u8] = b"\"choices\":[]";
 
 impl Relay {
-    pub fn new(upstream: UpstreamStream, first: Bytes, client_wants_usage: bool, meter: Meter) -> Self {
+    pub fn new(upstream: UpstreamStream, prelude: Vec<Bytes>, client_wants_usage: bool, meter: Meter) -> Self {
         Self {
             upstream,
-            first: Some(first),
+            prelude,
             client_wants_usage,
             meter,
             done: false,
@@ -144,15 +207,21 @@ impl Relay {
             return None;
         }
         let mut out = BytesMut::with_capacity(512);
-        let mut step = match self.first.take() {
-            Some(first) => {
-                self.meter.first_content();
-                self.event(None, &first, &mut out)
+        let mut step = if !self.prelude.is_empty() {
+            self.meter.first_content();
+            let mut step = Step::Continue;
+            for data in std::mem::take(&mut self.prelude) {
+                step = self.event(None, &data, &mut out);
+                if matches!(step, Step::End) {
+                    break;
+                }
             }
-            None => match self.upstream.next_frame().await {
+            step
+        } else {
+            match self.upstream.next_frame().await {
                 Ok(frame) => self.frame(frame, &mut out),
                 Err(e) => self.fail(&e, &mut out),
-            },
+            }
         };
         while matches!(step, Step::Continue) {
             step = match self.upstream.buffered_frame() {

@@ -1,0 +1,287 @@
+//! Harness for end-to-end tests: spawns the real `mock-provider` and `tollgate` binaries on
+//! port 0 (each prints its address as its first stdout line, so there is no sleep to wait for
+//! start-up), with a fresh database per gateway — a temp SQLite file, or a new Postgres database
+//! when `TOLLGATE_TEST_POSTGRES` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tollgate_store::{RequestLog, RequestRecord, Store};
+
+/// The operator key every test gateway uses.
+pub const KEY: &str = "tg-test-operator-key";
+
+/// Where cargo put the binaries: the test executable lives in `target/<profile>/deps`.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not found: build the workspace binaries first (`cargo build --workspace --bins`; `cargo test --workspace` does it)",
+        path.display()
+    );
+    path
+}
+
+/// Spawns a process and reads its first stdout line, which must announce `… listening on URL`.
+fn spawn_listening(mut cmd: Command) -> (Child, String, BufReader<ChildStdout>) {
+    cmd.stdout(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read first line");
+    let url = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .filter(|u| u.starts_with("http://"))
+        .unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("process did not announce its address; first line: {line:?}")
+        })
+        .to_owned();
+    (child, url, out)
+}
+
+/// The mock provider process.
+pub struct Mock {
+    child: Child,
+    _stdout: BufReader<ChildStdout>,
+    /// e.g. `http://127.0.0.1:41234`
+    pub url: String,
+}
+
+impl Mock {
+    pub fn start() -> Self {
+        let mut cmd = Command::new(bin("mock-provider"));
+        cmd.args(["--port", "0"]).stderr(Stdio::null());
+        let (child, url, stdout) = spawn_listening(cmd);
+        Self { child, _stdout: stdout, url }
+    }
+
+    pub async fn stats(&self) -> Value {
+        reqwest::get(format!("{}/mock/stats", self.url)).await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn requests(&self) -> Vec<Value> {
+        let v: Value = reqwest::get(format!("{}/mock/requests", self.url)).await.unwrap().json().await.unwrap();
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    /// The body of the last request the mock received.
+    pub async fn last_body(&self) -> Value {
+        self.requests().await.last().map(|r| r["body"].clone()).unwrap_or(Value::Null)
+    }
+
+    /// Waits until the mock has no request in flight (streams included).
+    pub async fn wait_idle(&self) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let stats = self.stats().await;
+            if stats["in_flight"] == 0 || Instant::now() > deadline {
+                return stats;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A standard test configuration: one mock provider, a few models.
+/// `{mock}` is the mock's base URL; `extra` is appended verbatim.
+pub fn config(mock_url: &str, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+host = "127.0.0.1"
+port = 0
+workers = 2
+body_read_timeout_ms = 1500
+
+[upstream_defaults]
+connect_timeout_ms = 1000
+first_byte_timeout_ms = 1500
+idle_timeout_ms = 1000
+total_timeout_ms = 4000
+
+[providers.mock]
+preset = "mock"
+base_url = "{mock_url}/v1"
+api_key_env = "MOCK_PROVIDER_KEY"
+
+[deployments.primary]
+provider = "mock"
+model = "mock-gpt"
+region = "eu-west"
+version = "2026-01-01"
+
+[deployments.embed]
+provider = "mock"
+model = "mock-embed"
+region = "eu-west"
+
+[models.gpt-test]
+deployments = ["primary"]
+owned_by = "tests"
+created = 1700000000
+
+[models."org/gpt-slash"]
+deployments = ["primary"]
+
+[models.embed-test]
+deployments = ["embed"]
+{extra}
+"#
+    )
+}
+
+/// A running gateway with its own database and temp directory.
+pub struct Gateway {
+    child: Option<Child>,
+    _stdout: BufReader<ChildStdout>,
+    pub url: String,
+    pub database_url: String,
+    dir: tempfile::TempDir,
+    client: reqwest::Client,
+}
+
+impl Gateway {
+    pub async fn start(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = tollgate_store::testing::database_url_for_test(dir.path()).await.expect("test database");
+        Self::start_with(config, dir, database_url)
+    }
+
+    fn start_with(config: &str, dir: tempfile::TempDir, database_url: String) -> Self {
+        let config_path = dir.path().join("tollgate.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+        let mut cmd = Command::new(bin("tollgate"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .env("TOLLGATE_OPERATOR_KEY", KEY)
+            .env("MOCK_PROVIDER_KEY", "sk-mock-provider-secret")
+            .env("TOLLGATE_DATABASE_URL", &database_url)
+            .env("TOLLGATE_LOG", "info")
+            .env_remove("TOLLGATE_CONFIG")
+            .env_remove("TOLLGATE_PORT")
+            .stderr(log);
+        let (child, url, stdout) = spawn_listening(cmd);
+        Self {
+            child: Some(child),
+            _stdout: stdout,
+            url,
+            database_url,
+            dir,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(format!("{}{path}", self.url)).bearer_auth(KEY)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(format!("{}{path}", self.url)).bearer_auth(KEY)
+    }
+
+    pub async fn chat(&self, body: Value) -> reqwest::Response {
+        self.post("/v1/chat/completions").json(&body).send().await.unwrap()
+    }
+
+    pub async fn completions(&self, body: Value) -> reqwest::Response {
+        self.post("/v1/completions").json(&body).send().await.unwrap()
+    }
+
+    pub async fn embeddings(&self, body: Value) -> reqwest::Response {
+        self.post("/v1/embeddings").json(&body).send().await.unwrap()
+    }
+
+    pub async fn store(&self) -> Store {
+        Store::connect(&self.database_url, 2).await.expect("connect to the test database")
+    }
+
+    /// The stored record for a request id, waiting for the writer's next flush.
+    pub async fn record(&self, request_id: &str) -> RequestRecord {
+        let store = self.store().await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(r) = store.get_request(request_id).await.unwrap() {
+                store.close().await;
+                return r;
+            }
+            assert!(Instant::now() < deadline, "no record for {request_id}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "gateway did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `tollgate` with arguments and environment; returns (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(bin("tollgate"))
+        .args(args)
+        .env_remove("TOLLGATE_CONFIG")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Parses an SSE body into its `data:` payloads.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|event| {
+            let lines: Vec<&str> = event.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+            (!lines.is_empty()).then(|| lines.join("\n"))
+        })
+        .collect()
+}
+
+/// The header value as a string ("" when absent).
+pub fn header(res: &reqwest::Response, name: &str) -> String {
+    res.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}

@@ -66,9 +66,13 @@ impl Store {
     /// `postgres://…` / `postgresql://…`.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite(SqliteStore::connect(url, max_connections).await?))
+            Ok(Self::Sqlite(
+                SqliteStore::connect(url, max_connections).await?,
+            ))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Self::Postgres(PgStore::connect(url, max_connections).await?))
+            Ok(Self::Postgres(
+                PgStore::connect(url, max_connections).await?,
+            ))
         } else {
             Err(StoreError::UnsupportedUrl(redact(url)))
         }
@@ -129,6 +133,24 @@ impl RequestLog for Store {
     }
 }
 
+/// Splits `records` into chunks whose sizes come from a small fixed set (powers of 4 up to
+/// `max`), so a multi-row INSERT has only a handful of distinct shapes and each stays a cached
+/// prepared statement instead of being parsed again for every batch size.
+pub(crate) fn fixed_chunks<T>(mut records: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if records.is_empty() {
+            return None;
+        }
+        let mut size = 1;
+        while size * 4 <= records.len().min(max) {
+            size *= 4;
+        }
+        let (chunk, rest) = records.split_at(size);
+        records = rest;
+        Some(chunk)
+    })
+}
+
 /// A database URL with any password replaced, for error messages and logs.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -146,6 +168,18 @@ pub fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::redact;
+
+    #[test]
+    fn chunks_cover_everything_in_few_shapes() {
+        let v: Vec<u32> = (0..2345).collect();
+        let sizes: Vec<usize> = super::fixed_chunks(&v, 1000).map(<[u32]>::len).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 2345);
+        assert!(
+            sizes.iter().all(|s| [1, 4, 16, 64, 256].contains(s)),
+            "{sizes:?}"
+        );
+        assert_eq!(super::fixed_chunks(&v[..0], 1000).count(), 0);
+    }
 
     #[test]
     fn passwords_are_redacted() {

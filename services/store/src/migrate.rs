@@ -32,7 +32,13 @@ mod tests {
         let dir = format!("{}/../../migrations/{backend}", env!("CARGO_MANIFEST_DIR"));
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".sql").to_owned())
+            .map(|e| {
+                e.unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .trim_end_matches(".sql")
+                    .to_owned()
+            })
             .collect();
         names.sort();
         names
@@ -40,7 +46,10 @@ mod tests {
 
     #[test]
     fn every_file_is_embedded_in_order_and_both_backends_match() {
-        for (backend, list) in [("sqlite", SQLITE_MIGRATIONS), ("postgres", POSTGRES_MIGRATIONS)] {
+        for (backend, list) in [
+            ("sqlite", SQLITE_MIGRATIONS),
+            ("postgres", POSTGRES_MIGRATIONS),
+        ] {
             let embedded: Vec<String> = list.iter().map(|m| m.name.to_owned()).collect();
             assert_eq!(embedded, names_on_disk(backend), "{backend}");
         }

@@ -8,7 +8,7 @@ use crate::record::{Outcome, RequestRecord, TokenCounts};
 use crate::{Health, RequestLog, StoreError};
 
 /// Postgres allows 65,535 bound parameters per statement; 18 per row.
-const ROWS_PER_INSERT: usize = 1000;
+const ROWS_PER_INSERT: usize = 256;
 /// Advisory lock key for migrations ("tollgate" in ASCII, truncated).
 const MIGRATION_LOCK: i64 = 0x746f_6c6c_6761_7465;
 
@@ -36,10 +36,11 @@ impl PgStore {
             sqlx::raw_sql(BOOKKEEPING).execute(&mut *conn).await?;
             let mut applied = Vec::new();
             for m in POSTGRES_MIGRATIONS {
-                let done: Option<i32> = sqlx::query_scalar("SELECT 1 FROM _tollgate_migrations WHERE name = $1")
-                    .bind(m.name)
-                    .fetch_optional(&mut *conn)
-                    .await?;
+                let done: Option<i32> =
+                    sqlx::query_scalar("SELECT 1 FROM _tollgate_migrations WHERE name = $1")
+                        .bind(m.name)
+                        .fetch_optional(&mut *conn)
+                        .await?;
                 if done.is_some() {
                     continue;
                 }
@@ -47,12 +48,17 @@ impl PgStore {
                 sqlx::raw_sql(m.sql)
                     .execute(&mut *tx)
                     .await
-                    .map_err(|source| StoreError::Migration { name: m.name, source })?;
-                sqlx::query("INSERT INTO _tollgate_migrations (name, applied_at_ms) VALUES ($1, $2)")
-                    .bind(m.name)
-                    .bind(crate::testing::now_ms())
-                    .execute(&mut *tx)
-                    .await?;
+                    .map_err(|source| StoreError::Migration {
+                        name: m.name,
+                        source,
+                    })?;
+                sqlx::query(
+                    "INSERT INTO _tollgate_migrations (name, applied_at_ms) VALUES ($1, $2)",
+                )
+                .bind(m.name)
+                .bind(crate::testing::now_ms())
+                .execute(&mut *tx)
+                .await?;
                 tx.commit().await?;
                 applied.push(m.name);
             }
@@ -82,7 +88,7 @@ impl RequestLog for PgStore {
     async fn record_requests(&self, records: &[RequestRecord]) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut inserted = 0;
-        for chunk in records.chunks(ROWS_PER_INSERT) {
+        for chunk in crate::fixed_chunks(records, ROWS_PER_INSERT) {
             let mut qb = QueryBuilder::<Postgres>::new(INSERT_HEAD);
             qb.push_values(chunk, |mut b, r| {
                 let t = r.tokens;
@@ -113,12 +119,17 @@ impl RequestLog for PgStore {
     }
 
     async fn get_request(&self, id: &str) -> Result<Option<RequestRecord>, StoreError> {
-        let row = sqlx::query(SELECT_ONE).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(SELECT_ONE)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| from_row(&r)).transpose()
     }
 
     async fn count_requests(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM request_log").fetch_one(&self.pool).await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM request_log")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }
@@ -137,10 +148,14 @@ fn from_row(r: &PgRow) -> Result<RequestRecord, StoreError> {
     let tokens = match prompt {
         Some(prompt) => Some(TokenCounts {
             prompt,
-            completion: r.try_get::<Option<i64>, _>("completion_tokens")?.unwrap_or(0),
+            completion: r
+                .try_get::<Option<i64>, _>("completion_tokens")?
+                .unwrap_or(0),
             total: r.try_get::<Option<i64>, _>("total_tokens")?.unwrap_or(0),
             cached: r.try_get::<Option<i64>, _>("cached_tokens")?.unwrap_or(0),
-            reasoning: r.try_get::<Option<i64>, _>("reasoning_tokens")?.unwrap_or(0),
+            reasoning: r
+                .try_get::<Option<i64>, _>("reasoning_tokens")?
+                .unwrap_or(0),
         }),
         None => None,
     };
@@ -152,9 +167,12 @@ fn from_row(r: &PgRow) -> Result<RequestRecord, StoreError> {
         provider: r.try_get("provider")?,
         deployment: r.try_get("deployment")?,
         stream: r.try_get("stream")?,
-        outcome: Outcome::parse(&outcome).ok_or_else(|| StoreError::Corrupt(format!("outcome {outcome:?}")))?,
-        status: u16::try_from(r.try_get::<i32, _>("status")?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        attempts: u32::try_from(r.try_get::<i32, _>("attempts")?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        outcome: Outcome::parse(&outcome)
+            .ok_or_else(|| StoreError::Corrupt(format!("outcome {outcome:?}")))?,
+        status: u16::try_from(r.try_get::<i32, _>("status")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        attempts: u32::try_from(r.try_get::<i32, _>("attempts")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         tokens,
         latency_ms: r.try_get("latency_ms")?,
         ttft_ms: r.try_get("ttft_ms")?,

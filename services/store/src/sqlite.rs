@@ -3,7 +3,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use crate::migrate::{BOOKKEEPING, SQLITE_MIGRATIONS};
@@ -11,7 +14,7 @@ use crate::record::{Outcome, RequestRecord, TokenCounts};
 use crate::{Health, RequestLog, StoreError};
 
 /// SQLite allows 32,766 bound parameters per statement; 18 per row.
-const ROWS_PER_INSERT: usize = 1000;
+const ROWS_PER_INSERT: usize = 256;
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
@@ -41,17 +44,21 @@ impl SqliteStore {
         let result = async {
             let mut applied = Vec::new();
             for m in SQLITE_MIGRATIONS {
-                let done: Option<i64> = sqlx::query_scalar("SELECT 1 FROM _tollgate_migrations WHERE name = ?")
-                    .bind(m.name)
-                    .fetch_optional(&mut *conn)
-                    .await?;
+                let done: Option<i64> =
+                    sqlx::query_scalar("SELECT 1 FROM _tollgate_migrations WHERE name = ?")
+                        .bind(m.name)
+                        .fetch_optional(&mut *conn)
+                        .await?;
                 if done.is_some() {
                     continue;
                 }
                 sqlx::raw_sql(m.sql)
                     .execute(&mut *conn)
                     .await
-                    .map_err(|source| StoreError::Migration { name: m.name, source })?;
+                    .map_err(|source| StoreError::Migration {
+                        name: m.name,
+                        source,
+                    })?;
                 sqlx::query("INSERT INTO _tollgate_migrations (name, applied_at_ms) VALUES (?, ?)")
                     .bind(m.name)
                     .bind(crate::testing::now_ms())
@@ -83,7 +90,7 @@ impl RequestLog for SqliteStore {
     async fn record_requests(&self, records: &[RequestRecord]) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut inserted = 0;
-        for chunk in records.chunks(ROWS_PER_INSERT) {
+        for chunk in crate::fixed_chunks(records, ROWS_PER_INSERT) {
             let mut qb = QueryBuilder::<Sqlite>::new(INSERT_HEAD);
             qb.push_values(chunk, |mut b, r| {
                 let t = r.tokens;
@@ -114,12 +121,17 @@ impl RequestLog for SqliteStore {
     }
 
     async fn get_request(&self, id: &str) -> Result<Option<RequestRecord>, StoreError> {
-        let row = sqlx::query(SELECT_ONE).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(SELECT_ONE)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| from_row(&r)).transpose()
     }
 
     async fn count_requests(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM request_log").fetch_one(&self.pool).await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM request_log")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }
@@ -138,10 +150,14 @@ fn from_row(r: &SqliteRow) -> Result<RequestRecord, StoreError> {
     let tokens = match prompt {
         Some(prompt) => Some(TokenCounts {
             prompt,
-            completion: r.try_get::<Option<i64>, _>("completion_tokens")?.unwrap_or(0),
+            completion: r
+                .try_get::<Option<i64>, _>("completion_tokens")?
+                .unwrap_or(0),
             total: r.try_get::<Option<i64>, _>("total_tokens")?.unwrap_or(0),
             cached: r.try_get::<Option<i64>, _>("cached_tokens")?.unwrap_or(0),
-            reasoning: r.try_get::<Option<i64>, _>("reasoning_tokens")?.unwrap_or(0),
+            reasoning: r
+                .try_get::<Option<i64>, _>("reasoning_tokens")?
+                .unwrap_or(0),
         }),
         None => None,
     };
@@ -153,9 +169,12 @@ fn from_row(r: &SqliteRow) -> Result<RequestRecord, StoreError> {
         provider: r.try_get("provider")?,
         deployment: r.try_get("deployment")?,
         stream: r.try_get("stream")?,
-        outcome: Outcome::parse(&outcome).ok_or_else(|| StoreError::Corrupt(format!("outcome {outcome:?}")))?,
-        status: u16::try_from(r.try_get::<i64, _>("status")?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        outcome: Outcome::parse(&outcome)
+            .ok_or_else(|| StoreError::Corrupt(format!("outcome {outcome:?}")))?,
+        status: u16::try_from(r.try_get::<i64, _>("status")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        attempts: u32::try_from(r.try_get::<i64, _>("attempts")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         tokens,
         latency_ms: r.try_get("latency_ms")?,
         ttft_ms: r.try_get("ttft_ms")?,

@@ -30,7 +30,9 @@ pub async fn fresh_postgres_database(admin_url: &str) -> Result<String, sqlx::Er
     getrandom_fill(&mut random);
     let name = format!("tollgate_test_{}", u64::from_le_bytes(random));
     let mut conn = sqlx::PgConnection::connect(admin_url).await?;
-    sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
     conn.close().await?;
     let base = match admin_url.rfind('/') {
         Some(i) if i > admin_url.find("://").map_or(0, |s| s + 2) => &admin_url[..i],
@@ -45,8 +47,13 @@ fn getrandom_fill(buf: &mut [u8]) {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let mixed = (nanos as u64) ^ (u64::from(std::process::id()) << 32) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mixed = (nanos as u64)
+        ^ (u64::from(std::process::id()) << 32)
+        ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     for (i, b) in buf.iter_mut().enumerate() {
         *b = mixed.to_le_bytes()[i % 8];
     }

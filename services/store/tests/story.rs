@@ -17,7 +17,13 @@ fn record(id: &str, outcome: Outcome) -> RequestRecord {
         outcome,
         status: 200,
         attempts: 2,
-        tokens: Some(TokenCounts { prompt: 10, completion: 20, total: 30, cached: 4, reasoning: 5 }),
+        tokens: Some(TokenCounts {
+            prompt: 10,
+            completion: 20,
+            total: 30,
+            cached: 4,
+            reasoning: 5,
+        }),
         latency_ms: 12,
         ttft_ms: Some(3),
         error_code: None,
@@ -29,14 +35,23 @@ async fn story<S: Health + RequestLog>(store: &S) {
     assert_eq!(store.count_requests().await.unwrap(), 0);
 
     let first = record("req_1", Outcome::Ok);
-    assert_eq!(store.record_requests(&[first.clone()]).await.unwrap(), 1);
-    assert_eq!(store.get_request("req_1").await.unwrap(), Some(first.clone()));
+    assert_eq!(store.record_requests(std::slice::from_ref(&first)).await.unwrap(), 1);
+    assert_eq!(
+        store.get_request("req_1").await.unwrap(),
+        Some(first.clone())
+    );
     assert_eq!(store.get_request("req_missing").await.unwrap(), None);
 
     // Replaying the same id is a no-op: the first write wins.
     let mut replay = record("req_1", Outcome::Error);
     replay.status = 502;
-    assert_eq!(store.record_requests(&[replay, record("req_2", Outcome::ClientAbandoned)]).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .record_requests(&[replay, record("req_2", Outcome::ClientAbandoned)])
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(store.get_request("req_1").await.unwrap(), Some(first));
 
     // Absent usage, errors and every outcome round-trip.
@@ -48,12 +63,17 @@ async fn story<S: Health + RequestLog>(store: &S) {
     failed.status = 504;
     failed.error_code = Some("upstream_first_byte_timeout".into());
     let broken = record("req_4", Outcome::UpstreamBroken);
-    store.record_requests(&[failed.clone(), broken.clone()]).await.unwrap();
+    store
+        .record_requests(&[failed.clone(), broken.clone()])
+        .await
+        .unwrap();
     assert_eq!(store.get_request("req_3").await.unwrap(), Some(failed));
     assert_eq!(store.get_request("req_4").await.unwrap(), Some(broken));
 
     // A large batch spans several statements in one transaction.
-    let batch: Vec<_> = (0..2345).map(|i| record(&format!("req_batch_{i}"), Outcome::Ok)).collect();
+    let batch: Vec<_> = (0..2345)
+        .map(|i| record(&format!("req_batch_{i}"), Outcome::Ok))
+        .collect();
     assert_eq!(store.record_requests(&batch).await.unwrap(), 2345);
     assert_eq!(store.count_requests().await.unwrap(), 4 + 2345);
     assert_eq!(store.record_requests(&[]).await.unwrap(), 0);
@@ -63,7 +83,10 @@ async fn migrated(url: &str) -> Store {
     let store = Store::connect(url, 4).await.expect("connect");
     let applied = store.migrate().await.expect("migrate");
     assert!(!applied.is_empty());
-    assert!(store.migrate().await.expect("migrate twice").is_empty(), "migrations run once");
+    assert!(
+        store.migrate().await.expect("migrate twice").is_empty(),
+        "migrations run once"
+    );
     store
 }
 
@@ -81,7 +104,9 @@ async fn postgres_story() {
         eprintln!("postgres_story: TOLLGATE_TEST_POSTGRES is not set; .ci/run sets it and runs this on Postgres");
         return;
     };
-    let url = fresh_postgres_database(&admin).await.expect("create database");
+    let url = fresh_postgres_database(&admin)
+        .await
+        .expect("create database");
     let store = migrated(&url).await;
     assert_eq!(store.backend(), "postgres");
     story(&store).await;
@@ -89,7 +114,9 @@ async fn postgres_story() {
 
 #[tokio::test]
 async fn unsupported_urls_are_refused_without_leaking_passwords() {
-    let err = Store::connect("mysql://u:secret@h/db", 1).await.unwrap_err();
+    let err = Store::connect("mysql://u:secret@h/db", 1)
+        .await
+        .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("mysql://u:***@h/db"), "{text}");
     assert!(!text.contains("secret"));

@@ -24,7 +24,11 @@ fn presented_key(req: &HttpRequest) -> Result<&[u8], ApiError> {
             .or_else(|| v.strip_prefix(b"bearer "))
             .ok_or(ApiError::InvalidKey)?;
         let token = token.trim_ascii();
-        return if token.is_empty() { Err(ApiError::MissingKey) } else { Ok(token) };
+        return if token.is_empty() {
+            Err(ApiError::MissingKey)
+        } else {
+            Ok(token)
+        };
     }
     match req.headers().get("x-api-key") {
         Some(v) if !v.as_bytes().trim_ascii().is_empty() => Ok(v.as_bytes().trim_ascii()),

@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 use tollgate_domain::{Endpoint, EnvelopeLimits, ModelName};
 use tollgate_providers::{Preset, ProviderTarget, Timeouts};
 
-use crate::settings::Settings;
 use crate::settings::env::Environment;
+use crate::settings::Settings;
 
 /// One deployment: a provider serving an upstream model, with what identifies it in responses.
 #[derive(Debug)]
@@ -122,31 +122,54 @@ impl CatalogBuilder {
             let path = |field: &str| format!("providers.{name}.{field}");
             let Some(preset) = Preset::by_name(&p.preset) else {
                 let known: Vec<_> = tollgate_providers::PRESETS.iter().map(|p| p.name).collect();
-                err(path("preset"), format!("unknown preset {:?}; known: {}", p.preset, known.join(", ")));
+                err(
+                    path("preset"),
+                    format!("unknown preset {:?}; known: {}", p.preset, known.join(", ")),
+                );
                 continue;
             };
             let Some(base_url) = p.base_url.as_deref().or(preset.base_url) else {
-                err(path("base_url"), format!("required for the {} preset", preset.name));
+                err(
+                    path("base_url"),
+                    format!("required for the {} preset", preset.name),
+                );
                 continue;
             };
             let key = match &p.api_key_env {
                 Some(var) => match env.get(var) {
                     Some(k) => Some(k),
                     None => {
-                        err(path("api_key_env"), format!("environment variable {var} is not set"));
+                        err(
+                            path("api_key_env"),
+                            format!("environment variable {var} is not set"),
+                        );
                         continue;
                     }
                 },
                 None if preset.key_required => {
-                    err(path("api_key_env"), format!("required for the {} preset (name the variable holding the key)", preset.name));
+                    err(
+                        path("api_key_env"),
+                        format!(
+                            "required for the {} preset (name the variable holding the key)",
+                            preset.name
+                        ),
+                    );
                     continue;
                 }
                 None => None,
             };
             let mut timeouts = self.defaults;
             for (field, value, slot) in [
-                ("connect_timeout_ms", p.connect_timeout_ms, &mut timeouts.connect),
-                ("first_byte_timeout_ms", p.first_byte_timeout_ms, &mut timeouts.first_byte),
+                (
+                    "connect_timeout_ms",
+                    p.connect_timeout_ms,
+                    &mut timeouts.connect,
+                ),
+                (
+                    "first_byte_timeout_ms",
+                    p.first_byte_timeout_ms,
+                    &mut timeouts.first_byte,
+                ),
                 ("idle_timeout_ms", p.idle_timeout_ms, &mut timeouts.idle),
                 ("total_timeout_ms", p.total_timeout_ms, &mut timeouts.total),
             ] {
@@ -156,8 +179,20 @@ impl CatalogBuilder {
                     None => {}
                 }
             }
-            let headers: Vec<(String, String)> = p.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            match ProviderTarget::new(name, preset, base_url, key, p.api_version.as_deref(), &headers, timeouts) {
+            let headers: Vec<(String, String)> = p
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            match ProviderTarget::new(
+                name,
+                preset,
+                base_url,
+                key,
+                p.api_version.as_deref(),
+                &headers,
+                timeouts,
+            ) {
                 Ok(t) => {
                     self.providers.insert(name.clone(), Arc::new(t));
                 }
@@ -178,7 +213,10 @@ impl CatalogBuilder {
             let path = |field: &str| format!("deployments.{name}.{field}");
             let Some(provider) = self.providers.get(&d.provider) else {
                 if !s.providers.contains_key(&d.provider) {
-                    err(path("provider"), format!("no provider named {:?} in [providers]", d.provider));
+                    err(
+                        path("provider"),
+                        format!("no provider named {:?} in [providers]", d.provider),
+                    );
                 }
                 continue;
             };
@@ -188,7 +226,11 @@ impl CatalogBuilder {
             }
             let mut uris: [Option<Uri>; 3] = [None, None, None];
             let mut bad = false;
-            for e in [Endpoint::ChatCompletions, Endpoint::Completions, Endpoint::Embeddings] {
+            for e in [
+                Endpoint::ChatCompletions,
+                Endpoint::Completions,
+                Endpoint::Embeddings,
+            ] {
                 if provider.preset().supports(e) {
                     match provider.uri(e, &d.model) {
                         Ok(u) => uris[endpoint_index(e)] = Some(u),
@@ -221,7 +263,9 @@ impl CatalogBuilder {
                 },
             };
             for (field, v) in [("region", &d.region), ("version", &d.version)] {
-                if v.as_deref().is_some_and(|v| HeaderValue::from_str(v).is_err() || v.is_empty()) {
+                if v.as_deref()
+                    .is_some_and(|v| HeaderValue::from_str(v).is_err() || v.is_empty())
+                {
                     err(path(field), "must be a non-empty printable string".into());
                 }
             }
@@ -240,17 +284,26 @@ impl CatalogBuilder {
                 }
             };
             if m.deployments.is_empty() {
-                err(path(".deployments"), "must name at least one deployment".into());
+                err(
+                    path(".deployments"),
+                    "must name at least one deployment".into(),
+                );
                 continue;
             }
             let mut deployments = Vec::with_capacity(m.deployments.len());
             for (i, d) in m.deployments.iter().enumerate() {
                 if m.deployments[..i].contains(d) {
-                    err(path(&format!(".deployments[{i}]")), format!("{d:?} is listed twice"));
+                    err(
+                        path(&format!(".deployments[{i}]")),
+                        format!("{d:?} is listed twice"),
+                    );
                 } else if let Some(dep) = self.deployments.get(d) {
                     deployments.push(dep.clone());
                 } else if !s.deployments.contains_key(d) {
-                    err(path(&format!(".deployments[{i}]")), format!("no deployment named {d:?} in [deployments]"));
+                    err(
+                        path(&format!(".deployments[{i}]")),
+                        format!("no deployment named {d:?} in [deployments]"),
+                    );
                 }
             }
             let json = serde_json::json!({
@@ -278,8 +331,13 @@ impl CatalogBuilder {
             .filter_map(|n| self.models.get(*n))
             .filter_map(|m| serde_json::from_slice(&m.json).ok())
             .collect();
-        let models_json = Bytes::from(serde_json::json!({"object": "list", "data": data}).to_string());
-        let mut connect_timeouts: Vec<Duration> = self.providers.values().map(|p| p.timeouts().connect).collect();
+        let models_json =
+            Bytes::from(serde_json::json!({"object": "list", "data": data}).to_string());
+        let mut connect_timeouts: Vec<Duration> = self
+            .providers
+            .values()
+            .map(|p| p.timeouts().connect)
+            .collect();
         connect_timeouts.push(self.defaults.connect);
         connect_timeouts.sort();
         connect_timeouts.dedup();

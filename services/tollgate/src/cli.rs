@@ -59,13 +59,17 @@ fn parse(args: Vec<OsString>) -> Result<Args, String> {
     let mut config = None;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
-        let arg = arg.into_string().map_err(|a| format!("argument {a:?} is not UTF-8"))?;
+        let arg = arg
+            .into_string()
+            .map_err(|a| format!("argument {a:?} is not UTF-8"))?;
         match arg.as_str() {
             "-c" | "--config" => {
                 let path = it.next().ok_or("--config needs a path")?;
                 config = Some(PathBuf::from(path));
             }
-            s if s.starts_with("--config=") => config = Some(PathBuf::from(&s["--config=".len()..])),
+            s if s.starts_with("--config=") => {
+                config = Some(PathBuf::from(&s["--config=".len()..]))
+            }
             "-h" | "--help" | "help" => command = Some(Command::Help),
             "-V" | "--version" | "version" => command = Some(Command::Version),
             "serve" | "migrate" | "check-config" if command.is_none() => {
@@ -107,7 +111,8 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
 
     let env = Environment::from_process();
     let config_path = args.config.or_else(|| env.config_path());
-    let loaded = Settings::load(config_path.as_deref()).and_then(|mut s| env.apply_overrides(&mut s).map(|()| s));
+    let loaded = Settings::load(config_path.as_deref())
+        .and_then(|mut s| env.apply_overrides(&mut s).map(|()| s));
     let settings = match loaded {
         Ok(s) => s,
         Err(e) => {
@@ -127,7 +132,11 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         println!(
             "configuration OK: {} model(s), {} deployment(s)",
             catalog.models.len(),
-            catalog.models.values().map(|m| m.deployments.len()).sum::<usize>()
+            catalog
+                .models
+                .values()
+                .map(|m| m.deployments.len())
+                .sum::<usize>()
         );
         return ExitCode::SUCCESS;
     }
@@ -137,7 +146,11 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             let url = settings.database.url.expose();
             let store = tollgate_store::Store::connect(url, 1).await?;
             let applied = store.migrate().await?;
-            println!("applied {} migration(s): {}", applied.len(), applied.join(", "));
+            println!(
+                "applied {} migration(s): {}",
+                applied.len(),
+                applied.join(", ")
+            );
             return Ok(());
         }
         let app = Application::build(&settings, catalog).await?;
@@ -171,8 +184,14 @@ mod tests {
     fn parses_commands_and_config() {
         assert_eq!(p(&[]).unwrap().command, Command::Serve);
         let a = p(&["migrate", "--config", "x.toml"]).unwrap();
-        assert_eq!((a.command, a.config), (Command::Migrate, Some(PathBuf::from("x.toml"))));
-        assert_eq!(p(&["--config=y.toml", "check-config"]).unwrap().config, Some(PathBuf::from("y.toml")));
+        assert_eq!(
+            (a.command, a.config),
+            (Command::Migrate, Some(PathBuf::from("x.toml")))
+        );
+        assert_eq!(
+            p(&["--config=y.toml", "check-config"]).unwrap().config,
+            Some(PathBuf::from("y.toml"))
+        );
         assert!(p(&["--config"]).is_err());
         assert!(p(&["frobnicate"]).is_err());
         assert!(p(&["serve", "migrate"]).is_err());

@@ -19,7 +19,10 @@ pub enum ApiError {
     #[error("model {0:?} not found")]
     ModelNotFound(String),
     #[error("model {model:?} does not serve {endpoint}")]
-    EndpointNotSupported { model: String, endpoint: &'static str },
+    EndpointNotSupported {
+        model: String,
+        endpoint: &'static str,
+    },
     #[error("unknown URL {method} {path}")]
     UnknownUrl { method: String, path: String },
     #[error("method {method} not allowed on {path}")]
@@ -57,25 +60,52 @@ impl ApiError {
             Self::MissingKey => row(S::UNAUTHORIZED, "invalid_request_error", "missing_api_key"),
             Self::InvalidKey => row(S::UNAUTHORIZED, "invalid_request_error", "invalid_api_key"),
             Self::ModelNotFound(_) => row(S::NOT_FOUND, "invalid_request_error", "model_not_found"),
-            Self::EndpointNotSupported { .. } => {
-                row(S::BAD_REQUEST, "invalid_request_error", "model_not_supported_for_endpoint")
-            }
+            Self::EndpointNotSupported { .. } => row(
+                S::BAD_REQUEST,
+                "invalid_request_error",
+                "model_not_supported_for_endpoint",
+            ),
             Self::UnknownUrl { .. } => row(S::NOT_FOUND, "invalid_request_error", "unknown_url"),
-            Self::MethodNotAllowed { .. } => row(S::METHOD_NOT_ALLOWED, "invalid_request_error", "method_not_allowed"),
-            Self::BodyTooLarge { .. } => row(S::PAYLOAD_TOO_LARGE, "invalid_request_error", "request_too_large"),
-            Self::BodyTimeout => row(S::REQUEST_TIMEOUT, "invalid_request_error", "request_body_timeout"),
-            Self::BodyRead(_) => row(S::BAD_REQUEST, "invalid_request_error", "request_body_unreadable"),
+            Self::MethodNotAllowed { .. } => row(
+                S::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                "method_not_allowed",
+            ),
+            Self::BodyTooLarge { .. } => row(
+                S::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "request_too_large",
+            ),
+            Self::BodyTimeout => row(
+                S::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                "request_body_timeout",
+            ),
+            Self::BodyRead(_) => row(
+                S::BAD_REQUEST,
+                "invalid_request_error",
+                "request_body_unreadable",
+            ),
             Self::Upstream { error, .. } => {
                 let status = match error {
                     UpstreamError::ConnectTimeout(_)
                     | UpstreamError::FirstByteTimeout(_)
                     | UpstreamError::IdleTimeout(_)
                     | UpstreamError::TotalTimeout(_) => S::GATEWAY_TIMEOUT,
-                    UpstreamError::Status { status: 429 | 503, .. } => S::SERVICE_UNAVAILABLE,
-                    UpstreamError::Status { status: 400 | 413 | 422, .. } => S::BAD_REQUEST,
+                    UpstreamError::Status {
+                        status: 429 | 503, ..
+                    } => S::SERVICE_UNAVAILABLE,
+                    UpstreamError::Status {
+                        status: 400 | 413 | 422,
+                        ..
+                    } => S::BAD_REQUEST,
                     _ => S::BAD_GATEWAY,
                 };
-                let kind = if status == S::BAD_REQUEST { "invalid_request_error" } else { "upstream_error" };
+                let kind = if status == S::BAD_REQUEST {
+                    "invalid_request_error"
+                } else {
+                    "upstream_error"
+                };
                 row(status, kind, error.code())
             }
             Self::NotReady => row(S::SERVICE_UNAVAILABLE, "server_error", "store_unavailable"),
@@ -171,13 +201,26 @@ impl ResponseError for ApiError {
         }
         let mut res = HttpResponse::build(row.status);
         res.insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")));
-        if let Self::Upstream { error: UpstreamError::Status { retry_after: Some(s), .. }, .. } = self {
+        if let Self::Upstream {
+            error:
+                UpstreamError::Status {
+                    retry_after: Some(s),
+                    ..
+                },
+            ..
+        } = self
+        {
             res.insert_header((RETRY_AFTER, s.to_string()));
         }
         if matches!(self, Self::MissingKey | Self::InvalidKey) {
             res.insert_header(("www-authenticate", "Bearer"));
         }
-        res.body(error_body(&self.public_message(), row.kind, self.param(), row.code))
+        res.body(error_body(
+            &self.public_message(),
+            row.kind,
+            self.param(),
+            row.code,
+        ))
     }
 }
 
@@ -189,43 +232,164 @@ mod tests {
 
     fn render(e: ApiError) -> (u16, serde_json::Value, Option<String>) {
         let res = e.error_response();
-        let retry = res.headers().get(RETRY_AFTER).map(|v| v.to_str().unwrap().to_owned());
+        let retry = res
+            .headers()
+            .get(RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
         let status = res.status().as_u16();
         let body = actix_web::body::to_bytes(res.into_body());
-        let bytes = futures_util::FutureExt::now_or_never(body).unwrap().unwrap();
+        let bytes = futures_util::FutureExt::now_or_never(body)
+            .unwrap()
+            .unwrap();
         (status, serde_json::from_slice(&bytes).unwrap(), retry)
     }
 
     #[test]
     fn the_error_table() {
-        let status = |s: u16, m: Option<&str>| UpstreamError::Status { status: s, retry_after: Some(7), message: m.map(Into::into), code: None };
+        let status = |s: u16, m: Option<&str>| UpstreamError::Status {
+            status: s,
+            retry_after: Some(7),
+            message: m.map(Into::into),
+            code: None,
+        };
         let cases: Vec<(ApiError, u16, &str, &str)> = vec![
-            (ApiError::MissingKey, 401, "invalid_request_error", "missing_api_key"),
-            (ApiError::InvalidKey, 401, "invalid_request_error", "invalid_api_key"),
-            (ApiError::ModelNotFound("m".into()), 404, "invalid_request_error", "model_not_found"),
-            (ApiError::BodyTooLarge { limit: 10 }, 413, "invalid_request_error", "request_too_large"),
-            (ApiError::BodyTimeout, 408, "invalid_request_error", "request_body_timeout"),
-            (ApiError::Upstream { error: status(429, None), attempts: 2 }, 503, "upstream_error", "upstream_rate_limited"),
-            (ApiError::Upstream { error: status(500, Some("boom")), attempts: 1 }, 502, "upstream_error", "upstream_server_error"),
-            (ApiError::Upstream { error: status(503, None), attempts: 1 }, 503, "upstream_error", "upstream_server_error"),
-            (ApiError::Upstream { error: status(400, Some("bad temperature")), attempts: 1 }, 400, "invalid_request_error", "upstream_rejected_request"),
-            (ApiError::Upstream { error: status(401, Some("key sk-123 invalid")), attempts: 1 }, 502, "upstream_error", "upstream_auth_failed"),
-            (ApiError::Upstream { error: UpstreamError::FirstByteTimeout(Duration::from_secs(1)), attempts: 1 }, 504, "upstream_error", "upstream_first_byte_timeout"),
-            (ApiError::Upstream { error: UpstreamError::Connect("refused 10.0.0.1".into()), attempts: 1 }, 502, "upstream_error", "upstream_connect_failed"),
-            (ApiError::Internal("secret cause".into()), 500, "server_error", "internal_error"),
+            (
+                ApiError::MissingKey,
+                401,
+                "invalid_request_error",
+                "missing_api_key",
+            ),
+            (
+                ApiError::InvalidKey,
+                401,
+                "invalid_request_error",
+                "invalid_api_key",
+            ),
+            (
+                ApiError::ModelNotFound("m".into()),
+                404,
+                "invalid_request_error",
+                "model_not_found",
+            ),
+            (
+                ApiError::BodyTooLarge { limit: 10 },
+                413,
+                "invalid_request_error",
+                "request_too_large",
+            ),
+            (
+                ApiError::BodyTimeout,
+                408,
+                "invalid_request_error",
+                "request_body_timeout",
+            ),
+            (
+                ApiError::Upstream {
+                    error: status(429, None),
+                    attempts: 2,
+                },
+                503,
+                "upstream_error",
+                "upstream_rate_limited",
+            ),
+            (
+                ApiError::Upstream {
+                    error: status(500, Some("boom")),
+                    attempts: 1,
+                },
+                502,
+                "upstream_error",
+                "upstream_server_error",
+            ),
+            (
+                ApiError::Upstream {
+                    error: status(503, None),
+                    attempts: 1,
+                },
+                503,
+                "upstream_error",
+                "upstream_server_error",
+            ),
+            (
+                ApiError::Upstream {
+                    error: status(400, Some("bad temperature")),
+                    attempts: 1,
+                },
+                400,
+                "invalid_request_error",
+                "upstream_rejected_request",
+            ),
+            (
+                ApiError::Upstream {
+                    error: status(401, Some("key sk-123 invalid")),
+                    attempts: 1,
+                },
+                502,
+                "upstream_error",
+                "upstream_auth_failed",
+            ),
+            (
+                ApiError::Upstream {
+                    error: UpstreamError::FirstByteTimeout(Duration::from_secs(1)),
+                    attempts: 1,
+                },
+                504,
+                "upstream_error",
+                "upstream_first_byte_timeout",
+            ),
+            (
+                ApiError::Upstream {
+                    error: UpstreamError::Connect("refused 10.0.0.1".into()),
+                    attempts: 1,
+                },
+                502,
+                "upstream_error",
+                "upstream_connect_failed",
+            ),
+            (
+                ApiError::Internal("secret cause".into()),
+                500,
+                "server_error",
+                "internal_error",
+            ),
         ];
         for (err, status, kind, code) in cases {
             let text = err.to_string();
             let (s, body, _) = render(err);
-            assert_eq!((s, body["error"]["type"].as_str(), body["error"]["code"].as_str()), (status, Some(kind), Some(code)), "{text}");
+            assert_eq!(
+                (
+                    s,
+                    body["error"]["type"].as_str(),
+                    body["error"]["code"].as_str()
+                ),
+                (status, Some(kind), Some(code)),
+                "{text}"
+            );
             let message = body["error"]["message"].as_str().unwrap();
-            assert!(!message.contains("sk-123") && !message.contains("10.0.0.1") && !message.contains("secret cause"), "{message}");
+            assert!(
+                !message.contains("sk-123")
+                    && !message.contains("10.0.0.1")
+                    && !message.contains("secret cause"),
+                "{message}"
+            );
             assert!(body["error"].get("param").is_some());
         }
-        let (_, body, retry) = render(ApiError::Upstream { error: status(429, None), attempts: 2 });
+        let (_, body, retry) = render(ApiError::Upstream {
+            error: status(429, None),
+            attempts: 2,
+        });
         assert_eq!(retry.as_deref(), Some("7"));
-        assert!(body["error"]["message"].as_str().unwrap().contains("2 attempts"));
-        let (_, body, _) = render(ApiError::Upstream { error: status(400, Some("bad temperature")), attempts: 1 });
-        assert_eq!(body["error"]["message"], "The provider answered HTTP 400: bad temperature.");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 attempts"));
+        let (_, body, _) = render(ApiError::Upstream {
+            error: status(400, Some("bad temperature")),
+            attempts: 1,
+        });
+        assert_eq!(
+            body["error"]["message"],
+            "The provider answered HTTP 400: bad temperature."
+        );
     }
 }

@@ -82,7 +82,9 @@ async fn flush(queue: &Queue, store: &Store) {
         tracing::error!(dropped, "request log queue full: records dropped");
     }
     let batch = match queue.records.lock() {
-        Ok(mut records) if !records.is_empty() => std::mem::replace(&mut *records, Vec::with_capacity(1024)),
+        Ok(mut records) if !records.is_empty() => {
+            std::mem::replace(&mut *records, Vec::with_capacity(1024))
+        }
         _ => return,
     };
     let mut delay = Duration::from_millis(50);
@@ -94,7 +96,9 @@ async fn flush(queue: &Queue, store: &Store) {
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
-            Err(e) => tracing::error!(error = %e, records = batch.len(), "request log write failed; records lost"),
+            Err(e) => {
+                tracing::error!(error = %e, records = batch.len(), "request log write failed; records lost")
+            }
         }
     }
 }

@@ -34,7 +34,9 @@ impl Application {
         let url = settings.database.url.expose();
         let store = Store::connect(url, settings.database.max_connections)
             .await
-            .with_context(|| format!("connecting to the database {}", tollgate_store::redact(url)))?;
+            .with_context(|| {
+                format!("connecting to the database {}", tollgate_store::redact(url))
+            })?;
         let applied = store.migrate().await.context("applying migrations")?;
         if !applied.is_empty() {
             tracing::info!(?applied, backend = store.backend(), "migrations applied");
@@ -48,7 +50,9 @@ impl Application {
         });
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
-            .with_context(|| format!("binding {}:{}", settings.server.host, settings.server.port))?;
+            .with_context(|| {
+                format!("binding {}:{}", settings.server.host, settings.server.port)
+            })?;
         let port = listener.local_addr()?.port();
         let workers = match settings.server.workers {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
@@ -129,7 +133,10 @@ pub fn build_app(
             async move {
                 let mut res = fut.await?;
                 if let Some(h) = header {
-                    res.headers_mut().insert(actix_web::http::header::HeaderName::from_static("x-request-id"), h);
+                    res.headers_mut().insert(
+                        actix_web::http::header::HeaderName::from_static("x-request-id"),
+                        h,
+                    );
                 }
                 Ok(res)
             }

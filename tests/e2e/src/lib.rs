@@ -61,21 +61,39 @@ impl Mock {
         let mut cmd = Command::new(bin("mock-provider"));
         cmd.args(["--port", "0"]).stderr(Stdio::null());
         let (child, url, stdout) = spawn_listening(cmd);
-        Self { child, _stdout: stdout, url }
+        Self {
+            child,
+            _stdout: stdout,
+            url,
+        }
     }
 
     pub async fn stats(&self) -> Value {
-        reqwest::get(format!("{}/mock/stats", self.url)).await.unwrap().json().await.unwrap()
+        reqwest::get(format!("{}/mock/stats", self.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub async fn requests(&self) -> Vec<Value> {
-        let v: Value = reqwest::get(format!("{}/mock/requests", self.url)).await.unwrap().json().await.unwrap();
+        let v: Value = reqwest::get(format!("{}/mock/requests", self.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         v.as_array().cloned().unwrap_or_default()
     }
 
     /// The body of the last request the mock received.
     pub async fn last_body(&self) -> Value {
-        self.requests().await.last().map(|r| r["body"].clone()).unwrap_or(Value::Null)
+        self.requests()
+            .await
+            .last()
+            .map(|r| r["body"].clone())
+            .unwrap_or(Value::Null)
     }
 
     /// Waits until the mock has no request in flight (streams included).
@@ -159,7 +177,9 @@ pub struct Gateway {
 impl Gateway {
     pub async fn start(config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let database_url = tollgate_store::testing::database_url_for_test(dir.path()).await.expect("test database");
+        let database_url = tollgate_store::testing::database_url_for_test(dir.path())
+            .await
+            .expect("test database");
         Self::start_with(config, dir, database_url)
     }
 
@@ -194,27 +214,45 @@ impl Gateway {
     }
 
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client.post(format!("{}{path}", self.url)).bearer_auth(KEY)
+        self.client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(KEY)
     }
 
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client.get(format!("{}{path}", self.url)).bearer_auth(KEY)
+        self.client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(KEY)
     }
 
     pub async fn chat(&self, body: Value) -> reqwest::Response {
-        self.post("/v1/chat/completions").json(&body).send().await.unwrap()
+        self.post("/v1/chat/completions")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn completions(&self, body: Value) -> reqwest::Response {
-        self.post("/v1/completions").json(&body).send().await.unwrap()
+        self.post("/v1/completions")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn embeddings(&self, body: Value) -> reqwest::Response {
-        self.post("/v1/embeddings").json(&body).send().await.unwrap()
+        self.post("/v1/embeddings")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn store(&self) -> Store {
-        Store::connect(&self.database_url, 2).await.expect("connect to the test database")
+        Store::connect(&self.database_url, 2)
+            .await
+            .expect("connect to the test database")
     }
 
     /// The stored record for a request id, waiting for the writer's next flush.
@@ -234,14 +272,21 @@ impl Gateway {
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
-        let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
         assert!(status.success());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(s) = child.try_wait().unwrap() {
                 return s;
             }
-            assert!(Instant::now() < deadline, "gateway did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "gateway did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -275,7 +320,10 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
 pub fn sse_data(body: &str) -> Vec<String> {
     body.split("\n\n")
         .filter_map(|event| {
-            let lines: Vec<&str> = event.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+            let lines: Vec<&str> = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect();
             (!lines.is_empty()).then(|| lines.join("\n"))
         })
         .collect()
@@ -283,5 +331,9 @@ pub fn sse_data(body: &str) -> Vec<String> {
 
 /// The header value as a string ("" when absent).
 pub fn header(res: &reqwest::Response, name: &str) -> String {
-    res.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+    res.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }

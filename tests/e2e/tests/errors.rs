@@ -17,12 +17,18 @@ fn scripted(name: &str, directive: &str) -> String {
 
 async fn error_of(res: reqwest::Response) -> (u16, Value, String) {
     let status = res.status().as_u16();
-    assert!(!header(&res, "x-request-id").is_empty(), "x-request-id on every error");
+    assert!(
+        !header(&res, "x-request-id").is_empty(),
+        "x-request-id on every error"
+    );
     assert!(header(&res, "content-type").starts_with("application/json"));
     let retry = header(&res, "retry-after");
     let body: Value = res.json().await.expect("JSON error body");
     for field in ["message", "type", "param", "code"] {
-        assert!(body["error"].get(field).is_some(), "error.{field} in {body}");
+        assert!(
+            body["error"].get(field).is_some(),
+            "error.{field} in {body}"
+        );
     }
     (status, body, retry)
 }
@@ -32,41 +38,136 @@ async fn bad_input_gets_4xx_with_the_param_named() {
     let mock = Mock::start();
     let gw = Gateway::start(&config(&mock.url, "")).await;
     let cases: Vec<(&str, &str, u16, &str, Option<&str>)> = vec![
-        ("/v1/chat/completions", "{not json", 400, "invalid_json", None),
+        (
+            "/v1/chat/completions",
+            "{not json",
+            400,
+            "invalid_json",
+            None,
+        ),
         ("/v1/chat/completions", "[]", 400, "invalid_json", None),
-        ("/v1/chat/completions", r#"{"messages":[{"role":"user","content":"x"}]}"#, 400, "missing_required_parameter", Some("model")),
-        ("/v1/chat/completions", r#"{"model":"gpt-test"}"#, 400, "missing_required_parameter", Some("messages")),
-        ("/v1/chat/completions", r#"{"model":"gpt-test","messages":[{"role":"robot"}]}"#, 400, "invalid_value", Some("messages[0].role")),
-        ("/v1/chat/completions", r#"{"model":"gpt-test","model":"x","messages":[]}"#, 400, "duplicate_field", Some("model")),
-        ("/v1/chat/completions", r#"{"model":"nope","messages":[{"role":"user","content":"x"}]}"#, 404, "model_not_found", Some("model")),
-        ("/v1/embeddings", r#"{"model":"embed-test"}"#, 400, "missing_required_parameter", Some("input")),
-        ("/v1/completions", r#"{"model":"gpt-test","prompt":7}"#, 400, "invalid_type", Some("prompt")),
+        (
+            "/v1/chat/completions",
+            r#"{"messages":[{"role":"user","content":"x"}]}"#,
+            400,
+            "missing_required_parameter",
+            Some("model"),
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"model":"gpt-test"}"#,
+            400,
+            "missing_required_parameter",
+            Some("messages"),
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"model":"gpt-test","messages":[{"role":"robot"}]}"#,
+            400,
+            "invalid_value",
+            Some("messages[0].role"),
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"model":"gpt-test","model":"x","messages":[]}"#,
+            400,
+            "duplicate_field",
+            Some("model"),
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"model":"nope","messages":[{"role":"user","content":"x"}]}"#,
+            404,
+            "model_not_found",
+            Some("model"),
+        ),
+        (
+            "/v1/embeddings",
+            r#"{"model":"embed-test"}"#,
+            400,
+            "missing_required_parameter",
+            Some("input"),
+        ),
+        (
+            "/v1/completions",
+            r#"{"model":"gpt-test","prompt":7}"#,
+            400,
+            "invalid_type",
+            Some("prompt"),
+        ),
     ];
     for (path, body, status, code, param) in cases {
-        let res = gw.post(path).header("content-type", "application/json").body(body).send().await.unwrap();
+        let res = gw
+            .post(path)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         let (s, err, _) = error_of(res).await;
         assert_eq!(s, status, "{body}: {err}");
         assert_eq!(err["error"]["code"], code, "{body}");
         assert_eq!(err["error"]["param"].as_str(), param, "{body}");
         assert_eq!(err["error"]["type"], "invalid_request_error");
     }
-    assert_eq!(mock.stats().await["requests"], 0, "no bad request reaches the provider");
+    assert_eq!(
+        mock.stats().await["requests"],
+        0,
+        "no bad request reaches the provider"
+    );
 
     // Too large: refused from Content-Length without reading, and when streamed without one.
-    let big = format!(r#"{{"model":"gpt-test","messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(9 << 20));
-    let (s, err, _) = error_of(gw.post("/v1/chat/completions").body(big.clone()).send().await.unwrap()).await;
-    assert_eq!((s, err["error"]["code"].as_str()), (413, Some("request_too_large")));
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big.into_bytes().chunks(1 << 20).map(|c| Ok(c.to_vec())).collect();
+    let big = format!(
+        r#"{{"model":"gpt-test","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(9 << 20)
+    );
+    let (s, err, _) = error_of(
+        gw.post("/v1/chat/completions")
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, err["error"]["code"].as_str()),
+        (413, Some("request_too_large"))
+    );
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big
+        .into_bytes()
+        .chunks(1 << 20)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
     let stream = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
-    let (s, _, _) = error_of(gw.post("/v1/chat/completions").body(stream).send().await.unwrap()).await;
+    let (s, _, _) = error_of(
+        gw.post("/v1/chat/completions")
+            .body(stream)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, 413);
 
     // Unknown URL and wrong method: JSON, not HTML.
     let (s, err, _) = error_of(gw.get("/v1/nothing-here").send().await.unwrap()).await;
-    assert_eq!((s, err["error"]["code"].as_str()), (404, Some("unknown_url")));
+    assert_eq!(
+        (s, err["error"]["code"].as_str()),
+        (404, Some("unknown_url"))
+    );
     let (s, err, _) = error_of(gw.get("/v1/chat/completions").send().await.unwrap()).await;
-    assert_eq!((s, err["error"]["code"].as_str()), (405, Some("method_not_allowed")));
-    let (s, _, _) = error_of(gw.post("/v1/embeddings").json(&json!({"model": "gpt-test", "input": "x", "stream": true})).send().await.unwrap()).await;
+    assert_eq!(
+        (s, err["error"]["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+    let (s, _, _) = error_of(
+        gw.post("/v1/embeddings")
+            .json(&json!({"model": "gpt-test", "input": "x", "stream": true}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, 400);
 }
 
@@ -120,24 +221,51 @@ async fn upstream_failures_map_to_5xx_with_the_reason() {
         let res = gw.chat(json!({"model": model, "messages": msg})).await;
         let id = header(&res, "x-request-id");
         let (s, err, retry) = error_of(res).await;
-        assert_eq!((s, err["error"]["code"].as_str()), (status, Some(code)), "{model}: {err}");
+        assert_eq!(
+            (s, err["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{model}: {err}"
+        );
         assert_eq!(retry, retry_after, "{model}");
         let message = err["error"]["message"].as_str().unwrap();
-        assert!(!message.contains("127.0.0.1"), "no internal address in {message}");
+        assert!(
+            !message.contains("127.0.0.1"),
+            "no internal address in {message}"
+        );
         let record = gw.record(&id).await;
-        assert_eq!((record.outcome, record.status, record.error_code.as_deref()), (Outcome::Error, status, Some(code)));
+        assert_eq!(
+            (record.outcome, record.status, record.error_code.as_deref()),
+            (Outcome::Error, status, Some(code))
+        );
     }
     // The provider's reason is kept where it is safe: its 400 message, not its auth complaint.
-    let (_, err, _) = error_of(gw.chat(json!({"model": "bad_request", "messages": msg})).await).await;
-    assert!(err["error"]["message"].as_str().unwrap().contains("mock: bad request"), "{err}");
+    let (_, err, _) = error_of(
+        gw.chat(json!({"model": "bad_request", "messages": msg}))
+            .await,
+    )
+    .await;
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("mock: bad request"),
+        "{err}"
+    );
 
     // Nothing listening: connection refused.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let gw2 = Gateway::start(&config(&format!("http://127.0.0.1:{port}"), "")).await;
-    let (s, err, _) = error_of(gw2.chat(json!({"model": "gpt-test", "messages": msg})).await).await;
-    assert_eq!((s, err["error"]["code"].as_str()), (502, Some("upstream_connect_failed")));
+    let (s, err, _) = error_of(
+        gw2.chat(json!({"model": "gpt-test", "messages": msg}))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (s, err["error"]["code"].as_str()),
+        (502, Some("upstream_connect_failed"))
+    );
 }
 
 #[tokio::test]
@@ -149,13 +277,24 @@ async fn connect_timeout_is_its_own_error() {
     let addr = listener.local_addr().unwrap();
     let mut fillers = Vec::new();
     for _ in 0..8 {
-        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(addr)).await {
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
             fillers.push(s);
         }
     }
     let gw = Gateway::start(&config(&format!("http://{addr}"), "")).await;
-    let res = gw.chat(json!({"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]})).await;
+    let res = gw
+        .chat(json!({"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]}))
+        .await;
     let (s, err, _) = error_of(res).await;
-    assert_eq!((s, err["error"]["code"].as_str()), (504, Some("upstream_connect_timeout")), "{err}");
+    assert_eq!(
+        (s, err["error"]["code"].as_str()),
+        (504, Some("upstream_connect_timeout")),
+        "{err}"
+    );
     drop(listener);
 }

@@ -52,11 +52,18 @@ async fn sigterm_drains_an_in_flight_stream_and_flushes_the_log() {
         (s, gw)
     });
     let text = body.await.unwrap();
-    assert!(text.ends_with("data: [DONE]\n\n"), "the in-flight stream completed: {text}");
+    assert!(
+        text.ends_with("data: [DONE]\n\n"),
+        "the in-flight stream completed: {text}"
+    );
     let (status, gw) = status.await.unwrap();
     assert!(status.success(), "exit status {status:?}");
     let store = gw.store().await;
-    let record = store.get_request(&id).await.unwrap().expect("flushed before exit");
+    let record = store
+        .get_request(&id)
+        .await
+        .unwrap()
+        .expect("flushed before exit");
     assert_eq!(record.outcome, Outcome::Ok);
 }
 
@@ -64,16 +71,29 @@ async fn sigterm_drains_an_in_flight_stream_and_flushes_the_log() {
 async fn configuration_errors_exit_2_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(&path, "[providers.p]\npreset = \"openai\"\napi_key_env = \"NOT_SET_ANYWHERE\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "[providers.p]\npreset = \"openai\"\napi_key_env = \"NOT_SET_ANYWHERE\"\n",
+    )
+    .unwrap();
     let p = path.to_str().unwrap();
-    let (code, _, err) = run_cli(&["check-config", "--config", p], &[("TOLLGATE_OPERATOR_KEY", KEY)]);
+    let (code, _, err) = run_cli(
+        &["check-config", "--config", p],
+        &[("TOLLGATE_OPERATOR_KEY", KEY)],
+    );
     assert_eq!(code, 2);
-    assert!(err.contains("`providers.p.api_key_env`: environment variable NOT_SET_ANYWHERE is not set"), "{err}");
+    assert!(
+        err.contains("`providers.p.api_key_env`: environment variable NOT_SET_ANYWHERE is not set"),
+        "{err}"
+    );
     let (code, _, err) = run_cli(&["serve", "--config", p], &[("TOLLGATE_OPERATOR_KEY", KEY)]);
     assert_eq!(code, 2, "{err}");
 
     std::fs::write(&path, "[server]\nprot = 1\n").unwrap();
-    let (code, _, err) = run_cli(&["check-config", "--config", p], &[("TOLLGATE_OPERATOR_KEY", KEY)]);
+    let (code, _, err) = run_cli(
+        &["check-config", "--config", p],
+        &[("TOLLGATE_OPERATOR_KEY", KEY)],
+    );
     assert_eq!(code, 2);
     assert!(err.contains("`server.prot`"), "{err}");
 
@@ -88,8 +108,13 @@ async fn configuration_errors_exit_2_naming_the_field() {
 #[tokio::test]
 async fn migrate_is_idempotent_and_serve_uses_the_migrated_store() {
     let dir = tempfile::tempdir().unwrap();
-    let url = tollgate_store::testing::database_url_for_test(dir.path()).await.unwrap();
-    let env = [("TOLLGATE_OPERATOR_KEY", KEY), ("TOLLGATE_DATABASE_URL", url.as_str())];
+    let url = tollgate_store::testing::database_url_for_test(dir.path())
+        .await
+        .unwrap();
+    let env = [
+        ("TOLLGATE_OPERATOR_KEY", KEY),
+        ("TOLLGATE_DATABASE_URL", url.as_str()),
+    ];
     let (code, out, err) = run_cli(&["migrate"], &env);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("applied 1 migration(s)"), "{out}");

@@ -35,12 +35,18 @@ async fn chat_passes_unknown_fields_through_and_says_what_served_it() {
     // The provider got exactly what the client sent, with only `model` replaced.
     let sent = mock.last_body().await;
     assert_eq!(sent["model"], "mock-gpt");
-    assert_eq!(sent["x_vendor_extension"], json!({"keep": [1, 2, {"deep": true}]}));
+    assert_eq!(
+        sent["x_vendor_extension"],
+        json!({"keep": [1, 2, {"deep": true}]})
+    );
     assert_eq!(sent["logit_bias"], json!({"50256": -100}));
     assert_eq!(sent["temperature"], 0.25);
     assert!(sent.get("stream_options").is_none());
     let req = mock.requests().await.pop().unwrap();
-    assert_eq!(req["headers"]["authorization"], "Bearer sk-mock-provider-secret");
+    assert_eq!(
+        req["headers"]["authorization"],
+        "Bearer sk-mock-provider-secret"
+    );
 
     let record = gw.record(&request_id).await;
     assert_eq!(record.outcome, Outcome::Ok);
@@ -67,11 +73,17 @@ async fn streams_with_usage_when_asked_and_hide_it_when_not() {
     let id = header(&res, "x-request-id");
     let events = sse_data(&res.text().await.unwrap());
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
-    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
     let usage = chunks.last().unwrap();
     assert_eq!(usage["choices"], json!([]));
     assert_eq!(usage["usage"]["completion_tokens"], 4);
-    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
     assert_eq!(text.split_whitespace().count(), 4);
     assert_eq!(gw.record(&id).await.tokens.map(|t| t.completion), Some(4));
 
@@ -84,10 +96,16 @@ async fn streams_with_usage_when_asked_and_hide_it_when_not() {
     let body = res.text().await.unwrap();
     assert!(!body.contains("usage"), "{body}");
     assert!(body.ends_with("data: [DONE]\n\n"));
-    assert_eq!(mock.last_body().await["stream_options"], json!({"include_usage": true}));
+    assert_eq!(
+        mock.last_body().await["stream_options"],
+        json!({"include_usage": true})
+    );
     let record = gw.record(&id).await;
     assert_eq!(record.outcome, Outcome::Ok);
-    assert_eq!(record.tokens.map(|t| (t.prompt, t.completion)), Some((3, 3)));
+    assert_eq!(
+        record.tokens.map(|t| (t.prompt, t.completion)),
+        Some((3, 3))
+    );
     assert!(record.ttft_ms.is_some());
 }
 
@@ -96,30 +114,63 @@ async fn completions_embeddings_and_models() {
     let mock = Mock::start();
     let gw = Gateway::start(&config(&mock.url, "")).await;
 
-    let res = gw.completions(json!({"model": "gpt-test", "prompt": "say this", "max_tokens": 2})).await;
+    let res = gw
+        .completions(json!({"model": "gpt-test", "prompt": "say this", "max_tokens": 2}))
+        .await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["object"], "text_completion");
     assert_eq!(body["usage"]["total_tokens"], 4);
 
-    let res = gw.completions(json!({"model": "gpt-test", "prompt": ["x y"], "max_tokens": 2, "stream": true})).await;
+    let res = gw
+        .completions(
+            json!({"model": "gpt-test", "prompt": ["x y"], "max_tokens": 2, "stream": true}),
+        )
+        .await;
     let events = sse_data(&res.text().await.unwrap());
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
 
-    let res = gw.embeddings(json!({"model": "embed-test", "input": ["hello world", "x"], "dimensions": 4})).await;
+    let res = gw
+        .embeddings(json!({"model": "embed-test", "input": ["hello world", "x"], "dimensions": 4}))
+        .await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["data"].as_array().map(Vec::len), Some(2));
-    assert_eq!(body["data"][0]["embedding"].as_array().map(Vec::len), Some(4));
+    assert_eq!(
+        body["data"][0]["embedding"].as_array().map(Vec::len),
+        Some(4)
+    );
     assert_eq!(body["usage"]["prompt_tokens"], 3);
     assert_eq!(mock.last_body().await["model"], "mock-embed");
 
-    let list: Value = gw.get("/v1/models").send().await.unwrap().json().await.unwrap();
-    let ids: Vec<&str> = list["data"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
+    let list: Value = gw
+        .get("/v1/models")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
     assert_eq!(ids, ["embed-test", "gpt-test", "org/gpt-slash"]);
     assert_eq!(list["object"], "list");
-    let one: Value = gw.get("/v1/models/org/gpt-slash").send().await.unwrap().json().await.unwrap();
-    assert_eq!(one, json!({"id": "org/gpt-slash", "object": "model", "created": 0, "owned_by": "tollgate"}));
+    let one: Value = gw
+        .get("/v1/models/org/gpt-slash")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        one,
+        json!({"id": "org/gpt-slash", "object": "model", "created": 0, "owned_by": "tollgate"})
+    );
     let res = gw.get("/v1/models/nope").send().await.unwrap();
     assert_eq!(res.status(), 404);
     assert!(!header(&res, "x-request-id").is_empty());
@@ -133,7 +184,13 @@ async fn the_operator_key_is_required_and_nothing_reaches_upstream_without_it() 
     let url = format!("{}/v1/chat/completions", gw.url);
     let body = json!({"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]});
 
-    let with_x_api_key = client.post(&url).header("x-api-key", KEY).json(&body).send().await.unwrap();
+    let with_x_api_key = client
+        .post(&url)
+        .header("x-api-key", KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(with_x_api_key.status(), 200);
 
     let bad: Vec<(&str, &str)> = vec![
@@ -144,14 +201,38 @@ async fn the_operator_key_is_required_and_nothing_reaches_upstream_without_it() 
         ("x-other", "nothing"),
     ];
     for (name, value) in bad {
-        let res = client.post(&url).header(name, value).json(&body).send().await.unwrap();
+        let res = client
+            .post(&url)
+            .header(name, value)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 401, "{name}: {value}");
         assert!(!header(&res, "x-request-id").is_empty());
         let err: Value = res.json().await.unwrap();
-        assert!(matches!(err["error"]["code"].as_str(), Some("invalid_api_key" | "missing_api_key")), "{err}");
+        assert!(
+            matches!(
+                err["error"]["code"].as_str(),
+                Some("invalid_api_key" | "missing_api_key")
+            ),
+            "{err}"
+        );
     }
-    assert_eq!(client.get(format!("{}/v1/models", gw.url)).send().await.unwrap().status(), 401);
-    assert_eq!(mock.stats().await["requests"], 1, "only the authorized request reached the provider");
+    assert_eq!(
+        client
+            .get(format!("{}/v1/models", gw.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        mock.stats().await["requests"],
+        1,
+        "only the authorized request reached the provider"
+    );
 }
 
 #[tokio::test]
@@ -161,8 +242,17 @@ async fn health_and_readiness() {
     let res = reqwest::get(format!("{}/healthz", gw.url)).await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(!header(&res, "x-request-id").is_empty());
-    let ready: Value = reqwest::get(format!("{}/readyz", gw.url)).await.unwrap().json().await.unwrap();
+    let ready: Value = reqwest::get(format!("{}/readyz", gw.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["status"], "ready");
-    let expected = if tollgate_store::testing::postgres_admin_url().is_some() { "postgres" } else { "sqlite" };
+    let expected = if tollgate_store::testing::postgres_admin_url().is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
     assert_eq!(ready["store"], expected);
 }

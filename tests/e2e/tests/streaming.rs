@@ -43,17 +43,32 @@ async fn a_stream_that_breaks_after_content_ends_with_a_typed_error_event() {
         let mut body = stream_body(name);
         body.as_object_mut().unwrap().remove("max_tokens");
         let res = gw.chat(body).await;
-        assert_eq!(res.status(), 200, "{name}: committed after the first content");
+        assert_eq!(
+            res.status(),
+            200,
+            "{name}: committed after the first content"
+        );
         let id = header(&res, "x-request-id");
-        assert_eq!(header(&res, "x-tollgate-attempts"), "1", "{name}: no fallback after commit");
+        assert_eq!(
+            header(&res, "x-tollgate-attempts"),
+            "1",
+            "{name}: no fallback after commit"
+        );
         let events = sse_data(&res.text().await.unwrap());
         assert!(events.len() >= 2, "{name}: content before the error");
-        assert!(!events.contains(&"[DONE]".to_owned()), "{name}: never a clean-looking end");
+        assert!(
+            !events.contains(&"[DONE]".to_owned()),
+            "{name}: never a clean-looking end"
+        );
         let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
         assert_eq!(last["error"]["code"], code, "{name}: {last}");
         assert_eq!(last["error"]["type"], "upstream_error");
         let record = gw.record(&id).await;
-        assert_eq!((record.outcome, record.error_code.as_deref()), (Outcome::UpstreamBroken, Some(code)), "{name}");
+        assert_eq!(
+            (record.outcome, record.error_code.as_deref()),
+            (Outcome::UpstreamBroken, Some(code)),
+            "{name}"
+        );
     }
 }
 
@@ -101,14 +116,24 @@ async fn failures_before_the_first_content_fall_back_to_the_next_deployment() {
     }
 
     // The client's own mistake is not retried elsewhere.
-    let res = gw.chat(json!({"model": "no_fallback_on_400", "messages": [{"role": "user", "content": "x"}]})).await;
+    let res = gw
+        .chat(
+            json!({"model": "no_fallback_on_400", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
     assert_eq!(res.status(), 400);
     // When everything fails, the last failure is reported with the attempt count.
     let res = gw.chat(stream_body("all_fail")).await;
     assert_eq!(res.status(), 502);
     let err: Value = res.json().await.unwrap();
     assert_eq!(err["error"]["code"], "upstream_stream_error");
-    assert!(err["error"]["message"].as_str().unwrap().contains("2 attempts"), "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 attempts"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -119,15 +144,26 @@ async fn keep_alive_comments_before_the_first_content_are_not_sent_as_content() 
     let res = gw.chat(stream_body("ka")).await;
     assert_eq!(res.status(), 200);
     let body = res.text().await.unwrap();
-    assert!(body.starts_with("data: {"), "the first thing sent is content: {}", &body[..body.len().min(80)]);
+    assert!(
+        body.starts_with("data: {"),
+        "the first thing sent is content: {}",
+        &body[..body.len().min(80)]
+    );
     assert!(body.ends_with("data: [DONE]\n\n"));
 }
 
 #[tokio::test]
 async fn a_client_that_disconnects_mid_stream_is_recorded_and_the_upstream_released() {
     let mock = Mock::start();
-    let extra = [deployment("slow", "tps=20,tokens=200"), model("slow", &["slow"])].concat();
-    let gw = Gateway::start(&config(&mock.url, &extra).replace("total_timeout_ms = 4000", "total_timeout_ms = 60000")).await;
+    let extra = [
+        deployment("slow", "tps=20,tokens=200"),
+        model("slow", &["slow"]),
+    ]
+    .concat();
+    let gw = Gateway::start(
+        &config(&mock.url, &extra).replace("total_timeout_ms = 4000", "total_timeout_ms = 60000"),
+    )
+    .await;
     let res = gw.chat(stream_body("slow")).await;
     assert_eq!(res.status(), 200);
     let id = header(&res, "x-request-id");
@@ -138,5 +174,8 @@ async fn a_client_that_disconnects_mid_stream_is_recorded_and_the_upstream_relea
     let record = gw.record(&id).await;
     assert_eq!(record.outcome, Outcome::ClientAbandoned);
     let stats = mock.wait_idle().await;
-    assert_eq!(stats["in_flight"], 0, "the upstream stream was closed: {stats}");
+    assert_eq!(
+        stats["in_flight"], 0,
+        "the upstream stream was closed: {stats}"
+    );
 }

@@ -9,7 +9,12 @@ use futures_util::StreamExt;
 
 use crate::error::ApiError;
 
-pub async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize, within: Duration) -> Result<Bytes, ApiError> {
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+    within: Duration,
+) -> Result<Bytes, ApiError> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -39,5 +44,7 @@ pub async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usiz
         }
         Ok(first.unwrap_or_else(|| buf.freeze()))
     };
-    tokio::time::timeout(within, read).await.map_err(|_| ApiError::BodyTimeout)?
+    tokio::time::timeout(within, read)
+        .await
+        .map_err(|_| ApiError::BodyTimeout)?
 }

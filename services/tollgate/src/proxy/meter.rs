@@ -18,7 +18,14 @@ pub struct Meter {
 }
 
 impl Meter {
-    pub fn new(logger: RequestLogger, id: &RequestId, endpoint: Endpoint, model: &str, stream: bool, started: Instant) -> Self {
+    pub fn new(
+        logger: RequestLogger,
+        id: &RequestId,
+        endpoint: Endpoint,
+        model: &str,
+        stream: bool,
+        started: Instant,
+    ) -> Self {
         Self {
             logger,
             record: Some(RequestRecord {

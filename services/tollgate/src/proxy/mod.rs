@@ -24,8 +24,14 @@ use meter::Meter;
 
 /// What a successful attempt produced.
 enum Served {
-    Complete { body: Bytes, usage: Option<Usage> },
-    Stream { upstream: UpstreamStream, prelude: Vec<Bytes> },
+    Complete {
+        body: Bytes,
+        usage: Option<Usage>,
+    },
+    Stream {
+        upstream: UpstreamStream,
+        prelude: Vec<Bytes>,
+    },
 }
 
 /// Handles one proxied request end to end.
@@ -38,7 +44,13 @@ pub async fn proxy(
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let catalog: &Catalog = &state.catalog;
-    let body = read_body(&req, payload, catalog.max_body_bytes, catalog.body_read_timeout).await?;
+    let body = read_body(
+        &req,
+        payload,
+        catalog.max_body_bytes,
+        catalog.body_read_timeout,
+    )
+    .await?;
     let envelope = RequestEnvelope::parse(endpoint, &body, &catalog.limits)?;
     let model = route(catalog, &envelope)?;
 
@@ -47,20 +59,35 @@ pub async fn proxy(
         .get::<RequestId>()
         .cloned()
         .unwrap_or_else(crate::ids::new_request_id);
-    let mut meter = Meter::new(state.log.clone(), &request_id, endpoint, envelope.model(), envelope.is_stream(), started);
+    let mut meter = Meter::new(
+        state.log.clone(),
+        &request_id,
+        endpoint,
+        envelope.model(),
+        envelope.is_stream(),
+        started,
+    );
 
-    let (deployment, served) = match call_upstream(&client, catalog, model, &envelope, &mut meter).await {
-        Ok(ok) => ok,
-        Err(error) => {
-            let err = ApiError::Upstream { error, attempts: meter.attempts() };
-            let code = match &err {
-                ApiError::Upstream { error, .. } => error.code(),
-                _ => "internal_error",
-            };
-            meter.finish(Outcome::Error, actix_web::ResponseError::status_code(&err).as_u16(), Some(code));
-            return Err(err);
-        }
-    };
+    let (deployment, served) =
+        match call_upstream(&client, catalog, model, &envelope, &mut meter).await {
+            Ok(ok) => ok,
+            Err(error) => {
+                let err = ApiError::Upstream {
+                    error,
+                    attempts: meter.attempts(),
+                };
+                let code = match &err {
+                    ApiError::Upstream { error, .. } => error.code(),
+                    _ => "internal_error",
+                };
+                meter.finish(
+                    Outcome::Error,
+                    actix_web::ResponseError::status_code(&err).as_u16(),
+                    Some(code),
+                );
+                return Err(err);
+            }
+        };
 
     let mut res = HttpResponse::Ok();
     served_by(&mut res, &deployment, meter.attempts());
@@ -75,7 +102,10 @@ pub async fn proxy(
             Ok(res.body(body))
         }
         Served::Stream { upstream, prelude } => {
-            res.insert_header((CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8")));
+            res.insert_header((
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream; charset=utf-8"),
+            ));
             res.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-cache")));
             let relay = stream::Relay::new(upstream, prelude, envelope.client_wants_usage(), meter);
             Ok(res.streaming(relay.into_stream()))
@@ -84,7 +114,10 @@ pub async fn proxy(
 }
 
 /// The route phase: the public model, and whether it serves this endpoint.
-fn route<'c>(catalog: &'c Catalog, envelope: &RequestEnvelope<'_>) -> Result<&'c PublicModel, ApiError> {
+fn route<'c>(
+    catalog: &'c Catalog,
+    envelope: &RequestEnvelope<'_>,
+) -> Result<&'c PublicModel, ApiError> {
     let model = catalog
         .models
         .get(envelope.model())
@@ -109,21 +142,37 @@ async fn call_upstream(
 ) -> Result<(Arc<Deployment>, Served), UpstreamError> {
     let endpoint = envelope.endpoint();
     let mut last = UpstreamError::Connect("no deployment can serve this request".into());
-    let candidates = model.deployments.iter().filter(|d| d.uri(endpoint).is_some());
+    let candidates = model
+        .deployments
+        .iter()
+        .filter(|d| d.uri(endpoint).is_some());
     for deployment in candidates.take(catalog.max_attempts) {
-        let Some(uri) = deployment.uri(endpoint) else { continue };
+        let Some(uri) = deployment.uri(endpoint) else {
+            continue;
+        };
         meter.attempt(deployment);
         let preset = deployment.provider.preset();
-        let body = Bytes::from(envelope.to_upstream_body(&deployment.upstream_model, preset.stream_usage));
-        let outcome = match client.send(&deployment.provider, uri.clone(), body, envelope.is_stream()).await {
+        let body =
+            Bytes::from(envelope.to_upstream_body(&deployment.upstream_model, preset.stream_usage));
+        let outcome = match client
+            .send(
+                &deployment.provider,
+                uri.clone(),
+                body,
+                envelope.is_stream(),
+            )
+            .await
+        {
             Ok(Upstream::Complete { body, .. }) => match Usage::from_openai_body(&body) {
                 Ok(usage) => Ok(Served::Complete { body, usage }),
                 Err(e) => Err(UpstreamError::Malformed(e.to_string())),
             },
-            Ok(Upstream::Stream(mut upstream)) => match stream::first_content(&mut upstream).await {
-                Ok(prelude) => Ok(Served::Stream { upstream, prelude }),
-                Err(e) => Err(e),
-            },
+            Ok(Upstream::Stream(mut upstream)) => {
+                match stream::first_content(&mut upstream).await {
+                    Ok(prelude) => Ok(Served::Stream { upstream, prelude }),
+                    Err(e) => Err(e),
+                }
+            }
             Err(e) => Err(e),
         };
         match outcome {

@@ -81,7 +81,8 @@ struct DeltaProbe<'a> {
 
 impl ChunkProbe<'_> {
     fn has_content(&self) -> bool {
-        let non_empty = |s: &Option<std::borrow::Cow<'_, str>>| s.as_deref().is_some_and(|s| !s.is_empty());
+        let non_empty =
+            |s: &Option<std::borrow::Cow<'_, str>>| s.as_deref().is_some_and(|s| !s.is_empty());
         self.usage.is_some()
             || self.choices.iter().any(|c| {
                 non_empty(&c.text)
@@ -137,7 +138,12 @@ const USAGE_NULL: &[u8] = b",\"usage\":null";
 const EMPTY_CHOICES: &[u8] = b"\"choices\":[]";
 
 impl Relay {
-    pub fn new(upstream: UpstreamStream, prelude: Vec<Bytes>, client_wants_usage: bool, meter: Meter) -> Self {
+    pub fn new(
+        upstream: UpstreamStream,
+        prelude: Vec<Bytes>,
+        client_wants_usage: bool,
+        meter: Meter,
+    ) -> Self {
         Self {
             upstream,
             prelude,
@@ -181,10 +187,13 @@ impl Relay {
     /// Ends the stream with a typed error event (no `[DONE]`).
     fn fail(&mut self, error: &UpstreamError, out: &mut BytesMut) -> Step {
         tracing::warn!(error = %error, code = error.code(), "stream broke after commit");
-        self.meter.finish(Outcome::UpstreamBroken, 200, Some(error.code()));
+        self.meter
+            .finish(Outcome::UpstreamBroken, 200, Some(error.code()));
         let message = format!("The provider's stream failed: {error}.");
         out.extend_from_slice(b"data: ");
-        out.extend_from_slice(error_body(&message, "upstream_error", None, error.code()).as_bytes());
+        out.extend_from_slice(
+            error_body(&message, "upstream_error", None, error.code()).as_bytes(),
+        );
         out.extend_from_slice(b"\n\n");
         Step::End
     }

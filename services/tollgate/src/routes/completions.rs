@@ -18,7 +18,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         cfg.service(
             web::resource(path)
                 .route(web::post().to(
-                    move |_: Operator, req: HttpRequest, payload: web::Payload, state: web::Data<AppState>, client: web::Data<UpstreamClient>| {
+                    move |_: Operator,
+                          req: HttpRequest,
+                          payload: web::Payload,
+                          state: web::Data<AppState>,
+                          client: web::Data<UpstreamClient>| {
                         handle(endpoint, req, payload, state, client)
                     },
                 ))

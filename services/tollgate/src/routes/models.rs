@@ -26,8 +26,18 @@ async fn list(_: Operator, state: web::Data<AppState>) -> HttpResponse {
         .body(state.catalog.models_json.clone())
 }
 
-async fn retrieve(_: Operator, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn retrieve(
+    _: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let model = state.catalog.models.get(&id).ok_or(ApiError::ModelNotFound(id))?;
-    Ok(HttpResponse::Ok().content_type(ContentType::json()).body(model.json.clone()))
+    let model = state
+        .catalog
+        .models
+        .get(&id)
+        .ok_or(ApiError::ModelNotFound(id))?;
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(model.json.clone()))
 }

@@ -12,16 +12,28 @@ pub struct Environment(HashMap<String, String>);
 
 impl Environment {
     pub fn from_process() -> Self {
-        Self(std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect())
+        Self(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        )
     }
 
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Self(pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+        Self(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        )
     }
 
     /// A variable's value; empty counts as unset.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// `TOLLGATE_CONFIG`: the configuration file when `--config` is not given.
@@ -36,14 +48,20 @@ impl Environment {
             s.server.host = v.to_owned();
         }
         if let Some(v) = self.get("TOLLGATE_PORT") {
-            s.server.port = v
-                .parse()
-                .map_err(|_| ConfigError::new("server.port", format!("TOLLGATE_PORT={v:?} is not a port number")))?;
+            s.server.port = v.parse().map_err(|_| {
+                ConfigError::new(
+                    "server.port",
+                    format!("TOLLGATE_PORT={v:?} is not a port number"),
+                )
+            })?;
         }
         if let Some(v) = self.get("TOLLGATE_WORKERS") {
-            s.server.workers = v
-                .parse()
-                .map_err(|_| ConfigError::new("server.workers", format!("TOLLGATE_WORKERS={v:?} is not a number")))?;
+            s.server.workers = v.parse().map_err(|_| {
+                ConfigError::new(
+                    "server.workers",
+                    format!("TOLLGATE_WORKERS={v:?} is not a number"),
+                )
+            })?;
         }
         if let Some(v) = self.get("TOLLGATE_DATABASE_URL") {
             s.database.url = Secret(v.to_owned());

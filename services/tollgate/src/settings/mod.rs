@@ -255,7 +255,10 @@ impl Settings {
                     format!(" (line {line})")
                 })
                 .unwrap_or_default();
-            ConfigError::new(if path == "." { String::new() } else { path }, format!("{message}{location}"))
+            ConfigError::new(
+                if path == "." { String::new() } else { path },
+                format!("{message}{location}"),
+            )
         })
     }
 
@@ -263,8 +266,9 @@ impl Settings {
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| ConfigError::new("", format!("cannot read {}: {e}", p.display())))?;
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    ConfigError::new("", format!("cannot read {}: {e}", p.display()))
+                })?;
                 Self::from_toml(&text)
             }
             None => Ok(Self::default()),

@@ -81,7 +81,10 @@ fn a_good_file_builds_the_catalog() {
         m.deployments[0].uri(tollgate_domain::Endpoint::ChatCompletions).unwrap().to_string(),
         "https://res.openai.azure.com/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-06-01"
     );
-    assert_eq!(m.deployments[1].provider.timeouts().first_byte, std::time::Duration::from_secs(5));
+    assert_eq!(
+        m.deployments[1].provider.timeouts().first_byte,
+        std::time::Duration::from_secs(5)
+    );
     assert!(c.models["org/embed"].serves(tollgate_domain::Endpoint::Embeddings));
     assert_eq!(c.connect_timeouts.len(), 2);
     let list: serde_json::Value = serde_json::from_slice(&c.models_json).unwrap();
@@ -91,8 +94,15 @@ fn a_good_file_builds_the_catalog() {
 
 #[test]
 fn the_shipped_demo_config_is_valid() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/demo/tollgate.toml")).unwrap();
-    let c = Settings::from_toml(&text).unwrap().validate(&env()).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../infra/demo/tollgate.toml"
+    ))
+    .unwrap();
+    let c = Settings::from_toml(&text)
+        .unwrap()
+        .validate(&env())
+        .unwrap();
     assert!(c.models.contains_key("gpt-demo"));
 }
 
@@ -120,24 +130,62 @@ fn every_error_names_its_field() {
     let cases: &[(&str, &str)] = &[
         ("[server]\nprot = 1", "`server.prot`"),
         ("[server]\nport = \"x\"", "`server.port`"),
-        ("[providers.p]\npreset = \"openai\"\nbase_urll = \"x\"", "`providers.p.base_urll`"),
-        ("[providers.p]\npreset = \"nope\"", "`providers.p.preset`: unknown preset"),
-        ("[providers.p]\npreset = \"openai\"", "`providers.p.api_key_env`: required"),
-        ("[providers.p]\npreset = \"openai\"\napi_key_env = \"MISSING_KEY\"", "environment variable MISSING_KEY is not set"),
-        ("[providers.p]\npreset = \"azure\"\napi_key_env = \"AZURE_KEY\"", "`providers.p.base_url`: required"),
-        ("[providers.p]\npreset = \"mock\"\nbase_url = \"ftp://x\"", "`providers.p.base_url`"),
-        ("[providers.p]\npreset = \"mock\"\nbase_url = \"http://x\"\nidle_timeout_ms = 0", "`providers.p.idle_timeout_ms`: must be positive"),
-        ("[deployments.d]\nprovider = \"ghost\"\nmodel = \"m\"", "`deployments.d.provider`: no provider named \"ghost\""),
+        (
+            "[providers.p]\npreset = \"openai\"\nbase_urll = \"x\"",
+            "`providers.p.base_urll`",
+        ),
+        (
+            "[providers.p]\npreset = \"nope\"",
+            "`providers.p.preset`: unknown preset",
+        ),
+        (
+            "[providers.p]\npreset = \"openai\"",
+            "`providers.p.api_key_env`: required",
+        ),
+        (
+            "[providers.p]\npreset = \"openai\"\napi_key_env = \"MISSING_KEY\"",
+            "environment variable MISSING_KEY is not set",
+        ),
+        (
+            "[providers.p]\npreset = \"azure\"\napi_key_env = \"AZURE_KEY\"",
+            "`providers.p.base_url`: required",
+        ),
+        (
+            "[providers.p]\npreset = \"mock\"\nbase_url = \"ftp://x\"",
+            "`providers.p.base_url`",
+        ),
+        (
+            "[providers.p]\npreset = \"mock\"\nbase_url = \"http://x\"\nidle_timeout_ms = 0",
+            "`providers.p.idle_timeout_ms`: must be positive",
+        ),
+        (
+            "[deployments.d]\nprovider = \"ghost\"\nmodel = \"m\"",
+            "`deployments.d.provider`: no provider named \"ghost\"",
+        ),
         ("[models.m]\ndeployments = []", "`models.m.deployments`"),
-        ("[models.m]\ndeployments = [\"ghost\"]", "`models.m.deployments[0]`: no deployment named"),
+        (
+            "[models.m]\ndeployments = [\"ghost\"]",
+            "`models.m.deployments[0]`: no deployment named",
+        ),
         ("[database]\nurl = \"mysql://x\"", "`database.url`"),
-        ("[upstream_defaults]\nmax_attempts = 0", "`upstream_defaults.max_attempts`"),
+        (
+            "[upstream_defaults]\nmax_attempts = 0",
+            "`upstream_defaults.max_attempts`",
+        ),
         ("[log]\nformat = \"xml\"", "`log.format`"),
     ];
     for (toml, expected) in cases {
         let errs = errors(toml, &env());
-        assert!(errs.iter().any(|e| e.contains(expected)), "{toml:?} → {errs:?}");
+        assert!(
+            errs.iter().any(|e| e.contains(expected)),
+            "{toml:?} → {errs:?}"
+        );
     }
     let no_key = errors("", &Environment::default());
-    assert!(no_key.iter().any(|e| e.contains("`auth.operator_key_env`: environment variable TOLLGATE_OPERATOR_KEY is not set")), "{no_key:?}");
+    assert!(
+        no_key.iter().any(|e| e.contains(
+            "`auth.operator_key_env`: environment variable TOLLGATE_OPERATOR_KEY is not set"
+        )),
+        "{no_key:?}"
+    );
 }

@@ -64,22 +64,40 @@ impl Settings {
 
         let s = &self.server;
         if s.host.parse::<std::net::IpAddr>().is_err() && s.host != "localhost" {
-            err("server.host".into(), format!("{:?} is not an IP address", s.host));
+            err(
+                "server.host".into(),
+                format!("{:?} is not an IP address", s.host),
+            );
         }
         if s.workers > 1024 {
-            err("server.workers".into(), "must be at most 1024 (0 = one per CPU)".into());
+            err(
+                "server.workers".into(),
+                "must be at most 1024 (0 = one per CPU)".into(),
+            );
         }
         if s.max_body_bytes < 1024 {
-            err("server.max_body_bytes".into(), "must be at least 1024".into());
+            err(
+                "server.max_body_bytes".into(),
+                "must be at least 1024".into(),
+            );
         }
         if s.body_read_timeout_ms == 0 {
-            err("server.body_read_timeout_ms".into(), "must be positive".into());
+            err(
+                "server.body_read_timeout_ms".into(),
+                "must be positive".into(),
+            );
         }
         let url = self.database.url.expose();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             err(
                 "database.url".into(),
-                format!("expected sqlite:PATH or postgres://…, got {:?}", tollgate_store::redact(url)),
+                format!(
+                    "expected sqlite:PATH or postgres://…, got {:?}",
+                    tollgate_store::redact(url)
+                ),
             );
         }
         if self.database.max_connections == 0 {
@@ -101,7 +119,11 @@ impl Settings {
             err("log.level".into(), format!("not a valid filter: {e}"));
         }
         let l = &self.limits;
-        for (name, v) in [("max_fields", l.max_fields), ("max_messages", l.max_messages), ("max_inputs", l.max_inputs)] {
+        for (name, v) in [
+            ("max_fields", l.max_fields),
+            ("max_messages", l.max_messages),
+            ("max_inputs", l.max_inputs),
+        ] {
             if v == 0 {
                 err(format!("limits.{name}"), "must be positive".into());
             }
@@ -114,11 +136,17 @@ impl Settings {
             ("total_timeout_ms", u.total_timeout_ms),
         ] {
             if v == 0 {
-                err(format!("upstream_defaults.{name}"), "must be positive".into());
+                err(
+                    format!("upstream_defaults.{name}"),
+                    "must be positive".into(),
+                );
             }
         }
         if u.max_attempts == 0 || u.max_attempts > 10 {
-            err("upstream_defaults.max_attempts".into(), "must be between 1 and 10".into());
+            err(
+                "upstream_defaults.max_attempts".into(),
+                "must be between 1 and 10".into(),
+            );
         }
 
         let mut builder = CatalogBuilder::new(self);

@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""Tollgate benchmark harness: the gateway against the mock provider, and the mock directly.
+
+One command (from the repository root):
+
+    python3 infra/bench/bench.py            # builds release binaries, runs every phase
+
+For each phase it drives the mock provider directly (the floor) and then through the gateway,
+with `oha` (a Rust load generator from crates.io: `cargo install oha --locked`):
+  * fixed request rates, open loop with latency correction (500 and 2000 req/s by default),
+  * fixed concurrency, closed loop (64 connections): the maximum throughput,
+for non-streaming and streaming chat completions. It prints added latency (gateway minus direct)
+at p50/p90/p99, requests/s, the gateway's CPU time per request (from /proc/PID/stat) and its peak
+RSS (VmHWM, reset before each phase through /proc/PID/clear_refs). Raw oha output is kept in
+infra/bench/results/ (git-ignored).
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+KEY = "tg-bench-operator-key"
+
+CONFIG = """
+[server]
+host = "127.0.0.1"
+port = 0
+workers = {workers}
+
+[database]
+url = "sqlite:{db}"
+
+[log]
+level = "warn"
+
+[providers.mock]
+preset = "mock"
+base_url = "{mock}/v1"
+
+[deployments.mock]
+provider = "mock"
+model = "mock-gpt"
+region = "local"
+
+[models.bench]
+deployments = ["mock"]
+"""
+
+
+def body(model, stream):
+    b = {"model": model, "max_tokens": 16,
+         "messages": [{"role": "user", "content": "Say hello to the benchmark harness please"}]}
+    if stream:
+        b["stream"] = True
+    return json.dumps(b)
+
+
+def spawn(cmd, env=None):
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    line = p.stdout.readline().strip()
+    if "listening on" not in line:
+        p.kill()
+        sys.exit(f"{cmd[0]} did not start: {line!r}")
+    return p, line.rsplit(" ", 1)[-1]
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def reset_peak_rss(pid):
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def oha(url, payload, duration, rate, conns, headers):
+    cmd = ["oha", "-z", f"{duration}s", "-c", str(conns), "--no-tui", "--output-format", "json",
+           "-m", "POST", "-T", "application/json", "-d", payload]
+    if rate:
+        cmd += ["-q", str(rate), "--latency-correction"]
+    for h in headers:
+        cmd += ["-H", h]
+    out = subprocess.run(cmd + [url], check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def count_ok(result):
+    return sum(v for k, v in result.get("statusCodeDistribution", {}).items() if k == "200")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per phase (default 10)")
+    ap.add_argument("--rates", default="500,2000", help="open-loop rates, req/s (default 500,2000)")
+    ap.add_argument("--connections", type=int, default=64, help="closed-loop connections (default 64)")
+    ap.add_argument("--workers", type=int, default=1, help="gateway worker threads (default 1)")
+    ap.add_argument("--mock-workers", type=int, default=1)
+    ap.add_argument("--only", choices=["plain", "stream"], help="run one kind only")
+    ap.add_argument("--no-build", action="store_true", help="use the existing release binaries")
+    args = ap.parse_args()
+
+    if not shutil.which("oha"):
+        sys.exit("oha is not installed: cargo install oha --locked")
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "-p", "tollgate", "-p", "mock-provider"], cwd=ROOT, check=True)
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
+
+    tmp = tempfile.mkdtemp(prefix="tollgate-bench-")
+    mock, mock_url = spawn([str(target / "mock-provider"), "--port", "0", "--workers", str(args.mock_workers)])
+    cfg = Path(tmp) / "tollgate.toml"
+    cfg.write_text(CONFIG.format(workers=args.workers, db=Path(tmp) / "bench.db", mock=mock_url))
+    env = dict(os.environ, TOLLGATE_OPERATOR_KEY=KEY)
+    env.pop("TOLLGATE_DATABASE_URL", None)
+    gw, gw_url = spawn([str(target / "tollgate"), "serve", "--config", str(cfg)], env)
+    auth = [f"Authorization: Bearer {KEY}"]
+
+    phases = []
+    kinds = [k for k in ("plain", "stream") if args.only in (None, k)]
+    rates = [int(r) for r in args.rates.split(",") if r]
+    try:
+        for kind in kinds:
+            stream = kind == "stream"
+            for rate in rates + [None]:
+                conns = args.connections if rate is None else max(64, rate // 10)
+                label = f"{'streaming' if stream else 'non-streaming'} @ " + (f"{rate} req/s" if rate else f"{conns} conns (max)")
+                # Warm both paths (connection pools, allocator) before measuring.
+                oha(f"{mock_url}/v1/chat/completions", body("mock-gpt", stream), 1, rate, conns, [])
+                oha(f"{gw_url}/v1/chat/completions", body("bench", stream), 1, rate, conns, auth)
+                direct = oha(f"{mock_url}/v1/chat/completions", body("mock-gpt", stream), args.duration, rate, conns, [])
+                reset_peak_rss(gw.pid)
+                cpu0 = cpu_seconds(gw.pid)
+                via = oha(f"{gw_url}/v1/chat/completions", body("bench", stream), args.duration, rate, conns, auth)
+                cpu1 = cpu_seconds(gw.pid)
+                ok = count_ok(via)
+                total = sum(via.get("statusCodeDistribution", {}).values())
+                p = lambda r, q: r["latencyPercentiles"][q] * 1000  # ms
+                row = {
+                    "phase": label,
+                    "direct_rps": direct["summary"]["requestsPerSec"],
+                    "gateway_rps": via["summary"]["requestsPerSec"],
+                    "gateway_ok": ok,
+                    "gateway_non_200": total - ok,
+                    "errors": via.get("errorDistribution", {}),
+                    "added_p50_ms": p(via, "p50") - p(direct, "p50"),
+                    "added_p90_ms": p(via, "p90") - p(direct, "p90"),
+                    "added_p99_ms": p(via, "p99") - p(direct, "p99"),
+                    "direct_p50_ms": p(direct, "p50"),
+                    "direct_p99_ms": p(direct, "p99"),
+                    "gateway_p50_ms": p(via, "p50"),
+                    "gateway_p99_ms": p(via, "p99"),
+                    "cpu_us_per_req": (cpu1 - cpu0) / max(ok, 1) * 1e6,
+                    "peak_rss_mib": peak_rss_mib(gw.pid),
+                    "raw": {"direct": direct, "gateway": via},
+                }
+                phases.append(row)
+                print(f"{label}: gateway {row['gateway_rps']:.0f} req/s, added p50 {row['added_p50_ms']:.3f} ms, "
+                      f"p99 {row['added_p99_ms']:.3f} ms, {row['cpu_us_per_req']:.1f} µs CPU/req, "
+                      f"non-200 {row['gateway_non_200']}", file=sys.stderr, flush=True)
+    finally:
+        gw.terminate()
+        gw.wait(timeout=30)
+        mock.terminate()
+        mock.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print("\n| phase | direct req/s | gateway req/s | added p50 | added p90 | added p99 | gateway p99 | CPU µs/req | peak RSS |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in phases:
+        print(f"| {r['phase']} | {r['direct_rps']:,.0f} | {r['gateway_rps']:,.0f} | {r['added_p50_ms']:.3f} ms | "
+              f"{r['added_p90_ms']:.3f} ms | {r['added_p99_ms']:.3f} ms | {r['gateway_p99_ms']:.3f} ms | "
+              f"{r['cpu_us_per_req']:.1f} | {r['peak_rss_mib']:.1f} MiB |")
+    bad = [r for r in phases if r["gateway_non_200"] or r["errors"]]
+    for r in bad:
+        print(f"warning: {r['phase']}: {r['gateway_non_200']} non-200 responses, errors {r['errors']}")
+    out_dir = ROOT / "infra" / "bench" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / time.strftime("bench-%Y%m%d-%H%M%S.json")
+    out.write_text(json.dumps({"args": vars(args), "phases": phases}, indent=1))
+    print(f"\nraw results: {out.relative_to(ROOT)}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

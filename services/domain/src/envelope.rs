@@ -137,7 +137,9 @@ impl<'a> RequestEnvelope<'a> {
     }
 
     fn check(&mut self, limits: &EnvelopeLimits) -> Result<(), InvalidRequest> {
-        let model = self.field("model").ok_or_else(|| InvalidRequest::missing("model"))?;
+        let model = self
+            .field("model")
+            .ok_or_else(|| InvalidRequest::missing("model"))?;
         let model: Cow<'a, str> = match serde_json::from_str::<BorrowedStr<'a>>(model.get()) {
             Ok(BorrowedStr(m)) if !m.is_empty() => m,
             Ok(_) => {
@@ -243,7 +245,9 @@ impl<'a> RequestEnvelope<'a> {
     }
 
     fn check_inputs(&self, name: &str, limits: &EnvelopeLimits) -> Result<(), InvalidRequest> {
-        let raw = self.field(name).ok_or_else(|| InvalidRequest::missing(name))?;
+        let raw = self
+            .field(name)
+            .ok_or_else(|| InvalidRequest::missing(name))?;
         let text = raw.get();
         if text.starts_with('"') {
             return Ok(());
@@ -254,8 +258,8 @@ impl<'a> RequestEnvelope<'a> {
                 "a string, an array of strings, an array of integers or an array of integer arrays",
             ));
         }
-        let items: Vec<IgnoredAny> = serde_json::from_str(text)
-            .map_err(|_| InvalidRequest::wrong_type(name, "an array"))?;
+        let items: Vec<IgnoredAny> =
+            serde_json::from_str(text).map_err(|_| InvalidRequest::wrong_type(name, "an array"))?;
         if items.is_empty() {
             return Err(InvalidRequest::new(
                 "array_too_short",
@@ -267,7 +271,10 @@ impl<'a> RequestEnvelope<'a> {
             return Err(InvalidRequest::new(
                 "array_too_long",
                 Some(name),
-                format!("'{name}' has more than {} entries (the limit).", limits.max_inputs),
+                format!(
+                    "'{name}' has more than {} entries (the limit).",
+                    limits.max_inputs
+                ),
             ));
         }
         Ok(())
@@ -318,7 +325,9 @@ impl<'a> RequestEnvelope<'a> {
                     let mut options: serde_json::Map<String, serde_json::Value> =
                         serde_json::from_str(value.get()).unwrap_or_default();
                     options.insert("include_usage".into(), serde_json::Value::Bool(true));
-                    out.extend_from_slice(serde_json::Value::Object(options).to_string().as_bytes());
+                    out.extend_from_slice(
+                        serde_json::Value::Object(options).to_string().as_bytes(),
+                    );
                 }
                 _ => out.extend_from_slice(value.get().as_bytes()),
             }
@@ -339,12 +348,17 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
-fn parse_top_level<'a>(body: &'a [u8], limits: &EnvelopeLimits) -> Result<TopLevel<'a>, InvalidRequest> {
+fn parse_top_level<'a>(
+    body: &'a [u8],
+    limits: &EnvelopeLimits,
+) -> Result<TopLevel<'a>, InvalidRequest> {
     let text = std::str::from_utf8(body).map_err(|_| {
         InvalidRequest::new("invalid_json", None, "The request body is not valid UTF-8.")
     })?;
     let mut de = serde_json::Deserializer::from_str(text);
-    let parsed = de.deserialize_any(TopLevelVisitor { max_fields: limits.max_fields });
+    let parsed = de.deserialize_any(TopLevelVisitor {
+        max_fields: limits.max_fields,
+    });
     let parsed = parsed.and_then(|top| de.end().map(|()| top));
     parsed.map_err(|e| {
         let text = e.to_string();
@@ -359,10 +373,17 @@ fn parse_top_level<'a>(body: &'a [u8], limits: &EnvelopeLimits) -> Result<TopLev
             InvalidRequest::new(
                 "too_many_fields",
                 None,
-                format!("The request body has more than {} top-level fields.", limits.max_fields),
+                format!(
+                    "The request body has more than {} top-level fields.",
+                    limits.max_fields
+                ),
             )
         } else if text.starts_with("not an object") {
-            InvalidRequest::new("invalid_json", None, "The request body must be a JSON object.")
+            InvalidRequest::new(
+                "invalid_json",
+                None,
+                "The request body must be a JSON object.",
+            )
         } else {
             InvalidRequest::new(
                 "invalid_json",
@@ -450,7 +471,14 @@ impl<'de> Deserialize<'de> for BorrowedStr<'de> {
 /// `messages`: an array of objects, each with a known `role`. Counts them; errors carry `|idx=N`.
 struct Messages(usize);
 
-const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
+const ROLES: &[&str] = &[
+    "system",
+    "developer",
+    "user",
+    "assistant",
+    "tool",
+    "function",
+];
 
 impl<'de> Deserialize<'de> for Messages {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -471,7 +499,11 @@ impl<'de> Deserialize<'de> for Messages {
                         }
                         Ok(None) => return Ok(Messages(n)),
                         Err(e) => {
-                            let kind = if e.to_string().contains("role") { "role" } else { "object" };
+                            let kind = if e.to_string().contains("role") {
+                                "role"
+                            } else {
+                                "object"
+                            };
                             return Err(de::Error::custom(format_args!("{kind}|idx={n}")));
                         }
                     }

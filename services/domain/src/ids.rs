@@ -83,7 +83,10 @@ mod tests {
 
     #[test]
     fn request_ids_are_fixed_width() {
-        assert_eq!(RequestId::from_random(0).as_str(), format!("req_{}", "0".repeat(32)));
+        assert_eq!(
+            RequestId::from_random(0).as_str(),
+            format!("req_{}", "0".repeat(32))
+        );
         assert_eq!(RequestId::from_random(u128::MAX).as_str().len(), 36);
     }
 
@@ -95,7 +98,13 @@ mod tests {
             ModelName::parse(&"a".repeat(257)),
             Err(ModelNameError::TooLong { max: 256 })
         );
-        assert_eq!(ModelName::parse("a\nb"), Err(ModelNameError::ControlCharacter));
-        assert_eq!(ModelName::parse("openai/gpt-4o").map(|m| m.to_string()), Ok("openai/gpt-4o".into()));
+        assert_eq!(
+            ModelName::parse("a\nb"),
+            Err(ModelNameError::ControlCharacter)
+        );
+        assert_eq!(
+            ModelName::parse("openai/gpt-4o").map(|m| m.to_string()),
+            Ok("openai/gpt-4o".into())
+        );
     }
 }

@@ -61,7 +61,10 @@ impl Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,
             total_tokens: w.total_tokens.unwrap_or(prompt.saturating_add(completion)),
-            cached_tokens: w.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
+            cached_tokens: w
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
             reasoning_tokens: w
                 .completion_tokens_details
                 .and_then(|d| d.reasoning_tokens)
@@ -95,13 +98,22 @@ mod tests {
     fn embeddings_usage_has_no_completion_tokens() {
         let body = br#"{"usage":{"prompt_tokens":5,"total_tokens":5}}"#;
         let usage = Usage::from_openai_body(body).ok().flatten();
-        assert_eq!(usage.map(|u| (u.prompt_tokens, u.completion_tokens, u.total_tokens)), Some((5, 0, 5)));
+        assert_eq!(
+            usage.map(|u| (u.prompt_tokens, u.completion_tokens, u.total_tokens)),
+            Some((5, 0, 5))
+        );
     }
 
     #[test]
     fn null_or_missing_usage_is_none_and_garbage_is_an_error() {
-        assert_eq!(Usage::from_openai_body(br#"{"usage":null}"#).ok(), Some(None));
-        assert_eq!(Usage::from_openai_body(br#"{"choices":[]}"#).ok(), Some(None));
+        assert_eq!(
+            Usage::from_openai_body(br#"{"usage":null}"#).ok(),
+            Some(None)
+        );
+        assert_eq!(
+            Usage::from_openai_body(br#"{"choices":[]}"#).ok(),
+            Some(None)
+        );
         assert!(Usage::from_openai_body(b"{not json").is_err());
     }
 }

@@ -35,7 +35,11 @@ pub struct UpstreamClient {
 
 impl UpstreamClient {
     /// `connect_timeouts`: every connect timeout in use by the configured providers.
-    pub fn new(connect_timeouts: &[Duration], pool_idle: Duration, max_idle_per_host: usize) -> Self {
+    pub fn new(
+        connect_timeouts: &[Duration],
+        pool_idle: Duration,
+        max_idle_per_host: usize,
+    ) -> Self {
         let mut pools: Vec<(Duration, HttpClient)> = Vec::new();
         for &t in connect_timeouts {
             if pools.iter().any(|(d, _)| *d == t) {
@@ -85,7 +89,11 @@ impl UpstreamClient {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             headers.insert(
                 ACCEPT,
-                HeaderValue::from_static(if stream { "text/event-stream" } else { "application/json" }),
+                HeaderValue::from_static(if stream {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                }),
             );
             for (k, v) in target.headers() {
                 headers.insert(k.clone(), v.clone());
@@ -118,7 +126,10 @@ impl UpstreamClient {
             deadline,
         };
         if !status.is_success() {
-            let bytes = body.read_to_end(MAX_ERROR_BYTES, true).await.unwrap_or_default();
+            let bytes = body
+                .read_to_end(MAX_ERROR_BYTES, true)
+                .await
+                .unwrap_or_default();
             let (message, code) = error_details(&bytes);
             return Err(UpstreamError::Status {
                 status: status.as_u16(),
@@ -135,7 +146,10 @@ impl UpstreamClient {
             }));
         }
         let bytes = body.read_to_end(MAX_RESPONSE_BYTES, false).await?;
-        Ok(Upstream::Complete { status: status.as_u16(), body: bytes })
+        Ok(Upstream::Complete {
+            status: status.as_u16(),
+            body: bytes,
+        })
     }
 }
 
@@ -244,7 +258,10 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-fn classify_send_error(e: &hyper_util::client::legacy::Error, connect_timeout: Duration) -> UpstreamError {
+fn classify_send_error(
+    e: &hyper_util::client::legacy::Error,
+    connect_timeout: Duration,
+) -> UpstreamError {
     let mut source = e.source();
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
@@ -269,15 +286,16 @@ fn error_details(body: &[u8]) -> (Option<String>, Option<String>) {
     let error = value.get("error").unwrap_or(&value);
     let message = match error {
         serde_json::Value::String(s) => Some(s.clone()),
-        _ => error.get("message").and_then(|m| m.as_str()).map(str::to_owned),
+        _ => error
+            .get("message")
+            .and_then(|m| m.as_str())
+            .map(str::to_owned),
     };
-    let code = ["code", "type"]
-        .iter()
-        .find_map(|k| match error.get(*k) {
-            Some(serde_json::Value::String(s)) => Some(s.clone()),
-            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        });
+    let code = ["code", "type"].iter().find_map(|k| match error.get(*k) {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    });
     let message = message.map(|m| {
         if m.chars().count() > 500 {
             m.chars().take(500).collect::<String>() + "…"
@@ -295,13 +313,24 @@ mod tests {
     #[test]
     fn reads_error_bodies_of_several_shapes() {
         assert_eq!(
-            error_details(br#"{"error":{"message":"bad","type":"invalid_request_error","code":"x"}}"#),
+            error_details(
+                br#"{"error":{"message":"bad","type":"invalid_request_error","code":"x"}}"#
+            ),
             (Some("bad".into()), Some("x".into()))
         );
-        assert_eq!(error_details(br#"{"error":"plain"}"#), (Some("plain".into()), None));
-        assert_eq!(error_details(br#"{"message":"m","code":429}"#), (Some("m".into()), Some("429".into())));
+        assert_eq!(
+            error_details(br#"{"error":"plain"}"#),
+            (Some("plain".into()), None)
+        );
+        assert_eq!(
+            error_details(br#"{"message":"m","code":429}"#),
+            (Some("m".into()), Some("429".into()))
+        );
         assert_eq!(error_details(b"<html>"), (None, None));
         let long = format!(r#"{{"error":{{"message":"{}"}}}}"#, "a".repeat(900));
-        assert_eq!(error_details(long.as_bytes()).0.map(|m| m.chars().count()), Some(501));
+        assert_eq!(
+            error_details(long.as_bytes()).0.map(|m| m.chars().count()),
+            Some(501)
+        );
     }
 }

@@ -30,7 +30,10 @@ pub enum UpstreamError {
     #[error("the provider's response is not valid JSON: {0}")]
     Malformed(String),
     #[error("the provider's stream failed before any content: {message}")]
-    ErrorEvent { message: String, code: Option<String> },
+    ErrorEvent {
+        message: String,
+        code: Option<String>,
+    },
     #[error("the provider's stream ended before any content")]
     EmptyStream,
     #[error("the provider's connection broke mid-response: {0}")]
@@ -61,7 +64,9 @@ impl UpstreamError {
             Self::TotalTimeout(_) => "upstream_total_timeout",
             Self::Status { status: 429, .. } => "upstream_rate_limited",
             Self::Status { status, .. } if *status >= 500 => "upstream_server_error",
-            Self::Status { status: 401 | 403, .. } => "upstream_auth_failed",
+            Self::Status {
+                status: 401 | 403, ..
+            } => "upstream_auth_failed",
             Self::Status { .. } => "upstream_rejected_request",
             Self::Malformed(_) => "upstream_malformed_response",
             Self::ErrorEvent { .. } => "upstream_stream_error",

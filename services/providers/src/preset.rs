@@ -87,15 +87,45 @@ pub static PRESETS: &[Preset] = &[
         ..preset("azure", None, true, ALL)
     },
     preset("groq", Some("https://api.groq.com/openai/v1"), false, CHAT),
-    preset("mistral", Some("https://api.mistral.ai/v1"), false, CHAT_EMBEDDINGS),
-    preset("deepseek", Some("https://api.deepseek.com/v1"), true, CHAT_COMPLETIONS),
-    preset("openrouter", Some("https://openrouter.ai/api/v1"), true, ALL),
+    preset(
+        "mistral",
+        Some("https://api.mistral.ai/v1"),
+        false,
+        CHAT_EMBEDDINGS,
+    ),
+    preset(
+        "deepseek",
+        Some("https://api.deepseek.com/v1"),
+        true,
+        CHAT_COMPLETIONS,
+    ),
+    preset(
+        "openrouter",
+        Some("https://openrouter.ai/api/v1"),
+        true,
+        ALL,
+    ),
     preset("together", Some("https://api.together.xyz/v1"), true, ALL),
-    preset("fireworks", Some("https://api.fireworks.ai/inference/v1"), true, ALL),
-    preset("deepinfra", Some("https://api.deepinfra.com/v1/openai"), true, ALL),
+    preset(
+        "fireworks",
+        Some("https://api.fireworks.ai/inference/v1"),
+        true,
+        ALL,
+    ),
+    preset(
+        "deepinfra",
+        Some("https://api.deepinfra.com/v1/openai"),
+        true,
+        ALL,
+    ),
     preset("xai", Some("https://api.x.ai/v1"), true, ALL),
     preset("perplexity", Some("https://api.perplexity.ai"), false, CHAT),
-    preset("cerebras", Some("https://api.cerebras.ai/v1"), true, CHAT_COMPLETIONS),
+    preset(
+        "cerebras",
+        Some("https://api.cerebras.ai/v1"),
+        true,
+        CHAT_COMPLETIONS,
+    ),
     preset("moonshot", Some("https://api.moonshot.ai/v1"), false, CHAT),
     preset(
         "dashscope",
@@ -146,7 +176,10 @@ mod tests {
     #[test]
     fn azure_uses_its_own_header_and_path() {
         let azure = Preset::by_name("azure");
-        assert_eq!(azure.map(|p| (p.auth, p.path)), Some((AuthStyle::Header("api-key"), PathStyle::AzureDeployments)));
+        assert_eq!(
+            azure.map(|p| (p.auth, p.path)),
+            Some((AuthStyle::Header("api-key"), PathStyle::AzureDeployments))
+        );
         assert!(Preset::by_name("nope").is_none());
         assert!(!Preset::by_name("groq").is_some_and(|p| p.supports(Endpoint::Embeddings)));
     }

@@ -195,14 +195,20 @@ mod tests {
 
     #[test]
     fn decodes_events_comments_names_and_crlf() {
-        assert_eq!(decode_all(&[STREAM], SseLimits::default()).unwrap(), expected());
+        assert_eq!(
+            decode_all(&[STREAM], SseLimits::default()).unwrap(),
+            expected()
+        );
     }
 
     #[test]
     fn every_split_point_gives_the_same_frames() {
         for i in 0..=STREAM.len() {
             for j in i..=STREAM.len() {
-                let got = decode_all(&[&STREAM[..i], &STREAM[i..j], &STREAM[j..]], SseLimits::default());
+                let got = decode_all(
+                    &[&STREAM[..i], &STREAM[i..j], &STREAM[j..]],
+                    SseLimits::default(),
+                );
                 assert_eq!(got.unwrap(), expected(), "split at {i},{j}");
             }
         }
@@ -210,17 +216,26 @@ mod tests {
 
     #[test]
     fn a_final_event_without_blank_line_is_delivered() {
-        assert_eq!(decode_all(&[b"data: x"], SseLimits::default()).unwrap(), vec![ev("x")]);
+        assert_eq!(
+            decode_all(&[b"data: x"], SseLimits::default()).unwrap(),
+            vec![ev("x")]
+        );
     }
 
     #[test]
     fn oversized_lines_and_events_are_errors() {
-        let limits = SseLimits { max_line: 8, max_event: 12 };
+        let limits = SseLimits {
+            max_line: 8,
+            max_event: 12,
+        };
         assert_eq!(
             decode_all(&[b"data: 0123456789"], limits),
             Err(SseError::LineTooLong(8))
         );
-        let limits = SseLimits { max_line: 16, max_event: 12 };
+        let limits = SseLimits {
+            max_line: 16,
+            max_event: 12,
+        };
         assert_eq!(
             decode_all(&[b"data:12345\ndata:12345\ndata:12345\n\n"], limits),
             Err(SseError::EventTooLarge(12))

@@ -87,7 +87,8 @@ impl ProviderTarget {
             headers.push((name, value));
         }
         for (k, v) in extra_headers {
-            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| TargetError::BadHeader(k.clone()))?;
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| TargetError::BadHeader(k.clone()))?;
             let value = HeaderValue::from_str(v).map_err(|_| TargetError::BadHeader(k.clone()))?;
             headers.push((name, value));
         }
@@ -161,7 +162,9 @@ mod tests {
     fn openai_style_urls_and_bearer_auth() {
         let t = target("openai", "https://api.openai.com/v1/").unwrap();
         assert_eq!(
-            t.uri(Endpoint::ChatCompletions, "gpt-4o").unwrap().to_string(),
+            t.uri(Endpoint::ChatCompletions, "gpt-4o")
+                .unwrap()
+                .to_string(),
             "https://api.openai.com/v1/chat/completions"
         );
         assert_eq!(t.headers()[0].0, AUTHORIZATION);
@@ -179,14 +182,31 @@ mod tests {
             "https://res.openai.azure.com/openai/deployments/emb-1/embeddings?api-version=2024-10-21"
         );
         assert_eq!(t.headers()[0].0.as_str(), "api-key");
-        assert!(matches!(t.uri(Endpoint::Embeddings, "a/b"), Err(TargetError::BadModel(_))));
+        assert!(matches!(
+            t.uri(Endpoint::Embeddings, "a/b"),
+            Err(TargetError::BadModel(_))
+        ));
     }
 
     #[test]
     fn bad_configuration_is_refused() {
-        assert!(matches!(target("openai", "ftp://x"), Err(TargetError::BadBaseUrl(_))));
-        assert!(matches!(target("openai", "not a url"), Err(TargetError::BadBaseUrl(_))));
-        let bad_key = ProviderTarget::new("p", Preset::by_name("openai").unwrap(), "https://x", Some("a\nb"), None, &[], Timeouts::default());
+        assert!(matches!(
+            target("openai", "ftp://x"),
+            Err(TargetError::BadBaseUrl(_))
+        ));
+        assert!(matches!(
+            target("openai", "not a url"),
+            Err(TargetError::BadBaseUrl(_))
+        ));
+        let bad_key = ProviderTarget::new(
+            "p",
+            Preset::by_name("openai").unwrap(),
+            "https://x",
+            Some("a\nb"),
+            None,
+            &[],
+            Timeouts::default(),
+        );
         assert!(matches!(bad_key, Err(TargetError::BadKey)));
     }
 }

@@ -44,12 +44,16 @@ fn merges_include_usage_into_existing_stream_options() {
     let env = parse(Endpoint::Completions, body).unwrap();
     assert!(!env.client_wants_usage());
     let out: serde_json::Value = serde_json::from_slice(&env.to_upstream_body("u", true)).unwrap();
-    assert_eq!(out["stream_options"], serde_json::json!({"include_usage": true, "x": 1}));
+    assert_eq!(
+        out["stream_options"],
+        serde_json::json!({"include_usage": true, "x": 1})
+    );
 }
 
 #[test]
 fn a_client_that_asked_for_usage_is_forwarded_untouched() {
-    let body = r#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"prompt":"p"}"#;
+    let body =
+        r#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"prompt":"p"}"#;
     let env = parse(Endpoint::Completions, body).unwrap();
     assert!(env.client_wants_usage());
     assert_eq!(
@@ -74,25 +78,107 @@ fn refuses_bad_bodies_with_the_param_named() {
         (Endpoint::ChatCompletions, "{", "invalid_json", None),
         (Endpoint::ChatCompletions, "[1]", "invalid_json", None),
         (Endpoint::ChatCompletions, "{} x", "invalid_json", None),
-        (Endpoint::ChatCompletions, r#"{"messages":[]}"#, "missing_required_parameter", Some("model")),
-        (Endpoint::ChatCompletions, r#"{"model":1,"messages":[]}"#, "invalid_type", Some("model")),
-        (Endpoint::ChatCompletions, r#"{"model":"","messages":[]}"#, "invalid_value", Some("model")),
-        (Endpoint::ChatCompletions, r#"{"model":"m"}"#, "missing_required_parameter", Some("messages")),
-        (Endpoint::ChatCompletions, r#"{"model":"m","messages":[]}"#, "array_too_short", Some("messages")),
-        (Endpoint::ChatCompletions, r#"{"model":"m","messages":{}}"#, "invalid_type", Some("messages")),
-        (Endpoint::ChatCompletions, r#"{"model":"m","messages":["hi"]}"#, "invalid_type", Some("messages[0]")),
-        (Endpoint::ChatCompletions, r#"{"model":"m","messages":[{"role":"user"},{"content":"x"}]}"#, "invalid_value", Some("messages[1].role")),
-        (Endpoint::ChatCompletions, r#"{"model":"m","messages":[{"role":"wizard"}]}"#, "invalid_value", Some("messages[0].role")),
-        (Endpoint::ChatCompletions, r#"{"model":"m","model":"n","messages":[]}"#, "duplicate_field", Some("model")),
-        (Endpoint::ChatCompletions, r#"{"model":"m","stream":"yes","messages":[{"role":"user"}]}"#, "invalid_type", Some("stream")),
-        (Endpoint::ChatCompletions, r#"{"model":"m","stream_options":3,"messages":[{"role":"user"}]}"#, "invalid_type", Some("stream_options")),
-        (Endpoint::Completions, r#"{"model":"m"}"#, "missing_required_parameter", Some("prompt")),
-        (Endpoint::Completions, r#"{"model":"m","prompt":5}"#, "invalid_type", Some("prompt")),
-        (Endpoint::Embeddings, r#"{"model":"m","input":[]}"#, "array_too_short", Some("input")),
-        (Endpoint::Embeddings, r#"{"model":"m","input":"x","stream":true}"#, "unsupported_parameter", Some("stream")),
+        (
+            Endpoint::ChatCompletions,
+            r#"{"messages":[]}"#,
+            "missing_required_parameter",
+            Some("model"),
+        ),
+        (
+            Endpoint::ChatCompletions,
+            r#"{"model":1,"messages":[]}"#,
+            "invalid_type",
+            Some("model"),
+        ),
+        (
+            Endpoint::ChatCompletions,
+            r#"{"model":"","messages":[]}"#,
+            "invalid_value",
+            Some("model"),
+        ),
+        (
+            Endpoint::ChatCompletions,
+            r#"{"model":"m"}"#,
+            "missing_required_parameter",
+            Some("messages"),
+        ),
+        (
+            Endpoint::ChatCompletions,
+            r#"{"model":"m","messages":[]}"#,
+            "array_too_short",
+            Some("messages"),
+        ),
+        (
+            Endpoint::ChatCompletions,
+            r#"{"model":"m","messages":{}}"#,
+            "invalid_type",
+            Some("messages"),
+        ),
+        (
+            Endpoint::ChatCompletions,
+            r#"{"model":"m","messages":["hi"]}"#,
+            "invalid_type",
+            Some("messages[0]"),
+        ),
+        (
+            Endpoint::ChatCompletions,
+            r#"{"model":"m","messages":[{"role":"user"},{"content":"x"}]}"#,
+            "invalid_value",
+            Some("messages[1].role"),
+        ),
+        (
+            Endpoint::ChatCompletions,
+            r#"{"model":"m","messages":[{"role":"wizard"}]}"#,
+            "invalid_value",
+            Some("messages[0].role"),
+        ),
+        (
+            Endpoint::ChatCompletions,
+            r#"{"model":"m","model":"n","messages":[]}"#,
+            "duplicate_field",
+            Some("model"),
+        ),
+        (
+            Endpoint::ChatCompletions,
+            r#"{"model":"m","stream":"yes","messages":[{"role":"user"}]}"#,
+            "invalid_type",
+            Some("stream"),
+        ),
+        (
+            Endpoint::ChatCompletions,
+            r#"{"model":"m","stream_options":3,"messages":[{"role":"user"}]}"#,
+            "invalid_type",
+            Some("stream_options"),
+        ),
+        (
+            Endpoint::Completions,
+            r#"{"model":"m"}"#,
+            "missing_required_parameter",
+            Some("prompt"),
+        ),
+        (
+            Endpoint::Completions,
+            r#"{"model":"m","prompt":5}"#,
+            "invalid_type",
+            Some("prompt"),
+        ),
+        (
+            Endpoint::Embeddings,
+            r#"{"model":"m","input":[]}"#,
+            "array_too_short",
+            Some("input"),
+        ),
+        (
+            Endpoint::Embeddings,
+            r#"{"model":"m","input":"x","stream":true}"#,
+            "unsupported_parameter",
+            Some("stream"),
+        ),
     ];
     for (endpoint, body, code, param) in cases {
-        let err = parse(*endpoint, body).err().unwrap_or_else(|| panic!("accepted {body}"));
+        let err = parse(*endpoint, body)
+            .err()
+            .unwrap_or_else(|| panic!("accepted {body}"));
         assert_eq!(err.code, *code, "{body}: {err:?}");
         assert_eq!(err.param.as_deref(), *param, "{body}: {err:?}");
         assert!(!err.message.is_empty());
@@ -101,16 +187,26 @@ fn refuses_bad_bodies_with_the_param_named() {
 
 #[test]
 fn bounds_are_enforced() {
-    let limits = EnvelopeLimits { max_fields: 3, max_messages: 2, max_inputs: 2 };
+    let limits = EnvelopeLimits {
+        max_fields: 3,
+        max_messages: 2,
+        max_inputs: 2,
+    };
     let too_many_fields = br#"{"model":"m","input":"x","a":1,"b":2}"#;
     let err = RequestEnvelope::parse(Endpoint::Embeddings, too_many_fields, &limits).unwrap_err();
     assert_eq!(err.code, "too_many_fields");
     let msgs = br#"{"model":"m","messages":[{"role":"user"},{"role":"user"},{"role":"user"}]}"#;
     let err = RequestEnvelope::parse(Endpoint::ChatCompletions, msgs, &limits).unwrap_err();
-    assert_eq!((err.code, err.param.as_deref()), ("array_too_long", Some("messages")));
+    assert_eq!(
+        (err.code, err.param.as_deref()),
+        ("array_too_long", Some("messages"))
+    );
     let inputs = br#"{"model":"m","input":["a","b","c"]}"#;
     let err = RequestEnvelope::parse(Endpoint::Embeddings, inputs, &limits).unwrap_err();
-    assert_eq!((err.code, err.param.as_deref()), ("array_too_long", Some("input")));
+    assert_eq!(
+        (err.code, err.param.as_deref()),
+        ("array_too_long", Some("input"))
+    );
 }
 
 fn json_value() -> impl Strategy<Value = serde_json::Value> {

@@ -35,7 +35,13 @@ async fn story<S: Health + RequestLog>(store: &S) {
     assert_eq!(store.count_requests().await.unwrap(), 0);
 
     let first = record("req_1", Outcome::Ok);
-    assert_eq!(store.record_requests(std::slice::from_ref(&first)).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .record_requests(std::slice::from_ref(&first))
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(
         store.get_request("req_1").await.unwrap(),
         Some(first.clone())

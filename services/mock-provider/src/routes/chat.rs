@@ -1,0 +1,229 @@
+//! `POST /v1/chat/completions`, plain and streamed.
+
+use actix_web::web::{self, Bytes, Data};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::generate::{count_words, unix_now, Generation};
+use crate::routes::{admit, json_response, ModelRequest};
+use crate::sse::{self, ChunkFormat, Plan, Shape};
+use crate::state::{Route, State};
+use crate::wire::{
+    AssistantMessage, ChatChoice, ChatChunk, ChatCompletion, ChunkChoice, Delta, Usage, FINGERPRINT,
+};
+
+/// Most choices one request may ask for with `n`.
+pub const MAX_CHOICES: u64 = 8;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/chat/completions", web::post().to(create));
+}
+
+/// The parts of `CreateChatCompletionRequest` the mock reads; the rest is ignored.
+#[derive(Debug, Deserialize)]
+pub struct ChatRequest {
+    model: Option<String>,
+    messages: Option<Vec<ChatMessage>>,
+    stream: Option<bool>,
+    stream_options: Option<StreamOptions>,
+    n: Option<u64>,
+    max_tokens: Option<u64>,
+    max_completion_tokens: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatMessage {
+    content: Option<Content>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+#[derive(Debug, Deserialize)]
+struct ContentPart {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    text: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StreamOptions {
+    pub include_usage: Option<bool>,
+}
+
+impl ModelRequest for ChatRequest {
+    fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+}
+
+/// Prompt tokens of a conversation: the words of every string content and `text` part.
+fn prompt_tokens(messages: &[ChatMessage]) -> u64 {
+    messages
+        .iter()
+        .filter_map(|message| message.content.as_ref())
+        .map(|content| match content {
+            Content::Text(text) => count_words(text),
+            Content::Parts(parts) => parts
+                .iter()
+                .filter(|part| part.kind.as_deref() == Some("text"))
+                .filter_map(|part| part.text.as_deref())
+                .map(count_words)
+                .sum(),
+        })
+        .sum()
+}
+
+/// Validates `n`, the number of choices.
+pub fn choices(n: Option<u64>) -> Result<u64, ApiError> {
+    match n.unwrap_or(1) {
+        n @ 1..=MAX_CHOICES => Ok(n),
+        _ => Err(ApiError::InvalidParam {
+            param: "n",
+            message: format!("n must be between 1 and {MAX_CHOICES}"),
+        }),
+    }
+}
+
+async fn create(
+    state: Data<State>,
+    req: HttpRequest,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let admitted = admit::<ChatRequest>(&state, Route::ChatCompletions, &req, body)?;
+    let request = &admitted.request;
+    let messages = request
+        .messages
+        .as_deref()
+        .ok_or(ApiError::MissingParam("messages"))?;
+    let n = choices(request.n)?;
+    admitted.prelude(&state).await?;
+
+    let d = &admitted.directives;
+    let generation = Generation::new(
+        request.max_completion_tokens.or(request.max_tokens),
+        d.tokens,
+    );
+    let usage = Usage::new(
+        prompt_tokens(messages),
+        generation.words * n,
+        d.cached,
+        d.reasoning,
+    );
+    let id = format!("chatcmpl-mock-{}", state.next_id());
+    let created = unix_now();
+    let model = admitted.model.as_str();
+
+    if request.stream.unwrap_or(false) {
+        let format = ChatStream {
+            id: &id,
+            created,
+            model,
+            include_usage: request
+                .stream_options
+                .as_ref()
+                .and_then(|options| options.include_usage)
+                .unwrap_or(false),
+            choices: n,
+        };
+        let shape = Shape {
+            choices: n,
+            words: generation.words,
+            finish_reason: generation.finish_reason,
+            include_usage: format.include_usage,
+            usage,
+        };
+        let plan = sse::script(&format, &shape, d);
+        return Ok(plan.into_sse_response(admitted.guard));
+    }
+
+    let text = generation.text();
+    let completion = ChatCompletion {
+        id: &id,
+        object: "chat.completion",
+        created,
+        model,
+        choices: (0..n)
+            .map(|index| ChatChoice {
+                index,
+                message: AssistantMessage {
+                    role: "assistant",
+                    content: &text,
+                    refusal: (),
+                },
+                logprobs: (),
+                finish_reason: generation.finish_reason,
+            })
+            .collect(),
+        usage: &usage,
+        system_fingerprint: FINGERPRINT,
+    };
+    let body = serde_json::to_vec(&completion)?;
+    Ok(json_response(body, d, admitted.guard))
+}
+
+/// Chunks of `chat.completion.chunk` streams.
+struct ChatStream<'a> {
+    id: &'a str,
+    created: u64,
+    model: &'a str,
+    include_usage: bool,
+    choices: u64,
+}
+
+impl ChatStream<'_> {
+    fn chunk(&self, plan: &mut Plan, choices: &[ChunkChoice<'_>], usage: Option<&Usage>) {
+        plan.event(&ChatChunk {
+            id: self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: self.model,
+            system_fingerprint: FINGERPRINT,
+            choices,
+            usage: self.include_usage.then_some(usage),
+        });
+    }
+
+    fn delta(&self, plan: &mut Plan, index: u64, delta: Delta<'_>, finish: Option<&'static str>) {
+        let choice = ChunkChoice {
+            index,
+            delta,
+            logprobs: (),
+            finish_reason: finish,
+        };
+        self.chunk(plan, std::slice::from_ref(&choice), None);
+    }
+}
+
+impl ChunkFormat for ChatStream<'_> {
+    fn opening(&self, plan: &mut Plan) {
+        for index in 0..self.choices {
+            let delta = Delta {
+                role: Some("assistant"),
+                content: Some(""),
+            };
+            self.delta(plan, index, delta, None);
+        }
+    }
+
+    fn token(&self, plan: &mut Plan, choice: u64, text: &str) {
+        let delta = Delta {
+            role: None,
+            content: Some(text),
+        };
+        self.delta(plan, choice, delta, None);
+    }
+
+    fn finish(&self, plan: &mut Plan, choice: u64, finish_reason: &'static str) {
+        self.delta(plan, choice, Delta::default(), Some(finish_reason));
+    }
+
+    fn usage(&self, plan: &mut Plan, usage: &Usage) {
+        self.chunk(plan, &[], Some(usage));
+    }
+}

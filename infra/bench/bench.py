@@ -189,9 +189,12 @@ def main():
         print(f"| {r['phase']} | {r['direct_rps']:,.0f} | {r['gateway_rps']:,.0f} | {r['added_p50_ms']:.3f} ms | "
               f"{r['added_p90_ms']:.3f} ms | {r['added_p99_ms']:.3f} ms | {r['gateway_p99_ms']:.3f} ms | "
               f"{r['cpu_us_per_req']:.1f} | {r['peak_rss_mib']:.1f} MiB |")
-    bad = [r for r in phases if r["gateway_non_200"] or r["errors"]]
+    # oha reports requests still in flight when a timed phase ends as "aborted due to deadline":
+    # not failures of the gateway.
+    real_errors = lambda r: {k: v for k, v in r["errors"].items() if k != "aborted due to deadline"}
+    bad = [r for r in phases if r["gateway_non_200"] or real_errors(r)]
     for r in bad:
-        print(f"warning: {r['phase']}: {r['gateway_non_200']} non-200 responses, errors {r['errors']}")
+        print(f"warning: {r['phase']}: {r['gateway_non_200']} non-200 responses, errors {real_errors(r)}")
     out_dir = ROOT / "infra" / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / time.strftime("bench-%Y%m%d-%H%M%S.json")

@@ -1,4 +1,6 @@
 -- One row per proxied request: what was asked, what served it, how it ended, what it used.
+-- Request ids start with their creation time in milliseconds (hex), so the primary key is also
+-- the time order: no separate created_at index is needed for time ranges.
 CREATE TABLE request_log (
     id                TEXT PRIMARY KEY,
     created_at_ms     BIGINT  NOT NULL,
@@ -19,5 +21,3 @@ CREATE TABLE request_log (
     ttft_ms           BIGINT,
     error_code        TEXT
 );
-
-CREATE INDEX request_log_created_at ON request_log (created_at_ms);

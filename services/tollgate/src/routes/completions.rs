@@ -1,11 +1,10 @@
 //! `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`: the proxied endpoints.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest};
 use tollgate_domain::Endpoint;
 use tollgate_providers::UpstreamClient;
 
 use crate::auth::Operator;
-use crate::error::ApiError;
 use crate::proxy::proxy;
 use crate::state::AppState;
 
@@ -23,20 +22,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                           payload: web::Payload,
                           state: web::Data<AppState>,
                           client: web::Data<UpstreamClient>| {
-                        handle(endpoint, req, payload, state, client)
+                        proxy(endpoint, req, payload, state, client)
                     },
                 ))
                 .default_service(web::to(super::method_not_allowed)),
         );
     }
-}
-
-async fn handle(
-    endpoint: Endpoint,
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-    client: web::Data<UpstreamClient>,
-) -> Result<HttpResponse, ApiError> {
-    proxy(endpoint, req, payload, state, client).await
 }

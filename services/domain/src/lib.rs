@@ -4,10 +4,14 @@
 //!   for the upstream with every unknown field passed through byte for byte.
 //! - [`ids`]: request identifiers.
 //! - [`usage`]: token usage as providers report it, normalized.
+//! - [`keys`]: the tenant API key format, minting, hashing and masking (issue 3 groundwork).
+//! - [`quota`]: token buckets in exact integer arithmetic (issue 3 groundwork).
 #![forbid(unsafe_code)]
 
 pub mod envelope;
 pub mod ids;
+pub mod keys;
+pub mod quota;
 pub mod usage;
 
 pub use envelope::{Endpoint, EnvelopeLimits, InvalidRequest, RequestEnvelope};

@@ -6,12 +6,14 @@
 //! - [`usage`]: token usage as providers report it, normalized.
 //! - [`keys`]: the tenant API key format, minting, hashing and masking (issue 3 groundwork).
 //! - [`quota`]: token buckets in exact integer arithmetic (issue 3 groundwork).
+//! - [`tenant`]: tenant and key statuses, policies and limits (issue 3 groundwork).
 #![forbid(unsafe_code)]
 
 pub mod envelope;
 pub mod ids;
 pub mod keys;
 pub mod quota;
+pub mod tenant;
 pub mod usage;
 
 pub use envelope::{Endpoint, EnvelopeLimits, InvalidRequest, RequestEnvelope};

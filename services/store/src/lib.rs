@@ -4,8 +4,11 @@
 
 mod migrate;
 mod postgres;
+mod postgres_tenants;
 mod record;
 mod sqlite;
+mod sqlite_tenants;
+pub mod tenants;
 pub mod testing;
 
 use std::future::Future;
@@ -14,6 +17,7 @@ pub use migrate::{Migration, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 pub use postgres::PgStore;
 pub use record::{Outcome, RequestRecord, TokenCounts};
 pub use sqlite::SqliteStore;
+pub use tenants::{ApiKeyRecord, ApiKeys, AuditEntry, AuditLog, Page, Tenant, Tenants};
 
 /// Storage failures. The database's own error is kept as the source, for the log.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +34,22 @@ pub enum StoreError {
     },
     #[error("stored row is invalid: {0}")]
     Corrupt(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+}
+
+impl StoreError {
+    /// A write error, with unique and foreign-key violations turned into [`StoreError::Conflict`].
+    pub(crate) fn from_write(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db)
+                if db.is_unique_violation() || db.is_foreign_key_violation() =>
+            {
+                Self::Conflict(db.message().to_owned())
+            }
+            _ => Self::Database(e),
+        }
+    }
 }
 
 /// Is the store reachable?

@@ -8,15 +8,29 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub static SQLITE_MIGRATIONS: &[Migration] = &[Migration {
-    name: "20261124000000_create_request_log",
-    sql: include_str!("../../../migrations/sqlite/20261124000000_create_request_log.sql"),
-}];
+pub static SQLITE_MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "20261124000000_create_request_log",
+        sql: include_str!("../../../migrations/sqlite/20261124000000_create_request_log.sql"),
+    },
+    Migration {
+        name: "20261124010000_create_tenants_and_keys",
+        sql: include_str!("../../../migrations/sqlite/20261124010000_create_tenants_and_keys.sql"),
+    },
+];
 
-pub static POSTGRES_MIGRATIONS: &[Migration] = &[Migration {
-    name: "20261124000000_create_request_log",
-    sql: include_str!("../../../migrations/postgres/20261124000000_create_request_log.sql"),
-}];
+pub static POSTGRES_MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "20261124000000_create_request_log",
+        sql: include_str!("../../../migrations/postgres/20261124000000_create_request_log.sql"),
+    },
+    Migration {
+        name: "20261124010000_create_tenants_and_keys",
+        sql: include_str!(
+            "../../../migrations/postgres/20261124010000_create_tenants_and_keys.sql"
+        ),
+    },
+];
 
 pub(crate) const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS _tollgate_migrations (
     name TEXT PRIMARY KEY,

@@ -2,8 +2,13 @@
 //! `TOLLGATE_TEST_POSTGRES` names a server (CI sets it).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use tollgate_domain::keys::{mint, KeyHash, RANDOM_BYTES};
+use tollgate_domain::tenant::{BillingMode, KeyStatus, Limits, TenantPolicy, TenantStatus};
 use tollgate_store::testing::{fresh_postgres_database, now_ms, postgres_admin_url};
-use tollgate_store::{Health, Outcome, RequestLog, RequestRecord, Store, TokenCounts};
+use tollgate_store::{
+    ApiKeyRecord, ApiKeys, AuditEntry, AuditLog, Health, Outcome, Page, RequestLog, RequestRecord,
+    Store, StoreError, Tenant, Tenants, TokenCounts,
+};
 
 fn record(id: &str, outcome: Outcome) -> RequestRecord {
     RequestRecord {
@@ -85,6 +90,232 @@ async fn story<S: Health + RequestLog>(store: &S) {
     assert_eq!(store.record_requests(&[]).await.unwrap(), 0);
 }
 
+fn tenant(id: &str, name: &str) -> Tenant {
+    Tenant {
+        id: id.into(),
+        name: name.into(),
+        status: TenantStatus::Active,
+        billing_mode: BillingMode::Postpaid,
+        credit_limit_units: Some(5_000_000_000),
+        policy: TenantPolicy {
+            allowed_regions: Some(vec!["eu-west".into()]),
+            ..TenantPolicy::default()
+        },
+        limits: Limits {
+            requests_per_minute: Some(60),
+            ..Limits::default()
+        },
+        created_at_ms: 1_000,
+        updated_at_ms: 1_000,
+    }
+}
+
+fn key(id: &str, tenant_id: &str, seed: u8) -> ApiKeyRecord {
+    let mut random = [0u8; RANDOM_BYTES];
+    for (i, b) in random.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(31).wrapping_add(seed) % 248;
+    }
+    let minted = mint("test", &random).unwrap();
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("team".into(), serde_json::json!("search"));
+    ApiKeyRecord {
+        id: id.into(),
+        tenant_id: tenant_id.into(),
+        name: format!("key {id}"),
+        env: "test".into(),
+        public_id: minted.public_id,
+        key_hash: minted.hash,
+        label: minted.label,
+        status: KeyStatus::Active,
+        expires_at_ms: Some(9_999_999),
+        allowed_models: Some(vec!["gpt-test".into()]),
+        limits: Limits {
+            max_concurrent: Some(4),
+            ..Limits::default()
+        },
+        metadata,
+        created_at_ms: 2_000,
+        updated_at_ms: 2_000,
+    }
+}
+
+fn audit(action: &str, target: &str) -> AuditEntry {
+    AuditEntry {
+        at_ms: 3_000,
+        actor: "operator:alice".into(),
+        action: action.into(),
+        target_kind: "tenant".into(),
+        target_id: target.into(),
+        detail: serde_json::json!({"why": "story"}),
+    }
+}
+
+async fn tenant_story<S: Tenants + ApiKeys + AuditLog>(store: &S) {
+    let page = |after, limit| Page { after, limit };
+    let (a, b) = (tenant("ten_a", "Acme"), tenant("ten_b", "Globex"));
+    store
+        .create_tenant(&a, &audit("tenant.create", "ten_a"))
+        .await
+        .unwrap();
+    store
+        .create_tenant(&b, &audit("tenant.create", "ten_b"))
+        .await
+        .unwrap();
+    let dup = store
+        .create_tenant(&tenant("ten_c", "Acme"), &audit("tenant.create", "ten_c"))
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    assert_eq!(store.get_tenant("ten_a").await.unwrap(), Some(a.clone()));
+    assert_eq!(store.get_tenant("ten_zzz").await.unwrap(), None);
+
+    let all = store.list_tenants(None, page(None, 10)).await.unwrap();
+    assert_eq!(
+        all.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["ten_a", "ten_b"]
+    );
+    let second = store
+        .list_tenants(None, page(Some("ten_a"), 10))
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(
+        store.list_tenants(None, page(None, 1)).await.unwrap().len(),
+        1
+    );
+
+    let suspended = store
+        .set_tenant_status(
+            "ten_b",
+            TenantStatus::Suspended,
+            &audit("tenant.suspend", "ten_b"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        suspended.map(|t| (t.status, t.updated_at_ms)),
+        Some((TenantStatus::Suspended, 3_000))
+    );
+    assert_eq!(
+        store
+            .set_tenant_status("nope", TenantStatus::Active, &audit("x", "nope"))
+            .await
+            .unwrap(),
+        None
+    );
+    let only_suspended = store
+        .list_tenants(Some(TenantStatus::Suspended), page(None, 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        only_suspended
+            .iter()
+            .map(|t| t.id.as_str())
+            .collect::<Vec<_>>(),
+        ["ten_b"]
+    );
+
+    let k1 = key("key_1", "ten_a", 1);
+    let k2 = key("key_2", "ten_a", 2);
+    let kb = key("key_3", "ten_b", 3);
+    for k in [&k1, &k2, &kb] {
+        store
+            .create_key(k, &audit("key.create", &k.id))
+            .await
+            .unwrap();
+    }
+    let orphan = store
+        .create_key(
+            &key("key_4", "ten_missing", 4),
+            &audit("key.create", "key_4"),
+        )
+        .await;
+    assert!(
+        matches!(orphan, Err(StoreError::Conflict(_))),
+        "unknown tenant: {orphan:?}"
+    );
+    let same_hash = store
+        .create_key(&key("key_5", "ten_a", 1), &audit("key.create", "key_5"))
+        .await;
+    assert!(
+        matches!(same_hash, Err(StoreError::Conflict(_))),
+        "{same_hash:?}"
+    );
+
+    assert_eq!(
+        store.key_by_hash(&k1.key_hash).await.unwrap(),
+        Some(k1.clone())
+    );
+    assert_eq!(store.key_by_hash(&KeyHash([7; 32])).await.unwrap(), None);
+    let keys_a = store.list_keys("ten_a", page(None, 10)).await.unwrap();
+    assert_eq!(keys_a, vec![k1.clone(), k2.clone()]);
+    assert_eq!(
+        store
+            .list_keys("ten_a", page(Some("key_1"), 10))
+            .await
+            .unwrap(),
+        vec![k2.clone()]
+    );
+
+    // A tenant cannot touch another tenant's key.
+    assert_eq!(
+        store
+            .set_key_status(
+                "ten_a",
+                "key_3",
+                KeyStatus::Revoked,
+                &audit("key.revoke", "key_3")
+            )
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .key_by_hash(&kb.key_hash)
+            .await
+            .unwrap()
+            .map(|k| k.status),
+        Some(KeyStatus::Active)
+    );
+    // Disable, enable, revoke; a revoked key stays revoked.
+    for (status, expected) in [
+        (KeyStatus::Disabled, KeyStatus::Disabled),
+        (KeyStatus::Active, KeyStatus::Active),
+        (KeyStatus::Revoked, KeyStatus::Revoked),
+        (KeyStatus::Active, KeyStatus::Revoked),
+    ] {
+        let k = store
+            .set_key_status("ten_a", "key_1", status, &audit("key.status", "key_1"))
+            .await
+            .unwrap();
+        assert_eq!(k.map(|k| k.status), Some(expected));
+    }
+
+    let log = store.list_audit(None, 100).await.unwrap();
+    let actions: Vec<&str> = log.iter().map(|(_, e)| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "tenant.create",
+            "tenant.create",
+            "tenant.suspend",
+            "key.create",
+            "key.create",
+            "key.create",
+            "key.status",
+            "key.status",
+            "key.status"
+        ],
+        "one entry per change, none for refused or no-op changes"
+    );
+    assert!(log.windows(2).all(|w| w[0].0 < w[1].0));
+    assert_eq!(log[0].1, audit("tenant.create", "ten_a"));
+    assert_eq!(
+        store.list_audit(Some(log[7].0), 100).await.unwrap().len(),
+        1
+    );
+}
+
 async fn migrated(url: &str) -> Store {
     let store = Store::connect(url, 4).await.expect("connect");
     let applied = store.migrate().await.expect("migrate");
@@ -102,6 +333,7 @@ async fn sqlite_story() {
     let store = migrated(&format!("sqlite:{}", dir.path().join("t.db").display())).await;
     assert_eq!(store.backend(), "sqlite");
     story(&store).await;
+    tenant_story(&store).await;
 }
 
 #[tokio::test]
@@ -116,6 +348,7 @@ async fn postgres_story() {
     let store = migrated(&url).await;
     assert_eq!(store.backend(), "postgres");
     story(&store).await;
+    tenant_story(&store).await;
 }
 
 #[tokio::test]

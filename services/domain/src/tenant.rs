@@ -1,0 +1,143 @@
+//! Tenants and their keys, as the domain sees them (issue 3 groundwork: stored, not yet enforced).
+
+use serde::{Deserialize, Serialize};
+
+/// Whether a tenant may use the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantStatus {
+    Active,
+    Suspended,
+}
+
+/// How a tenant pays: from a prepaid credit balance, or afterwards up to a credit limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BillingMode {
+    Prepaid,
+    Postpaid,
+}
+
+/// A key's life: active, disabled (can be enabled again) or revoked (for good).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    Active,
+    Disabled,
+    Revoked,
+}
+
+impl TenantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Active, Self::Suspended]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+impl BillingMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Prepaid => "prepaid",
+            Self::Postpaid => "postpaid",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Prepaid, Self::Postpaid]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Active, Self::Disabled, Self::Revoked]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// What a tenant may reach. `None` means no restriction of that kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_models: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_providers: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_regions: Option<Vec<String>>,
+    #[serde(default)]
+    pub zero_retention_only: bool,
+}
+
+/// Admission limits of a tenant or a key. `None` means unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_through_text() {
+        for s in [TenantStatus::Active, TenantStatus::Suspended] {
+            assert_eq!(TenantStatus::parse(s.as_str()), Some(s));
+        }
+        for s in [BillingMode::Prepaid, BillingMode::Postpaid] {
+            assert_eq!(BillingMode::parse(s.as_str()), Some(s));
+        }
+        for s in [KeyStatus::Active, KeyStatus::Disabled, KeyStatus::Revoked] {
+            assert_eq!(KeyStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(KeyStatus::parse("deleted"), None);
+    }
+
+    #[test]
+    fn policies_and_limits_are_strict_json() {
+        let p: TenantPolicy = serde_json::from_str(r#"{"allowed_regions":["eu-west"]}"#).unwrap();
+        assert_eq!(
+            p.allowed_regions.as_deref(),
+            Some(&["eu-west".to_owned()][..])
+        );
+        assert!(!p.zero_retention_only);
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"allowed_regions":["eu-west"],"zero_retention_only":false}"#
+        );
+        assert!(serde_json::from_str::<TenantPolicy>(r#"{"allowed_regionz":[]}"#).is_err());
+        let l: Limits = serde_json::from_str(r#"{"requests_per_minute":60}"#).unwrap();
+        assert_eq!(
+            l,
+            Limits {
+                requests_per_minute: Some(60),
+                ..Limits::default()
+            }
+        );
+    }
+}

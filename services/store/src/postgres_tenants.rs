@@ -126,6 +126,15 @@ impl ApiKeys for PgStore {
         row.map(|r| t::key_from_row(&r)).transpose()
     }
 
+    async fn get_key(&self, tenant_id: &str, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row = sqlx::query(&t::select_key_in_tenant())
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| t::key_from_row(&r)).transpose()
+    }
+
     async fn list_keys(
         &self,
         tenant_id: &str,

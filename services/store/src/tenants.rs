@@ -98,6 +98,12 @@ pub trait ApiKeys {
         &self,
         hash: &KeyHash,
     ) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send;
+    /// Only within `tenant_id`: a key of another tenant is "not found".
+    fn get_key(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send;
     fn list_keys(
         &self,
         tenant_id: &str,
@@ -314,6 +320,13 @@ impl ApiKeys for crate::Store {
         match self {
             Self::Sqlite(s) => s.key_by_hash(hash).await,
             Self::Postgres(s) => s.key_by_hash(hash).await,
+        }
+    }
+
+    async fn get_key(&self, tenant_id: &str, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.get_key(tenant_id, id).await,
+            Self::Postgres(s) => s.get_key(tenant_id, id).await,
         }
     }
 

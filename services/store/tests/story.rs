@@ -256,6 +256,15 @@ async fn tenant_story<S: Tenants + ApiKeys + AuditLog>(store: &S) {
         vec![k2.clone()]
     );
 
+    assert_eq!(
+        store.get_key("ten_a", "key_2").await.unwrap(),
+        Some(k2.clone())
+    );
+    assert_eq!(
+        store.get_key("ten_b", "key_2").await.unwrap(),
+        None,
+        "keys are scoped to their tenant"
+    );
     // A tenant cannot touch another tenant's key.
     assert_eq!(
         store

@@ -85,6 +85,8 @@ pub struct Catalog {
     pub connect_timeouts: Vec<Duration>,
     /// SHA-256 of the operator key; the key itself is not kept.
     pub operator_key_digest: [u8; 32],
+    /// Signs and verifies operator JWTs for the admin API; `None` disables it.
+    pub jwt_secret: Option<crate::settings::Secret>,
 }
 
 /// Builds a [`Catalog`] while validation collects errors.
@@ -352,6 +354,7 @@ impl CatalogBuilder {
             pool_max_idle_per_host: 0,
             connect_timeouts,
             operator_key_digest: Sha256::digest(operator_key.as_bytes()).into(),
+            jwt_secret: None,
         }
     }
 }

@@ -37,8 +37,37 @@ pub enum ApiError {
     Upstream { error: UpstreamError, attempts: u32 },
     #[error("the store is not reachable")]
     NotReady,
+    #[error("the admin API is disabled (no JWT secret configured)")]
+    AdminDisabled,
+    #[error("the admin API needs an operator token")]
+    AdminTokenRequired,
+    #[error("invalid operator token")]
+    InvalidAdminToken,
+    #[error("this operator's role may not do that")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("invalid request: {0}")]
+    AdminBadRequest(String),
+    #[error("store error")]
+    Store(#[from] tollgate_store::StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<crate::tenancy::TenancyError> for ApiError {
+    fn from(e: crate::tenancy::TenancyError) -> Self {
+        use crate::tenancy::TenancyError as T;
+        match e {
+            T::NotFound(what) => Self::NotFound(what),
+            T::Conflict(m) => Self::Conflict(m),
+            T::Invalid(m) => Self::AdminBadRequest(m),
+            T::Randomness => Self::Internal("no OS randomness".into()),
+            T::Store(e) => Self::Store(e),
+        }
+    }
 }
 
 /// One row of the error table: HTTP status, OpenAI `type`, stable `code`.
@@ -109,6 +138,26 @@ impl ApiError {
                 row(status, kind, error.code())
             }
             Self::NotReady => row(S::SERVICE_UNAVAILABLE, "server_error", "store_unavailable"),
+            Self::AdminDisabled => {
+                row(S::SERVICE_UNAVAILABLE, "server_error", "admin_api_disabled")
+            }
+            Self::AdminTokenRequired => row(
+                S::UNAUTHORIZED,
+                "invalid_request_error",
+                "admin_token_required",
+            ),
+            Self::InvalidAdminToken => row(
+                S::UNAUTHORIZED,
+                "invalid_request_error",
+                "invalid_admin_token",
+            ),
+            Self::Forbidden => row(S::FORBIDDEN, "invalid_request_error", "insufficient_role"),
+            Self::NotFound(_) => row(S::NOT_FOUND, "invalid_request_error", "not_found"),
+            Self::Conflict(_) => row(S::CONFLICT, "invalid_request_error", "conflict"),
+            Self::AdminBadRequest(_) => {
+                row(S::BAD_REQUEST, "invalid_request_error", "invalid_request")
+            }
+            Self::Store(_) => row(S::INTERNAL_SERVER_ERROR, "server_error", "internal_error"),
             Self::Internal(_) => row(S::INTERNAL_SERVER_ERROR, "server_error", "internal_error"),
         }
     }
@@ -154,6 +203,14 @@ impl ApiError {
                 format!("Upstream request failed ({tried}): {reason}.")
             }
             Self::NotReady => "The gateway's store is not reachable.".into(),
+            Self::AdminDisabled => "The admin API is disabled: set the JWT secret (auth.jwt_secret_env).".into(),
+            Self::AdminTokenRequired => "The admin API needs an operator token: `Authorization: Bearer <JWT>` (`tollgate token`).".into(),
+            Self::InvalidAdminToken => "The operator token is invalid or expired.".into(),
+            Self::Forbidden => "This operator's role may not do that.".into(),
+            Self::NotFound(what) => format!("No such {what}."),
+            Self::Conflict(m) => format!("Conflict: {m}."),
+            Self::AdminBadRequest(m) => format!("Invalid request: {m}."),
+            Self::Store(_) => "The server had an error while processing your request.".into(),
             Self::Internal(_) => "The server had an error while processing your request.".into(),
         }
     }
@@ -212,7 +269,13 @@ impl ResponseError for ApiError {
         {
             res.insert_header((RETRY_AFTER, s.to_string()));
         }
-        if matches!(self, Self::MissingKey | Self::InvalidKey) {
+        if matches!(
+            self,
+            Self::MissingKey
+                | Self::InvalidKey
+                | Self::AdminTokenRequired
+                | Self::InvalidAdminToken
+        ) {
             res.insert_header(("www-authenticate", "Bearer"));
         }
         res.body(error_body(

@@ -34,6 +34,20 @@ fn splitmix(z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A fresh identifier with `prefix` (`ten_`, `key_`): the same 128 time-ordered bits as request
+/// ids.
+pub fn new_id(prefix: &str) -> String {
+    let id = new_request_id();
+    format!("{prefix}{}", &id.as_str()["req_".len()..])
+}
+
+/// Random bytes from the OS (for key secrets), or an error if it has none to give.
+pub fn os_random<const N: usize>() -> Result<[u8; N], getrandom::Error> {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf)?;
+    Ok(buf)
+}
+
 /// A fresh request id.
 pub fn new_request_id() -> RequestId {
     STATE.with(|s| {

@@ -5,6 +5,7 @@
 //! meter ([`request_log`]).
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod catalog;
 pub mod cli;
@@ -17,3 +18,4 @@ pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod tenancy;

@@ -147,5 +147,6 @@ pub fn build_app(
                 .configure(routes::completions::configure)
                 .configure(routes::models::configure),
         )
+        .service(web::scope("/admin/api").configure(crate::admin::configure))
         .default_service(web::to(routes::unknown_url))
 }

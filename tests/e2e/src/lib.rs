@@ -14,6 +14,8 @@ use tollgate_store::{RequestLog, RequestRecord, Store};
 
 /// The operator key every test gateway uses.
 pub const KEY: &str = "tg-test-operator-key";
+/// The secret that signs operator JWTs for the admin API in tests.
+pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123";
 
 /// Where cargo put the binaries: the test executable lives in `target/<profile>/deps`.
 pub fn bin(name: &str) -> PathBuf {
@@ -192,6 +194,7 @@ impl Gateway {
             .arg("--config")
             .arg(&config_path)
             .env("TOLLGATE_OPERATOR_KEY", KEY)
+            .env("TOLLGATE_JWT_SECRET", JWT_SECRET)
             .env("MOCK_PROVIDER_KEY", "sk-mock-provider-secret")
             .env("TOLLGATE_DATABASE_URL", &database_url)
             .env("TOLLGATE_LOG", "info")
@@ -211,6 +214,11 @@ impl Gateway {
 
     pub fn logs(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// A request with no credentials.
+    pub fn anonymous(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.url))
     }
 
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
@@ -301,11 +309,21 @@ impl Drop for Gateway {
     }
 }
 
+/// An operator JWT signed with [`JWT_SECRET`].
+pub fn operator_token(subject: &str, role: tollgate::admin::token::Role) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    tollgate::admin::token::issue(JWT_SECRET.as_bytes(), subject, role, now, 600).unwrap()
+}
+
 /// Runs `tollgate` with arguments and environment; returns (exit code, stdout, stderr).
 pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(bin("tollgate"))
         .args(args)
         .env_remove("TOLLGATE_CONFIG")
+        .env_remove("TOLLGATE_JWT_SECRET")
         .envs(env.iter().copied())
         .output()
         .unwrap();

@@ -117,7 +117,10 @@ async fn migrate_is_idempotent_and_serve_uses_the_migrated_store() {
     ];
     let (code, out, err) = run_cli(&["migrate"], &env);
     assert_eq!(code, 0, "{err}");
-    let expected = format!("applied {} migration(s)", tollgate_store::SQLITE_MIGRATIONS.len());
+    let expected = format!(
+        "applied {} migration(s)",
+        tollgate_store::SQLITE_MIGRATIONS.len()
+    );
     assert!(out.contains(&expected), "{out}");
     let (code, out, _) = run_cli(&["migrate"], &env);
     assert_eq!(code, 0);

@@ -80,12 +80,16 @@ impl Default for DatabaseSettings {
 pub struct AuthSettings {
     /// The environment variable holding the operator key that authorizes `/v1`.
     pub operator_key_env: String,
+    /// The environment variable holding the secret (at least 32 bytes) that signs operator JWTs
+    /// for the admin API. Unset: the admin API is disabled.
+    pub jwt_secret_env: String,
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
         Self {
             operator_key_env: "TOLLGATE_OPERATOR_KEY".into(),
+            jwt_secret_env: "TOLLGATE_JWT_SECRET".into(),
         }
     }
 }

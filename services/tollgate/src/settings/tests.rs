@@ -181,6 +181,17 @@ fn every_error_names_its_field() {
             "{toml:?} → {errs:?}"
         );
     }
+    let short_jwt = Environment::from_pairs([
+        ("TOLLGATE_OPERATOR_KEY", "operator-secret"),
+        ("TOLLGATE_JWT_SECRET", "short"),
+    ]);
+    let errs = errors("", &short_jwt);
+    assert!(
+        errs.iter().any(|e| e.contains(
+            "`auth.jwt_secret_env`: the JWT secret in TOLLGATE_JWT_SECRET is shorter than 32 bytes"
+        )),
+        "{errs:?}"
+    );
     let no_key = errors("", &Environment::default());
     assert!(
         no_key.iter().any(|e| e.contains(

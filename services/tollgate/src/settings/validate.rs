@@ -115,6 +115,13 @@ impl Settings {
             ),
             Some(_) => {}
         }
+        let jwt_env = &self.auth.jwt_secret_env;
+        if env.get(jwt_env).is_some_and(|s| s.len() < 32) {
+            err(
+                "auth.jwt_secret_env".into(),
+                format!("the JWT secret in {jwt_env} is shorter than 32 bytes"),
+            );
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             err("log.level".into(), format!("not a valid filter: {e}"));
         }
@@ -155,7 +162,10 @@ impl Settings {
         builder.add_models(self, &mut err);
         let operator_key = env.get(key_env).unwrap_or_default();
         if errors.is_empty() {
-            Ok(builder.finish(operator_key).with_limits(self))
+            let jwt_secret = env.get(jwt_env).map(|s| super::Secret(s.to_owned()));
+            let mut catalog = builder.finish(operator_key).with_limits(self);
+            catalog.jwt_secret = jwt_secret;
+            Ok(catalog)
         } else {
             Err(ConfigErrors(errors))
         }

@@ -26,6 +26,17 @@ COMMANDS:
     help            Print this help
     version         Print the version
 
+OPERATOR COMMANDS (against the configured database; output is JSON):
+    token --subject NAME --role admin|viewer [--ttl-minutes 60]
+                                 Sign an operator JWT for the admin API (needs the JWT secret)
+    tenant create NAME [--billing prepaid|postpaid]
+    tenant list
+    tenant suspend|activate TENANT_ID
+    key create TENANT_ID NAME [--env live] [--expires-in-days N]
+                                 Prints the new key once; only its hash is stored
+    key list TENANT_ID
+    key disable|enable|revoke|rotate TENANT_ID KEY_ID
+
 OPTIONS:
     -c, --config PATH   Configuration file (TOML). Default: $TOLLGATE_CONFIG, else built-in defaults.
 
@@ -39,6 +50,8 @@ EXIT CODES:
     0 success · 1 runtime failure · 2 usage or configuration error
 ";
 
+mod admin;
+
 #[derive(Debug, PartialEq, Eq)]
 enum Command {
     Serve,
@@ -46,17 +59,32 @@ enum Command {
     CheckConfig,
     Help,
     Version,
+    /// `token`, `tenant …`, `key …`: operator commands against the configured store.
+    Admin(Vec<String>),
 }
 
 #[derive(Debug)]
 struct Args {
     command: Command,
     config: Option<PathBuf>,
+    /// `--name value` options of the operator commands.
+    flags: Vec<(String, String)>,
 }
 
+const VALUE_FLAGS: &[&str] = &[
+    "--subject",
+    "--role",
+    "--ttl-minutes",
+    "--billing",
+    "--env",
+    "--expires-in-days",
+];
+
 fn parse(args: Vec<OsString>) -> Result<Args, String> {
-    let mut command = None;
+    let mut positional = Vec::new();
     let mut config = None;
+    let mut flags = Vec::new();
+    let mut help = false;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let arg = arg
@@ -70,21 +98,36 @@ fn parse(args: Vec<OsString>) -> Result<Args, String> {
             s if s.starts_with("--config=") => {
                 config = Some(PathBuf::from(&s["--config=".len()..]))
             }
-            "-h" | "--help" | "help" => command = Some(Command::Help),
-            "-V" | "--version" | "version" => command = Some(Command::Version),
-            "serve" | "migrate" | "check-config" if command.is_none() => {
-                command = Some(match arg.as_str() {
-                    "serve" => Command::Serve,
-                    "migrate" => Command::Migrate,
-                    _ => Command::CheckConfig,
-                });
+            "-h" | "--help" => help = true,
+            "-V" | "--version" => positional.push("version".to_owned()),
+            f if VALUE_FLAGS.contains(&f) => {
+                let value = it.next().ok_or_else(|| format!("{f} needs a value"))?;
+                let value = value
+                    .into_string()
+                    .map_err(|v| format!("{f} {v:?} is not UTF-8"))?;
+                flags.push((f.trim_start_matches("--").to_owned(), value));
             }
-            other => return Err(format!("unexpected argument {other:?}")),
+            f if f.starts_with('-') => return Err(format!("unknown option {f:?}")),
+            _ => positional.push(arg),
         }
     }
+    let command = if help {
+        Command::Help
+    } else {
+        match positional.first().map(String::as_str) {
+            None | Some("serve") if positional.len() <= 1 => Command::Serve,
+            Some("migrate") if positional.len() == 1 => Command::Migrate,
+            Some("check-config") if positional.len() == 1 => Command::CheckConfig,
+            Some("help") => Command::Help,
+            Some("version") if positional.len() == 1 => Command::Version,
+            Some("token" | "tenant" | "key") => Command::Admin(positional),
+            _ => return Err(format!("unexpected arguments {:?}", positional.join(" "))),
+        }
+    };
     Ok(Args {
-        command: command.unwrap_or(Command::Serve),
+        command,
         config,
+        flags,
     })
 }
 
@@ -128,6 +171,9 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::Admin(words) = &args.command {
+        return admin::run(words, &args.flags, &settings, &catalog, &env);
+    }
     if args.command == Command::CheckConfig {
         println!(
             "configuration OK: {} model(s), {} deployment(s)",
@@ -195,5 +241,18 @@ mod tests {
         assert!(p(&["--config"]).is_err());
         assert!(p(&["frobnicate"]).is_err());
         assert!(p(&["serve", "migrate"]).is_err());
+        let a = p(&["key", "create", "ten_1", "ci", "--env", "test"]).unwrap();
+        assert_eq!(
+            a.command,
+            Command::Admin(vec![
+                "key".into(),
+                "create".into(),
+                "ten_1".into(),
+                "ci".into()
+            ])
+        );
+        assert_eq!(a.flags, vec![("env".to_owned(), "test".to_owned())]);
+        assert!(p(&["token", "--role"]).is_err());
+        assert!(p(&["token", "--bogus", "x"]).is_err());
     }
 }

@@ -1,0 +1,44 @@
+//! The admin API under `/admin/api`: tenants, keys, audit log. Operator JWTs only (see
+//! [`auth`]); every change is audited; described by `GET /admin/api/openapi.json`.
+
+pub mod auth;
+mod handlers;
+pub mod token;
+
+use actix_web::web;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use handlers as h;
+    cfg.route("/openapi.json", web::get().to(h::openapi))
+        .route("/tenants", web::post().to(h::create_tenant))
+        .route("/tenants", web::get().to(h::list_tenants))
+        .route("/tenants/{tenant}", web::get().to(h::get_tenant))
+        .route(
+            "/tenants/{tenant}/suspend",
+            web::post().to(h::suspend_tenant),
+        )
+        .route(
+            "/tenants/{tenant}/activate",
+            web::post().to(h::activate_tenant),
+        )
+        .route("/tenants/{tenant}/keys", web::post().to(h::create_key))
+        .route("/tenants/{tenant}/keys", web::get().to(h::list_keys))
+        .route("/tenants/{tenant}/keys/{key}", web::get().to(h::get_key))
+        .route(
+            "/tenants/{tenant}/keys/{key}/disable",
+            web::post().to(h::disable_key),
+        )
+        .route(
+            "/tenants/{tenant}/keys/{key}/enable",
+            web::post().to(h::enable_key),
+        )
+        .route(
+            "/tenants/{tenant}/keys/{key}/revoke",
+            web::post().to(h::revoke_key),
+        )
+        .route(
+            "/tenants/{tenant}/keys/{key}/rotate",
+            web::post().to(h::rotate_key),
+        )
+        .route("/audit", web::get().to(h::list_audit));
+}

@@ -1,0 +1,231 @@
+//! Operator commands: tokens, tenants and keys, straight against the configured store.
+
+use std::process::ExitCode;
+
+use tollgate_domain::tenant::{BillingMode, KeyStatus, TenantStatus};
+use tollgate_store::{ApiKeys, Page, Store, Tenants};
+
+use crate::admin::token::{self, Role};
+use crate::catalog::Catalog;
+use crate::settings::env::Environment;
+use crate::settings::Settings;
+use crate::tenancy::{self, KeyView, NewKey, NewTenant, TenantView};
+
+fn flag<'a>(flags: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    flags
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn usage(message: &str) -> ExitCode {
+    eprintln!("error: {message}\n\nRun `tollgate help` for usage.");
+    ExitCode::from(2)
+}
+
+fn print(value: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("error: {e}"),
+    }
+}
+
+fn now_s() -> u64 {
+    u64::try_from(tollgate_store::testing::now_ms() / 1000).unwrap_or(0)
+}
+
+/// Runs `token …`, `tenant …` or `key …`.
+pub fn run(
+    words: &[String],
+    flags: &[(String, String)],
+    settings: &Settings,
+    catalog: &Catalog,
+    env: &Environment,
+) -> ExitCode {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    if words.first() == Some(&"token") {
+        return issue_token(&words[1..], flags, catalog);
+    }
+    let actor = format!("cli:{}", env.get("USER").unwrap_or("operator"));
+    let url = settings.database.url.expose().to_owned();
+    let words: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+    let flags = flags.to_vec();
+    let outcome = actix_web::rt::System::new().block_on(async move {
+        let store = Store::connect(&url, 2).await?;
+        store.migrate().await?;
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        let code = store_command(&store, &actor, &words, &flags).await;
+        store.close().await;
+        Ok::<_, anyhow::Error>(code)
+    });
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn issue_token(rest: &[&str], flags: &[(String, String)], catalog: &Catalog) -> ExitCode {
+    if !rest.is_empty() {
+        return usage("token takes only options");
+    }
+    let Some(secret) = &catalog.jwt_secret else {
+        return usage(
+            "no JWT secret: set the variable named by auth.jwt_secret_env (TOLLGATE_JWT_SECRET)",
+        );
+    };
+    let Some(subject) = flag(flags, "subject").filter(|s| !s.is_empty()) else {
+        return usage("token needs --subject NAME");
+    };
+    let Some(role) = flag(flags, "role").and_then(Role::parse) else {
+        return usage("token needs --role admin|viewer");
+    };
+    let ttl_minutes = match flag(flags, "ttl-minutes").map(str::parse::<u64>) {
+        None => 60,
+        Some(Ok(m)) if (1..=60 * 24 * 30).contains(&m) => m,
+        Some(_) => return usage("--ttl-minutes must be between 1 and 43200"),
+    };
+    match token::issue(
+        secret.expose().as_bytes(),
+        subject,
+        role,
+        now_s(),
+        ttl_minutes * 60,
+    ) {
+        Ok(t) => {
+            println!("{t}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn store_command(
+    store: &Store,
+    actor: &str,
+    words: &[&str],
+    flags: &[(String, String)],
+) -> ExitCode {
+    let result =
+        match words {
+            ["tenant", "create", name] => {
+                let billing = match flag(flags, "billing") {
+                    None => BillingMode::Prepaid,
+                    Some(b) => match BillingMode::parse(b) {
+                        Some(m) => m,
+                        None => return usage("--billing must be prepaid or postpaid"),
+                    },
+                };
+                let req = NewTenant {
+                    name: (*name).to_owned(),
+                    billing_mode: billing,
+                    credit_limit_units: None,
+                    policy: Default::default(),
+                    limits: Default::default(),
+                };
+                tenancy::create_tenant(store, actor, req)
+                    .await
+                    .map(|t| print(&TenantView::from(t)))
+            }
+            ["tenant", "list"] => match store
+                .list_tenants(
+                    None,
+                    Page {
+                        after: None,
+                        limit: 10_000,
+                    },
+                )
+                .await
+            {
+                Ok(list) => {
+                    print(&list.into_iter().map(TenantView::from).collect::<Vec<_>>());
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            },
+            ["tenant", action @ ("suspend" | "activate"), id] => {
+                let status = if *action == "suspend" {
+                    TenantStatus::Suspended
+                } else {
+                    TenantStatus::Active
+                };
+                tenancy::set_tenant_status(store, actor, id, status)
+                    .await
+                    .map(|t| print(&TenantView::from(t)))
+            }
+            ["key", "create", tenant, name] => {
+                let expires_at_ms = match flag(flags, "expires-in-days").map(str::parse::<i64>) {
+                    None => None,
+                    Some(Ok(d)) if (1..=3650).contains(&d) => {
+                        Some(tollgate_store::testing::now_ms() + d * 86_400_000)
+                    }
+                    Some(_) => return usage("--expires-in-days must be between 1 and 3650"),
+                };
+                let req = NewKey {
+                    name: (*name).to_owned(),
+                    env: flag(flags, "env").map(str::to_owned),
+                    expires_at_ms,
+                    ..NewKey::default()
+                };
+                tenancy::create_key(store, actor, tenant, req)
+                    .await
+                    .map(|(record, key)| {
+                        print(&serde_json::json!({"key": key, "record": KeyView::from(record)}));
+                        eprintln!("Store the key now: it is shown only once.");
+                    })
+            }
+            ["key", "list", tenant] => match store
+                .list_keys(
+                    tenant,
+                    Page {
+                        after: None,
+                        limit: 10_000,
+                    },
+                )
+                .await
+            {
+                Ok(list) => {
+                    print(&list.into_iter().map(KeyView::from).collect::<Vec<_>>());
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            },
+            ["key", "rotate", tenant, key] => tenancy::rotate_key(store, actor, tenant, key)
+                .await
+                .map(|(record, key)| {
+                    print(&serde_json::json!({"key": key, "record": KeyView::from(record)}));
+                }),
+            ["key", action @ ("disable" | "enable" | "revoke"), tenant, key] => {
+                let status = match *action {
+                    "disable" => KeyStatus::Disabled,
+                    "enable" => KeyStatus::Active,
+                    _ => KeyStatus::Revoked,
+                };
+                tenancy::set_key_status(store, actor, tenant, key, status)
+                    .await
+                    .map(|k| print(&KeyView::from(k)))
+            }
+            _ => return usage(&format!("unknown command {:?}", words.join(" "))),
+        };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(
+            e @ (tenancy::TenancyError::NotFound(_)
+            | tenancy::TenancyError::Conflict(_)
+            | tenancy::TenancyError::Invalid(_)),
+        ) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! Operations on tenants and keys, shared by the admin API and the CLI: ids, key minting, the
+//! rules (a key's model list only narrows its tenant's), and one audit entry per change.
+
+use serde::{Deserialize, Serialize};
+use tollgate_domain::keys;
+use tollgate_domain::tenant::{BillingMode, KeyStatus, Limits, TenantPolicy, TenantStatus};
+use tollgate_store::testing::now_ms;
+use tollgate_store::{ApiKeyRecord, ApiKeys, AuditEntry, Store, StoreError, Tenant, Tenants};
+
+use crate::ids::{new_id, os_random};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenancyError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no OS randomness to mint a key")]
+    Randomness,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for TenancyError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => Self::Conflict(m),
+            other => Self::Store(other),
+        }
+    }
+}
+
+/// Body of "create a tenant".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    pub name: String,
+    #[serde(default = "prepaid")]
+    pub billing_mode: BillingMode,
+    #[serde(default)]
+    pub credit_limit_units: Option<i64>,
+    #[serde(default)]
+    pub policy: TenantPolicy,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+fn prepaid() -> BillingMode {
+    BillingMode::Prepaid
+}
+
+/// Body of "create a key".
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    pub name: String,
+    /// `live` by default.
+    #[serde(default)]
+    pub env: Option<String>,
+    #[serde(default)]
+    pub expires_at_ms: Option<i64>,
+    #[serde(default)]
+    pub allowed_models: Option<Vec<String>>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A key as shown after creation: everything but the hash, the secret masked.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyView {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub label: String,
+    pub status: KeyStatus,
+    pub expires_at_ms: Option<i64>,
+    pub allowed_models: Option<Vec<String>>,
+    pub limits: Limits,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl From<ApiKeyRecord> for KeyView {
+    fn from(k: ApiKeyRecord) -> Self {
+        Self {
+            id: k.id,
+            tenant_id: k.tenant_id,
+            name: k.name,
+            label: k.label,
+            status: k.status,
+            expires_at_ms: k.expires_at_ms,
+            allowed_models: k.allowed_models,
+            limits: k.limits,
+            metadata: k.metadata,
+            created_at_ms: k.created_at_ms,
+            updated_at_ms: k.updated_at_ms,
+        }
+    }
+}
+
+/// A tenant as shown by the APIs.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantView {
+    pub id: String,
+    pub name: String,
+    pub status: TenantStatus,
+    pub billing_mode: BillingMode,
+    pub credit_limit_units: Option<i64>,
+    pub policy: TenantPolicy,
+    pub limits: Limits,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl From<Tenant> for TenantView {
+    fn from(t: Tenant) -> Self {
+        Self {
+            id: t.id,
+            name: t.name,
+            status: t.status,
+            billing_mode: t.billing_mode,
+            credit_limit_units: t.credit_limit_units,
+            policy: t.policy,
+            limits: t.limits,
+            created_at_ms: t.created_at_ms,
+            updated_at_ms: t.updated_at_ms,
+        }
+    }
+}
+
+fn entry(actor: &str, action: &str, kind: &str, id: &str, detail: serde_json::Value) -> AuditEntry {
+    AuditEntry {
+        at_ms: now_ms(),
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        target_kind: kind.to_owned(),
+        target_id: id.to_owned(),
+        detail,
+    }
+}
+
+pub async fn create_tenant(
+    store: &Store,
+    actor: &str,
+    req: NewTenant,
+) -> Result<Tenant, TenancyError> {
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(TenancyError::Invalid(
+            "name must be 1-200 printable characters".into(),
+        ));
+    }
+    if req.credit_limit_units.is_some_and(|c| c < 0) {
+        return Err(TenancyError::Invalid(
+            "credit_limit_units must not be negative".into(),
+        ));
+    }
+    let now = now_ms();
+    let tenant = Tenant {
+        id: new_id("ten_"),
+        name: name.to_owned(),
+        status: TenantStatus::Active,
+        billing_mode: req.billing_mode,
+        credit_limit_units: req.credit_limit_units,
+        policy: req.policy,
+        limits: req.limits,
+        created_at_ms: now,
+        updated_at_ms: now,
+    };
+    let detail = serde_json::json!({"name": tenant.name});
+    store
+        .create_tenant(
+            &tenant,
+            &entry(actor, "tenant.create", "tenant", &tenant.id, detail),
+        )
+        .await
+        .map_err(|e| match TenancyError::from(e) {
+            TenancyError::Conflict(_) => {
+                TenancyError::Conflict(format!("a tenant named {name:?} exists"))
+            }
+            other => other,
+        })?;
+    Ok(tenant)
+}
+
+pub async fn set_tenant_status(
+    store: &Store,
+    actor: &str,
+    id: &str,
+    status: TenantStatus,
+) -> Result<Tenant, TenancyError> {
+    let action = format!("tenant.{}", status.as_str());
+    store
+        .set_tenant_status(
+            id,
+            status,
+            &entry(actor, &action, "tenant", id, serde_json::json!({})),
+        )
+        .await?
+        .ok_or(TenancyError::NotFound("tenant"))
+}
+
+/// Mints a key for a tenant; returns the record and the plaintext (shown once).
+pub async fn create_key(
+    store: &Store,
+    actor: &str,
+    tenant_id: &str,
+    req: NewKey,
+) -> Result<(ApiKeyRecord, String), TenancyError> {
+    let tenant = store
+        .get_tenant(tenant_id)
+        .await?
+        .ok_or(TenancyError::NotFound("tenant"))?;
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(TenancyError::Invalid(
+            "name must be 1-200 characters".into(),
+        ));
+    }
+    if let (Some(key_models), Some(tenant_models)) =
+        (&req.allowed_models, &tenant.policy.allowed_models)
+    {
+        if let Some(extra) = key_models.iter().find(|m| !tenant_models.contains(m)) {
+            return Err(TenancyError::Invalid(format!(
+                "allowed_models may only narrow the tenant's: {extra:?} is not allowed for this tenant"
+            )));
+        }
+    }
+    let env = req.env.as_deref().unwrap_or("live");
+    let random = os_random::<{ keys::RANDOM_BYTES }>().map_err(|_| TenancyError::Randomness)?;
+    let minted = keys::mint(env, &random).map_err(|e| TenancyError::Invalid(e.to_string()))?;
+    let now = now_ms();
+    let record = ApiKeyRecord {
+        id: new_id("key_"),
+        tenant_id: tenant.id.clone(),
+        name: name.to_owned(),
+        env: env.to_owned(),
+        public_id: minted.public_id,
+        key_hash: minted.hash,
+        label: minted.label,
+        status: KeyStatus::Active,
+        expires_at_ms: req.expires_at_ms,
+        allowed_models: req.allowed_models,
+        limits: req.limits,
+        metadata: req.metadata,
+        created_at_ms: now,
+        updated_at_ms: now,
+    };
+    let detail = serde_json::json!({"tenant_id": tenant.id, "label": record.label});
+    store
+        .create_key(
+            &record,
+            &entry(actor, "key.create", "api_key", &record.id, detail),
+        )
+        .await?;
+    Ok((record, minted.plaintext))
+}
+
+pub async fn set_key_status(
+    store: &Store,
+    actor: &str,
+    tenant_id: &str,
+    key_id: &str,
+    status: KeyStatus,
+) -> Result<ApiKeyRecord, TenancyError> {
+    let action = format!("key.{}", status.as_str());
+    let detail = serde_json::json!({"tenant_id": tenant_id});
+    let key = store
+        .set_key_status(
+            tenant_id,
+            key_id,
+            status,
+            &entry(actor, &action, "api_key", key_id, detail),
+        )
+        .await?
+        .ok_or(TenancyError::NotFound("key"))?;
+    if key.status != status {
+        return Err(TenancyError::Conflict(
+            "the key is revoked; revocation cannot be undone".into(),
+        ));
+    }
+    Ok(key)
+}
+
+/// Mints a replacement with the same settings, then revokes the old key (so a failure leaves the
+/// old key working). Returns the new record and its plaintext.
+pub async fn rotate_key(
+    store: &Store,
+    actor: &str,
+    tenant_id: &str,
+    key_id: &str,
+) -> Result<(ApiKeyRecord, String), TenancyError> {
+    let old = store
+        .get_key(tenant_id, key_id)
+        .await?
+        .ok_or(TenancyError::NotFound("key"))?;
+    if old.status == KeyStatus::Revoked {
+        return Err(TenancyError::Conflict(
+            "the key is revoked; revocation cannot be undone".into(),
+        ));
+    }
+    let req = NewKey {
+        name: old.name,
+        env: Some(old.env),
+        expires_at_ms: old.expires_at_ms,
+        allowed_models: old.allowed_models,
+        limits: old.limits,
+        metadata: old.metadata,
+    };
+    let new = create_key(store, actor, tenant_id, req).await?;
+    set_key_status(store, actor, tenant_id, key_id, KeyStatus::Revoked).await?;
+    Ok(new)
+}

@@ -17,6 +17,10 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         name: "20261124010000_create_tenants_and_keys",
         sql: include_str!("../../../migrations/sqlite/20261124010000_create_tenants_and_keys.sql"),
     },
+    Migration {
+        name: "20261124020000_add_request_log_caller",
+        sql: include_str!("../../../migrations/sqlite/20261124020000_add_request_log_caller.sql"),
+    },
 ];
 
 pub static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -29,6 +33,10 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
         sql: include_str!(
             "../../../migrations/postgres/20261124010000_create_tenants_and_keys.sql"
         ),
+    },
+    Migration {
+        name: "20261124020000_add_request_log_caller",
+        sql: include_str!("../../../migrations/postgres/20261124020000_add_request_log_caller.sql"),
     },
 ];
 

@@ -7,7 +7,7 @@ use crate::migrate::{BOOKKEEPING, POSTGRES_MIGRATIONS};
 use crate::record::{Outcome, RequestRecord, TokenCounts};
 use crate::{Health, RequestLog, StoreError};
 
-/// Postgres allows 65,535 bound parameters per statement; 18 per row.
+/// Postgres allows 65,535 bound parameters per statement; 20 per row.
 const ROWS_PER_INSERT: usize = 256;
 /// Advisory lock key for migrations ("tollgate" in ASCII, truncated).
 const MIGRATION_LOCK: i64 = 0x746f_6c6c_6761_7465;
@@ -113,7 +113,9 @@ impl RequestLog for PgStore {
                     .push_bind(t.map(|t| t.reasoning))
                     .push_bind(r.latency_ms)
                     .push_bind(r.ttft_ms)
-                    .push_bind(&r.error_code);
+                    .push_bind(&r.error_code)
+                    .push_bind(&r.tenant_id)
+                    .push_bind(&r.key_id);
             });
             qb.push(" ON CONFLICT (id) DO NOTHING");
             inserted += qb.build().execute(&mut *tx).await?.rows_affected();
@@ -140,11 +142,11 @@ impl RequestLog for PgStore {
 
 const INSERT_HEAD: &str = "INSERT INTO request_log (id, created_at_ms, endpoint, public_model, provider, deployment, \
     stream, outcome, status, attempts, prompt_tokens, completion_tokens, total_tokens, cached_tokens, \
-    reasoning_tokens, latency_ms, ttft_ms, error_code) ";
+    reasoning_tokens, latency_ms, ttft_ms, error_code, tenant_id, key_id) ";
 
 const SELECT_ONE: &str = "SELECT id, created_at_ms, endpoint, public_model, provider, deployment, stream, outcome, \
     status, attempts, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens, \
-    latency_ms, ttft_ms, error_code FROM request_log WHERE id = $1";
+    latency_ms, ttft_ms, error_code, tenant_id, key_id FROM request_log WHERE id = $1";
 
 fn from_row(r: &PgRow) -> Result<RequestRecord, StoreError> {
     let outcome: String = r.try_get("outcome")?;
@@ -168,6 +170,8 @@ fn from_row(r: &PgRow) -> Result<RequestRecord, StoreError> {
         created_at_ms: r.try_get("created_at_ms")?,
         endpoint: r.try_get("endpoint")?,
         public_model: r.try_get("public_model")?,
+        tenant_id: r.try_get("tenant_id")?,
+        key_id: r.try_get("key_id")?,
         provider: r.try_get("provider")?,
         deployment: r.try_get("deployment")?,
         stream: r.try_get("stream")?,

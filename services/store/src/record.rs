@@ -64,6 +64,9 @@ pub struct RequestRecord {
     pub created_at_ms: i64,
     pub endpoint: String,
     pub public_model: String,
+    /// The tenant and key that made the request (`None` for the operator key).
+    pub tenant_id: Option<String>,
+    pub key_id: Option<String>,
     pub provider: Option<String>,
     pub deployment: Option<String>,
     pub stream: bool,

@@ -13,7 +13,7 @@ use crate::migrate::{BOOKKEEPING, SQLITE_MIGRATIONS};
 use crate::record::{Outcome, RequestRecord, TokenCounts};
 use crate::{Health, RequestLog, StoreError};
 
-/// SQLite allows 32,766 bound parameters per statement; 18 per row.
+/// SQLite allows 32,766 bound parameters per statement; 20 per row.
 const ROWS_PER_INSERT: usize = 256;
 
 #[derive(Clone, Debug)]
@@ -115,7 +115,9 @@ impl RequestLog for SqliteStore {
                     .push_bind(t.map(|t| t.reasoning))
                     .push_bind(r.latency_ms)
                     .push_bind(r.ttft_ms)
-                    .push_bind(&r.error_code);
+                    .push_bind(&r.error_code)
+                    .push_bind(&r.tenant_id)
+                    .push_bind(&r.key_id);
             });
             qb.push(" ON CONFLICT (id) DO NOTHING");
             inserted += qb.build().execute(&mut *tx).await?.rows_affected();
@@ -142,11 +144,11 @@ impl RequestLog for SqliteStore {
 
 const INSERT_HEAD: &str = "INSERT INTO request_log (id, created_at_ms, endpoint, public_model, provider, deployment, \
     stream, outcome, status, attempts, prompt_tokens, completion_tokens, total_tokens, cached_tokens, \
-    reasoning_tokens, latency_ms, ttft_ms, error_code) ";
+    reasoning_tokens, latency_ms, ttft_ms, error_code, tenant_id, key_id) ";
 
 const SELECT_ONE: &str = "SELECT id, created_at_ms, endpoint, public_model, provider, deployment, stream, outcome, \
     status, attempts, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens, \
-    latency_ms, ttft_ms, error_code FROM request_log WHERE id = ?";
+    latency_ms, ttft_ms, error_code, tenant_id, key_id FROM request_log WHERE id = ?";
 
 fn from_row(r: &SqliteRow) -> Result<RequestRecord, StoreError> {
     let outcome: String = r.try_get("outcome")?;
@@ -170,6 +172,8 @@ fn from_row(r: &SqliteRow) -> Result<RequestRecord, StoreError> {
         created_at_ms: r.try_get("created_at_ms")?,
         endpoint: r.try_get("endpoint")?,
         public_model: r.try_get("public_model")?,
+        tenant_id: r.try_get("tenant_id")?,
+        key_id: r.try_get("key_id")?,
         provider: r.try_get("provider")?,
         deployment: r.try_get("deployment")?,
         stream: r.try_get("stream")?,

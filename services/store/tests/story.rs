@@ -16,6 +16,8 @@ fn record(id: &str, outcome: Outcome) -> RequestRecord {
         created_at_ms: now_ms(),
         endpoint: "chat.completions".into(),
         public_model: "gpt-test".into(),
+        tenant_id: Some("ten_1".into()),
+        key_id: Some("key_1".into()),
         provider: Some("mock".into()),
         deployment: Some("mock-a".into()),
         stream: true,
@@ -69,6 +71,8 @@ async fn story<S: Health + RequestLog>(store: &S) {
     let mut failed = record("req_3", Outcome::Error);
     failed.tokens = None;
     failed.provider = None;
+    failed.tenant_id = None;
+    failed.key_id = None;
     failed.deployment = None;
     failed.ttft_ms = None;
     failed.status = 504;

@@ -1,19 +1,51 @@
-//! Authentication extractors. A handler that takes [`Operator`] cannot run unauthenticated.
+//! Authentication of `/v1`: a handler that takes a [`Caller`] cannot run unauthenticated.
 
-use std::future::{ready, Ready};
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tollgate_domain::keys;
+use tollgate_domain::tenant::{KeyStatus, TenantStatus};
 
 use crate::error::ApiError;
+use crate::key_cache::TenantKey;
 use crate::state::AppState;
 
-/// Proof that the request carried the operator key (the `/v1` credential until tenant keys).
-#[derive(Debug, Clone, Copy)]
-pub struct Operator(());
+/// Who is calling `/v1`.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// The operator key from configuration (all models, no tenant).
+    Operator,
+    /// A tenant's API key.
+    Tenant(Arc<TenantKey>),
+}
+
+impl Caller {
+    /// Whether the caller may use a public model: the tenant's list, narrowed by the key's.
+    pub fn may_use(&self, model: &str) -> bool {
+        match self {
+            Self::Operator => true,
+            Self::Tenant(tk) => {
+                let allowed = |list: &Option<Vec<String>>| {
+                    list.as_ref().is_none_or(|l| l.iter().any(|m| m == model))
+                };
+                allowed(&tk.tenant.policy.allowed_models) && allowed(&tk.key.allowed_models)
+            }
+        }
+    }
+
+    /// (tenant id, key id) for records.
+    pub fn ids(&self) -> (Option<&str>, Option<&str>) {
+        match self {
+            Self::Operator => (None, None),
+            Self::Tenant(tk) => (Some(tk.tenant.id.as_str()), Some(tk.key.id.as_str())),
+        }
+    }
+}
 
 /// The presented key: `Authorization: Bearer <key>` or `x-api-key: <key>`.
 fn presented_key(req: &HttpRequest) -> Result<&[u8], ApiError> {
@@ -36,24 +68,51 @@ fn presented_key(req: &HttpRequest) -> Result<&[u8], ApiError> {
     }
 }
 
-impl FromRequest for Operator {
+impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(check(req))
+        let req = req.clone();
+        Box::pin(async move { authenticate(&req).await })
     }
 }
 
-fn check(req: &HttpRequest) -> Result<Operator, ApiError> {
+async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("application state missing".into()))?;
-    let key = presented_key(req)?;
-    let digest: [u8; 32] = Sha256::digest(key).into();
-    if bool::from(digest.ct_eq(&state.catalog.operator_key_digest)) {
-        Ok(Operator(()))
-    } else {
-        Err(ApiError::InvalidKey)
+    let presented = presented_key(req)?;
+    if let Some(operator) = &state.catalog.operator_key_digest {
+        let digest: [u8; 32] = Sha256::digest(presented).into();
+        if bool::from(digest.ct_eq(operator)) {
+            return Ok(Caller::Operator);
+        }
     }
+    // Every malformed key is the same 401; well-formed ones are looked up by hash.
+    let text = std::str::from_utf8(presented).map_err(|_| ApiError::InvalidKey)?;
+    let parsed = keys::parse(text).map_err(|_| ApiError::InvalidKey)?;
+    let found = state
+        .keys
+        .lookup(&state.store, &parsed.hash)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "key lookup failed");
+            ApiError::NotReady
+        })?;
+    let tk = found.ok_or(ApiError::InvalidKey)?;
+    if !tk.key.key_hash.ct_eq(&parsed.hash) || tk.key.status != KeyStatus::Active {
+        return Err(ApiError::InvalidKey);
+    }
+    if tk
+        .key
+        .expires_at_ms
+        .is_some_and(|at| at <= tollgate_store::testing::now_ms())
+    {
+        return Err(ApiError::ExpiredKey);
+    }
+    if tk.tenant.status != TenantStatus::Active {
+        return Err(ApiError::TenantSuspended);
+    }
+    Ok(Caller::Tenant(tk))
 }

@@ -83,8 +83,10 @@ pub struct Catalog {
     pub pool_max_idle_per_host: usize,
     /// Every distinct connect timeout (one connection pool each).
     pub connect_timeouts: Vec<Duration>,
-    /// SHA-256 of the operator key; the key itself is not kept.
-    pub operator_key_digest: [u8; 32],
+    /// SHA-256 of the operator key, if one is configured; the key itself is not kept.
+    pub operator_key_digest: Option<[u8; 32]>,
+    /// How long a tenant key lookup is trusted before the store is asked again.
+    pub key_cache_ttl: Duration,
     /// Signs and verifies operator JWTs for the admin API; `None` disables it.
     pub jwt_secret: Option<crate::settings::Secret>,
 }
@@ -325,7 +327,7 @@ impl CatalogBuilder {
         }
     }
 
-    pub(crate) fn finish(self, operator_key: &str) -> Catalog {
+    pub(crate) fn finish(self, operator_key: Option<&str>) -> Catalog {
         let mut names: Vec<&String> = self.models.keys().collect();
         names.sort();
         let data: Vec<serde_json::Value> = names
@@ -353,7 +355,8 @@ impl CatalogBuilder {
             pool_idle_timeout: Duration::ZERO,
             pool_max_idle_per_host: 0,
             connect_timeouts,
-            operator_key_digest: Sha256::digest(operator_key.as_bytes()).into(),
+            operator_key_digest: operator_key.map(|k| Sha256::digest(k.as_bytes()).into()),
+            key_cache_ttl: Duration::from_millis(500),
             jwt_secret: None,
         }
     }
@@ -372,6 +375,7 @@ impl Catalog {
         self.max_attempts = s.upstream_defaults.max_attempts;
         self.pool_idle_timeout = Duration::from_millis(s.upstream_defaults.pool_idle_timeout_ms);
         self.pool_max_idle_per_host = s.upstream_defaults.pool_max_idle_per_host;
+        self.key_cache_ttl = Duration::from_millis(s.auth.key_cache_ttl_ms);
         self
     }
 }

@@ -16,6 +16,10 @@ pub enum ApiError {
     MissingKey,
     #[error("invalid API key")]
     InvalidKey,
+    #[error("expired API key")]
+    ExpiredKey,
+    #[error("tenant suspended")]
+    TenantSuspended,
     #[error("model {0:?} not found")]
     ModelNotFound(String),
     #[error("model {model:?} does not serve {endpoint}")]
@@ -88,6 +92,8 @@ impl ApiError {
             Self::InvalidRequest(e) => row(S::BAD_REQUEST, "invalid_request_error", e.code),
             Self::MissingKey => row(S::UNAUTHORIZED, "invalid_request_error", "missing_api_key"),
             Self::InvalidKey => row(S::UNAUTHORIZED, "invalid_request_error", "invalid_api_key"),
+            Self::ExpiredKey => row(S::UNAUTHORIZED, "invalid_request_error", "expired_api_key"),
+            Self::TenantSuspended => row(S::FORBIDDEN, "invalid_request_error", "tenant_suspended"),
             Self::ModelNotFound(_) => row(S::NOT_FOUND, "invalid_request_error", "model_not_found"),
             Self::EndpointNotSupported { .. } => row(
                 S::BAD_REQUEST,
@@ -168,6 +174,8 @@ impl ApiError {
             Self::InvalidRequest(e) => e.message.clone(),
             Self::MissingKey => "You didn't provide an API key. Send it as `Authorization: Bearer <key>` or `x-api-key: <key>`.".into(),
             Self::InvalidKey => "Incorrect API key provided.".into(),
+            Self::ExpiredKey => "This API key has expired.".into(),
+            Self::TenantSuspended => "This account is suspended.".into(),
             Self::ModelNotFound(m) => format!("The model `{m}` does not exist or you do not have access to it."),
             Self::EndpointNotSupported { model, endpoint } => {
                 format!("The model `{model}` is not available on the {endpoint} endpoint.")

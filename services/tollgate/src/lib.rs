@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod cli;
 pub mod error;
 pub mod ids;
+pub mod key_cache;
 pub mod proxy;
 pub mod request_log;
 pub mod routes;

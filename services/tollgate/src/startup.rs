@@ -47,6 +47,7 @@ impl Application {
             catalog: catalog.clone(),
             store: store.clone(),
             log: logger.clone(),
+            keys: crate::key_cache::KeyCache::new(catalog.key_cache_ttl, 100_000),
         });
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
@@ -145,7 +146,8 @@ pub fn build_app(
         .service(
             web::scope("/v1")
                 .configure(routes::completions::configure)
-                .configure(routes::models::configure),
+                .configure(routes::models::configure)
+                .configure(routes::me::configure),
         )
         .service(web::scope("/admin/api").configure(crate::admin::configure))
         .default_service(web::to(routes::unknown_url))

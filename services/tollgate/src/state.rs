@@ -5,10 +5,12 @@ use std::sync::Arc;
 use tollgate_store::Store;
 
 use crate::catalog::Catalog;
+use crate::key_cache::KeyCache;
 use crate::request_log::RequestLogger;
 
 pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub store: Store,
     pub log: RequestLogger,
+    pub keys: KeyCache,
 }

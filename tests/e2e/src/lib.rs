@@ -185,6 +185,15 @@ impl Gateway {
         Self::start_with(config, dir, database_url)
     }
 
+    /// Another gateway on an existing database (replicas sharing one store).
+    pub fn start_on(config: &str, database_url: &str) -> Self {
+        Self::start_with(
+            config,
+            tempfile::tempdir().unwrap(),
+            database_url.to_owned(),
+        )
+    }
+
     fn start_with(config: &str, dir: tempfile::TempDir, database_url: String) -> Self {
         let config_path = dir.path().join("tollgate.toml");
         std::fs::write(&config_path, config).unwrap();

@@ -7,6 +7,7 @@ use tollgate_domain::{Endpoint, RequestId, Usage};
 use tollgate_store::testing::now_ms;
 use tollgate_store::{Outcome, RequestRecord};
 
+use crate::auth::Caller;
 use crate::catalog::Deployment;
 use crate::request_log::RequestLogger;
 
@@ -20,6 +21,7 @@ pub struct Meter {
 impl Meter {
     pub fn new(
         logger: RequestLogger,
+        caller: &Caller,
         id: &RequestId,
         endpoint: Endpoint,
         model: &str,
@@ -33,6 +35,8 @@ impl Meter {
                 created_at_ms: now_ms(),
                 endpoint: endpoint.as_str().to_owned(),
                 public_model: model.to_owned(),
+                tenant_id: caller.ids().0.map(str::to_owned),
+                key_id: caller.ids().1.map(str::to_owned),
                 provider: None,
                 deployment: None,
                 stream,

@@ -15,6 +15,7 @@ use tollgate_domain::{Endpoint, RequestEnvelope, RequestId, Usage};
 use tollgate_providers::{Upstream, UpstreamClient, UpstreamError, UpstreamStream};
 use tollgate_store::Outcome;
 
+use crate::auth::Caller;
 use crate::catalog::{Catalog, Deployment, PublicModel};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -37,6 +38,7 @@ enum Served {
 /// Handles one proxied request end to end.
 pub async fn proxy(
     endpoint: Endpoint,
+    caller: Caller,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
@@ -52,7 +54,7 @@ pub async fn proxy(
     )
     .await?;
     let envelope = RequestEnvelope::parse(endpoint, &body, &catalog.limits)?;
-    let model = route(catalog, &envelope)?;
+    let model = route(catalog, &caller, &envelope)?;
 
     let request_id = req
         .extensions()
@@ -61,6 +63,7 @@ pub async fn proxy(
         .unwrap_or_else(crate::ids::new_request_id);
     let mut meter = Meter::new(
         state.log.clone(),
+        &caller,
         &request_id,
         endpoint,
         envelope.model(),
@@ -113,14 +116,17 @@ pub async fn proxy(
     }
 }
 
-/// The route phase: the public model, and whether it serves this endpoint.
+/// The route phase: the public model, and whether it serves this endpoint. A model the caller
+/// may not use is "not found", exactly like one that does not exist.
 fn route<'c>(
     catalog: &'c Catalog,
+    caller: &Caller,
     envelope: &RequestEnvelope<'_>,
 ) -> Result<&'c PublicModel, ApiError> {
     let model = catalog
         .models
         .get(envelope.model())
+        .filter(|_| caller.may_use(envelope.model()))
         .ok_or_else(|| ApiError::ModelNotFound(envelope.model().to_owned()))?;
     if !model.serves(envelope.endpoint()) {
         return Err(ApiError::EndpointNotSupported {

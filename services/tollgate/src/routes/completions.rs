@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest};
 use tollgate_domain::Endpoint;
 use tollgate_providers::UpstreamClient;
 
-use crate::auth::Operator;
+use crate::auth::Caller;
 use crate::proxy::proxy;
 use crate::state::AppState;
 
@@ -17,12 +17,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         cfg.service(
             web::resource(path)
                 .route(web::post().to(
-                    move |_: Operator,
+                    move |caller: Caller,
                           req: HttpRequest,
                           payload: web::Payload,
                           state: web::Data<AppState>,
                           client: web::Data<UpstreamClient>| {
-                        proxy(endpoint, req, payload, state, client)
+                        proxy(endpoint, caller, req, payload, state, client)
                     },
                 ))
                 .default_service(web::to(super::method_not_allowed)),

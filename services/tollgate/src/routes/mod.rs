@@ -2,6 +2,7 @@
 
 pub mod completions;
 pub mod health;
+pub mod me;
 pub mod models;
 
 use actix_web::{HttpRequest, HttpResponse};

@@ -3,7 +3,7 @@
 use actix_web::http::header::ContentType;
 use actix_web::{web, HttpResponse};
 
-use crate::auth::Operator;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -20,14 +20,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-async fn list(_: Operator, state: web::Data<AppState>) -> HttpResponse {
+async fn list(caller: Caller, state: web::Data<AppState>) -> HttpResponse {
+    let body = match caller {
+        Caller::Operator => state.catalog.models_json.clone(),
+        Caller::Tenant(_) => {
+            let mut names: Vec<&String> = state
+                .catalog
+                .models
+                .keys()
+                .filter(|m| caller.may_use(m))
+                .collect();
+            names.sort();
+            let data: Vec<serde_json::Value> = names
+                .iter()
+                .filter_map(|n| state.catalog.models.get(*n))
+                .filter_map(|m| serde_json::from_slice(&m.json).ok())
+                .collect();
+            bytes::Bytes::from(serde_json::json!({"object": "list", "data": data}).to_string())
+        }
+    };
     HttpResponse::Ok()
         .content_type(ContentType::json())
-        .body(state.catalog.models_json.clone())
+        .body(body)
 }
 
 async fn retrieve(
-    _: Operator,
+    caller: Caller,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -36,7 +54,8 @@ async fn retrieve(
         .catalog
         .models
         .get(&id)
-        .ok_or(ApiError::ModelNotFound(id))?;
+        .filter(|_| caller.may_use(&id))
+        .ok_or_else(|| ApiError::ModelNotFound(id.clone()))?;
     Ok(HttpResponse::Ok()
         .content_type(ContentType::json())
         .body(model.json.clone()))

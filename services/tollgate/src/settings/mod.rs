@@ -80,6 +80,9 @@ impl Default for DatabaseSettings {
 pub struct AuthSettings {
     /// The environment variable holding the operator key that authorizes `/v1`.
     pub operator_key_env: String,
+    /// How long a tenant key lookup is cached, in milliseconds: a revoked key is refused on every
+    /// replica within this time (at most 1000).
+    pub key_cache_ttl_ms: u64,
     /// The environment variable holding the secret (at least 32 bytes) that signs operator JWTs
     /// for the admin API. Unset: the admin API is disabled.
     pub jwt_secret_env: String,
@@ -89,6 +92,7 @@ impl Default for AuthSettings {
     fn default() -> Self {
         Self {
             operator_key_env: "TOLLGATE_OPERATOR_KEY".into(),
+            key_cache_ttl_ms: 500,
             jwt_secret_env: "TOLLGATE_JWT_SECRET".into(),
         }
     }

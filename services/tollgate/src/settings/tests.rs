@@ -192,11 +192,20 @@ fn every_error_names_its_field() {
         )),
         "{errs:?}"
     );
-    let no_key = errors("", &Environment::default());
+    // The operator key is optional (tenant keys authorize /v1), but a short one is refused.
+    assert_eq!(errors("", &Environment::default()), Vec::<String>::new());
+    let short = errors(
+        "",
+        &Environment::from_pairs([("TOLLGATE_OPERATOR_KEY", "short")]),
+    );
+    assert!(short.iter().any(|e| e.contains("`auth.operator_key_env`: the operator key in TOLLGATE_OPERATOR_KEY is shorter than 8 characters")), "{short:?}");
+    let ttl = errors(
+        "[auth]
+key_cache_ttl_ms = 5000",
+        &env(),
+    );
     assert!(
-        no_key.iter().any(|e| e.contains(
-            "`auth.operator_key_env`: environment variable TOLLGATE_OPERATOR_KEY is not set"
-        )),
-        "{no_key:?}"
+        ttl.iter().any(|e| e.contains("`auth.key_cache_ttl_ms`")),
+        "{ttl:?}"
     );
 }

@@ -104,16 +104,17 @@ impl Settings {
             err("database.max_connections".into(), "must be positive".into());
         }
         let key_env = &self.auth.operator_key_env;
-        match env.get(key_env) {
-            None => err(
-                "auth.operator_key_env".into(),
-                format!("environment variable {key_env} is not set (it holds the operator key that authorizes /v1)"),
-            ),
-            Some(k) if k.len() < 8 => err(
+        if env.get(key_env).is_some_and(|k| k.len() < 8) {
+            err(
                 "auth.operator_key_env".into(),
                 format!("the operator key in {key_env} is shorter than 8 characters"),
-            ),
-            Some(_) => {}
+            );
+        }
+        if self.auth.key_cache_ttl_ms == 0 || self.auth.key_cache_ttl_ms > 1000 {
+            err(
+                "auth.key_cache_ttl_ms".into(),
+                "must be between 1 and 1000".into(),
+            );
         }
         let jwt_env = &self.auth.jwt_secret_env;
         if env.get(jwt_env).is_some_and(|s| s.len() < 32) {
@@ -160,7 +161,7 @@ impl Settings {
         builder.add_providers(self, env, &mut err);
         builder.add_deployments(self, &mut err);
         builder.add_models(self, &mut err);
-        let operator_key = env.get(key_env).unwrap_or_default();
+        let operator_key = env.get(key_env);
         if errors.is_empty() {
             let jwt_secret = env.get(jwt_env).map(|s| super::Secret(s.to_owned()));
             let mut catalog = builder.finish(operator_key).with_limits(self);

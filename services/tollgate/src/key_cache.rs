@@ -1,0 +1,79 @@
+//! The in-memory key cache: tenant keys are looked up by hash in the store at most once per TTL
+//! per process. A revoked or disabled key, an expired one or a suspended tenant is therefore
+//! refused on every replica within the TTL (500 ms by default), with no shared cache needed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tollgate_domain::keys::KeyHash;
+use tollgate_store::{ApiKeyRecord, ApiKeys, Store, StoreError, Tenant, Tenants};
+
+/// A tenant key with its tenant, as of the last lookup.
+#[derive(Debug)]
+pub struct TenantKey {
+    pub tenant: Tenant,
+    pub key: ApiKeyRecord,
+}
+
+struct Entry {
+    fetched: Instant,
+    value: Option<Arc<TenantKey>>,
+}
+
+pub struct KeyCache {
+    ttl: Duration,
+    max_entries: usize,
+    entries: Mutex<HashMap<[u8; 32], Entry>>,
+}
+
+impl KeyCache {
+    pub fn new(ttl: Duration, max_entries: usize) -> Self {
+        Self {
+            ttl,
+            max_entries,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn fresh(&self, hash: &KeyHash) -> Option<Option<Arc<TenantKey>>> {
+        let entries = self.entries.lock().ok()?;
+        let e = entries.get(&hash.0)?;
+        (e.fetched.elapsed() < self.ttl).then(|| e.value.clone())
+    }
+
+    /// The key and its tenant (unknown keys are cached too, so garbage costs no store trip).
+    pub async fn lookup(
+        &self,
+        store: &Store,
+        hash: &KeyHash,
+    ) -> Result<Option<Arc<TenantKey>>, StoreError> {
+        if let Some(hit) = self.fresh(hash) {
+            return Ok(hit);
+        }
+        let value = match store.key_by_hash(hash).await? {
+            Some(key) => store
+                .get_tenant(&key.tenant_id)
+                .await?
+                .map(|tenant| Arc::new(TenantKey { tenant, key })),
+            None => None,
+        };
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= self.max_entries {
+                let ttl = self.ttl;
+                entries.retain(|_, e| e.fetched.elapsed() < ttl);
+                if entries.len() >= self.max_entries {
+                    entries.clear();
+                }
+            }
+            entries.insert(
+                hash.0,
+                Entry {
+                    fetched: Instant::now(),
+                    value: value.clone(),
+                },
+            );
+        }
+        Ok(value)
+    }
+}

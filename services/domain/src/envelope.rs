@@ -111,6 +111,7 @@ pub struct RequestEnvelope<'a> {
     model: Cow<'a, str>,
     stream: bool,
     client_wants_usage: bool,
+    max_output_tokens: Option<u64>,
 }
 
 impl<'a> RequestEnvelope<'a> {
@@ -127,6 +128,7 @@ impl<'a> RequestEnvelope<'a> {
             model: Cow::Borrowed(""),
             stream: false,
             client_wants_usage: false,
+            max_output_tokens: None,
         };
         envelope.check(limits)?;
         Ok(envelope)
@@ -164,6 +166,18 @@ impl<'a> RequestEnvelope<'a> {
                     Some("stream"),
                     "This endpoint does not support streaming.",
                 ));
+            }
+        }
+        for name in ["max_completion_tokens", "max_tokens"] {
+            if let Some(raw) = self.field(name) {
+                match serde_json::from_str::<Option<u64>>(raw.get()) {
+                    Ok(v) => {
+                        self.max_output_tokens = self.max_output_tokens.or(v);
+                    }
+                    Err(_) => {
+                        return Err(InvalidRequest::wrong_type(name, "a non-negative integer"))
+                    }
+                }
             }
         }
         if let Some(options) = self.field("stream_options") {
@@ -291,6 +305,11 @@ impl<'a> RequestEnvelope<'a> {
 
     pub fn is_stream(&self) -> bool {
         self.stream
+    }
+
+    /// `max_completion_tokens` (or else `max_tokens`), if the client set one.
+    pub fn max_output_tokens(&self) -> Option<u64> {
+        self.max_output_tokens
     }
 
     /// Whether the client asked for the final usage chunk of a stream.

@@ -18,6 +18,8 @@ pub enum ApiError {
     InvalidKey,
     #[error("expired API key")]
     ExpiredKey,
+    #[error("rate limited: {}", .0.what)]
+    RateLimited(crate::admission::Denied),
     #[error("tenant suspended")]
     TenantSuspended,
     #[error("model {0:?} not found")]
@@ -93,6 +95,16 @@ impl ApiError {
             Self::MissingKey => row(S::UNAUTHORIZED, "invalid_request_error", "missing_api_key"),
             Self::InvalidKey => row(S::UNAUTHORIZED, "invalid_request_error", "invalid_api_key"),
             Self::ExpiredKey => row(S::UNAUTHORIZED, "invalid_request_error", "expired_api_key"),
+            Self::RateLimited(d) if d.concurrency => row(
+                S::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "concurrency_limit_exceeded",
+            ),
+            Self::RateLimited(_) => row(
+                S::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "rate_limit_exceeded",
+            ),
             Self::TenantSuspended => row(S::FORBIDDEN, "invalid_request_error", "tenant_suspended"),
             Self::ModelNotFound(_) => row(S::NOT_FOUND, "invalid_request_error", "model_not_found"),
             Self::EndpointNotSupported { .. } => row(
@@ -175,6 +187,10 @@ impl ApiError {
             Self::MissingKey => "You didn't provide an API key. Send it as `Authorization: Bearer <key>` or `x-api-key: <key>`.".into(),
             Self::InvalidKey => "Incorrect API key provided.".into(),
             Self::ExpiredKey => "This API key has expired.".into(),
+            Self::RateLimited(d) if d.retry_after_ms == u64::MAX => {
+                format!("Rate limit: this request alone exceeds the {}.", d.what)
+            }
+            Self::RateLimited(d) => format!("Rate limit reached for {}; retry after {} ms.", d.what, d.retry_after_ms),
             Self::TenantSuspended => "This account is suspended.".into(),
             Self::ModelNotFound(m) => format!("The model `{m}` does not exist or you do not have access to it."),
             Self::EndpointNotSupported { model, endpoint } => {
@@ -276,6 +292,15 @@ impl ResponseError for ApiError {
         } = self
         {
             res.insert_header((RETRY_AFTER, s.to_string()));
+        }
+        if let Self::RateLimited(d) = self {
+            if d.retry_after_ms != u64::MAX {
+                res.insert_header((
+                    RETRY_AFTER,
+                    d.retry_after_ms.div_ceil(1000).max(1).to_string(),
+                ));
+            }
+            crate::proxy::rate_headers(&mut res, &d.headers);
         }
         if matches!(
             self,

@@ -48,6 +48,7 @@ impl Application {
             store: store.clone(),
             log: logger.clone(),
             keys: crate::key_cache::KeyCache::new(catalog.key_cache_ttl, 100_000),
+            admission: Arc::default(),
         });
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))

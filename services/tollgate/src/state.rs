@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tollgate_store::Store;
 
+use crate::admission::Admission;
 use crate::catalog::Catalog;
 use crate::key_cache::KeyCache;
 use crate::request_log::RequestLogger;
@@ -13,4 +14,5 @@ pub struct AppState {
     pub store: Store,
     pub log: RequestLogger,
     pub keys: KeyCache,
+    pub admission: Arc<Admission>,
 }

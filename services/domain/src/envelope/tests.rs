@@ -39,6 +39,22 @@ fn forces_include_usage_on_streams_and_remembers_the_client_did_not_ask() {
 }
 
 #[test]
+fn reads_the_output_token_cap() {
+    let env = parse(
+        Endpoint::ChatCompletions,
+        r#"{"model":"m","messages":[{"role":"user"}],"max_tokens":7,"max_completion_tokens":5}"#,
+    )
+    .unwrap();
+    assert_eq!(env.max_output_tokens(), Some(5));
+    let env = parse(
+        Endpoint::Completions,
+        r#"{"model":"m","prompt":"p","max_tokens":null}"#,
+    )
+    .unwrap();
+    assert_eq!(env.max_output_tokens(), None);
+}
+
+#[test]
 fn merges_include_usage_into_existing_stream_options() {
     let body = r#"{"model":"m","stream":true,"stream_options":{"include_usage":false,"x":1},"prompt":"p"}"#;
     let env = parse(Endpoint::Completions, body).unwrap();

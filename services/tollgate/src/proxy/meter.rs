@@ -7,6 +7,7 @@ use tollgate_domain::{Endpoint, RequestId, Usage};
 use tollgate_store::testing::now_ms;
 use tollgate_store::{Outcome, RequestRecord};
 
+use crate::admission::Ticket;
 use crate::auth::Caller;
 use crate::catalog::Deployment;
 use crate::request_log::RequestLogger;
@@ -16,6 +17,7 @@ pub struct Meter {
     record: Option<RequestRecord>,
     started: Instant,
     usage: Option<Usage>,
+    ticket: Option<Ticket>,
 }
 
 impl Meter {
@@ -50,6 +52,7 @@ impl Meter {
             }),
             started,
             usage: None,
+            ticket: None,
         }
     }
 
@@ -74,6 +77,11 @@ impl Meter {
         }
     }
 
+    /// Holds the admission ticket until the request ends (its slots are released then).
+    pub fn hold(&mut self, ticket: Ticket) {
+        self.ticket = Some(ticket);
+    }
+
     pub fn set_usage(&mut self, usage: Usage) {
         self.usage = Some(usage);
     }
@@ -85,6 +93,15 @@ impl Meter {
     /// Queues the record. Later calls (and the drop) do nothing.
     pub fn finish(&mut self, outcome: Outcome, status: u16, error_code: Option<&str>) {
         let latency = self.elapsed_ms();
+        if let Some(mut ticket) = self.ticket.take() {
+            match (self.usage, outcome) {
+                (Some(u), _) => ticket.settle(Some(u.total_tokens)),
+                // Nothing was produced: refund the estimate.
+                (None, Outcome::Error) => ticket.settle(None),
+                // Abandoned or broken without a usage report: the estimate stands.
+                (None, _) => {}
+            }
+        }
         if let Some(mut r) = self.record.take() {
             r.outcome = outcome;
             r.status = status;

@@ -15,6 +15,7 @@ use tollgate_domain::{Endpoint, RequestEnvelope, RequestId, Usage};
 use tollgate_providers::{Upstream, UpstreamClient, UpstreamError, UpstreamStream};
 use tollgate_store::Outcome;
 
+use crate::admission::{format_reset, RateHeaders, Ticket, DEFAULT_OUTPUT_ESTIMATE};
 use crate::auth::Caller;
 use crate::catalog::{Catalog, Deployment, PublicModel};
 use crate::error::ApiError;
@@ -55,6 +56,7 @@ pub async fn proxy(
     .await?;
     let envelope = RequestEnvelope::parse(endpoint, &body, &catalog.limits)?;
     let model = route(catalog, &caller, &envelope)?;
+    let ticket = admit(&state, &caller, &envelope, body.len())?;
 
     let request_id = req
         .extensions()
@@ -70,6 +72,10 @@ pub async fn proxy(
         envelope.is_stream(),
         started,
     );
+    let meter_headers = ticket.as_ref().map(|t| t.headers);
+    if let Some(t) = ticket {
+        meter.hold(t);
+    }
 
     let (deployment, served) =
         match call_upstream(&client, catalog, model, &envelope, &mut meter).await {
@@ -94,6 +100,9 @@ pub async fn proxy(
 
     let mut res = HttpResponse::Ok();
     served_by(&mut res, &deployment, meter.attempts());
+    if let Some(t) = &meter_headers {
+        rate_headers(&mut res, t);
+    }
     match served {
         Served::Complete { body, usage } => {
             meter.first_content();
@@ -200,6 +209,46 @@ async fn call_upstream(
         }
     }
     Err(last)
+}
+
+/// The admission phase (tenant keys only; the operator key is not limited).
+fn admit(
+    state: &AppState,
+    caller: &Caller,
+    envelope: &RequestEnvelope<'_>,
+    body_len: usize,
+) -> Result<Option<Ticket>, ApiError> {
+    let Caller::Tenant(tk) = caller else {
+        return Ok(None);
+    };
+    let prompt_estimate = u64::try_from(body_len / 4).unwrap_or(u64::MAX);
+    let estimate = prompt_estimate.saturating_add(
+        envelope
+            .max_output_tokens()
+            .unwrap_or(DEFAULT_OUTPUT_ESTIMATE),
+    );
+    state
+        .admission
+        .admit(tk, estimate)
+        .map(Some)
+        .map_err(ApiError::RateLimited)
+}
+
+/// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, as OpenAI sends them.
+pub fn rate_headers(res: &mut HttpResponseBuilder, h: &RateHeaders) {
+    for (kind, window) in [("requests", h.requests), ("tokens", h.tokens)] {
+        if let Some(w) = window {
+            res.insert_header((format!("x-ratelimit-limit-{kind}"), w.limit.to_string()));
+            res.insert_header((
+                format!("x-ratelimit-remaining-{kind}"),
+                w.remaining.to_string(),
+            ));
+            res.insert_header((
+                format!("x-ratelimit-reset-{kind}"),
+                format_reset(w.reset_ms),
+            ));
+        }
+    }
 }
 
 /// Response headers saying what served the request.

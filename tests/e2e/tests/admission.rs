@@ -1,0 +1,228 @@
+//! Admission for tenant keys: requests/min, tokens/min and concurrency, per key and per tenant.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde_json::{json, Value};
+use tollgate::admin::token::Role;
+use tollgate_e2e::{config, header, operator_token, Gateway, Mock};
+
+async fn admin(gw: &Gateway, path: &str, body: Value) -> Value {
+    let res = gw
+        .anonymous(Method::POST, &format!("/admin/api{path}"))
+        .bearer_auth(operator_token("ops", Role::Admin))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{path}: {}", res.status());
+    res.json().await.unwrap()
+}
+
+async fn tenant(gw: &Gateway, limits: Value) -> String {
+    admin(
+        gw,
+        "/tenants",
+        json!({"name": format!("t-{limits}"), "limits": limits}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn key(gw: &Gateway, tenant: &str, limits: Value) -> String {
+    admin(
+        gw,
+        &format!("/tenants/{tenant}/keys"),
+        json!({"name": "k", "limits": limits}),
+    )
+    .await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn chat(
+    gw: &Gateway,
+    key: &str,
+    model: &str,
+    max_tokens: u64,
+    stream: bool,
+) -> reqwest::RequestBuilder {
+    gw.anonymous(Method::POST, "/v1/chat/completions")
+        .bearer_auth(key)
+        .json(&json!({
+            "model": model, "max_tokens": max_tokens, "stream": stream,
+            "messages": [{"role": "user", "content": "hi"}]
+        }))
+}
+
+const SLOW: &str = "\n[deployments.slow]\nprovider = \"mock\"\nmodel = \"mock-gpt@tps=10\"\n[models.slow]\ndeployments = [\"slow\"]\n";
+
+#[tokio::test]
+async fn a_burst_admits_exactly_the_limit_and_says_when_to_retry() {
+    let mock = Mock::start();
+    let gw = Gateway::start(&config(&mock.url, "")).await;
+    let t = tenant(&gw, json!({})).await;
+    let k = key(&gw, &t, json!({"requests_per_minute": 5})).await;
+    for i in 0..5 {
+        let res = chat(&gw, &k, "gpt-test", 2, false).send().await.unwrap();
+        assert_eq!(res.status(), 200, "request {i}");
+        assert_eq!(header(&res, "x-ratelimit-limit-requests"), "5");
+        assert_eq!(
+            header(&res, "x-ratelimit-remaining-requests"),
+            (4 - i).to_string()
+        );
+    }
+    let res = chat(&gw, &k, "gpt-test", 2, false).send().await.unwrap();
+    assert_eq!(res.status(), 429);
+    let retry: u64 = header(&res, "retry-after").parse().unwrap();
+    assert!((11..=12).contains(&retry), "one request per 12 s: {retry}");
+    assert_eq!(header(&res, "x-ratelimit-remaining-requests"), "0");
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "rate_limit_exceeded");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("requests per minute of the key"),
+        "{err}"
+    );
+    assert_eq!(
+        mock.stats().await["requests"],
+        5,
+        "refused requests never reach the provider"
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_limit_is_shared_by_its_keys() {
+    let mock = Mock::start();
+    let gw = Gateway::start(&config(&mock.url, "")).await;
+    let t = tenant(&gw, json!({"requests_per_minute": 3})).await;
+    let (k1, k2) = (key(&gw, &t, json!({})).await, key(&gw, &t, json!({})).await);
+    let mut admitted = 0;
+    for k in [&k1, &k2, &k1, &k2, &k1] {
+        if chat(&gw, k, "gpt-test", 2, false)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200
+        {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 3);
+    let res = chat(&gw, &k2, "gpt-test", 2, false).send().await.unwrap();
+    let err: Value = res.json().await.unwrap();
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("of the tenant"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn token_limits_charge_an_estimate_then_the_actual_usage() {
+    let mock = Mock::start();
+    let gw = Gateway::start(&config(&mock.url, "")).await;
+    let t = tenant(&gw, json!({})).await;
+    let k = key(&gw, &t, json!({"tokens_per_minute": 1000})).await;
+    // Estimate: body bytes / 4 (~40) + max_tokens 10. Actual: 1 prompt word + 10 = 11 tokens.
+    let first = chat(&gw, &k, "gpt-test", 10, false).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let estimate = 1000
+        - header(&first, "x-ratelimit-remaining-tokens")
+            .parse::<u64>()
+            .unwrap();
+    assert!(
+        estimate > 11,
+        "the charge before the response is the estimate ({estimate})"
+    );
+    let second = chat(&gw, &k, "gpt-test", 10, false).send().await.unwrap();
+    let remaining: u64 = header(&second, "x-ratelimit-remaining-tokens")
+        .parse()
+        .unwrap();
+    // After the first was settled to its actual 11 tokens: 1000 - 11 - estimate (plus a little refill).
+    assert!(
+        remaining >= 1000 - 11 - estimate && remaining <= 1000 - 11 - estimate + 5,
+        "{remaining} vs estimate {estimate}"
+    );
+
+    // A request whose cap alone exceeds what is left is refused with a retry time.
+    let k2 = key(&gw, &t, json!({"tokens_per_minute": 100})).await;
+    assert_eq!(
+        chat(&gw, &k2, "gpt-test", 60, false)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let res = chat(&gw, &k2, "gpt-test", 90, false).send().await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert!(!header(&res, "retry-after").is_empty());
+    assert!(!header(&res, "x-ratelimit-reset-tokens").is_empty());
+}
+
+#[tokio::test]
+async fn concurrency_holds_under_200_parallel_requests_and_is_released_on_disconnect() {
+    let mock = Mock::start();
+    let gw = Gateway::start(
+        &config(&mock.url, SLOW).replace("total_timeout_ms = 4000", "total_timeout_ms = 60000"),
+    )
+    .await;
+    let t = tenant(&gw, json!({})).await;
+    let k = key(&gw, &t, json!({"max_concurrent": 10})).await;
+
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let req = chat(&gw, &k, "slow", 3, false);
+        tasks.push(tokio::spawn(async move {
+            req.send().await.unwrap().status().as_u16()
+        }));
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for t in tasks {
+        *counts.entry(t.await.unwrap()).or_insert(0) += 1;
+    }
+    let stats = mock.wait_idle().await;
+    assert!(stats["max_in_flight"].as_u64().unwrap() <= 10, "{stats}");
+    assert!(counts.get(&200).copied().unwrap_or(0) >= 10, "{counts:?}");
+    assert!(counts.get(&429).copied().unwrap_or(0) > 0, "{counts:?}");
+    assert_eq!(
+        counts.keys().filter(|s| **s != 200 && **s != 429).count(),
+        0,
+        "{counts:?}"
+    );
+
+    // Two streams hold both slots of a 2-slot key; a disconnect gives one back.
+    let k2 = key(&gw, &t, json!({"max_concurrent": 2})).await;
+    let a = chat(&gw, &k2, "slow", 50, true).send().await.unwrap();
+    let b = chat(&gw, &k2, "slow", 50, true).send().await.unwrap();
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    let third = chat(&gw, &k2, "slow", 2, false).send().await.unwrap();
+    assert_eq!(third.status(), 429);
+    let err: Value = third.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "concurrency_limit_exceeded");
+    let mut a = a.bytes_stream();
+    a.next().await.unwrap().unwrap();
+    drop(a);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let res = chat(&gw, &k2, "slow", 2, false).send().await.unwrap();
+        if res.status() == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot of the abandoned stream was never released"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(b);
+}

@@ -108,6 +108,23 @@ def count_ok(result):
     return sum(v for k, v in result.get("statusCodeDistribution", {}).items() if k == "200")
 
 
+def tenant_key(target, cfg, env, gw_url):
+    """A tenant and key with every limit set (high enough never to refuse), via the admin API."""
+    import urllib.request
+    token = subprocess.run([str(target / "tollgate"), "--config", str(cfg), "token", "--subject", "bench",
+                            "--role", "admin"], env=env, check=True, capture_output=True, text=True).stdout.strip()
+    limits = {"requests_per_minute": 100_000_000, "tokens_per_minute": 100_000_000_000, "max_concurrent": 100_000}
+
+    def post(path, body):
+        req = urllib.request.Request(f"{gw_url}/admin/api{path}", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {token}", "content-type": "application/json"})
+        with urllib.request.urlopen(req) as res:
+            return json.load(res)
+
+    tenant = post("/tenants", {"name": "bench", "limits": limits})
+    return post(f"/tenants/{tenant['id']}/keys", {"name": "bench", "limits": limits})["key"]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=10, help="seconds per phase (default 10)")
@@ -117,6 +134,9 @@ def main():
     ap.add_argument("--mock-workers", type=int, default=1)
     ap.add_argument("--only", choices=["plain", "stream"], help="run one kind only")
     ap.add_argument("--no-build", action="store_true", help="use the existing release binaries")
+    ap.add_argument("--auth", choices=["operator", "tenant"], default="operator",
+                    help="authenticate with the operator key (no admission) or a tenant key whose key and "
+                         "tenant have requests/min, tokens/min and concurrency limits (never reached)")
     args = ap.parse_args()
 
     if not shutil.which("oha"):
@@ -129,10 +149,12 @@ def main():
     mock, mock_url = spawn([str(target / "mock-provider"), "--port", "0", "--workers", str(args.mock_workers)])
     cfg = Path(tmp) / "tollgate.toml"
     cfg.write_text(CONFIG.format(workers=args.workers, db=Path(tmp) / "bench.db", mock=mock_url))
-    env = dict(os.environ, TOLLGATE_OPERATOR_KEY=KEY)
+    env = dict(os.environ, TOLLGATE_OPERATOR_KEY=KEY, TOLLGATE_JWT_SECRET="bench-jwt-secret-0123456789abcdef0123")
     env.pop("TOLLGATE_DATABASE_URL", None)
     gw, gw_url = spawn([str(target / "tollgate"), "serve", "--config", str(cfg)], env)
     auth = [f"Authorization: Bearer {KEY}"]
+    if args.auth == "tenant":
+        auth = [f"Authorization: Bearer {tenant_key(target, cfg, env, gw_url)}"]
 
     phases = []
     kinds = [k for k in ("plain", "stream") if args.only in (None, k)]

@@ -8,7 +8,7 @@ mod stream;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::http::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder};
 use bytes::Bytes;
 use tollgate_domain::{Endpoint, RequestEnvelope, RequestId, Usage};
@@ -236,17 +236,31 @@ fn admit(
 
 /// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, as OpenAI sends them.
 pub fn rate_headers(res: &mut HttpResponseBuilder, h: &RateHeaders) {
-    for (kind, window) in [("requests", h.requests), ("tokens", h.tokens)] {
+    const NAMES: [[&str; 3]; 2] = [
+        [
+            "x-ratelimit-limit-requests",
+            "x-ratelimit-remaining-requests",
+            "x-ratelimit-reset-requests",
+        ],
+        [
+            "x-ratelimit-limit-tokens",
+            "x-ratelimit-remaining-tokens",
+            "x-ratelimit-reset-tokens",
+        ],
+    ];
+    for (names, window) in NAMES.iter().zip([h.requests, h.tokens]) {
         if let Some(w) = window {
-            res.insert_header((format!("x-ratelimit-limit-{kind}"), w.limit.to_string()));
             res.insert_header((
-                format!("x-ratelimit-remaining-{kind}"),
-                w.remaining.to_string(),
+                HeaderName::from_static(names[0]),
+                HeaderValue::from(w.limit),
             ));
             res.insert_header((
-                format!("x-ratelimit-reset-{kind}"),
-                format_reset(w.reset_ms),
+                HeaderName::from_static(names[1]),
+                HeaderValue::from(w.remaining),
             ));
+            if let Ok(v) = HeaderValue::from_str(&format_reset(w.reset_ms)) {
+                res.insert_header((HeaderName::from_static(names[2]), v));
+            }
         }
     }
 }

@@ -48,6 +48,11 @@ impl Limit {
         self.capacity
     }
 
+    /// Tokens refilled per minute.
+    pub fn per_minute_rate(&self) -> u64 {
+        self.per_minute
+    }
+
     fn full(&self) -> u64 {
         self.capacity * UNITS_PER_TOKEN
     }

@@ -85,6 +85,8 @@ pub struct Catalog {
     pub connect_timeouts: Vec<Duration>,
     /// SHA-256 of the operator key, if one is configured; the key itself is not kept.
     pub operator_key_digest: Option<[u8; 32]>,
+    /// The longest total time limit of any provider (bounds how long a request can hold a slot).
+    pub longest_request: Duration,
     /// How long a tenant key lookup is trusted before the store is asked again.
     pub key_cache_ttl: Duration,
     /// Signs and verifies operator JWTs for the admin API; `None` disables it.
@@ -357,6 +359,13 @@ impl CatalogBuilder {
             connect_timeouts,
             operator_key_digest: operator_key.map(|k| Sha256::digest(k.as_bytes()).into()),
             key_cache_ttl: Duration::from_millis(500),
+            longest_request: self
+                .providers
+                .values()
+                .map(|p| p.timeouts().total)
+                .chain([self.defaults.total])
+                .max()
+                .unwrap_or(self.defaults.total),
             jwt_secret: None,
         }
     }

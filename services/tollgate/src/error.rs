@@ -20,6 +20,8 @@ pub enum ApiError {
     ExpiredKey,
     #[error("rate limited: {}", .0.what)]
     RateLimited(crate::admission::Denied),
+    #[error("quota store unavailable")]
+    QuotaUnavailable,
     #[error("tenant suspended")]
     TenantSuspended,
     #[error("model {0:?} not found")]
@@ -95,6 +97,9 @@ impl ApiError {
             Self::MissingKey => row(S::UNAUTHORIZED, "invalid_request_error", "missing_api_key"),
             Self::InvalidKey => row(S::UNAUTHORIZED, "invalid_request_error", "invalid_api_key"),
             Self::ExpiredKey => row(S::UNAUTHORIZED, "invalid_request_error", "expired_api_key"),
+            Self::QuotaUnavailable => {
+                row(S::SERVICE_UNAVAILABLE, "server_error", "quota_unavailable")
+            }
             Self::RateLimited(d) if d.concurrency => row(
                 S::TOO_MANY_REQUESTS,
                 "rate_limit_error",
@@ -190,6 +195,7 @@ impl ApiError {
             Self::RateLimited(d) if d.retry_after_ms == u64::MAX => {
                 format!("Rate limit: this request alone exceeds the {}.", d.what)
             }
+            Self::QuotaUnavailable => "Limits cannot be checked right now; retry shortly.".into(),
             Self::RateLimited(d) => format!("Rate limit reached for {}; retry after {} ms.", d.what, d.retry_after_ms),
             Self::TenantSuspended => "This account is suspended.".into(),
             Self::ModelNotFound(m) => format!("The model `{m}` does not exist or you do not have access to it."),

@@ -48,7 +48,7 @@ impl Application {
             store: store.clone(),
             log: logger.clone(),
             keys: crate::key_cache::KeyCache::new(catalog.key_cache_ttl, 100_000),
-            admission: Arc::default(),
+            admission: Arc::new(admission(settings, &catalog)?),
         });
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
@@ -108,6 +108,29 @@ impl Application {
         self.store.close().await;
         served.context("HTTP server")
     }
+}
+
+/// Admission state: Redis when configured (slot leases outlive the longest request by a minute).
+fn admission(
+    settings: &Settings,
+    catalog: &Catalog,
+) -> anyhow::Result<crate::admission::Admission> {
+    let q = &settings.quota;
+    let redis = match &q.redis_url {
+        None => None,
+        Some(url) => {
+            let lease = catalog.longest_request + Duration::from_secs(60);
+            let redis = crate::admission::redis::RedisQuotas::new(
+                url.expose(),
+                Duration::from_millis(q.redis_timeout_ms),
+                lease,
+            )
+            .context("quota.redis_url")?;
+            tracing::info!("admission state in redis");
+            Some(redis)
+        }
+    };
+    Ok(crate::admission::Admission::new(redis, q.on_redis_failure))
 }
 
 /// The whole route tree with its middleware; used by the server and by tests.

@@ -12,6 +12,85 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tollgate_store::{RequestLog, RequestRecord, Store};
 
+/// When set (e.g. `redis://127.0.0.1:6379`), every test gateway keeps admission state there.
+pub const REDIS_ENV: &str = "TOLLGATE_TEST_REDIS";
+
+/// A private `redis-server` on a free port, for tests that stop and restart it.
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Self { child: None, port };
+        server.restart();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port and waits until it answers.
+    pub fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed for the Redis tests");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            use std::io::{Read, Write};
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+                let mut buf = [0u8; 7];
+                if s.write_all(b"PING\r\n").is_ok()
+                    && s.read_exact(&mut buf).is_ok()
+                    && &buf == b"+PONG\r\n"
+                {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// The operator key every test gateway uses.
 pub const KEY: &str = "tg-test-operator-key";
 /// The secret that signs operator JWTs for the admin API in tests.
@@ -182,19 +261,43 @@ impl Gateway {
         let database_url = tollgate_store::testing::database_url_for_test(dir.path())
             .await
             .expect("test database");
-        Self::start_with(config, dir, database_url)
+        let redis = std::env::var(REDIS_ENV).ok().filter(|s| !s.is_empty());
+        Self::start_with(config, dir, database_url, redis)
     }
 
     /// Another gateway on an existing database (replicas sharing one store).
     pub fn start_on(config: &str, database_url: &str) -> Self {
+        let redis = std::env::var(REDIS_ENV).ok().filter(|s| !s.is_empty());
         Self::start_with(
             config,
             tempfile::tempdir().unwrap(),
             database_url.to_owned(),
+            redis,
         )
     }
 
-    fn start_with(config: &str, dir: tempfile::TempDir, database_url: String) -> Self {
+    /// A gateway on an existing database (or a fresh one) with admission state in `redis_url`.
+    pub async fn start_with_redis(
+        config: &str,
+        database_url: Option<&str>,
+        redis_url: &str,
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = match database_url {
+            Some(u) => u.to_owned(),
+            None => tollgate_store::testing::database_url_for_test(dir.path())
+                .await
+                .expect("test database"),
+        };
+        Self::start_with(config, dir, database_url, Some(redis_url.to_owned()))
+    }
+
+    fn start_with(
+        config: &str,
+        dir: tempfile::TempDir,
+        database_url: String,
+        redis: Option<String>,
+    ) -> Self {
         let config_path = dir.path().join("tollgate.toml");
         std::fs::write(&config_path, config).unwrap();
         let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
@@ -209,7 +312,11 @@ impl Gateway {
             .env("TOLLGATE_LOG", "info")
             .env_remove("TOLLGATE_CONFIG")
             .env_remove("TOLLGATE_PORT")
+            .env_remove("TOLLGATE_REDIS_URL")
             .stderr(log);
+        if let Some(url) = &redis {
+            cmd.env("TOLLGATE_REDIS_URL", url);
+        }
         let (child, url, stdout) = spawn_listening(cmd);
         Self {
             child: Some(child),

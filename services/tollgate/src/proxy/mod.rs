@@ -15,7 +15,7 @@ use tollgate_domain::{Endpoint, RequestEnvelope, RequestId, Usage};
 use tollgate_providers::{Upstream, UpstreamClient, UpstreamError, UpstreamStream};
 use tollgate_store::Outcome;
 
-use crate::admission::{format_reset, RateHeaders, Ticket, DEFAULT_OUTPUT_ESTIMATE};
+use crate::admission::{format_reset, RateHeaders, Refusal, Ticket, DEFAULT_OUTPUT_ESTIMATE};
 use crate::auth::Caller;
 use crate::catalog::{Catalog, Deployment, PublicModel};
 use crate::error::ApiError;
@@ -56,13 +56,12 @@ pub async fn proxy(
     .await?;
     let envelope = RequestEnvelope::parse(endpoint, &body, &catalog.limits)?;
     let model = route(catalog, &caller, &envelope)?;
-    let ticket = admit(&state, &caller, &envelope, body.len())?;
-
     let request_id = req
         .extensions()
         .get::<RequestId>()
         .cloned()
         .unwrap_or_else(crate::ids::new_request_id);
+    let ticket = admit(&state, &caller, &envelope, body.len(), &request_id).await?;
     let mut meter = Meter::new(
         state.log.clone(),
         &caller,
@@ -212,11 +211,12 @@ async fn call_upstream(
 }
 
 /// The admission phase (tenant keys only; the operator key is not limited).
-fn admit(
+async fn admit(
     state: &AppState,
     caller: &Caller,
     envelope: &RequestEnvelope<'_>,
     body_len: usize,
+    request_id: &RequestId,
 ) -> Result<Option<Ticket>, ApiError> {
     let Caller::Tenant(tk) = caller else {
         return Ok(None);
@@ -227,11 +227,15 @@ fn admit(
             .max_output_tokens()
             .unwrap_or(DEFAULT_OUTPUT_ESTIMATE),
     );
-    state
+    match state
         .admission
-        .admit(tk, estimate)
-        .map(Some)
-        .map_err(ApiError::RateLimited)
+        .admit(tk, estimate, request_id.as_str())
+        .await
+    {
+        Ok(ticket) => Ok(Some(ticket)),
+        Err(Refusal::Limited(denied)) => Err(ApiError::RateLimited(denied)),
+        Err(Refusal::Unavailable) => Err(ApiError::QuotaUnavailable),
+    }
 }
 
 /// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, as OpenAI sends them.

@@ -22,6 +22,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub log: LogSettings,
     pub limits: LimitSettings,
+    pub quota: QuotaSettings,
     pub upstream_defaults: UpstreamSettings,
     pub providers: BTreeMap<String, ProviderSettings>,
     pub deployments: BTreeMap<String, DeploymentSettings>,
@@ -119,6 +120,28 @@ impl Default for LogSettings {
         Self {
             format: LogFormat::Text,
             level: "info".into(),
+        }
+    }
+}
+
+/// Where admission state lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaSettings {
+    /// `TOLLGATE_REDIS_URL`: `redis://host:port[/db]`. Unset: limits are kept in-process.
+    pub redis_url: Option<Secret>,
+    /// Longest wait for Redis on the request path before the failure policy applies.
+    pub redis_timeout_ms: u64,
+    /// `local` (fall back to this replica's limits), `allow` (admit unlimited) or `deny` (503).
+    pub on_redis_failure: crate::admission::FailurePolicy,
+}
+
+impl Default for QuotaSettings {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            redis_timeout_ms: 50,
+            on_redis_failure: crate::admission::FailurePolicy::Local,
         }
     }
 }

@@ -123,6 +123,17 @@ impl Settings {
                 format!("the JWT secret in {jwt_env} is shorter than 32 bytes"),
             );
         }
+        if let Some(url) = &self.quota.redis_url {
+            if redis::Client::open(url.expose()).is_err() {
+                err("quota.redis_url".into(), "not a valid redis:// URL".into());
+            }
+        }
+        if self.quota.redis_timeout_ms == 0 || self.quota.redis_timeout_ms > 10_000 {
+            err(
+                "quota.redis_timeout_ms".into(),
+                "must be between 1 and 10000".into(),
+            );
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             err("log.level".into(), format!("not a valid filter: {e}"));
         }

@@ -1,12 +1,20 @@
 //! Admission, in one step before routing: per key and per tenant requests per minute, tokens per
-//! minute and concurrent requests (in-process; the same semantics move to Redis for replicas).
+//! minute and concurrent requests — on Redis when configured (one atomic script on the server's
+//! clock, shared by every replica), in-process otherwise, with the same semantics.
 //!
 //! Rate limits are token buckets ([`tollgate_domain::quota`]) taken all-or-nothing: a refused
 //! request consumes nothing. Tokens are charged up front as an estimate — the body's bytes / 4 for
 //! the prompt plus `max_completion_tokens`/`max_tokens` (else [`DEFAULT_OUTPUT_ESTIMATE`]), capped
 //! at the bucket's capacity — and corrected with the provider's usage when the request ends.
 //! Concurrency slots are held by a [`Ticket`] and released when it drops, whatever ended the
-//! request (a client disconnect included).
+//! request (a client disconnect included); on Redis they are leases that expire if a replica
+//! crashes while holding them.
+//!
+//! If Redis cannot be reached (or answers slower than its timeout), the configured policy applies:
+//! `local` (default) falls back to this replica's in-process limits, `allow` admits without limits,
+//! `deny` refuses with 503. Each fallback is logged; Redis is tried again after a second.
+
+pub mod redis;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use tollgate_domain::quota::{Bucket, Limit};
 use tollgate_domain::tenant::Limits;
 
+use self::redis::RedisQuotas;
 use crate::key_cache::TenantKey;
 
 /// Output tokens assumed when the request sets no cap.
@@ -46,34 +55,80 @@ pub struct Denied {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Requests,
     Tokens,
 }
 
-struct Check {
-    bucket: String,
-    limit: Limit,
-    cost: u64,
-    kind: Kind,
-    what: String,
+pub(crate) struct Check {
+    pub(crate) bucket: String,
+    pub(crate) limit: Limit,
+    pub(crate) cost: u64,
+    pub(crate) kind: Kind,
+    pub(crate) what: String,
+}
+
+/// A concurrency slot to hold: its key, the maximum, and whose it is (`key` or `tenant`).
+pub(crate) struct Slot {
+    pub(crate) key: String,
+    pub(crate) max: u32,
+    pub(crate) scope: &'static str,
+}
+
+/// What one request must pass.
+pub(crate) struct Plan {
+    pub(crate) checks: Vec<Check>,
+    pub(crate) slots: Vec<Slot>,
+}
+
+/// What to do when Redis is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailurePolicy {
+    Local,
+    Allow,
+    Deny,
+}
+
+/// Why a request was not admitted.
+#[derive(Debug)]
+pub enum Refusal {
+    Limited(Denied),
+    /// Redis is down and the policy is `deny`.
+    Unavailable,
 }
 
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     buckets: HashMap<String, Bucket>,
     slots: HashMap<String, u32>,
 }
 
-/// The in-process quota state of one gateway.
-#[derive(Default)]
+/// The quota state: Redis when configured, this process's otherwise (and as the fallback).
 pub struct Admission {
     state: Mutex<State>,
+    redis: Option<RedisQuotas>,
+    on_failure: FailurePolicy,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Self::new(None, FailurePolicy::Local)
+    }
+}
+
+pub(crate) enum Held {
+    Local,
+    /// Slots held in Redis under this member name.
+    Redis(String),
+    /// Admitted without limits (Redis down, policy `allow`).
+    Nothing,
 }
 
 /// An admitted request: holds its concurrency slots and its token charge until it ends.
 pub struct Ticket {
     admission: Arc<Admission>,
+    held: Held,
     slots: Vec<String>,
     charged: Vec<(String, Limit, u64)>,
     pub headers: RateHeaders,
@@ -118,8 +173,15 @@ fn tighter(current: Option<Window>, new: Window) -> Option<Window> {
 }
 
 impl Admission {
-    /// Admits a tenant key's request estimated at `estimate` tokens, or says which limit refused it.
-    pub fn admit(self: &Arc<Self>, tk: &TenantKey, estimate: u64) -> Result<Ticket, Denied> {
+    pub fn new(redis: Option<RedisQuotas>, on_failure: FailurePolicy) -> Self {
+        Self {
+            state: Mutex::default(),
+            redis,
+            on_failure,
+        }
+    }
+
+    fn plan(tk: &TenantKey, estimate: u64) -> Plan {
         let mut checks = Vec::new();
         scoped(&tk.key.limits, "key", &tk.key.id, estimate, &mut checks);
         scoped(
@@ -129,14 +191,78 @@ impl Admission {
             estimate,
             &mut checks,
         );
-        let slots: Vec<(String, u32, &str)> = [
+        let slots = [
             (tk.key.limits.max_concurrent, "key", &tk.key.id),
             (tk.tenant.limits.max_concurrent, "tenant", &tk.tenant.id),
         ]
         .into_iter()
-        .filter_map(|(max, scope, id)| max.map(|m| (format!("{scope}:{id}:conc"), m, scope)))
+        .filter_map(|(max, scope, id)| {
+            max.map(|max| Slot {
+                key: format!("{scope}:{id}:conc"),
+                max,
+                scope,
+            })
+        })
         .collect();
+        Plan { checks, slots }
+    }
 
+    /// Admits a tenant key's request estimated at `estimate` tokens (`member` names its slots).
+    pub async fn admit(
+        self: &Arc<Self>,
+        tk: &TenantKey,
+        estimate: u64,
+        member: &str,
+    ) -> Result<Ticket, Refusal> {
+        let plan = Self::plan(tk, estimate);
+        if plan.checks.is_empty() && plan.slots.is_empty() {
+            return Ok(self.ticket(Held::Nothing, &plan, RateHeaders::default()));
+        }
+        if let Some(redis) = &self.redis {
+            match redis.admit(&plan, member).await {
+                Ok(Ok(headers)) => {
+                    return Ok(self.ticket(Held::Redis(member.to_owned()), &plan, headers))
+                }
+                Ok(Err(denied)) => return Err(Refusal::Limited(denied)),
+                Err(e) => {
+                    tracing::warn!(error = %e, policy = ?self.on_failure, "redis admission unavailable: degraded");
+                    match self.on_failure {
+                        FailurePolicy::Local => {}
+                        FailurePolicy::Allow => {
+                            return Ok(self.ticket(Held::Nothing, &plan, RateHeaders::default()))
+                        }
+                        FailurePolicy::Deny => return Err(Refusal::Unavailable),
+                    }
+                }
+            }
+        }
+        self.admit_local(&plan).map_err(Refusal::Limited)
+    }
+
+    fn ticket(self: &Arc<Self>, held: Held, plan: &Plan, headers: RateHeaders) -> Ticket {
+        let slots = match held {
+            Held::Nothing => Vec::new(),
+            _ => plan.slots.iter().map(|s| s.key.clone()).collect(),
+        };
+        let charged = match held {
+            Held::Nothing => Vec::new(),
+            _ => plan
+                .checks
+                .iter()
+                .filter(|c| c.kind == Kind::Tokens)
+                .map(|c| (c.bucket.clone(), c.limit, c.cost))
+                .collect(),
+        };
+        Ticket {
+            admission: self.clone(),
+            held,
+            slots,
+            charged,
+            headers,
+        }
+    }
+
+    fn admit_local(self: &Arc<Self>, plan: &Plan) -> Result<Ticket, Denied> {
         let now = now_ms();
         let Ok(mut state) = self.state.lock() else {
             return Err(Denied {
@@ -148,8 +274,8 @@ impl Admission {
         };
         let mut headers = RateHeaders::default();
         let mut refused: Option<(u64, String)> = None;
-        let mut decisions = Vec::with_capacity(checks.len());
-        for c in &checks {
+        let mut decisions = Vec::with_capacity(plan.checks.len());
+        for c in &plan.checks {
             let d = c
                 .limit
                 .take(state.buckets.get(&c.bucket).copied(), now, c.cost);
@@ -175,37 +301,29 @@ impl Admission {
                 headers,
             });
         }
-        if let Some((_, max, scope)) = slots
+        if let Some(slot) = plan
+            .slots
             .iter()
-            .find(|(k, max, _)| state.slots.get(k).copied().unwrap_or(0) >= *max)
+            .find(|s| state.slots.get(&s.key).copied().unwrap_or(0) >= s.max)
         {
             return Err(Denied {
-                what: format!("concurrent requests of the {scope} ({max})"),
+                what: format!("concurrent requests of the {} ({})", slot.scope, slot.max),
                 concurrency: true,
                 retry_after_ms: 1000,
                 headers,
             });
         }
-        for (c, d) in checks.iter().zip(&decisions) {
+        for (c, d) in plan.checks.iter().zip(&decisions) {
             state.buckets.insert(c.bucket.clone(), d.bucket);
         }
-        for (k, _, _) in &slots {
-            *state.slots.entry(k.clone()).or_insert(0) += 1;
+        for s in &plan.slots {
+            *state.slots.entry(s.key.clone()).or_insert(0) += 1;
         }
         drop(state);
-        Ok(Ticket {
-            admission: self.clone(),
-            slots: slots.into_iter().map(|(k, _, _)| k).collect(),
-            charged: checks
-                .into_iter()
-                .filter(|c| c.kind == Kind::Tokens)
-                .map(|c| (c.bucket, c.limit, c.cost))
-                .collect(),
-            headers,
-        })
+        Ok(self.ticket(Held::Local, plan, headers))
     }
 
-    /// Slots currently held (for tests and `/v1/me`).
+    /// Slots currently held in this process (for tests).
     pub fn in_flight(&self, slot: &str) -> u32 {
         self.state
             .lock()
@@ -215,17 +333,50 @@ impl Admission {
     }
 }
 
+pub(crate) fn headers_from(plan: &Plan, windows: &[(u64, u64)]) -> RateHeaders {
+    let mut headers = RateHeaders::default();
+    for (c, (remaining, reset_ms)) in plan.checks.iter().zip(windows) {
+        let w = Window {
+            limit: c.limit.capacity(),
+            remaining: *remaining,
+            reset_ms: *reset_ms,
+        };
+        match c.kind {
+            Kind::Requests => headers.requests = tighter(headers.requests, w),
+            Kind::Tokens => headers.tokens = tighter(headers.tokens, w),
+        }
+    }
+    headers
+}
+
 impl Ticket {
     /// Corrects the token charge to the real usage (`None`: nothing was produced, refund all).
     pub fn settle(&mut self, actual_tokens: Option<u64>) {
+        let actual = i64::try_from(actual_tokens.unwrap_or(0)).unwrap_or(i64::MAX);
+        let corrections: Vec<(String, Limit, i64)> = self
+            .charged
+            .drain(..)
+            .map(|(bucket, limit, charged)| {
+                (
+                    bucket,
+                    limit,
+                    actual - i64::try_from(charged).unwrap_or(i64::MAX),
+                )
+            })
+            .filter(|(_, _, delta)| *delta != 0)
+            .collect();
+        if corrections.is_empty() {
+            return;
+        }
+        if let (Held::Redis(_), Some(redis)) = (&self.held, &self.admission.redis) {
+            redis.adjust(corrections);
+            return;
+        }
         let now = now_ms();
         let Ok(mut state) = self.admission.state.lock() else {
             return;
         };
-        for (bucket, limit, charged) in self.charged.drain(..) {
-            let actual = actual_tokens.unwrap_or(0);
-            let delta = i64::try_from(actual).unwrap_or(i64::MAX)
-                - i64::try_from(charged).unwrap_or(i64::MAX);
+        for (bucket, limit, delta) in corrections {
             let b = limit.adjust(state.buckets.get(&bucket).copied(), now, delta);
             state.buckets.insert(bucket, b);
         }
@@ -234,6 +385,13 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
+        if self.slots.is_empty() {
+            return;
+        }
+        if let (Held::Redis(member), Some(redis)) = (&self.held, &self.admission.redis) {
+            redis.release(std::mem::take(&mut self.slots), member.clone());
+            return;
+        }
         if let Ok(mut state) = self.admission.state.lock() {
             for k in &self.slots {
                 if let Some(n) = state.slots.get_mut(k) {

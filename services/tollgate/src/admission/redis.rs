@@ -1,0 +1,210 @@
+//! The Redis quota backend: one atomic Lua script per admission (`admit.lua`, the server's clock,
+//! all-or-nothing), token corrections (`adjust.lua`) and slot releases sent after the response,
+//! off the request path. One connection per worker thread; after a failure that worker drops its
+//! connection and leaves Redis alone for a second (the caller falls back meanwhile), then
+//! connects afresh.
+
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tollgate_domain::quota::Limit;
+
+use super::{headers_from, Denied, Plan};
+
+const PREFIX: &str = "tg:q:";
+const BACKOFF: Duration = Duration::from_secs(1);
+
+thread_local! {
+    static CONNECTION: RefCell<Option<ConnectionManager>> = const { RefCell::new(None) };
+    static DOWN_UNTIL: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+pub struct RedisQuotas {
+    client: redis::Client,
+    timeout: Duration,
+    lease_ms: u64,
+    admit: redis::Script,
+    adjust: redis::Script,
+}
+
+impl RedisQuotas {
+    /// `timeout` bounds every call (connection set-up included); `lease` is how long a slot
+    /// survives a replica that died holding it.
+    pub fn new(url: &str, timeout: Duration, lease: Duration) -> Result<Self, redis::RedisError> {
+        Ok(Self {
+            client: redis::Client::open(url)?,
+            timeout,
+            lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX),
+            admit: redis::Script::new(include_str!("admit.lua")),
+            adjust: redis::Script::new(include_str!("adjust.lua")),
+        })
+    }
+
+    /// Forgets this worker's connection and leaves Redis alone for [`BACKOFF`].
+    fn mark_down(&self) {
+        CONNECTION.with(|c| *c.borrow_mut() = None);
+        DOWN_UNTIL.with(|d| d.set(Some(Instant::now() + BACKOFF)));
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, String> {
+        if DOWN_UNTIL
+            .with(std::cell::Cell::get)
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return Err("redis was unreachable less than a second ago".into());
+        }
+        if let Some(c) = CONNECTION.with(|c| c.borrow().clone()) {
+            return Ok(c);
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(self.timeout)
+            .set_response_timeout(self.timeout)
+            .set_number_of_retries(1);
+        match tokio::time::timeout(
+            self.timeout * 2,
+            ConnectionManager::new_with_config(self.client.clone(), config),
+        )
+        .await
+        {
+            Ok(Ok(c)) => {
+                CONNECTION.with(|slot| *slot.borrow_mut() = Some(c.clone()));
+                Ok(c)
+            }
+            Ok(Err(e)) => {
+                self.mark_down();
+                Err(format!("connecting to redis: {e}"))
+            }
+            Err(_) => {
+                self.mark_down();
+                Err("connecting to redis timed out".into())
+            }
+        }
+    }
+
+    /// `Ok(Ok(headers))` admitted, `Ok(Err(denied))` refused, `Err` Redis unusable.
+    pub(crate) async fn admit(
+        &self,
+        plan: &Plan,
+        member: &str,
+    ) -> Result<Result<super::RateHeaders, Denied>, String> {
+        let mut conn = self.connection().await?;
+        let mut call = self.admit.prepare_invoke();
+        for c in &plan.checks {
+            call.key(format!("{PREFIX}{}", c.bucket));
+        }
+        for s in &plan.slots {
+            call.key(format!("{PREFIX}{}", s.key));
+        }
+        call.arg(plan.checks.len())
+            .arg(plan.slots.len())
+            .arg(member)
+            .arg(self.lease_ms);
+        for c in &plan.checks {
+            call.arg(c.limit.capacity())
+                .arg(c.limit.per_minute_rate())
+                .arg(c.cost);
+        }
+        for s in &plan.slots {
+            call.arg(s.max);
+        }
+        let reply: Vec<i64> =
+            match tokio::time::timeout(self.timeout, call.invoke_async(&mut conn)).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    self.mark_down();
+                    return Err(format!("redis admission script: {e}"));
+                }
+                Err(_) => {
+                    self.mark_down();
+                    return Err("redis admission timed out".into());
+                }
+            };
+        let (head, windows) = reply.split_at(3.min(reply.len()));
+        if head.len() < 3 || windows.len() != plan.checks.len() * 2 {
+            return Err("unexpected reply from the admission script".into());
+        }
+        let windows: Vec<(u64, u64)> = windows
+            .chunks(2)
+            .map(|w| {
+                (
+                    u64::try_from(w[0]).unwrap_or(0),
+                    u64::try_from(w[1]).unwrap_or(0),
+                )
+            })
+            .collect();
+        let headers = headers_from(plan, &windows);
+        if head[0] == 1 {
+            return Ok(Ok(headers));
+        }
+        let index = usize::try_from(head[1]).unwrap_or(0);
+        let retry_after_ms = u64::try_from(head[2]).unwrap_or(u64::MAX);
+        let denied = match index.checked_sub(1) {
+            Some(i) if i < plan.checks.len() => Denied {
+                what: plan.checks[i].what.clone(),
+                concurrency: false,
+                retry_after_ms,
+                headers,
+            },
+            Some(i) => {
+                let slot =
+                    &plan.slots[(i - plan.checks.len()).min(plan.slots.len().saturating_sub(1))];
+                Denied {
+                    what: format!("concurrent requests of the {} ({})", slot.scope, slot.max),
+                    concurrency: true,
+                    retry_after_ms,
+                    headers,
+                }
+            }
+            None => return Err("unexpected refusal index from the admission script".into()),
+        };
+        Ok(Err(denied))
+    }
+
+    /// Applies token corrections after the response (fire and forget, bounded by the timeout).
+    pub(crate) fn adjust(&self, corrections: Vec<(String, Limit, i64)>) {
+        let Some(conn) = CONNECTION.with(|c| c.borrow().clone()) else {
+            return;
+        };
+        let script = self.adjust.clone();
+        let timeout = self.timeout;
+        tokio::spawn(async move {
+            let mut conn = conn;
+            for (bucket, limit, delta) in corrections {
+                let mut call = script.prepare_invoke();
+                call.key(format!("{PREFIX}{bucket}"))
+                    .arg(limit.capacity())
+                    .arg(limit.per_minute_rate())
+                    .arg(delta);
+                let done: Result<Result<i64, _>, _> =
+                    tokio::time::timeout(timeout, call.invoke_async(&mut conn)).await;
+                if !matches!(done, Ok(Ok(_))) {
+                    tracing::warn!(bucket, "redis token correction failed");
+                }
+            }
+        });
+    }
+
+    /// Releases slots after the response (a failure leaves them to their lease).
+    pub(crate) fn release(&self, slots: Vec<String>, member: String) {
+        let Some(conn) = CONNECTION.with(|c| c.borrow().clone()) else {
+            return;
+        };
+        let timeout = self.timeout;
+        tokio::spawn(async move {
+            let mut conn = conn;
+            let mut pipe = redis::pipe();
+            for s in &slots {
+                pipe.cmd("ZREM")
+                    .arg(format!("{PREFIX}{s}"))
+                    .arg(&member)
+                    .ignore();
+            }
+            let done: Result<Result<(), _>, _> =
+                tokio::time::timeout(timeout, pipe.query_async(&mut conn)).await;
+            if !matches!(done, Ok(Ok(()))) {
+                tracing::warn!("redis slot release failed; the lease will expire");
+            }
+        });
+    }
+}

@@ -17,7 +17,9 @@ pub use migrate::{Migration, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 pub use postgres::PgStore;
 pub use record::{Outcome, RequestRecord, TokenCounts};
 pub use sqlite::SqliteStore;
-pub use tenants::{ApiKeyRecord, ApiKeys, AuditEntry, AuditLog, Page, Tenant, Tenants};
+pub use tenants::{
+    ApiKeyRecord, ApiKeys, AuditEntry, AuditLog, Page, Tenant, TenantUpdates, Tenants,
+};
 
 /// Storage failures. The database's own error is kept as the source, for the log.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@ use tollgate_domain::keys::KeyHash;
 use tollgate_domain::tenant::{KeyStatus, TenantStatus};
 
 use crate::tenants::{
-    self as t, ApiKeyRecord, ApiKeys, AuditEntry, AuditLog, Page, Tenant, Tenants,
+    self as t, ApiKeyRecord, ApiKeys, AuditEntry, AuditLog, Page, Tenant, TenantUpdates, Tenants,
 };
 use crate::{PgStore, StoreError};
 
@@ -190,5 +190,51 @@ impl AuditLog for PgStore {
             .fetch_all(self.pool())
             .await?;
         rows.iter().map(t::audit_from_row).collect()
+    }
+}
+
+impl TenantUpdates for PgStore {
+    async fn save_tenant(&self, x: &Tenant, a: &AuditEntry) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let changed = sqlx::query(t::SAVE_TENANT)
+            .bind(&x.name)
+            .bind(x.billing_mode.as_str())
+            .bind(x.credit_limit_units)
+            .bind(t::json(&x.policy))
+            .bind(t::json(&x.limits))
+            .bind(x.updated_at_ms)
+            .bind(&x.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_write)?
+            .rows_affected();
+        if changed == 0 {
+            return Ok(false);
+        }
+        audit(&mut tx, a).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn save_key(&self, k: &ApiKeyRecord, a: &AuditEntry) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let changed = sqlx::query(t::SAVE_KEY)
+            .bind(&k.name)
+            .bind(k.expires_at_ms)
+            .bind(k.allowed_models.as_ref().map(t::json))
+            .bind(t::json(&k.limits))
+            .bind(t::json(&k.metadata))
+            .bind(k.updated_at_ms)
+            .bind(&k.tenant_id)
+            .bind(&k.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            return Ok(false);
+        }
+        audit(&mut tx, a).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

@@ -87,6 +87,21 @@ pub trait Tenants {
     ) -> impl Future<Output = Result<Option<Tenant>, StoreError>> + Send;
 }
 
+/// Writes a tenant's settable fields (name, billing, policy, limits) as given; `false` if absent.
+pub trait TenantUpdates {
+    fn save_tenant(
+        &self,
+        tenant: &Tenant,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Writes a key's settable fields (name, expiry, models, limits, metadata); `false` if absent.
+    fn save_key(
+        &self,
+        key: &ApiKeyRecord,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
 pub trait ApiKeys {
     /// Fails with [`StoreError::Conflict`] on a duplicate hash or public id, or an unknown tenant.
     fn create_key(
@@ -143,6 +158,13 @@ pub(crate) fn list_tenants_sql() -> String {
 }
 pub(crate) const UPDATE_TENANT_STATUS: &str =
     "UPDATE tenants SET status = $1, updated_at_ms = $2 WHERE id = $3";
+
+pub(crate) const SAVE_TENANT: &str =
+    "UPDATE tenants SET name = $1, billing_mode = $2, credit_limit_units = $3, \
+    policy = $4, limits = $5, updated_at_ms = $6 WHERE id = $7";
+pub(crate) const SAVE_KEY: &str =
+    "UPDATE api_keys SET name = $1, expires_at_ms = $2, allowed_models = $3, limits = $4, \
+    metadata = $5, updated_at_ms = $6 WHERE tenant_id = $7 AND id = $8";
 
 pub(crate) const INSERT_KEY: &str =
     "INSERT INTO api_keys (id, tenant_id, name, env, public_id, key_hash, label, \
@@ -364,6 +386,22 @@ impl AuditLog for crate::Store {
         match self {
             Self::Sqlite(s) => s.list_audit(after, limit).await,
             Self::Postgres(s) => s.list_audit(after, limit).await,
+        }
+    }
+}
+
+impl TenantUpdates for crate::Store {
+    async fn save_tenant(&self, tenant: &Tenant, audit: &AuditEntry) -> Result<bool, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.save_tenant(tenant, audit).await,
+            Self::Postgres(s) => s.save_tenant(tenant, audit).await,
+        }
+    }
+
+    async fn save_key(&self, key: &ApiKeyRecord, audit: &AuditEntry) -> Result<bool, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.save_key(key, audit).await,
+            Self::Postgres(s) => s.save_key(key, audit).await,
         }
     }
 }

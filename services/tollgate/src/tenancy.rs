@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use tollgate_domain::keys;
 use tollgate_domain::tenant::{BillingMode, KeyStatus, Limits, TenantPolicy, TenantStatus};
 use tollgate_store::testing::now_ms;
-use tollgate_store::{ApiKeyRecord, ApiKeys, AuditEntry, Store, StoreError, Tenant, Tenants};
+use tollgate_store::{
+    ApiKeyRecord, ApiKeys, AuditEntry, Store, StoreError, Tenant, TenantUpdates, Tenants,
+};
 
 use crate::ids::{new_id, os_random};
 
@@ -149,12 +151,7 @@ pub async fn create_tenant(
     actor: &str,
     req: NewTenant,
 ) -> Result<Tenant, TenancyError> {
-    let name = req.name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(TenancyError::Invalid(
-            "name must be 1-200 printable characters".into(),
-        ));
-    }
+    let name = check_name(&req.name)?;
     if req.credit_limit_units.is_some_and(|c| c < 0) {
         return Err(TenancyError::Invalid(
             "credit_limit_units must not be negative".into(),
@@ -216,21 +213,8 @@ pub async fn create_key(
         .get_tenant(tenant_id)
         .await?
         .ok_or(TenancyError::NotFound("tenant"))?;
-    let name = req.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(TenancyError::Invalid(
-            "name must be 1-200 characters".into(),
-        ));
-    }
-    if let (Some(key_models), Some(tenant_models)) =
-        (&req.allowed_models, &tenant.policy.allowed_models)
-    {
-        if let Some(extra) = key_models.iter().find(|m| !tenant_models.contains(m)) {
-            return Err(TenancyError::Invalid(format!(
-                "allowed_models may only narrow the tenant's: {extra:?} is not allowed for this tenant"
-            )));
-        }
-    }
+    let name = check_name(&req.name)?;
+    narrows(&req.allowed_models, &tenant)?;
     let env = req.env.as_deref().unwrap_or("live");
     let random = os_random::<{ keys::RANDOM_BYTES }>().map_err(|_| TenancyError::Randomness)?;
     let minted = keys::mint(env, &random).map_err(|e| TenancyError::Invalid(e.to_string()))?;
@@ -315,4 +299,155 @@ pub async fn rotate_key(
     let new = create_key(store, actor, tenant_id, req).await?;
     set_key_status(store, actor, tenant_id, key_id, KeyStatus::Revoked).await?;
     Ok(new)
+}
+
+/// Body of "update a tenant": only the fields given change.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub billing_mode: Option<BillingMode>,
+    /// `null` clears it.
+    #[serde(default, with = "double_option")]
+    pub credit_limit_units: Option<Option<i64>>,
+    #[serde(default)]
+    pub policy: Option<TenantPolicy>,
+    #[serde(default)]
+    pub limits: Option<Limits>,
+}
+
+/// Body of "update a key": only the fields given change.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, with = "double_option")]
+    pub expires_at_ms: Option<Option<i64>>,
+    #[serde(default, with = "double_option")]
+    pub allowed_models: Option<Option<Vec<String>>>,
+    #[serde(default)]
+    pub limits: Option<Limits>,
+    #[serde(default)]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `absent` → `None`, `null` → `Some(None)`, a value → `Some(Some(v))`.
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+fn check_name(name: &str) -> Result<String, TenancyError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(TenancyError::Invalid(
+            "name must be 1-200 printable characters".into(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn narrows(key_models: &Option<Vec<String>>, tenant: &Tenant) -> Result<(), TenancyError> {
+    if let (Some(key_models), Some(tenant_models)) = (key_models, &tenant.policy.allowed_models) {
+        if let Some(extra) = key_models.iter().find(|m| !tenant_models.contains(m)) {
+            return Err(TenancyError::Invalid(format!(
+                "allowed_models may only narrow the tenant's: {extra:?} is not allowed for this tenant"
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub async fn update_tenant(
+    store: &Store,
+    actor: &str,
+    id: &str,
+    patch: TenantPatch,
+) -> Result<Tenant, TenancyError> {
+    let mut tenant = store
+        .get_tenant(id)
+        .await?
+        .ok_or(TenancyError::NotFound("tenant"))?;
+    if let Some(name) = &patch.name {
+        tenant.name = check_name(name)?;
+    }
+    if let Some(mode) = patch.billing_mode {
+        tenant.billing_mode = mode;
+    }
+    if let Some(credit) = patch.credit_limit_units {
+        if credit.is_some_and(|c| c < 0) {
+            return Err(TenancyError::Invalid(
+                "credit_limit_units must not be negative".into(),
+            ));
+        }
+        tenant.credit_limit_units = credit;
+    }
+    if let Some(policy) = patch.policy {
+        tenant.policy = policy;
+    }
+    if let Some(limits) = patch.limits {
+        tenant.limits = limits;
+    }
+    tenant.updated_at_ms = now_ms();
+    let detail = serde_json::json!({"limits": tenant.limits, "policy": tenant.policy, "billing_mode": tenant.billing_mode});
+    if !store
+        .save_tenant(
+            &tenant,
+            &entry(actor, "tenant.update", "tenant", id, detail),
+        )
+        .await?
+    {
+        return Err(TenancyError::NotFound("tenant"));
+    }
+    Ok(tenant)
+}
+
+pub async fn update_key(
+    store: &Store,
+    actor: &str,
+    tenant_id: &str,
+    key_id: &str,
+    patch: KeyPatch,
+) -> Result<ApiKeyRecord, TenancyError> {
+    let tenant = store
+        .get_tenant(tenant_id)
+        .await?
+        .ok_or(TenancyError::NotFound("tenant"))?;
+    let mut key = store
+        .get_key(tenant_id, key_id)
+        .await?
+        .ok_or(TenancyError::NotFound("key"))?;
+    if let Some(name) = &patch.name {
+        key.name = check_name(name)?;
+    }
+    if let Some(expiry) = patch.expires_at_ms {
+        key.expires_at_ms = expiry;
+    }
+    if let Some(models) = patch.allowed_models {
+        narrows(&models, &tenant)?;
+        key.allowed_models = models;
+    }
+    if let Some(limits) = patch.limits {
+        key.limits = limits;
+    }
+    if let Some(metadata) = patch.metadata {
+        key.metadata = metadata;
+    }
+    key.updated_at_ms = now_ms();
+    let detail = serde_json::json!({"tenant_id": tenant_id, "limits": key.limits, "allowed_models": key.allowed_models});
+    if !store
+        .save_key(&key, &entry(actor, "key.update", "api_key", key_id, detail))
+        .await?
+    {
+        return Err(TenancyError::NotFound("key"));
+    }
+    Ok(key)
 }

@@ -184,6 +184,54 @@ async fn tenants_and_keys_through_the_admin_api() {
         .await;
     assert_eq!(s, 404);
 
+    // Updates change only what is given.
+    let (s, t) = admin
+        .call(
+            M::PATCH,
+            &format!("/tenants/{acme_id}"),
+            Some(json!({"limits": {"tokens_per_minute": 9000}, "credit_limit_units": null})),
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(
+        (
+            t["limits"].clone(),
+            t["credit_limit_units"].clone(),
+            t["billing_mode"].clone()
+        ),
+        (
+            json!({"tokens_per_minute": 9000}),
+            Value::Null,
+            json!("postpaid")
+        )
+    );
+    let (s, k) = admin
+        .call(
+            M::PATCH,
+            &format!("/tenants/{acme_id}/keys/{new_key_id}"),
+            Some(json!({"allowed_models": null, "name": "ci-2"})),
+        )
+        .await;
+    assert_eq!(
+        (s, k["name"].as_str(), k["allowed_models"].clone()),
+        (200, Some("ci-2"), Value::Null)
+    );
+    let (s, _) = admin
+        .call(
+            M::PATCH,
+            &format!("/tenants/{acme_id}/keys/{new_key_id}"),
+            Some(json!({"allowed_models": ["gpt-4o"]})),
+        )
+        .await;
+    assert_eq!(s, 400, "a key may only narrow the tenant's models");
+    let (s, _) = admin
+        .call(
+            M::PATCH,
+            &format!("/tenants/{globex_id}/keys/{new_key_id}"),
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(s, 404);
     let (s, t) = admin
         .call(M::POST, &format!("/tenants/{acme_id}/suspend"), None)
         .await;
@@ -210,6 +258,8 @@ async fn tenants_and_keys_through_the_admin_api() {
             "key.active",
             "key.create",
             "key.revoked",
+            "tenant.update",
+            "key.update",
             "tenant.suspended"
         ]
     );
@@ -334,6 +384,39 @@ async fn the_operator_cli_manages_tenants_keys_and_tokens() {
     let key = created["key"].as_str().unwrap();
     assert!(key.starts_with("tg-test-"));
     let key_id = created["record"]["id"].as_str().unwrap();
+
+    let (code, out, err) = run_cli(
+        &[
+            "key",
+            "set-limits",
+            tenant_id,
+            key_id,
+            "--rpm",
+            "30",
+            "--concurrency",
+            "2",
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["limits"],
+        json!({"requests_per_minute": 30, "max_concurrent": 2})
+    );
+    let (code, out, err) = run_cli(&["tenant", "set-limits", tenant_id, "--tpm", "1000"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["limits"],
+        json!({"tokens_per_minute": 1000})
+    );
+    let (code, out, _) = run_cli(&["tenant", "set-limits", tenant_id, "--tpm", "none"], &env);
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["limits"],
+        json!({})
+    );
+    let (code, _, _) = run_cli(&["tenant", "set-limits", tenant_id, "--tpm", "lots"], &env);
+    assert_eq!(code, 2);
 
     let (code, out, _) = run_cli(&["key", "list", tenant_id], &env);
     assert_eq!(code, 0);

@@ -226,3 +226,53 @@ async fn concurrency_holds_under_200_parallel_requests_and_is_released_on_discon
     }
     drop(b);
 }
+
+#[tokio::test]
+async fn changed_limits_apply_within_the_key_cache_ttl() {
+    let mock = Mock::start();
+    let gw = Gateway::start(&config(&mock.url, "")).await;
+    let t = tenant(&gw, json!({})).await;
+    let created = admin(&gw, &format!("/tenants/{t}/keys"), json!({"name": "k"})).await;
+    let k = created["key"].as_str().unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            chat(&gw, k, "gpt-test", 2, false)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    let path = format!(
+        "/admin/api/tenants/{t}/keys/{}",
+        created["id"].as_str().unwrap()
+    );
+    let res = gw
+        .anonymous(Method::PATCH, &path)
+        .bearer_auth(operator_token("ops", Role::Admin))
+        .json(&json!({"limits": {"requests_per_minute": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let updated: Value = res.json().await.unwrap();
+    assert_eq!(updated["limits"], json!({"requests_per_minute": 1}));
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert_eq!(
+        chat(&gw, k, "gpt-test", 2, false)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        chat(&gw, k, "gpt-test", 2, false)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        429
+    );
+}

@@ -238,3 +238,64 @@ async fn revocation_and_suspension_reach_another_replica_within_a_second() {
     let res = chat(&b, expired["key"].as_str().unwrap(), "gpt-test").await;
     assert_eq!(code(res).await, (401, "expired_api_key".into()));
 }
+
+#[tokio::test]
+async fn a_tenant_key_cannot_reach_another_tenant_on_any_route() {
+    let mock = Mock::start();
+    let gw = Gateway::start(&config(&mock.url, "")).await;
+    let (_, _, key_a) = tenant_with_key(&gw, "A", json!({"name": "a"})).await;
+    let (tenant_b, key_b_id, _) = tenant_with_key(&gw, "B", json!({"name": "b"})).await;
+
+    // Every admin route in the published document, aimed at tenant B, with tenant A's key.
+    let doc: Value = gw
+        .anonymous(Method::GET, "/admin/api/openapi.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut tried = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        let url = format!(
+            "/admin/api{}",
+            path.replace("{tenant}", &tenant_b)
+                .replace("{key}", &key_b_id)
+        );
+        for method in ops.as_object().unwrap().keys() {
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let res = gw
+                .anonymous(method.clone(), &url)
+                .bearer_auth(&key_a)
+                .json(&json!({"name": "pwned"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                code(res).await,
+                (401, "admin_token_required".into()),
+                "{method} {url}"
+            );
+            tried += 1;
+        }
+    }
+    assert!(tried >= 15, "{tried} routes");
+    // Self-service shows A only, and takes no parameter that could name B.
+    let me: Value = gw
+        .anonymous(Method::GET, &format!("/v1/me?tenant={tenant_b}"))
+        .bearer_auth(&key_a)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(me["tenant"]["id"], tenant_b.as_str());
+    assert!(!me.to_string().contains(&tenant_b));
+    // B is untouched.
+    let b: Value = admin(&gw, Method::GET, &format!("/tenants/{tenant_b}"), None).await;
+    assert_eq!(
+        (b["name"].as_str(), b["status"].as_str()),
+        (Some("B"), Some("active"))
+    );
+}

@@ -11,7 +11,7 @@ use super::auth::{Admin, Viewer};
 use crate::error::ApiError;
 use crate::proxy::read_body;
 use crate::state::AppState;
-use crate::tenancy::{self, KeyView, NewKey, NewTenant, TenantView};
+use crate::tenancy::{self, KeyPatch, KeyView, NewKey, NewTenant, TenantPatch, TenantView};
 
 const MAX_ADMIN_BODY: usize = 64 << 10;
 
@@ -312,4 +312,29 @@ pub async fn list_audit(
         })
         .collect();
     Ok(page_of(rows, limit, |a| a.seq.to_string()))
+}
+
+pub async fn update_tenant(
+    Admin(c): Admin,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let patch: TenantPatch = json_body(&req, payload, &state).await?;
+    let tenant = tenancy::update_tenant(&state.store, &c.sub, &path, patch).await?;
+    Ok(HttpResponse::Ok().json(TenantView::from(tenant)))
+}
+
+pub async fn update_key(
+    Admin(c): Admin,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let patch: KeyPatch = json_body(&req, payload, &state).await?;
+    let (tenant, key) = path.into_inner();
+    let key = tenancy::update_key(&state.store, &c.sub, &tenant, &key, patch).await?;
+    Ok(HttpResponse::Ok().json(KeyView::from(key)))
 }

@@ -13,6 +13,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/tenants", web::post().to(h::create_tenant))
         .route("/tenants", web::get().to(h::list_tenants))
         .route("/tenants/{tenant}", web::get().to(h::get_tenant))
+        .route("/tenants/{tenant}", web::patch().to(h::update_tenant))
         .route(
             "/tenants/{tenant}/suspend",
             web::post().to(h::suspend_tenant),
@@ -24,6 +25,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/tenants/{tenant}/keys", web::post().to(h::create_key))
         .route("/tenants/{tenant}/keys", web::get().to(h::list_keys))
         .route("/tenants/{tenant}/keys/{key}", web::get().to(h::get_key))
+        .route(
+            "/tenants/{tenant}/keys/{key}",
+            web::patch().to(h::update_key),
+        )
         .route(
             "/tenants/{tenant}/keys/{key}/disable",
             web::post().to(h::disable_key),

@@ -9,7 +9,30 @@ use crate::admin::token::{self, Role};
 use crate::catalog::Catalog;
 use crate::settings::env::Environment;
 use crate::settings::Settings;
-use crate::tenancy::{self, KeyView, NewKey, NewTenant, TenantView};
+use crate::tenancy::{self, KeyPatch, KeyView, NewKey, NewTenant, TenantPatch, TenantView};
+use tollgate_domain::tenant::Limits;
+
+/// Applies `--rpm`, `--tpm`, `--concurrency` (a number, or `none` for unlimited) over `limits`.
+fn limits_from_flags(mut limits: Limits, flags: &[(String, String)]) -> Result<Limits, String> {
+    fn value<T: std::str::FromStr>(flag_name: &str, v: &str) -> Result<Option<T>, String> {
+        if v == "none" {
+            return Ok(None);
+        }
+        v.parse()
+            .map(Some)
+            .map_err(|_| format!("--{flag_name} takes a number or \"none\""))
+    }
+    if let Some(v) = flag(flags, "rpm") {
+        limits.requests_per_minute = value("rpm", v)?;
+    }
+    if let Some(v) = flag(flags, "tpm") {
+        limits.tokens_per_minute = value("tpm", v)?;
+    }
+    if let Some(v) = flag(flags, "concurrency") {
+        limits.max_concurrent = value("concurrency", v)?;
+    }
+    Ok(limits)
+}
 
 fn flag<'a>(flags: &'a [(String, String)], name: &str) -> Option<&'a str> {
     flags
@@ -179,6 +202,42 @@ async fn store_command(
                         print(&serde_json::json!({"key": key, "record": KeyView::from(record)}));
                         eprintln!("Store the key now: it is shown only once.");
                     })
+            }
+            ["tenant", "set-limits", id] => {
+                let current = match store.get_tenant(id).await {
+                    Ok(Some(t)) => t.limits,
+                    Ok(None) => return usage(&format!("no tenant {id}")),
+                    Err(e) => return usage(&e.to_string()),
+                };
+                let limits = match limits_from_flags(current, flags) {
+                    Ok(l) => l,
+                    Err(e) => return usage(&e),
+                };
+                let patch = TenantPatch {
+                    limits: Some(limits),
+                    ..TenantPatch::default()
+                };
+                tenancy::update_tenant(store, actor, id, patch)
+                    .await
+                    .map(|t| print(&TenantView::from(t)))
+            }
+            ["key", "set-limits", tenant, key] => {
+                let current = match store.get_key(tenant, key).await {
+                    Ok(Some(k)) => k.limits,
+                    Ok(None) => return usage(&format!("no key {key} in tenant {tenant}")),
+                    Err(e) => return usage(&e.to_string()),
+                };
+                let limits = match limits_from_flags(current, flags) {
+                    Ok(l) => l,
+                    Err(e) => return usage(&e),
+                };
+                let patch = KeyPatch {
+                    limits: Some(limits),
+                    ..KeyPatch::default()
+                };
+                tenancy::update_key(store, actor, tenant, key, patch)
+                    .await
+                    .map(|k| print(&KeyView::from(k)))
             }
             ["key", "list", tenant] => match store
                 .list_keys(

@@ -32,10 +32,12 @@ OPERATOR COMMANDS (against the configured database; output is JSON):
     tenant create NAME [--billing prepaid|postpaid]
     tenant list
     tenant suspend|activate TENANT_ID
+    tenant set-limits TENANT_ID [--rpm N] [--tpm N] [--concurrency N]   (N, or none to clear)
     key create TENANT_ID NAME [--env live] [--expires-in-days N]
                                  Prints the new key once; only its hash is stored
     key list TENANT_ID
     key disable|enable|revoke|rotate TENANT_ID KEY_ID
+    key set-limits TENANT_ID KEY_ID [--rpm N] [--tpm N] [--concurrency N]
 
 OPTIONS:
     -c, --config PATH   Configuration file (TOML). Default: $TOLLGATE_CONFIG, else built-in defaults.
@@ -72,6 +74,9 @@ struct Args {
 }
 
 const VALUE_FLAGS: &[&str] = &[
+    "--rpm",
+    "--tpm",
+    "--concurrency",
     "--subject",
     "--role",
     "--ttl-minutes",

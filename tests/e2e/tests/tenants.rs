@@ -74,7 +74,8 @@ async fn a_tenant_key_reaches_only_its_models_and_itself() {
     let (tenant_id, key_id, key) = tenant_with_key(
         &gw,
         "Acme",
-        json!({"name": "app", "allowed_models": ["gpt-test"]}),
+        json!({"name": "app", "allowed_models": ["gpt-test"],
+               "limits": {"requests_per_minute": 10, "max_concurrent": 3}}),
     )
     .await;
 
@@ -142,6 +143,16 @@ async fn a_tenant_key_reaches_only_its_models_and_itself() {
     assert!(
         !me.to_string().contains(&key[20..]),
         "the secret is never echoed"
+    );
+    assert_eq!(me["keys"].as_array().map(Vec::len), Some(1));
+    assert_eq!(me["keys"][0]["id"], key_id.as_str());
+    let requests = &me["usage"]["key"]["requests_per_minute"];
+    assert_eq!(requests["limit"], 10);
+    // One request was admitted (refused models fail before admission); a token returns every 6 s.
+    assert_eq!(requests["remaining"], 9, "{me}");
+    assert_eq!(
+        me["usage"]["key"]["concurrent"],
+        json!({"limit": 3, "in_flight": 0})
     );
     for path in [
         "/admin/api/tenants",

@@ -323,6 +323,75 @@ impl Admission {
         Ok(self.ticket(Held::Local, plan, headers))
     }
 
+    /// Current counters of a key and its tenant, taking nothing: per scope (`key`, `tenant`) the
+    /// remaining requests/tokens of each limit and the requests in flight.
+    pub async fn usage(&self, tk: &TenantKey) -> serde_json::Value {
+        let mut plan = Self::plan(tk, 0);
+        for c in &mut plan.checks {
+            c.cost = 0;
+        }
+        let slots: Vec<Slot> = std::mem::take(&mut plan.slots);
+        let mut windows: Option<Vec<(u64, u64)>> = None;
+        let mut in_flight: Option<Vec<u64>> = None;
+        if let Some(redis) = &self.redis {
+            if let Ok((w, f)) = redis.peek(&plan, &slots).await {
+                windows = Some(w);
+                in_flight = Some(f);
+            }
+        }
+        let now = now_ms();
+        let (windows, in_flight) = match (windows, in_flight) {
+            (Some(w), Some(f)) => (w, f),
+            _ => {
+                let state = self.state.lock().ok();
+                let w = plan
+                    .checks
+                    .iter()
+                    .map(|c| {
+                        let d = c.limit.take(
+                            state
+                                .as_ref()
+                                .and_then(|s| s.buckets.get(&c.bucket).copied()),
+                            now,
+                            0,
+                        );
+                        (d.remaining, d.reset_ms)
+                    })
+                    .collect();
+                let f = slots
+                    .iter()
+                    .map(|s| {
+                        u64::from(
+                            state
+                                .as_ref()
+                                .and_then(|st| st.slots.get(&s.key).copied())
+                                .unwrap_or(0),
+                        )
+                    })
+                    .collect();
+                (w, f)
+            }
+        };
+        let mut out = serde_json::json!({"key": {}, "tenant": {}});
+        for (c, (remaining, reset_ms)) in plan.checks.iter().zip(windows) {
+            let scope = if c.bucket.starts_with("key:") {
+                "key"
+            } else {
+                "tenant"
+            };
+            let kind = if c.kind == Kind::Requests {
+                "requests_per_minute"
+            } else {
+                "tokens_per_minute"
+            };
+            out[scope][kind] = serde_json::json!({"limit": c.limit.capacity(), "remaining": remaining, "reset_ms": reset_ms});
+        }
+        for (s, n) in slots.iter().zip(in_flight) {
+            out[s.scope]["concurrent"] = serde_json::json!({"limit": s.max, "in_flight": n});
+        }
+        out
+    }
+
     /// Slots currently held in this process (for tests).
     pub fn in_flight(&self, slot: &str) -> u32 {
         self.state

@@ -161,6 +161,61 @@ impl RedisQuotas {
         Ok(Err(denied))
     }
 
+    /// Bucket windows (taking nothing) and live slot counts, for `/v1/me`.
+    pub(crate) async fn peek(
+        &self,
+        plan: &Plan,
+        slots: &[super::Slot],
+    ) -> Result<(Vec<(u64, u64)>, Vec<u64>), String> {
+        // The admission script with every cost 0 and no slots refills and reports, taking nothing.
+        let mut conn = self.connection().await?;
+        let mut call = self.admit.prepare_invoke();
+        for c in &plan.checks {
+            call.key(format!("{PREFIX}{}", c.bucket));
+        }
+        call.arg(plan.checks.len())
+            .arg(0)
+            .arg("")
+            .arg(self.lease_ms);
+        for c in &plan.checks {
+            call.arg(c.limit.capacity())
+                .arg(c.limit.per_minute_rate())
+                .arg(0);
+        }
+        let reply: Vec<i64> = tokio::time::timeout(self.timeout, call.invoke_async(&mut conn))
+            .await
+            .map_err(|_| "redis timed out".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let windows = reply
+            .get(3..)
+            .unwrap_or_default()
+            .chunks(2)
+            .map(|w| {
+                (
+                    u64::try_from(w[0]).unwrap_or(0),
+                    u64::try_from(*w.get(1).unwrap_or(&0)).unwrap_or(0),
+                )
+            })
+            .collect();
+        let mut pipe = redis::pipe();
+        for s in slots {
+            // Live leases: expiry after now (this replica's clock; a display counter).
+            pipe.cmd("ZCOUNT")
+                .arg(format!("{PREFIX}{}", s.key))
+                .arg(format!("({}", super::now_ms()))
+                .arg("+inf");
+        }
+        let counts: Vec<u64> = if slots.is_empty() {
+            Vec::new()
+        } else {
+            tokio::time::timeout(self.timeout, pipe.query_async(&mut conn))
+                .await
+                .map_err(|_| "redis timed out".to_owned())?
+                .map_err(|e| e.to_string())?
+        };
+        Ok((windows, counts))
+    }
+
     /// Applies token corrections after the response (fire and forget, bounded by the timeout).
     pub(crate) fn adjust(&self, corrections: Vec<(String, Limit, i64)>) {
         let Some(conn) = CONNECTION.with(|c| c.borrow().clone()) else {

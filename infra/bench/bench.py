@@ -137,6 +137,7 @@ def main():
     ap.add_argument("--auth", choices=["operator", "tenant"], default="operator",
                     help="authenticate with the operator key (no admission) or a tenant key whose key and "
                          "tenant have requests/min, tokens/min and concurrency limits (never reached)")
+    ap.add_argument("--redis", metavar="URL", help="keep admission state in this Redis (with --auth tenant)")
     args = ap.parse_args()
 
     if not shutil.which("oha"):
@@ -151,6 +152,9 @@ def main():
     cfg.write_text(CONFIG.format(workers=args.workers, db=Path(tmp) / "bench.db", mock=mock_url))
     env = dict(os.environ, TOLLGATE_OPERATOR_KEY=KEY, TOLLGATE_JWT_SECRET="bench-jwt-secret-0123456789abcdef0123")
     env.pop("TOLLGATE_DATABASE_URL", None)
+    env.pop("TOLLGATE_REDIS_URL", None)
+    if args.redis:
+        env["TOLLGATE_REDIS_URL"] = args.redis
     gw, gw_url = spawn([str(target / "tollgate"), "serve", "--config", str(cfg)], env)
     auth = [f"Authorization: Bearer {KEY}"]
     if args.auth == "tenant":

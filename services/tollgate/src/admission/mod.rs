@@ -131,6 +131,8 @@ pub struct Ticket {
     held: Held,
     slots: Vec<String>,
     charged: Vec<(String, Limit, u64)>,
+    /// Redis corrections waiting to be sent with the slot release.
+    pending: Vec<(String, Limit, i64)>,
     pub headers: RateHeaders,
 }
 
@@ -258,6 +260,7 @@ impl Admission {
             held,
             slots,
             charged,
+            pending: Vec::new(),
             headers,
         }
     }
@@ -437,8 +440,9 @@ impl Ticket {
         if corrections.is_empty() {
             return;
         }
-        if let (Held::Redis(_), Some(redis)) = (&self.held, &self.admission.redis) {
-            redis.adjust(corrections);
+        if let Held::Redis(_) = self.held {
+            // Sent together with the slot release when the ticket drops: one round trip.
+            self.pending = corrections;
             return;
         }
         let now = now_ms();
@@ -454,11 +458,15 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        if self.slots.is_empty() {
+        if let (Held::Redis(member), Some(redis)) = (&self.held, &self.admission.redis) {
+            redis.finish(
+                std::mem::take(&mut self.pending),
+                std::mem::take(&mut self.slots),
+                member.clone(),
+            );
             return;
         }
-        if let (Held::Redis(member), Some(redis)) = (&self.held, &self.admission.redis) {
-            redis.release(std::mem::take(&mut self.slots), member.clone());
+        if self.slots.is_empty() {
             return;
         }
         if let Ok(mut state) = self.admission.state.lock() {

@@ -1,6 +1,6 @@
 //! The Redis quota backend: one atomic Lua script per admission (`admit.lua`, the server's clock,
-//! all-or-nothing), token corrections (`adjust.lua`) and slot releases sent after the response,
-//! off the request path. One connection per worker thread; after a failure that worker drops its
+//! all-or-nothing) and one when the request ends (`finish.lua`: token corrections and slot
+//! releases together), sent after the response, off the request path. One connection per worker thread; after a failure that worker drops its
 //! connection and leaves Redis alone for a second (the caller falls back meanwhile), then
 //! connects afresh.
 
@@ -25,7 +25,7 @@ pub struct RedisQuotas {
     timeout: Duration,
     lease_ms: u64,
     admit: redis::Script,
-    adjust: redis::Script,
+    finish: redis::Script,
 }
 
 impl RedisQuotas {
@@ -37,7 +37,7 @@ impl RedisQuotas {
             timeout,
             lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX),
             admit: redis::Script::new(include_str!("admit.lua")),
-            adjust: redis::Script::new(include_str!("adjust.lua")),
+            finish: redis::Script::new(include_str!("finish.lua")),
         })
     }
 
@@ -216,49 +216,41 @@ impl RedisQuotas {
         Ok((windows, counts))
     }
 
-    /// Applies token corrections after the response (fire and forget, bounded by the timeout).
-    pub(crate) fn adjust(&self, corrections: Vec<(String, Limit, i64)>) {
+    /// Ends a request: token corrections and slot releases in one script, after the response
+    /// (fire and forget, bounded by the timeout; unreleased slots expire with their lease).
+    pub(crate) fn finish(
+        &self,
+        corrections: Vec<(String, Limit, i64)>,
+        slots: Vec<String>,
+        member: String,
+    ) {
+        if corrections.is_empty() && slots.is_empty() {
+            return;
+        }
         let Some(conn) = CONNECTION.with(|c| c.borrow().clone()) else {
             return;
         };
-        let script = self.adjust.clone();
+        let script = self.finish.clone();
         let timeout = self.timeout;
         tokio::spawn(async move {
-            let mut conn = conn;
-            for (bucket, limit, delta) in corrections {
-                let mut call = script.prepare_invoke();
-                call.key(format!("{PREFIX}{bucket}"))
-                    .arg(limit.capacity())
-                    .arg(limit.per_minute_rate())
-                    .arg(delta);
-                let done: Result<Result<i64, _>, _> =
-                    tokio::time::timeout(timeout, call.invoke_async(&mut conn)).await;
-                if !matches!(done, Ok(Ok(_))) {
-                    tracing::warn!(bucket, "redis token correction failed");
-                }
+            let mut call = script.prepare_invoke();
+            for (bucket, _, _) in &corrections {
+                call.key(format!("{PREFIX}{bucket}"));
             }
-        });
-    }
-
-    /// Releases slots after the response (a failure leaves them to their lease).
-    pub(crate) fn release(&self, slots: Vec<String>, member: String) {
-        let Some(conn) = CONNECTION.with(|c| c.borrow().clone()) else {
-            return;
-        };
-        let timeout = self.timeout;
-        tokio::spawn(async move {
-            let mut conn = conn;
-            let mut pipe = redis::pipe();
             for s in &slots {
-                pipe.cmd("ZREM")
-                    .arg(format!("{PREFIX}{s}"))
-                    .arg(&member)
-                    .ignore();
+                call.key(format!("{PREFIX}{s}"));
             }
-            let done: Result<Result<(), _>, _> =
-                tokio::time::timeout(timeout, pipe.query_async(&mut conn)).await;
-            if !matches!(done, Ok(Ok(()))) {
-                tracing::warn!("redis slot release failed; the lease will expire");
+            call.arg(corrections.len()).arg(slots.len()).arg(&member);
+            for (_, limit, delta) in &corrections {
+                call.arg(limit.capacity())
+                    .arg(limit.per_minute_rate())
+                    .arg(*delta);
+            }
+            let mut conn = conn;
+            let done: Result<Result<i64, _>, _> =
+                tokio::time::timeout(timeout, call.invoke_async(&mut conn)).await;
+            if !matches!(done, Ok(Ok(_))) {
+                tracing::warn!("redis request finish failed; token corrections lost, slots left to their lease");
             }
         });
     }

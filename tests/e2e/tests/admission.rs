@@ -143,13 +143,16 @@ async fn token_limits_charge_an_estimate_then_the_actual_usage() {
         estimate > 11,
         "the charge before the response is the estimate ({estimate})"
     );
+    // On Redis the correction is sent just after the response: give it a moment.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let second = chat(&gw, &k, "gpt-test", 10, false).send().await.unwrap();
     let remaining: u64 = header(&second, "x-ratelimit-remaining-tokens")
         .parse()
         .unwrap();
-    // After the first was settled to its actual 11 tokens: 1000 - 11 - estimate (plus a little refill).
+    // After the first was settled to its actual 11 tokens: 1000 - 11 - estimate, plus the refill
+    // (1000/min, ~17 tokens a second). Without the correction it would be 1000 - 2 x estimate.
     assert!(
-        remaining >= 1000 - 11 - estimate && remaining <= 1000 - 11 - estimate + 5,
+        remaining >= 1000 - 11 - estimate && remaining <= 1000 - 11 - estimate + 20,
         "{remaining} vs estimate {estimate}"
     );
 

@@ -1,12 +1,16 @@
 -- Tollgate admission, atomically, on the Redis server's clock.
 -- KEYS: N bucket hashes, then M concurrency sorted sets.
--- ARGV: N, M, member, lease_ms, then N x (capacity, per_minute, cost), then M x max.
+-- ARGV: N, M, member, lease_ms, now_ms ("" = the server clock; a number only in tests),
+--       then N x (capacity, per_minute, cost), then M x max.
 -- Levels are in units of 1/60000 token (see tollgate_domain::quota), integers below 2^53,
 -- stored with %.0f so no digit is lost. All-or-nothing: a refused request changes nothing.
 -- Returns {admitted, refusing index (1-based, buckets then slots), retry_ms (-1 = never),
 --          then per bucket: remaining whole tokens, ms until full}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(ARGV[5])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local n = tonumber(ARGV[1])
 local m = tonumber(ARGV[2])
 local member = ARGV[3]
@@ -15,7 +19,7 @@ local U = 60000
 local out = {1, 0, 0}
 local new = {}
 for i = 1, n do
-  local base = 4 + (i - 1) * 3
+  local base = 5 + (i - 1) * 3
   local cap = tonumber(ARGV[base + 1])
   local rate = tonumber(ARGV[base + 2])
   local cost = tonumber(ARGV[base + 3])
@@ -51,7 +55,7 @@ end
 if out[1] == 1 then
   for j = 1, m do
     local key = KEYS[n + j]
-    local max = tonumber(ARGV[4 + n * 3 + j])
+    local max = tonumber(ARGV[5 + n * 3 + j])
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
     if redis.call('ZCARD', key) >= max then
       out[1] = 0

@@ -1,14 +1,19 @@
 -- Ends a request in one round trip: corrects token buckets by their deltas (positive takes,
 -- negative gives back, on the server clock) and releases the request's concurrency slots.
--- KEYS: N buckets, then M slot sorted sets. ARGV: N, M, member, then N x (capacity, per_minute, delta).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- KEYS: N buckets, then M slot sorted sets.
+-- ARGV: N, M, member, now_ms ("" = the server clock; a number only in tests),
+--       then N x (capacity, per_minute, delta).
+local now = tonumber(ARGV[4])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local n = tonumber(ARGV[1])
 local m = tonumber(ARGV[2])
 local member = ARGV[3]
 local U = 60000
 for i = 1, n do
-  local base = 3 + (i - 1) * 3
+  local base = 4 + (i - 1) * 3
   local cap = tonumber(ARGV[base + 1])
   local rate = tonumber(ARGV[base + 2])
   local delta = tonumber(ARGV[base + 3])

@@ -13,6 +13,11 @@ use tollgate_domain::quota::Limit;
 use super::{headers_from, Denied, Plan};
 
 const PREFIX: &str = "tg:q:";
+
+/// The admission script, for tests that check it against [`tollgate_domain::quota`].
+pub const ADMIT_LUA: &str = include_str!("admit.lua");
+/// The finish script (token corrections and slot releases).
+pub const FINISH_LUA: &str = include_str!("finish.lua");
 const BACKOFF: Duration = Duration::from_secs(1);
 
 thread_local! {
@@ -36,8 +41,8 @@ impl RedisQuotas {
             client: redis::Client::open(url)?,
             timeout,
             lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX),
-            admit: redis::Script::new(include_str!("admit.lua")),
-            finish: redis::Script::new(include_str!("finish.lua")),
+            admit: redis::Script::new(ADMIT_LUA),
+            finish: redis::Script::new(FINISH_LUA),
         })
     }
 
@@ -99,7 +104,8 @@ impl RedisQuotas {
         call.arg(plan.checks.len())
             .arg(plan.slots.len())
             .arg(member)
-            .arg(self.lease_ms);
+            .arg(self.lease_ms)
+            .arg("");
         for c in &plan.checks {
             call.arg(c.limit.capacity())
                 .arg(c.limit.per_minute_rate())
@@ -176,7 +182,8 @@ impl RedisQuotas {
         call.arg(plan.checks.len())
             .arg(0)
             .arg("")
-            .arg(self.lease_ms);
+            .arg(self.lease_ms)
+            .arg("");
         for c in &plan.checks {
             call.arg(c.limit.capacity())
                 .arg(c.limit.per_minute_rate())
@@ -240,7 +247,10 @@ impl RedisQuotas {
             for s in &slots {
                 call.key(format!("{PREFIX}{s}"));
             }
-            call.arg(corrections.len()).arg(slots.len()).arg(&member);
+            call.arg(corrections.len())
+                .arg(slots.len())
+                .arg(&member)
+                .arg("");
             for (_, limit, delta) in &corrections {
                 call.arg(limit.capacity())
                     .arg(limit.per_minute_rate())

@@ -13,11 +13,6 @@ impl RequestId {
         Self(format!("req_{bits:032x}"))
     }
 
-    /// Wraps an id read back from storage.
-    pub fn from_stored(id: String) -> Self {
-        Self(id)
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
     }

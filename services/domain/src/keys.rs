@@ -74,7 +74,11 @@ fn is_base62(s: &str) -> bool {
 
 /// Checks a presented key's shape and hashes it. Does the same work whatever part is wrong.
 pub fn parse(key: &str) -> Result<PresentedKey<'_>, MalformedKey> {
-    let hash = KeyHash::of(key);
+    parse_hashed(key, KeyHash::of(key))
+}
+
+/// [`parse`] for a caller that already hashed the key (to compare it with another credential).
+pub fn parse_hashed(key: &str, hash: KeyHash) -> Result<PresentedKey<'_>, MalformedKey> {
     let mut ok = key.len() <= PREFIX.len() + MAX_ENV_LEN + 2 + PUBLIC_ID_LEN + SECRET_LEN;
     let rest = key.strip_prefix(PREFIX).unwrap_or("");
     ok &= key.starts_with(PREFIX);

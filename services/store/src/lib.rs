@@ -173,6 +173,14 @@ pub(crate) fn fixed_chunks<T>(mut records: &[T], max: usize) -> impl Iterator<It
     })
 }
 
+/// Milliseconds since the Unix epoch: the time stamps every record and audit entry carries.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// A database URL with any password replaced, for error messages and logs.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

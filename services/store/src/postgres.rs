@@ -56,7 +56,7 @@ impl PgStore {
                     "INSERT INTO _tollgate_migrations (name, applied_at_ms) VALUES ($1, $2)",
                 )
                 .bind(m.name)
-                .bind(crate::testing::now_ms())
+                .bind(crate::now_ms())
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;

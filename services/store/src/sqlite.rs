@@ -61,7 +61,7 @@ impl SqliteStore {
                     })?;
                 sqlx::query("INSERT INTO _tollgate_migrations (name, applied_at_ms) VALUES (?, ?)")
                     .bind(m.name)
-                    .bind(crate::testing::now_ms())
+                    .bind(crate::now_ms())
                     .execute(&mut *conn)
                     .await?;
                 applied.push(m.name);

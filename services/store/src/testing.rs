@@ -11,13 +11,7 @@ use sqlx::Connection;
 /// The environment variable naming the Postgres server for tests.
 pub const POSTGRES_ENV: &str = "TOLLGATE_TEST_POSTGRES";
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub use crate::now_ms;
 
 /// The Postgres admin URL from the environment, if tests should use Postgres.
 pub fn postgres_admin_url() -> Option<String> {

@@ -6,9 +6,8 @@ use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tollgate_domain::keys;
+use tollgate_domain::keys::{self, KeyHash};
 use tollgate_domain::tenant::{KeyStatus, TenantStatus};
 
 use crate::error::ApiError;
@@ -83,15 +82,16 @@ async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("application state missing".into()))?;
     let presented = presented_key(req)?;
+    let text = std::str::from_utf8(presented).map_err(|_| ApiError::InvalidKey)?;
+    // One hash serves both checks: the operator key's digest, then the tenant key lookup.
+    let hash = KeyHash::of(text);
     if let Some(operator) = &state.catalog.operator_key_digest {
-        let digest: [u8; 32] = Sha256::digest(presented).into();
-        if bool::from(digest.ct_eq(operator)) {
+        if bool::from(hash.0.ct_eq(operator)) {
             return Ok(Caller::Operator);
         }
     }
     // Every malformed key is the same 401; well-formed ones are looked up by hash.
-    let text = std::str::from_utf8(presented).map_err(|_| ApiError::InvalidKey)?;
-    let parsed = keys::parse(text).map_err(|_| ApiError::InvalidKey)?;
+    let parsed = keys::parse_hashed(text, hash).map_err(|_| ApiError::InvalidKey)?;
     let found = state
         .keys
         .lookup(&state.store, &parsed.hash)
@@ -107,7 +107,7 @@ async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     if tk
         .key
         .expires_at_ms
-        .is_some_and(|at| at <= tollgate_store::testing::now_ms())
+        .is_some_and(|at| at <= tollgate_store::now_ms())
     {
         return Err(ApiError::ExpiredKey);
     }

@@ -329,16 +329,13 @@ impl CatalogBuilder {
         }
     }
 
-    pub(crate) fn finish(self, operator_key: Option<&str>) -> Catalog {
-        let mut names: Vec<&String> = self.models.keys().collect();
-        names.sort();
-        let data: Vec<serde_json::Value> = names
-            .iter()
-            .filter_map(|n| self.models.get(*n))
-            .filter_map(|m| serde_json::from_slice(&m.json).ok())
-            .collect();
-        let models_json =
-            Bytes::from(serde_json::json!({"object": "list", "data": data}).to_string());
+    /// The catalog, with the scalar limits copied from the settings (the builder made the graph).
+    pub(crate) fn finish(
+        self,
+        s: &Settings,
+        operator_key: Option<&str>,
+        jwt_secret: Option<&str>,
+    ) -> Catalog {
         let mut connect_timeouts: Vec<Duration> = self
             .providers
             .values()
@@ -347,44 +344,47 @@ impl CatalogBuilder {
         connect_timeouts.push(self.defaults.connect);
         connect_timeouts.sort();
         connect_timeouts.dedup();
-        Catalog {
+        let longest_request = self
+            .providers
+            .values()
+            .map(|p| p.timeouts().total)
+            .chain([self.defaults.total])
+            .max()
+            .unwrap_or(self.defaults.total);
+        let mut catalog = Catalog {
             models: self.models,
-            models_json,
-            limits: EnvelopeLimits::default(),
-            max_body_bytes: 0,
-            body_read_timeout: Duration::ZERO,
-            max_attempts: 0,
-            pool_idle_timeout: Duration::ZERO,
-            pool_max_idle_per_host: 0,
+            models_json: Bytes::new(),
+            limits: EnvelopeLimits {
+                max_fields: s.limits.max_fields,
+                max_messages: s.limits.max_messages,
+                max_inputs: s.limits.max_inputs,
+            },
+            max_body_bytes: s.server.max_body_bytes,
+            body_read_timeout: Duration::from_millis(s.server.body_read_timeout_ms),
+            max_attempts: s.upstream_defaults.max_attempts,
+            pool_idle_timeout: Duration::from_millis(s.upstream_defaults.pool_idle_timeout_ms),
+            pool_max_idle_per_host: s.upstream_defaults.pool_max_idle_per_host,
             connect_timeouts,
             operator_key_digest: operator_key.map(|k| Sha256::digest(k.as_bytes()).into()),
-            key_cache_ttl: Duration::from_millis(500),
-            longest_request: self
-                .providers
-                .values()
-                .map(|p| p.timeouts().total)
-                .chain([self.defaults.total])
-                .max()
-                .unwrap_or(self.defaults.total),
-            jwt_secret: None,
-        }
+            key_cache_ttl: Duration::from_millis(s.auth.key_cache_ttl_ms),
+            longest_request,
+            jwt_secret: jwt_secret.map(|k| crate::settings::Secret(k.to_owned())),
+        };
+        catalog.models_json = catalog.models_list(|_| true);
+        catalog
     }
 }
 
 impl Catalog {
-    /// Copies the scalar limits from the settings (the builder handles the graph).
-    pub(crate) fn with_limits(mut self, s: &Settings) -> Self {
-        self.limits = EnvelopeLimits {
-            max_fields: s.limits.max_fields,
-            max_messages: s.limits.max_messages,
-            max_inputs: s.limits.max_inputs,
-        };
-        self.max_body_bytes = s.server.max_body_bytes;
-        self.body_read_timeout = Duration::from_millis(s.server.body_read_timeout_ms);
-        self.max_attempts = s.upstream_defaults.max_attempts;
-        self.pool_idle_timeout = Duration::from_millis(s.upstream_defaults.pool_idle_timeout_ms);
-        self.pool_max_idle_per_host = s.upstream_defaults.pool_max_idle_per_host;
-        self.key_cache_ttl = Duration::from_millis(s.auth.key_cache_ttl_ms);
-        self
+    /// The `/v1/models` body for the models `allowed` accepts, sorted by name.
+    pub fn models_list(&self, allowed: impl Fn(&str) -> bool) -> Bytes {
+        let mut names: Vec<&String> = self.models.keys().filter(|m| allowed(m)).collect();
+        names.sort();
+        let data: Vec<serde_json::Value> = names
+            .iter()
+            .filter_map(|n| self.models.get(*n))
+            .filter_map(|m| serde_json::from_slice(&m.json).ok())
+            .collect();
+        Bytes::from(serde_json::json!({"object": "list", "data": data}).to_string())
     }
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use tollgate_domain::keys;
 use tollgate_domain::tenant::{BillingMode, KeyStatus, Limits, TenantPolicy, TenantStatus};
-use tollgate_store::testing::now_ms;
+use tollgate_store::now_ms;
 use tollgate_store::{
     ApiKeyRecord, ApiKeys, AuditEntry, Store, StoreError, Tenant, TenantUpdates, Tenants,
 };

@@ -349,6 +349,19 @@ impl Gateway {
             .bearer_auth(KEY)
     }
 
+    /// An admin API call as operator `ops` (role admin); the call must succeed.
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self
+            .anonymous(method, &format!("/admin/api{path}"))
+            .bearer_auth(operator_token("ops", tollgate::admin::token::Role::Admin));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        assert!(res.status().is_success(), "{path}: {}", res.status());
+        res.json().await.unwrap()
+    }
+
     pub async fn chat(&self, body: Value) -> reqwest::Response {
         self.post("/v1/chat/completions")
             .json(&body)

@@ -8,15 +8,7 @@ use tollgate::admin::token::Role;
 use tollgate_e2e::{config, header, operator_token, Gateway, Mock};
 
 async fn admin(gw: &Gateway, path: &str, body: Value) -> Value {
-    let res = gw
-        .anonymous(Method::POST, &format!("/admin/api{path}"))
-        .bearer_auth(operator_token("ops", Role::Admin))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "{path}: {}", res.status());
-    res.json().await.unwrap()
+    gw.admin(Method::POST, path, Some(body)).await
 }
 
 async fn tenant(gw: &Gateway, limits: Value) -> String {

@@ -6,19 +6,10 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use tollgate::admin::token::Role;
-use tollgate_e2e::{config, operator_token, Gateway, Mock, RedisServer};
+use tollgate_e2e::{config, Gateway, Mock, RedisServer};
 
 async fn admin(gw: &Gateway, path: &str, body: Value) -> Value {
-    let res = gw
-        .anonymous(Method::POST, &format!("/admin/api{path}"))
-        .bearer_auth(operator_token("ops", Role::Admin))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "{path}: {}", res.status());
-    res.json().await.unwrap()
+    gw.admin(Method::POST, path, Some(body)).await
 }
 
 async fn key_with(gw: &Gateway, name: &str, limits: Value) -> String {

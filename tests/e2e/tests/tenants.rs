@@ -6,19 +6,10 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use tollgate::admin::token::Role;
-use tollgate_e2e::{config, header, operator_token, Gateway, Mock};
+use tollgate_e2e::{config, header, Gateway, Mock};
 
 async fn admin(gw: &Gateway, method: Method, path: &str, body: Option<Value>) -> Value {
-    let mut req = gw
-        .anonymous(method, &format!("/admin/api{path}"))
-        .bearer_auth(operator_token("ops", Role::Admin));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    assert!(res.status().is_success(), "{path}: {}", res.status());
-    res.json().await.unwrap()
+    gw.admin(method, path, body).await
 }
 
 /// A tenant allowed two models, and a key narrowed to one. Returns (tenant id, key id, key).

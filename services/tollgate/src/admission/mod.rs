@@ -137,7 +137,7 @@ pub struct Ticket {
 }
 
 fn now_ms() -> u64 {
-    u64::try_from(tollgate_store::testing::now_ms()).unwrap_or(0)
+    u64::try_from(tollgate_store::now_ms()).unwrap_or(0)
 }
 
 fn scoped(limits: &Limits, scope: &str, id: &str, estimate: u64, checks: &mut Vec<Check>) {
@@ -393,15 +393,6 @@ impl Admission {
             out[s.scope]["concurrent"] = serde_json::json!({"limit": s.max, "in_flight": n});
         }
         out
-    }
-
-    /// Slots currently held in this process (for tests).
-    pub fn in_flight(&self, slot: &str) -> u32 {
-        self.state
-            .lock()
-            .ok()
-            .and_then(|s| s.slots.get(slot).copied())
-            .unwrap_or(0)
     }
 }
 

@@ -55,7 +55,7 @@ fn print(value: &impl serde::Serialize) {
 }
 
 fn now_s() -> u64 {
-    u64::try_from(tollgate_store::testing::now_ms() / 1000).unwrap_or(0)
+    u64::try_from(tollgate_store::now_ms() / 1000).unwrap_or(0)
 }
 
 /// Runs `token …`, `tenant …` or `key …`.
@@ -186,7 +186,7 @@ async fn store_command(
                 let expires_at_ms = match flag(flags, "expires-in-days").map(str::parse::<i64>) {
                     None => None,
                     Some(Ok(d)) if (1..=3650).contains(&d) => {
-                        Some(tollgate_store::testing::now_ms() + d * 86_400_000)
+                        Some(tollgate_store::now_ms() + d * 86_400_000)
                     }
                     Some(_) => return usage("--expires-in-days must be between 1 and 3650"),
                 };

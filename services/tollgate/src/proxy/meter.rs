@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use tollgate_domain::{Endpoint, RequestId, Usage};
-use tollgate_store::testing::now_ms;
+use tollgate_store::now_ms;
 use tollgate_store::{Outcome, RequestRecord};
 
 use crate::admission::Ticket;

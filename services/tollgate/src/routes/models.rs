@@ -23,21 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn list(caller: Caller, state: web::Data<AppState>) -> HttpResponse {
     let body = match caller {
         Caller::Operator => state.catalog.models_json.clone(),
-        Caller::Tenant(_) => {
-            let mut names: Vec<&String> = state
-                .catalog
-                .models
-                .keys()
-                .filter(|m| caller.may_use(m))
-                .collect();
-            names.sort();
-            let data: Vec<serde_json::Value> = names
-                .iter()
-                .filter_map(|n| state.catalog.models.get(*n))
-                .filter_map(|m| serde_json::from_slice(&m.json).ok())
-                .collect();
-            bytes::Bytes::from(serde_json::json!({"object": "list", "data": data}).to_string())
-        }
+        Caller::Tenant(_) => state.catalog.models_list(|m| caller.may_use(m)),
     };
     HttpResponse::Ok()
         .content_type(ContentType::json())

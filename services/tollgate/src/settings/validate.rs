@@ -174,10 +174,7 @@ impl Settings {
         builder.add_models(self, &mut err);
         let operator_key = env.get(key_env);
         if errors.is_empty() {
-            let jwt_secret = env.get(jwt_env).map(|s| super::Secret(s.to_owned()));
-            let mut catalog = builder.finish(operator_key).with_limits(self);
-            catalog.jwt_secret = jwt_secret;
-            Ok(catalog)
+            Ok(builder.finish(self, operator_key, env.get(jwt_env)))
         } else {
             Err(ConfigErrors(errors))
         }

@@ -14,6 +14,33 @@ use tollgate_store::{ApiKeyRecord, ApiKeys, Store, StoreError, Tenant, Tenants};
 pub struct TenantKey {
     pub tenant: Tenant,
     pub key: ApiKeyRecord,
+    /// Quota state names, built once per lookup rather than once per request.
+    pub quota: QuotaNames,
+}
+
+/// The names of a key's and its tenant's quota state (`tg:q:<scope>:<id>:<rpm|tpm|conc>`).
+#[derive(Debug)]
+pub struct QuotaNames {
+    /// `[key, tenant]` × `[rpm, tpm, conc]`.
+    pub names: [[Arc<str>; 3]; 2],
+}
+
+impl QuotaNames {
+    pub fn new(key_id: &str, tenant_id: &str) -> Self {
+        let of = |scope: &str, id: &str| {
+            ["rpm", "tpm", "conc"].map(|kind| Arc::from(format!("tg:q:{scope}:{id}:{kind}")))
+        };
+        Self {
+            names: [of("key", key_id), of("tenant", tenant_id)],
+        }
+    }
+}
+
+impl TenantKey {
+    pub fn new(tenant: Tenant, key: ApiKeyRecord) -> Self {
+        let quota = QuotaNames::new(&key.id, &tenant.id);
+        Self { tenant, key, quota }
+    }
 }
 
 struct Entry {
@@ -55,7 +82,7 @@ impl KeyCache {
             Some(key) => store
                 .get_tenant(&key.tenant_id)
                 .await?
-                .map(|tenant| Arc::new(TenantKey { tenant, key })),
+                .map(|tenant| Arc::new(TenantKey::new(tenant, key))),
             None => None,
         };
         if let Ok(mut entries) = self.entries.lock() {

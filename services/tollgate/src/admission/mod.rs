@@ -61,16 +61,16 @@ pub(crate) enum Kind {
 }
 
 pub(crate) struct Check {
-    pub(crate) bucket: String,
+    pub(crate) bucket: Arc<str>,
     pub(crate) limit: Limit,
     pub(crate) cost: u64,
     pub(crate) kind: Kind,
-    pub(crate) what: String,
+    pub(crate) what: &'static str,
 }
 
 /// A concurrency slot to hold: its key, the maximum, and whose it is (`key` or `tenant`).
 pub(crate) struct Slot {
-    pub(crate) key: String,
+    pub(crate) key: Arc<str>,
     pub(crate) max: u32,
     pub(crate) scope: &'static str,
 }
@@ -100,14 +100,14 @@ pub enum Refusal {
 
 #[derive(Default)]
 pub(crate) struct State {
-    buckets: HashMap<String, Bucket>,
-    slots: HashMap<String, u32>,
+    buckets: HashMap<Arc<str>, Bucket>,
+    slots: HashMap<Arc<str>, u32>,
 }
 
 /// The quota state: Redis when configured, this process's otherwise (and as the fallback).
 pub struct Admission {
     state: Mutex<State>,
-    redis: Option<RedisQuotas>,
+    redis: Option<Arc<RedisQuotas>>,
     on_failure: FailurePolicy,
 }
 
@@ -120,7 +120,7 @@ impl Default for Admission {
 pub(crate) enum Held {
     Local,
     /// Slots held in Redis under this member name.
-    Redis(String),
+    Redis(Arc<str>),
     /// Admitted without limits (Redis down, policy `allow`).
     Nothing,
 }
@@ -129,10 +129,10 @@ pub(crate) enum Held {
 pub struct Ticket {
     admission: Arc<Admission>,
     held: Held,
-    slots: Vec<String>,
-    charged: Vec<(String, Limit, u64)>,
+    slots: Vec<Arc<str>>,
+    charged: Vec<(Arc<str>, Limit, u64)>,
     /// Redis corrections waiting to be sent with the slot release.
-    pending: Vec<(String, Limit, i64)>,
+    pending: Vec<(Arc<str>, Limit, i64)>,
     pub headers: RateHeaders,
 }
 
@@ -140,17 +140,35 @@ fn now_ms() -> u64 {
     u64::try_from(tollgate_store::now_ms()).unwrap_or(0)
 }
 
-fn scoped(limits: &Limits, scope: &str, id: &str, estimate: u64, checks: &mut Vec<Check>) {
+/// What a refusal names, by scope (key, tenant) and kind (requests, tokens).
+const WHAT: [[&str; 2]; 2] = [
+    [
+        "requests per minute of the key",
+        "tokens per minute of the key",
+    ],
+    [
+        "requests per minute of the tenant",
+        "tokens per minute of the tenant",
+    ],
+];
+
+fn scoped(
+    limits: &Limits,
+    scope: usize,
+    names: &[Arc<str>; 3],
+    estimate: u64,
+    checks: &mut Vec<Check>,
+) {
     if let Some(limit) = limits
         .requests_per_minute
         .and_then(|n| Limit::per_minute(n).ok())
     {
         checks.push(Check {
-            bucket: format!("{scope}:{id}:rpm"),
+            bucket: names[0].clone(),
             limit,
             cost: 1,
             kind: Kind::Requests,
-            what: format!("requests per minute of the {scope}"),
+            what: WHAT[scope][0],
         });
     }
     if let Some(limit) = limits
@@ -158,11 +176,11 @@ fn scoped(limits: &Limits, scope: &str, id: &str, estimate: u64, checks: &mut Ve
         .and_then(|n| Limit::per_minute(n).ok())
     {
         checks.push(Check {
-            bucket: format!("{scope}:{id}:tpm"),
+            bucket: names[1].clone(),
             limit,
             cost: estimate.min(limit.capacity()),
             kind: Kind::Tokens,
-            what: format!("tokens per minute of the {scope}"),
+            what: WHAT[scope][1],
         });
     }
 }
@@ -178,29 +196,24 @@ impl Admission {
     pub fn new(redis: Option<RedisQuotas>, on_failure: FailurePolicy) -> Self {
         Self {
             state: Mutex::default(),
-            redis,
+            redis: redis.map(Arc::new),
             on_failure,
         }
     }
 
     fn plan(tk: &TenantKey, estimate: u64) -> Plan {
-        let mut checks = Vec::new();
-        scoped(&tk.key.limits, "key", &tk.key.id, estimate, &mut checks);
-        scoped(
-            &tk.tenant.limits,
-            "tenant",
-            &tk.tenant.id,
-            estimate,
-            &mut checks,
-        );
+        let names = &tk.quota.names;
+        let mut checks = Vec::with_capacity(4);
+        scoped(&tk.key.limits, 0, &names[0], estimate, &mut checks);
+        scoped(&tk.tenant.limits, 1, &names[1], estimate, &mut checks);
         let slots = [
-            (tk.key.limits.max_concurrent, "key", &tk.key.id),
-            (tk.tenant.limits.max_concurrent, "tenant", &tk.tenant.id),
+            (tk.key.limits.max_concurrent, "key", &names[0][2]),
+            (tk.tenant.limits.max_concurrent, "tenant", &names[1][2]),
         ]
         .into_iter()
-        .filter_map(|(max, scope, id)| {
+        .filter_map(|(max, scope, key)| {
             max.map(|max| Slot {
-                key: format!("{scope}:{id}:conc"),
+                key: key.clone(),
                 max,
                 scope,
             })
@@ -223,7 +236,7 @@ impl Admission {
         if let Some(redis) = &self.redis {
             match redis.admit(&plan, member).await {
                 Ok(Ok(headers)) => {
-                    return Ok(self.ticket(Held::Redis(member.to_owned()), &plan, headers))
+                    return Ok(self.ticket(Held::Redis(Arc::from(member)), &plan, headers))
                 }
                 Ok(Err(denied)) => return Err(Refusal::Limited(denied)),
                 Err(e) => {
@@ -292,7 +305,7 @@ impl Admission {
                 Kind::Tokens => headers.tokens = tighter(headers.tokens, window),
             }
             if !d.admitted && refused.as_ref().is_none_or(|(r, _)| d.retry_after_ms > *r) {
-                refused = Some((d.retry_after_ms, c.what.clone()));
+                refused = Some((d.retry_after_ms, c.what.to_owned()));
             }
             decisions.push(d);
         }
@@ -377,7 +390,7 @@ impl Admission {
         };
         let mut out = serde_json::json!({"key": {}, "tenant": {}});
         for (c, (remaining, reset_ms)) in plan.checks.iter().zip(windows) {
-            let scope = if c.bucket.starts_with("key:") {
+            let scope = if c.bucket.starts_with("tg:q:key:") {
                 "key"
             } else {
                 "tenant"
@@ -416,7 +429,7 @@ impl Ticket {
     /// Corrects the token charge to the real usage (`None`: nothing was produced, refund all).
     pub fn settle(&mut self, actual_tokens: Option<u64>) {
         let actual = i64::try_from(actual_tokens.unwrap_or(0)).unwrap_or(i64::MAX);
-        let corrections: Vec<(String, Limit, i64)> = self
+        let corrections: Vec<(Arc<str>, Limit, i64)> = self
             .charged
             .drain(..)
             .map(|(bucket, limit, charged)| {

@@ -1,10 +1,12 @@
-//! The Redis quota backend: one atomic Lua script per admission (`admit.lua`, the server's clock,
-//! all-or-nothing) and one when the request ends (`finish.lua`: token corrections and slot
-//! releases together), sent after the response, off the request path. One connection per worker thread; after a failure that worker drops its
-//! connection and leaves Redis alone for a second (the caller falls back meanwhile), then
-//! connects afresh.
+//! The Redis quota backend: one atomic Lua script (`quota.lua`, on the server's clock) per
+//! admission. The endings of earlier requests (token corrections and slot releases) are queued
+//! and ride along with the next admission script, or are sent by themselves after a scheduler
+//! turn if no admission comes — so a busy replica makes one round trip per request, not two.
+//! One connection per worker thread; after a failure that worker drops its connection and leaves
+//! Redis alone for a second (the caller falls back meanwhile), then connects afresh.
 
 use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -12,25 +14,31 @@ use tollgate_domain::quota::Limit;
 
 use super::{headers_from, Denied, Plan};
 
-const PREFIX: &str = "tg:q:";
-
-/// The admission script, for tests that check it against [`tollgate_domain::quota`].
-pub const ADMIT_LUA: &str = include_str!("admit.lua");
-/// The finish script (token corrections and slot releases).
-pub const FINISH_LUA: &str = include_str!("finish.lua");
+/// The quota script, for tests that check it against [`tollgate_domain::quota`].
+pub const QUOTA_LUA: &str = include_str!("quota.lua");
 const BACKOFF: Duration = Duration::from_secs(1);
+/// Queued endings beyond this are sent at once rather than waiting for a ride.
+const MAX_QUEUED: usize = 512;
 
 thread_local! {
     static CONNECTION: RefCell<Option<ConnectionManager>> = const { RefCell::new(None) };
     static DOWN_UNTIL: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
 }
 
+/// Endings of requests not yet sent to Redis.
+#[derive(Default)]
+struct Endings {
+    corrections: Vec<(Arc<str>, Limit, i64)>,
+    releases: Vec<(Arc<str>, Arc<str>)>,
+    flush_scheduled: bool,
+}
+
 pub struct RedisQuotas {
     client: redis::Client,
     timeout: Duration,
     lease_ms: u64,
-    admit: redis::Script,
-    finish: redis::Script,
+    script: redis::Script,
+    endings: Arc<Mutex<Endings>>,
 }
 
 impl RedisQuotas {
@@ -41,8 +49,8 @@ impl RedisQuotas {
             client: redis::Client::open(url)?,
             timeout,
             lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX),
-            admit: redis::Script::new(ADMIT_LUA),
-            finish: redis::Script::new(FINISH_LUA),
+            script: redis::Script::new(QUOTA_LUA),
+            endings: Arc::default(),
         })
     }
 
@@ -94,18 +102,17 @@ impl RedisQuotas {
         member: &str,
     ) -> Result<Result<super::RateHeaders, Denied>, String> {
         let mut conn = self.connection().await?;
-        let mut call = self.admit.prepare_invoke();
+        let endings = self.take_endings();
+        let mut call = self.script.prepare_invoke();
+        invocation(&mut call, &endings, plan.checks.len(), plan.slots.len());
         for c in &plan.checks {
-            call.key(format!("{PREFIX}{}", c.bucket));
+            call.key(&*c.bucket);
         }
         for s in &plan.slots {
-            call.key(format!("{PREFIX}{}", s.key));
+            call.key(&*s.key);
         }
-        call.arg(plan.checks.len())
-            .arg(plan.slots.len())
-            .arg(member)
-            .arg(self.lease_ms)
-            .arg("");
+        call.arg(member).arg(self.lease_ms).arg("");
+        endings_args(&mut call, &endings);
         for c in &plan.checks {
             call.arg(c.limit.capacity())
                 .arg(c.limit.per_minute_rate())
@@ -147,7 +154,7 @@ impl RedisQuotas {
         let retry_after_ms = u64::try_from(head[2]).unwrap_or(u64::MAX);
         let denied = match index.checked_sub(1) {
             Some(i) if i < plan.checks.len() => Denied {
-                what: plan.checks[i].what.clone(),
+                what: plan.checks[i].what.to_owned(),
                 concurrency: false,
                 retry_after_ms,
                 headers,
@@ -175,15 +182,12 @@ impl RedisQuotas {
     ) -> Result<(Vec<(u64, u64)>, Vec<u64>), String> {
         // The admission script with every cost 0 and no slots refills and reports, taking nothing.
         let mut conn = self.connection().await?;
-        let mut call = self.admit.prepare_invoke();
+        let mut call = self.script.prepare_invoke();
+        invocation(&mut call, &Endings::default(), plan.checks.len(), 0);
         for c in &plan.checks {
-            call.key(format!("{PREFIX}{}", c.bucket));
+            call.key(&*c.bucket);
         }
-        call.arg(plan.checks.len())
-            .arg(0)
-            .arg("")
-            .arg(self.lease_ms)
-            .arg("");
+        call.arg("").arg(self.lease_ms).arg("");
         for c in &plan.checks {
             call.arg(c.limit.capacity())
                 .arg(c.limit.per_minute_rate())
@@ -208,7 +212,7 @@ impl RedisQuotas {
         for s in slots {
             // Live leases: expiry after now (this replica's clock; a display counter).
             pipe.cmd("ZCOUNT")
-                .arg(format!("{PREFIX}{}", s.key))
+                .arg(&*s.key)
                 .arg(format!("({}", super::now_ms()))
                 .arg("+inf");
         }
@@ -223,45 +227,97 @@ impl RedisQuotas {
         Ok((windows, counts))
     }
 
-    /// Ends a request: token corrections and slot releases in one script, after the response
-    /// (fire and forget, bounded by the timeout; unreleased slots expire with their lease).
+    /// Queues a request's ending: token corrections and slot releases. They ride along with
+    /// the next admission, or go by themselves after one scheduler turn (bounded by the timeout;
+    /// if they are lost, slots expire with their lease).
     pub(crate) fn finish(
-        &self,
-        corrections: Vec<(String, Limit, i64)>,
-        slots: Vec<String>,
-        member: String,
+        self: &Arc<Self>,
+        corrections: Vec<(Arc<str>, Limit, i64)>,
+        slots: Vec<Arc<str>>,
+        member: Arc<str>,
     ) {
         if corrections.is_empty() && slots.is_empty() {
             return;
         }
-        let Some(conn) = CONNECTION.with(|c| c.borrow().clone()) else {
+        let Ok(mut endings) = self.endings.lock() else {
             return;
         };
-        let script = self.finish.clone();
-        let timeout = self.timeout;
+        endings.corrections.extend(corrections);
+        endings
+            .releases
+            .extend(slots.into_iter().map(|s| (s, member.clone())));
+        let full = endings.corrections.len() + endings.releases.len() >= MAX_QUEUED;
+        if endings.flush_scheduled && !full {
+            return;
+        }
+        endings.flush_scheduled = true;
+        drop(endings);
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let this = self.clone();
         tokio::spawn(async move {
-            let mut call = script.prepare_invoke();
-            for (bucket, _, _) in &corrections {
-                call.key(format!("{PREFIX}{bucket}"));
+            if !full {
+                // Let the other requests ready on this worker run: their admissions take the
+                // queue along, and what is left goes in one script.
+                tokio::task::yield_now().await;
             }
-            for s in &slots {
-                call.key(format!("{PREFIX}{s}"));
-            }
-            call.arg(corrections.len())
-                .arg(slots.len())
-                .arg(&member)
-                .arg("");
-            for (_, limit, delta) in &corrections {
-                call.arg(limit.capacity())
-                    .arg(limit.per_minute_rate())
-                    .arg(*delta);
-            }
-            let mut conn = conn;
-            let done: Result<Result<i64, _>, _> =
-                tokio::time::timeout(timeout, call.invoke_async(&mut conn)).await;
-            if !matches!(done, Ok(Ok(_))) {
-                tracing::warn!("redis request finish failed; token corrections lost, slots left to their lease");
-            }
+            this.flush().await;
         });
+    }
+
+    fn take_endings(&self) -> Endings {
+        match self.endings.lock() {
+            Ok(mut e) => std::mem::take(&mut *e),
+            Err(_) => Endings::default(),
+        }
+    }
+
+    async fn flush(&self) {
+        let endings = self.take_endings();
+        if endings.corrections.is_empty() && endings.releases.is_empty() {
+            return;
+        }
+        let Ok(mut conn) = self.connection().await else {
+            return;
+        };
+        let mut call = self.script.prepare_invoke();
+        invocation(&mut call, &endings, 0, 0);
+        call.arg("").arg(self.lease_ms).arg("");
+        endings_args(&mut call, &endings);
+        let done: Result<Result<Vec<i64>, _>, _> =
+            tokio::time::timeout(self.timeout, call.invoke_async(&mut conn)).await;
+        if !matches!(done, Ok(Ok(_))) {
+            tracing::warn!(
+                "redis request endings failed; token corrections lost, slots left to their lease"
+            );
+        }
+    }
+}
+
+/// Starts a script call: the endings' keys (before the caller adds its checks' and slots'),
+/// then the argument header (counts of corrections, releases, `n` checks and `m` slots).
+fn invocation(call: &mut redis::ScriptInvocation<'_>, endings: &Endings, n: usize, m: usize) {
+    for (bucket, _, _) in &endings.corrections {
+        call.key(&**bucket);
+    }
+    for (slot, _) in &endings.releases {
+        call.key(&**slot);
+    }
+    call.arg(endings.corrections.len())
+        .arg(endings.releases.len())
+        .arg(n)
+        .arg(m);
+}
+
+/// The endings' arguments, after the header's member, lease and clock.
+fn endings_args(call: &mut redis::ScriptInvocation<'_>, endings: &Endings) {
+    for (_, limit, delta) in &endings.corrections {
+        call.arg(limit.capacity())
+            .arg(limit.per_minute_rate())
+            .arg(*delta);
+    }
+    for (_, member) in &endings.releases {
+        call.arg(&**member);
     }
 }

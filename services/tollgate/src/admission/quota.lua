@@ -1,0 +1,112 @@
+-- Tollgate quotas, atomically, on the Redis server's clock: first the endings of earlier
+-- requests (token corrections and slot releases, batched), then one admission.
+-- KEYS: F corrected buckets, R released slot sets, N checked buckets, M acquired slot sets.
+-- ARGV: F, R, N, M, member, lease_ms, now_ms ("" = the server clock; a number only in tests),
+--       then F x (capacity, per_minute, delta), R x member, N x (capacity, per_minute, cost),
+--       M x max.
+-- Levels are in units of 1/60000 token (see tollgate_domain::quota), integers below 2^53,
+-- stored with %.0f so no digit is lost. A correction's positive delta takes, a negative one gives
+-- back. The admission is all-or-nothing: a refused request changes nothing (the corrections
+-- before it still apply). With N = M = 0 the script only applies the endings.
+-- Returns {admitted, refusing index (1-based, buckets then slots), retry_ms (-1 = never),
+--          then per checked bucket: remaining whole tokens, ms until full}.
+local now = tonumber(ARGV[7])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local f = tonumber(ARGV[1])
+local r = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+local m = tonumber(ARGV[4])
+local member = ARGV[5]
+local lease = tonumber(ARGV[6])
+local U = 60000
+local a = 7
+
+-- A bucket's level now: {level, at, full}.
+local function refill(key, cap, rate)
+  local full = cap * U
+  local level = full
+  local at = now
+  local st = redis.call('HMGET', key, 'l', 't')
+  if st[1] then
+    level = tonumber(st[1])
+    at = tonumber(st[2])
+    local elapsed = now - at
+    if elapsed < 0 then elapsed = 0 end
+    level = math.min(full, level + elapsed * rate)
+    if now > at then at = now end
+  end
+  return level, at, full
+end
+
+local function store(key, level, at, full, rate)
+  redis.call('HSET', key, 'l', string.format('%.0f', level), 't', string.format('%.0f', at))
+  redis.call('PEXPIRE', key, math.ceil((full - level) / rate) + 1000)
+end
+
+for i = 1, f do
+  local cap = tonumber(ARGV[a + 1])
+  local rate = tonumber(ARGV[a + 2])
+  local delta = tonumber(ARGV[a + 3])
+  a = a + 3
+  local level, at, full = refill(KEYS[i], cap, rate)
+  level = math.max(0, math.min(full, level - delta * U))
+  store(KEYS[i], level, at, full, rate)
+end
+for j = 1, r do
+  redis.call('ZREM', KEYS[f + j], ARGV[a + j])
+end
+a = a + r
+
+local k = f + r
+local out = {1, 0, 0}
+if n + m == 0 then return out end
+local new = {}
+for i = 1, n do
+  local cap = tonumber(ARGV[a + 1])
+  local rate = tonumber(ARGV[a + 2])
+  local cost = tonumber(ARGV[a + 3])
+  a = a + 3
+  local level, at, full = refill(KEYS[k + i], cap, rate)
+  local need = cost * U
+  local left = level
+  if need <= level then
+    left = level - need
+  else
+    local retry = -1
+    if need <= full then retry = math.ceil((need - level) / rate) end
+    if out[1] == 1 or out[3] ~= -1 and (retry == -1 or retry > out[3]) then
+      out[1] = 0
+      out[2] = i
+      out[3] = retry
+    end
+  end
+  new[i] = {left, at, full, rate}
+  table.insert(out, math.floor(left / U))
+  table.insert(out, math.ceil((full - left) / rate))
+end
+if out[1] == 1 then
+  for j = 1, m do
+    local key = KEYS[k + n + j]
+    local max = tonumber(ARGV[a + j])
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+    if redis.call('ZCARD', key) >= max then
+      out[1] = 0
+      out[2] = n + j
+      out[3] = 1000
+      break
+    end
+  end
+end
+if out[1] == 1 then
+  for i = 1, n do
+    store(KEYS[k + i], new[i][1], new[i][2], new[i][3], new[i][4])
+  end
+  for j = 1, m do
+    redis.call('ZADD', KEYS[k + n + j], now + lease, member)
+    redis.call('PEXPIRE', KEYS[k + n + j], lease)
+  end
+end
+return out

@@ -6,12 +6,18 @@
 //! - [`usage`]: token usage as providers report it, normalized.
 //! - [`keys`]: the tenant API key format, minting, hashing and masking (issue 3 groundwork).
 //! - [`quota`]: token buckets in exact integer arithmetic (issue 3 groundwork).
+//! - [`ledger`]: accounts, double-entry postings, holds and the overage rule.
+//! - [`money`]: the minor unit (10⁻⁹ USD) and exact decimal parsing.
+//! - [`pricing`]: price sheets, costs by token kind, long-context tiers, markups.
 //! - [`tenant`]: tenant and key statuses, policies and limits (issue 3 groundwork).
 #![forbid(unsafe_code)]
 
 pub mod envelope;
 pub mod ids;
 pub mod keys;
+pub mod ledger;
+pub mod money;
+pub mod pricing;
 pub mod quota;
 pub mod tenant;
 pub mod usage;

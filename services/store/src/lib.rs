@@ -5,6 +5,7 @@
 mod migrate;
 mod postgres;
 mod postgres_tenants;
+pub mod prices;
 mod record;
 mod sqlite;
 mod sqlite_tenants;

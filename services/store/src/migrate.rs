@@ -21,6 +21,10 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         name: "20261124020000_add_request_log_caller",
         sql: include_str!("../../../migrations/sqlite/20261124020000_add_request_log_caller.sql"),
     },
+    Migration {
+        name: "20261124030000_create_price_catalog",
+        sql: include_str!("../../../migrations/sqlite/20261124030000_create_price_catalog.sql"),
+    },
 ];
 
 pub static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -37,6 +41,10 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         name: "20261124020000_add_request_log_caller",
         sql: include_str!("../../../migrations/postgres/20261124020000_add_request_log_caller.sql"),
+    },
+    Migration {
+        name: "20261124030000_create_price_catalog",
+        sql: include_str!("../../../migrations/postgres/20261124030000_create_price_catalog.sql"),
     },
 ];
 

@@ -34,7 +34,7 @@ fn limits_from_flags(mut limits: Limits, flags: &[(String, String)]) -> Result<L
     Ok(limits)
 }
 
-fn flag<'a>(flags: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(super) fn flag<'a>(flags: &'a [(String, String)], name: &str) -> Option<&'a str> {
     flags
         .iter()
         .rev()
@@ -42,12 +42,12 @@ fn flag<'a>(flags: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn usage(message: &str) -> ExitCode {
+pub(super) fn usage(message: &str) -> ExitCode {
     eprintln!("error: {message}\n\nRun `tollgate help` for usage.");
     ExitCode::from(2)
 }
 
-fn print(value: &impl serde::Serialize) {
+pub(super) fn print(value: &impl serde::Serialize) {
     match serde_json::to_string_pretty(value) {
         Ok(s) => println!("{s}"),
         Err(e) => eprintln!("error: {e}"),
@@ -58,7 +58,7 @@ fn now_s() -> u64 {
     u64::try_from(tollgate_store::now_ms() / 1000).unwrap_or(0)
 }
 
-/// Runs `token …`, `tenant …` or `key …`.
+/// Runs `token …`, `tenant …`, `key …` or `prices …`.
 pub fn run(
     words: &[String],
     flags: &[(String, String)],
@@ -135,6 +135,9 @@ async fn store_command(
     words: &[&str],
     flags: &[(String, String)],
 ) -> ExitCode {
+    if words.first() == Some(&"prices") {
+        return super::prices::run(store, actor, words, flags).await;
+    }
     let result =
         match words {
             ["tenant", "create", name] => {

@@ -38,6 +38,12 @@ OPERATOR COMMANDS (against the configured database; output is JSON):
     key list TENANT_ID
     key disable|enable|revoke|rotate TENANT_ID KEY_ID
     key set-limits TENANT_ID KEY_ID [--rpm N] [--tpm N] [--concurrency N]
+    prices import [--from PATH|none] [--overrides PATH] [--note TEXT]
+                                 Make a new price catalog version from the public price list
+                                 (default ../shared/data/model_prices_and_context_window.json)
+                                 and/or an overrides file (docs/billing.md)
+    prices versions
+    prices show PROVIDER MODEL [--price-version N]
 
 OPTIONS:
     -c, --config PATH   Configuration file (TOML). Default: $TOLLGATE_CONFIG, else built-in defaults.
@@ -53,6 +59,7 @@ EXIT CODES:
 ";
 
 mod admin;
+mod prices;
 
 #[derive(Debug, PartialEq, Eq)]
 enum Command {
@@ -83,6 +90,10 @@ const VALUE_FLAGS: &[&str] = &[
     "--billing",
     "--env",
     "--expires-in-days",
+    "--from",
+    "--overrides",
+    "--note",
+    "--price-version",
 ];
 
 fn parse(args: Vec<OsString>) -> Result<Args, String> {
@@ -125,7 +136,7 @@ fn parse(args: Vec<OsString>) -> Result<Args, String> {
             Some("check-config") if positional.len() == 1 => Command::CheckConfig,
             Some("help") => Command::Help,
             Some("version") if positional.len() == 1 => Command::Version,
-            Some("token" | "tenant" | "key") => Command::Admin(positional),
+            Some("token" | "tenant" | "key" | "prices") => Command::Admin(positional),
             _ => return Err(format!("unexpected arguments {:?}", positional.join(" "))),
         }
     };

@@ -239,6 +239,10 @@ impl RedisQuotas {
         if corrections.is_empty() && slots.is_empty() {
             return;
         }
+        // Outside a runtime nothing could send them; their slots expire with the lease.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
         let Ok(mut endings) = self.endings.lock() else {
             return;
         };
@@ -252,9 +256,6 @@ impl RedisQuotas {
         }
         endings.flush_scheduled = true;
         drop(endings);
-        if tokio::runtime::Handle::try_current().is_err() {
-            return;
-        }
         let this = self.clone();
         tokio::spawn(async move {
             if !full {

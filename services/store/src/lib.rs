@@ -2,6 +2,40 @@
 //! database URL's scheme. Row types and SQL specific to one database stay in its backend module.
 #![forbid(unsafe_code)]
 
+/// Runs the same code against either backend's pool (the SQL is shared: `$N` parameters). The
+/// second form also binds `$lock` to the backend's row-locking clause for balance reads. Defined
+/// before the modules, which see it by textual scope.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            $crate::Store::Sqlite(s) => {
+                let $pool = s.pool();
+                $body
+            }
+            $crate::Store::Postgres(s) => {
+                let $pool = s.pool();
+                $body
+            }
+        }
+    };
+    ($store:expr, $pool:ident, $lock:ident => $body:expr) => {
+        match $store {
+            $crate::Store::Sqlite(s) => {
+                let $pool = s.pool();
+                let $lock = $crate::metering::SQLITE_LOCK;
+                $body
+            }
+            $crate::Store::Postgres(s) => {
+                let $pool = s.pool();
+                let $lock = $crate::metering::POSTGRES_LOCK;
+                $body
+            }
+        }
+    };
+}
+
+pub mod billing;
+mod metering;
 mod migrate;
 mod postgres;
 mod postgres_tenants;
@@ -14,9 +48,13 @@ pub mod testing;
 
 use std::future::Future;
 
+pub use billing::{
+    Balances, Billing, CreditGrant, ExpiredGrant, GrantKind, GroupBy, LedgerEntry, SpendScope,
+    UsageQuery, UsageRow,
+};
 pub use migrate::{Migration, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 pub use postgres::PgStore;
-pub use record::{Outcome, RequestRecord, TokenCounts};
+pub use record::{Charge, Outcome, RequestRecord, TokenCounts};
 pub use sqlite::SqliteStore;
 pub use tenants::{
     ApiKeyRecord, ApiKeys, AuditEntry, AuditLog, Page, Tenant, TenantUpdates, Tenants,
@@ -39,6 +77,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The input cannot be stored as given (a non-positive amount, an amount that overflows).
+    #[error("invalid: {0}")]
+    Invalid(String),
 }
 
 impl StoreError {
@@ -64,6 +105,12 @@ pub trait Health {
 pub trait RequestLog {
     /// Writes records in one transaction. Idempotent by request id: a record whose id is already
     /// stored is skipped (the first write wins). Returns how many were new.
+    ///
+    /// In the same transaction, every newly stored record that has a tenant, a provider and a
+    /// [`Charge`] posts its usage to the ledger
+    /// ([`tollgate_domain::ledger::usage_postings`]): the price from the tenant's credit while
+    /// there is some (carried through the batch in record order), the rest to its receivable, and
+    /// the provider cost to the provider's payable. A replayed record posts nothing.
     fn record_requests(
         &self,
         records: &[RequestRecord],

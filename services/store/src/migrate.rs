@@ -25,6 +25,10 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         name: "20261124030000_create_price_catalog",
         sql: include_str!("../../../migrations/sqlite/20261124030000_create_price_catalog.sql"),
     },
+    Migration {
+        name: "20261124040000_create_ledger",
+        sql: include_str!("../../../migrations/sqlite/20261124040000_create_ledger.sql"),
+    },
 ];
 
 pub static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -45,6 +49,10 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         name: "20261124030000_create_price_catalog",
         sql: include_str!("../../../migrations/postgres/20261124030000_create_price_catalog.sql"),
+    },
+    Migration {
+        name: "20261124040000_create_ledger",
+        sql: include_str!("../../../migrations/postgres/20261124040000_create_ledger.sql"),
     },
 ];
 

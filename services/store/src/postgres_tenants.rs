@@ -35,6 +35,8 @@ impl Tenants for PgStore {
             .bind(t::json(&x.limits))
             .bind(x.created_at_ms)
             .bind(x.updated_at_ms)
+            .bind(&x.plan)
+            .bind(t::markup_text(x.markup_percent))
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from_write)?;
@@ -204,6 +206,8 @@ impl TenantUpdates for PgStore {
             .bind(t::json(&x.limits))
             .bind(x.updated_at_ms)
             .bind(&x.id)
+            .bind(&x.plan)
+            .bind(t::markup_text(x.markup_percent))
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from_write)?

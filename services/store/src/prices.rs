@@ -18,22 +18,6 @@ pub struct PriceVersion {
     pub entries: i64,
 }
 
-/// Runs the same code against either backend's pool (the SQL is shared: `$N` parameters).
-macro_rules! on_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            Store::Sqlite(s) => {
-                let $pool = s.pool();
-                $body
-            }
-            Store::Postgres(s) => {
-                let $pool = s.pool();
-                $body
-            }
-        }
-    };
-}
-
 /// Rows per multi-row INSERT (7 parameters each; well under both backends' limits).
 const CHUNK: usize = 400;
 

@@ -1,5 +1,7 @@
 //! The request-log record.
 
+use tollgate_domain::money::Nanos;
+
 /// How a proxied request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -34,13 +36,15 @@ impl Outcome {
     }
 }
 
-/// Token counts as stored (absent when the provider reported none).
+/// Token counts as stored (absent when the provider reported none). `cached` (cache reads) and
+/// `cache_write` are parts of `prompt`; `reasoning` is part of `completion`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TokenCounts {
     pub prompt: i64,
     pub completion: i64,
     pub total: i64,
     pub cached: i64,
+    pub cache_write: i64,
     pub reasoning: i64,
 }
 
@@ -52,6 +56,7 @@ impl From<tollgate_domain::Usage> for TokenCounts {
             completion: c(u.completion_tokens),
             total: c(u.total_tokens),
             cached: c(u.cached_tokens),
+            cache_write: c(u.cache_write_tokens),
             reasoning: c(u.reasoning_tokens),
         }
     }
@@ -77,4 +82,24 @@ pub struct RequestRecord {
     pub latency_ms: i64,
     pub ttft_ms: Option<i64>,
     pub error_code: Option<String>,
+    /// The token counts are the gateway's estimate (the provider reported no usage).
+    pub usage_estimated: bool,
+    /// What the request cost and was charged; `None` when it was not billed.
+    pub billing: Option<Charge>,
+}
+
+/// What a billed request cost and was charged. `None` on a record means not billed (the operator
+/// key, or the deployment has no price). Recording a record that has a tenant, a provider and a
+/// charge posts its usage to the ledger in the same transaction (see
+/// [`crate::RequestLog::record_requests`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Charge {
+    /// The price-catalog version that priced it (`None`: priced outside the catalog).
+    pub price_version: Option<i64>,
+    /// What the provider charges the operator.
+    pub cost: Nanos,
+    /// What the tenant is charged (already capped at the request's hold by the gateway).
+    pub price: Nanos,
+    /// The part of the actual price above the hold: absorbed by the operator, never charged.
+    pub absorbed: Nanos,
 }

@@ -7,14 +7,12 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
+use tollgate_domain::money::Nanos;
 
 use crate::migrate::{BOOKKEEPING, SQLITE_MIGRATIONS};
-use crate::record::{Outcome, RequestRecord, TokenCounts};
+use crate::record::{Charge, Outcome, RequestRecord, TokenCounts};
 use crate::{Health, RequestLog, StoreError};
-
-/// SQLite allows 32,766 bound parameters per statement; 20 per row.
-const ROWS_PER_INSERT: usize = 256;
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
@@ -92,42 +90,11 @@ impl Health for SqliteStore {
 
 impl RequestLog for SqliteStore {
     async fn record_requests(&self, records: &[RequestRecord]) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut inserted = 0;
-        for chunk in crate::fixed_chunks(records, ROWS_PER_INSERT) {
-            let mut qb = QueryBuilder::<Sqlite>::new(INSERT_HEAD);
-            qb.push_values(chunk, |mut b, r| {
-                let t = r.tokens;
-                b.push_bind(&r.id)
-                    .push_bind(r.created_at_ms)
-                    .push_bind(&r.endpoint)
-                    .push_bind(&r.public_model)
-                    .push_bind(&r.provider)
-                    .push_bind(&r.deployment)
-                    .push_bind(r.stream)
-                    .push_bind(r.outcome.as_str())
-                    .push_bind(i64::from(r.status))
-                    .push_bind(i64::from(r.attempts))
-                    .push_bind(t.map(|t| t.prompt))
-                    .push_bind(t.map(|t| t.completion))
-                    .push_bind(t.map(|t| t.total))
-                    .push_bind(t.map(|t| t.cached))
-                    .push_bind(t.map(|t| t.reasoning))
-                    .push_bind(r.latency_ms)
-                    .push_bind(r.ttft_ms)
-                    .push_bind(&r.error_code)
-                    .push_bind(&r.tenant_id)
-                    .push_bind(&r.key_id);
-            });
-            qb.push(" ON CONFLICT (id) DO NOTHING");
-            inserted += qb.build().execute(&mut *tx).await?.rows_affected();
-        }
-        tx.commit().await?;
-        Ok(inserted)
+        crate::metering::record_requests_in!(self.pool, records, crate::metering::SQLITE_LOCK)
     }
 
     async fn get_request(&self, id: &str) -> Result<Option<RequestRecord>, StoreError> {
-        let row = sqlx::query(SELECT_ONE)
+        let row = sqlx::query(crate::metering::REQUEST_SELECT)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -142,14 +109,6 @@ impl RequestLog for SqliteStore {
     }
 }
 
-const INSERT_HEAD: &str = "INSERT INTO request_log (id, created_at_ms, endpoint, public_model, provider, deployment, \
-    stream, outcome, status, attempts, prompt_tokens, completion_tokens, total_tokens, cached_tokens, \
-    reasoning_tokens, latency_ms, ttft_ms, error_code, tenant_id, key_id) ";
-
-const SELECT_ONE: &str = "SELECT id, created_at_ms, endpoint, public_model, provider, deployment, stream, outcome, \
-    status, attempts, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens, \
-    latency_ms, ttft_ms, error_code, tenant_id, key_id FROM request_log WHERE id = ?";
-
 fn from_row(r: &SqliteRow) -> Result<RequestRecord, StoreError> {
     let outcome: String = r.try_get("outcome")?;
     let prompt: Option<i64> = r.try_get("prompt_tokens")?;
@@ -161,6 +120,9 @@ fn from_row(r: &SqliteRow) -> Result<RequestRecord, StoreError> {
                 .unwrap_or(0),
             total: r.try_get::<Option<i64>, _>("total_tokens")?.unwrap_or(0),
             cached: r.try_get::<Option<i64>, _>("cached_tokens")?.unwrap_or(0),
+            cache_write: r
+                .try_get::<Option<i64>, _>("cache_write_tokens")?
+                .unwrap_or(0),
             reasoning: r
                 .try_get::<Option<i64>, _>("reasoning_tokens")?
                 .unwrap_or(0),
@@ -187,5 +149,23 @@ fn from_row(r: &SqliteRow) -> Result<RequestRecord, StoreError> {
         latency_ms: r.try_get("latency_ms")?,
         ttft_ms: r.try_get("ttft_ms")?,
         error_code: r.try_get("error_code")?,
+        usage_estimated: r.try_get("usage_estimated")?,
+        billing: charge_from_row(r)?,
+    })
+}
+
+fn charge_from_row(r: &SqliteRow) -> Result<Option<Charge>, StoreError> {
+    let price: Option<i64> = r.try_get("price_nanos")?;
+    let nanos = |column: &str| -> Result<Nanos, StoreError> {
+        Ok(Nanos(r.try_get::<Option<i64>, _>(column)?.unwrap_or(0)))
+    };
+    Ok(match price {
+        Some(price) => Some(Charge {
+            price_version: r.try_get("price_version")?,
+            cost: nanos("cost_nanos")?,
+            price: Nanos(price),
+            absorbed: nanos("absorbed_nanos")?,
+        }),
+        None => None,
     })
 }

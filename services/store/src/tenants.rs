@@ -4,6 +4,7 @@
 
 use std::future::Future;
 
+use rust_decimal::Decimal;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use tollgate_domain::keys::KeyHash;
 use tollgate_domain::tenant::{BillingMode, KeyStatus, Limits, TenantPolicy, TenantStatus};
@@ -20,6 +21,11 @@ pub struct Tenant {
     pub credit_limit_units: Option<i64>,
     pub policy: TenantPolicy,
     pub limits: Limits,
+    /// The pricing plan the tenant is on, if any.
+    pub plan: Option<String>,
+    /// The tenant's markup over provider cost, in percent (`None`: the plan's or the default).
+    /// Stored as its decimal text.
+    pub markup_percent: Option<Decimal>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
@@ -87,7 +93,8 @@ pub trait Tenants {
     ) -> impl Future<Output = Result<Option<Tenant>, StoreError>> + Send;
 }
 
-/// Writes a tenant's settable fields (name, billing, policy, limits) as given; `false` if absent.
+/// Writes a tenant's settable fields (name, billing, policy, limits, plan, markup) as given;
+/// `false` if absent.
 pub trait TenantUpdates {
     fn save_tenant(
         &self,
@@ -145,9 +152,10 @@ pub trait AuditLog {
 
 pub(crate) const INSERT_TENANT: &str =
     "INSERT INTO tenants (id, name, status, billing_mode, credit_limit_units, \
-    policy, limits, created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-const TENANT_COLUMNS: &str =
-    "id, name, status, billing_mode, credit_limit_units, policy, limits, created_at_ms, updated_at_ms";
+    policy, limits, created_at_ms, updated_at_ms, plan, markup_percent) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+const TENANT_COLUMNS: &str = "id, name, status, billing_mode, credit_limit_units, policy, limits, \
+    created_at_ms, updated_at_ms, plan, markup_percent";
 pub(crate) fn select_tenant() -> String {
     format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1")
 }
@@ -161,7 +169,12 @@ pub(crate) const UPDATE_TENANT_STATUS: &str =
 
 pub(crate) const SAVE_TENANT: &str =
     "UPDATE tenants SET name = $1, billing_mode = $2, credit_limit_units = $3, \
-    policy = $4, limits = $5, updated_at_ms = $6 WHERE id = $7";
+    policy = $4, limits = $5, updated_at_ms = $6, plan = $8, markup_percent = $9 WHERE id = $7";
+
+/// A markup as stored: its decimal text.
+pub(crate) fn markup_text(markup: Option<Decimal>) -> Option<String> {
+    markup.map(|d| d.to_string())
+}
 pub(crate) const SAVE_KEY: &str =
     "UPDATE api_keys SET name = $1, expires_at_ms = $2, allowed_models = $3, limits = $4, \
     metadata = $5, updated_at_ms = $6 WHERE tenant_id = $7 AND id = $8";
@@ -218,6 +231,7 @@ where
     let billing: String = r.try_get("billing_mode")?;
     let policy: String = r.try_get("policy")?;
     let limits: String = r.try_get("limits")?;
+    let markup: Option<String> = r.try_get("markup_percent")?;
     Ok(Tenant {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
@@ -227,6 +241,12 @@ where
         credit_limit_units: r.try_get("credit_limit_units")?,
         policy: parse_json("policy", &policy)?,
         limits: parse_json("limits", &limits)?,
+        plan: r.try_get("plan")?,
+        markup_percent: markup
+            .map(|m| {
+                tollgate_domain::money::parse_decimal(&m).map_err(|_| corrupt("markup_percent", &m))
+            })
+            .transpose()?,
         created_at_ms: r.try_get("created_at_ms")?,
         updated_at_ms: r.try_get("updated_at_ms")?,
     })

@@ -29,11 +29,14 @@ fn record(id: &str, outcome: Outcome) -> RequestRecord {
             completion: 20,
             total: 30,
             cached: 4,
+            cache_write: 2,
             reasoning: 5,
         }),
         latency_ms: 12,
         ttft_ms: Some(3),
         error_code: None,
+        usage_estimated: false,
+        billing: None,
     }
 }
 
@@ -109,6 +112,8 @@ fn tenant(id: &str, name: &str) -> Tenant {
             requests_per_minute: Some(60),
             ..Limits::default()
         },
+        plan: None,
+        markup_percent: None,
         created_at_ms: 1_000,
         updated_at_ms: 1_000,
     }

@@ -166,6 +166,8 @@ pub async fn create_tenant(
         credit_limit_units: req.credit_limit_units,
         policy: req.policy,
         limits: req.limits,
+        plan: None,
+        markup_percent: None,
         created_at_ms: now,
         updated_at_ms: now,
     };

@@ -49,6 +49,8 @@ impl Meter {
                 latency_ms: 0,
                 ttft_ms: None,
                 error_code: None,
+                usage_estimated: false,
+                billing: None,
             }),
             started,
             usage: None,

@@ -1,0 +1,845 @@
+//! Metering and the ledger on each backend: usage posted with its record, exactly once; credit
+//! drawn before receivable; grants, their expiry, spend, usage reports and the postings. SQLite
+//! always; Postgres when `TOLLGATE_TEST_POSTGRES` names a server (CI sets it).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use tollgate_domain::money::Nanos;
+use tollgate_domain::tenant::{BillingMode, Limits, TenantPolicy, TenantStatus};
+use tollgate_store::testing::{fresh_postgres_database, postgres_admin_url};
+use tollgate_store::{
+    AuditEntry, AuditLog, Balances, Billing, Charge, CreditGrant, GrantKind, GroupBy, Outcome,
+    Page, RequestLog, RequestRecord, SpendScope, Store, StoreError, Tenant, TenantUpdates, Tenants,
+    TokenCounts, UsageQuery, UsageRow,
+};
+
+const USD: i64 = 1_000_000_000;
+/// 2026-11-24T00:00:00Z.
+const DAY0: i64 = 1_795_478_400_000;
+const DAY_MS: i64 = 86_400_000;
+
+async fn sqlite(dir: &tempfile::TempDir) -> Store {
+    let url = format!("sqlite:{}", dir.path().join("b.db").display());
+    let store = Store::connect(&url, 8).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+async fn postgres(test: &str) -> Option<Store> {
+    let Some(admin) = postgres_admin_url() else {
+        eprintln!("{test}: TOLLGATE_TEST_POSTGRES is not set; .ci/run sets it");
+        return None;
+    };
+    let url = fresh_postgres_database(&admin)
+        .await
+        .expect("create database");
+    let store = Store::connect(&url, 8).await.unwrap();
+    store.migrate().await.unwrap();
+    Some(store)
+}
+
+/// Runs a story on SQLite, and on Postgres when configured.
+macro_rules! on_both_backends {
+    ($sqlite:ident, $postgres:ident, $story:path) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            let dir = tempfile::tempdir().unwrap();
+            $story(&sqlite(&dir).await).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            if let Some(store) = postgres(stringify!($postgres)).await {
+                $story(&store).await;
+            }
+        }
+    };
+}
+
+on_both_backends!(sqlite_metering, postgres_metering, metering_story);
+on_both_backends!(sqlite_concurrent, postgres_concurrent, concurrent_story);
+on_both_backends!(sqlite_large_batch, postgres_large_batch, large_batch_story);
+on_both_backends!(sqlite_grants, postgres_grants, grants_story);
+on_both_backends!(sqlite_reports, postgres_reports, reports_story);
+on_both_backends!(
+    sqlite_tenant_pricing,
+    postgres_tenant_pricing,
+    tenant_pricing_story
+);
+
+fn record(id: &str, tenant: &str, key: &str, at_ms: i64, price: i64, cost: i64) -> RequestRecord {
+    RequestRecord {
+        id: id.to_owned(),
+        created_at_ms: at_ms,
+        endpoint: "chat.completions".into(),
+        public_model: "gpt-test".into(),
+        tenant_id: Some(tenant.to_owned()),
+        key_id: Some(key.to_owned()),
+        provider: Some("mock".into()),
+        deployment: Some("mock-a".into()),
+        stream: false,
+        outcome: Outcome::Ok,
+        status: 200,
+        attempts: 1,
+        tokens: Some(TokenCounts {
+            prompt: 100,
+            completion: 50,
+            total: 150,
+            cached: 10,
+            cache_write: 7,
+            reasoning: 5,
+        }),
+        latency_ms: 20,
+        ttft_ms: None,
+        error_code: None,
+        usage_estimated: false,
+        billing: Some(Charge {
+            price_version: Some(3),
+            cost: Nanos(cost),
+            price: Nanos(price),
+            absorbed: Nanos(0),
+        }),
+    }
+}
+
+fn tenant(id: &str) -> Tenant {
+    Tenant {
+        id: id.into(),
+        name: format!("name of {id}"),
+        status: TenantStatus::Active,
+        billing_mode: BillingMode::Postpaid,
+        credit_limit_units: None,
+        policy: TenantPolicy::default(),
+        limits: Limits::default(),
+        plan: None,
+        markup_percent: None,
+        created_at_ms: 1_000,
+        updated_at_ms: 1_000,
+    }
+}
+
+fn audit(action: &str, target: &str) -> AuditEntry {
+    AuditEntry {
+        at_ms: 2_000,
+        actor: "operator:alice".into(),
+        action: action.into(),
+        target_kind: "tenant".into(),
+        target_id: target.into(),
+        detail: serde_json::json!({"story": "billing"}),
+    }
+}
+
+fn grant(id: &str, tenant: &str, kind: GrantKind, usd: i64, expires: Option<i64>) -> CreditGrant {
+    CreditGrant {
+        id: id.into(),
+        tenant_id: tenant.into(),
+        kind,
+        amount: Nanos(usd * USD),
+        expires_at_ms: expires,
+        note: format!("{} grant", kind.as_str()),
+        actor: "operator:alice".into(),
+        created_at_ms: 3_000,
+        expired_at_ms: None,
+        expired: Nanos::ZERO,
+    }
+}
+
+async fn new_tenant(store: &Store, id: &str) {
+    store
+        .create_tenant(&tenant(id), &audit("tenant.create", id))
+        .await
+        .unwrap();
+}
+
+/// Every account's balance, from `account_balances` through the per-tenant reads, and recomputed
+/// from every posting: they must agree, and sum to zero.
+async fn recomputed_balances(store: &Store) -> BTreeMap<String, i64> {
+    let mut balances: BTreeMap<String, i64> = BTreeMap::new();
+    let mut after = None;
+    loop {
+        let page = store.ledger_entries(None, after, 7).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.seq);
+        for e in &page {
+            assert!(e.amount.0 > 0, "{e:?}");
+            *balances.entry(e.debit.clone()).or_default() -= e.amount.0;
+            *balances.entry(e.credit.clone()).or_default() += e.amount.0;
+        }
+    }
+    assert_eq!(balances.values().map(|b| i128::from(*b)).sum::<i128>(), 0);
+    assert_eq!(store.ledger_sum().await.unwrap(), 0, "Σ balances");
+    balances
+}
+
+async fn assert_balances_match_postings(store: &Store, tenants: &[&str]) {
+    let recomputed = recomputed_balances(store).await;
+    for t in tenants {
+        let get = |a: String| Nanos(recomputed.get(&a).copied().unwrap_or(0));
+        assert_eq!(
+            store.balances(t).await.unwrap(),
+            Balances {
+                credit: get(format!("tenant:{t}:credit")),
+                receivable: get(format!("tenant:{t}:receivable")),
+            },
+            "stored balances of {t} = balances recomputed from the postings"
+        );
+    }
+}
+
+async fn metering_story(store: &Store) {
+    new_tenant(store, "ten_a").await;
+    store
+        .grant_credit(
+            &grant("gr_1", "ten_a", GrantKind::TopUp, 1, None),
+            &audit("credit.grant", "ten_a"),
+        )
+        .await
+        .unwrap();
+
+    // $0.60 then $0.70 in ONE batch: the first draws $0.60 of the $1 credit, the second the
+    // remaining $0.40 and owes $0.30. Plus an unbilled (operator) record and a record without a
+    // charge: they post nothing.
+    let r1 = record("req_1", "ten_a", "key_1", DAY0, 600_000_000, 400_000_000);
+    let mut r2 = record(
+        "req_2",
+        "ten_a",
+        "key_1",
+        DAY0 + 1,
+        700_000_000,
+        500_000_000,
+    );
+    r2.usage_estimated = true;
+    r2.billing = Some(Charge {
+        price_version: None,
+        cost: Nanos(500_000_000),
+        price: Nanos(700_000_000),
+        absorbed: Nanos(25),
+    });
+    let mut operator = record("req_op", "ten_a", "key_1", DAY0 + 2, 1, 1);
+    operator.tenant_id = None;
+    operator.key_id = None;
+    let mut unpriced = record("req_free", "ten_a", "key_1", DAY0 + 3, 0, 0);
+    unpriced.billing = None;
+    let batch = vec![r1.clone(), r2.clone(), operator.clone(), unpriced.clone()];
+    assert_eq!(store.record_requests(&batch).await.unwrap(), 4);
+
+    assert_eq!(
+        store.balances("ten_a").await.unwrap(),
+        Balances {
+            credit: Nanos(0),
+            receivable: Nanos(-300_000_000),
+        }
+    );
+    let entries = store
+        .ledger_entries(Some("ten_a"), None, 100)
+        .await
+        .unwrap();
+    let moves: Vec<(&str, &str, &str, i64)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.key.as_str(),
+                e.debit.as_str(),
+                e.credit.as_str(),
+                e.amount.0,
+            )
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            ("grant:gr_1", "platform:funding", "tenant:ten_a:credit", USD),
+            (
+                "usage:req_1:credit",
+                "tenant:ten_a:credit",
+                "platform:revenue",
+                600_000_000
+            ),
+            (
+                "usage:req_1:cost",
+                "provider:mock:cost",
+                "provider:mock:payable",
+                400_000_000
+            ),
+            (
+                "usage:req_2:credit",
+                "tenant:ten_a:credit",
+                "platform:revenue",
+                400_000_000
+            ),
+            (
+                "usage:req_2:receivable",
+                "tenant:ten_a:receivable",
+                "platform:revenue",
+                300_000_000
+            ),
+            (
+                "usage:req_2:cost",
+                "provider:mock:cost",
+                "provider:mock:payable",
+                500_000_000
+            ),
+        ]
+    );
+    assert!(entries.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(entries[1].request_id.as_deref(), Some("req_1"));
+    assert_eq!(
+        entries[1].at_ms, DAY0,
+        "usage is posted at the request's time"
+    );
+    assert_eq!(entries[0].request_id, None);
+    let balances = recomputed_balances(store).await;
+    assert_eq!(balances["platform:revenue"], 1_300_000_000);
+    assert_eq!(balances["provider:mock:cost"], -900_000_000);
+    assert_eq!(balances["provider:mock:payable"], 900_000_000);
+    assert_eq!(balances["platform:funding"], -USD);
+
+    // Every field round-trips, the charge and cache writes included.
+    for r in [&r1, &r2, &operator, &unpriced] {
+        assert_eq!(store.get_request(&r.id).await.unwrap().as_ref(), Some(r));
+    }
+
+    // Recording the same batch again (a replay after a lost acknowledgement) stores and posts
+    // nothing; a duplicate inside one batch is stored and posted once.
+    let postings = store.ledger_entries(None, None, 1000).await.unwrap().len();
+    assert_eq!(store.record_requests(&batch).await.unwrap(), 0);
+    let r3 = record("req_3", "ten_a", "key_1", DAY0 + 4, 100_000_000, 0);
+    assert_eq!(
+        store
+            .record_requests(&[r3.clone(), r3.clone(), r1.clone()])
+            .await
+            .unwrap(),
+        1
+    );
+    let after = store.ledger_entries(None, None, 1000).await.unwrap();
+    assert_eq!(after.len(), postings + 1, "only req_3's receivable posting");
+    assert_eq!(
+        after.last().map(|e| e.key.as_str()),
+        Some("usage:req_3:receivable")
+    );
+    assert_eq!(
+        store.balances("ten_a").await.unwrap(),
+        Balances {
+            credit: Nanos(0),
+            receivable: Nanos(-400_000_000),
+        }
+    );
+
+    // Atomic: when the ledger half fails (these two charges overflow the revenue balance), the
+    // records are not stored either.
+    let count = store.count_requests().await.unwrap();
+    let huge = i64::MAX / 2 + 1;
+    let failed = store
+        .record_requests(&[
+            record("req_big_1", "ten_a", "key_1", DAY0, huge, 0),
+            record("req_big_2", "ten_a", "key_1", DAY0, huge, 0),
+        ])
+        .await;
+    assert!(matches!(failed, Err(StoreError::Invalid(_))), "{failed:?}");
+    assert_eq!(store.count_requests().await.unwrap(), count);
+    assert_eq!(store.get_request("req_big_1").await.unwrap(), None);
+    assert_eq!(
+        store.ledger_entries(None, None, 1000).await.unwrap(),
+        after,
+        "no posting of the failed batch"
+    );
+    assert_balances_match_postings(store, &["ten_a"]).await;
+}
+
+/// Concurrent batches of one tenant never draw the same credit twice: with $1 of credit and
+/// $2.80 of charges recorded by 8 writers at once, exactly $1 comes from credit.
+async fn concurrent_story(store: &Store) {
+    new_tenant(store, "ten_c").await;
+    store
+        .grant_credit(
+            &grant("gr_c", "ten_c", GrantKind::Promo, 1, None),
+            &audit("credit.grant", "ten_c"),
+        )
+        .await
+        .unwrap();
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            for b in 0..5 {
+                let id = format!("req_{w}_{b}");
+                let r = record(&id, "ten_c", "key_c", DAY0, 70_000_000, 10_000_000);
+                store.record_requests(&[r]).await.unwrap();
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert_eq!(
+        store.balances("ten_c").await.unwrap(),
+        Balances {
+            credit: Nanos(0),
+            receivable: Nanos(-1_800_000_000),
+        }
+    );
+    let balances = recomputed_balances(store).await;
+    assert_eq!(balances["platform:revenue"], 2_800_000_000);
+    assert_eq!(balances["provider:mock:payable"], 400_000_000);
+    assert_eq!(balances["platform:promotions"], -USD);
+    assert_balances_match_postings(store, &["ten_c"]).await;
+
+    // Expiry run by several replicas at once expires each grant once.
+    new_tenant(store, "ten_e").await;
+    for i in 0..3 {
+        let g = grant(
+            &format!("gr_e{i}"),
+            "ten_e",
+            GrantKind::Promo,
+            1,
+            Some(10_000 + i),
+        );
+        store
+            .grant_credit(&g, &audit("credit.grant", &g.id))
+            .await
+            .unwrap();
+    }
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.expire_grants(20_000).await.unwrap() })
+        })
+        .collect();
+    let mut expired = Vec::new();
+    for run in runs {
+        expired.extend(run.await.unwrap());
+    }
+    expired.sort_by(|a, b| a.grant_id.cmp(&b.grant_id));
+    assert_eq!(
+        expired
+            .iter()
+            .map(|e| (e.grant_id.as_str(), e.amount))
+            .collect::<Vec<_>>(),
+        [
+            ("gr_e0", Nanos(USD)),
+            ("gr_e1", Nanos(USD)),
+            ("gr_e2", Nanos(USD))
+        ]
+    );
+    assert_eq!(store.balances("ten_e").await.unwrap(), Balances::default());
+    assert_eq!(
+        recomputed_balances(store).await["platform:expired"],
+        3 * USD
+    );
+}
+
+/// A group commit of thousands of billed records, for more tenants than one statement reads:
+/// every chunk of every statement posts.
+async fn large_batch_story(store: &Store) {
+    let batch: Vec<RequestRecord> = (0..2345)
+        .map(|i| {
+            let tenant = format!("ten_{:04}", i % 1100);
+            record(&format!("req_{i:05}"), &tenant, "key", DAY0, 1_000, 600)
+        })
+        .collect();
+    assert_eq!(store.record_requests(&batch).await.unwrap(), 2345);
+    assert_eq!(store.record_requests(&batch).await.unwrap(), 0);
+    let balances = recomputed_balances(store).await;
+    assert_eq!(balances["platform:revenue"], 2345 * 1_000);
+    assert_eq!(balances["provider:mock:payable"], 2345 * 600);
+    // ten_0000 made requests 0, 1100 and 2200.
+    assert_eq!(
+        store.balances("ten_0000").await.unwrap().receivable,
+        Nanos(-3_000)
+    );
+    assert_eq!(
+        store.balances("ten_1099").await.unwrap().receivable,
+        Nanos(-2_000)
+    );
+    assert_balances_match_postings(store, &["ten_0000", "ten_0500", "ten_1099"]).await;
+}
+
+async fn grants_story(store: &Store) {
+    new_tenant(store, "ten_g").await;
+    new_tenant(store, "ten_h").await;
+    let promo = grant("gr_promo", "ten_g", GrantKind::Promo, 1, Some(50_000));
+    let topup = grant("gr_topup", "ten_g", GrantKind::TopUp, 1, None);
+    for g in [&promo, &topup] {
+        store
+            .grant_credit(g, &audit("credit.grant", &g.id))
+            .await
+            .unwrap();
+    }
+    // A replay changes nothing and writes no second audit entry; other terms under the same id,
+    // an unknown tenant and a non-positive amount are refused.
+    store
+        .grant_credit(&promo, &audit("credit.grant", &promo.id))
+        .await
+        .unwrap();
+    let mut bigger = promo.clone();
+    bigger.amount = Nanos(2 * USD);
+    let clash = store
+        .grant_credit(&bigger, &audit("credit.grant", "gr_promo"))
+        .await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    let orphan = store
+        .grant_credit(
+            &grant("gr_x", "ten_missing", GrantKind::TopUp, 1, None),
+            &audit("credit.grant", "gr_x"),
+        )
+        .await;
+    assert!(matches!(orphan, Err(StoreError::Conflict(_))), "{orphan:?}");
+    let mut zero = grant("gr_zero", "ten_g", GrantKind::TopUp, 0, None);
+    zero.amount = Nanos(0);
+    let refused = store
+        .grant_credit(&zero, &audit("credit.grant", "gr_zero"))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+
+    let grants_audit: Vec<AuditEntry> = store
+        .list_audit(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e)
+        .filter(|e| e.action == "credit.grant")
+        .collect();
+    assert_eq!(
+        grants_audit,
+        vec![
+            audit("credit.grant", "gr_promo"),
+            audit("credit.grant", "gr_topup")
+        ],
+        "one audit entry per grant stored"
+    );
+    assert_eq!(
+        store
+            .list_grants(
+                "ten_g",
+                Page {
+                    after: None,
+                    limit: 10
+                }
+            )
+            .await
+            .unwrap(),
+        vec![promo.clone(), topup.clone()]
+    );
+    assert_eq!(
+        store
+            .list_grants(
+                "ten_g",
+                Page {
+                    after: Some("gr_promo"),
+                    limit: 10
+                }
+            )
+            .await
+            .unwrap(),
+        vec![topup.clone()]
+    );
+    assert!(store
+        .list_grants(
+            "ten_h",
+            Page {
+                after: None,
+                limit: 10
+            }
+        )
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.balances("ten_g").await.unwrap().credit,
+        Nanos(2 * USD)
+    );
+
+    // Spend $0.50: it comes from the promo (it expires first), so $0.50 of the promo expires.
+    store
+        .record_requests(&[record("req_g", "ten_g", "key_g", DAY0, USD / 2, 0)])
+        .await
+        .unwrap();
+    assert!(
+        store.expire_grants(49_999).await.unwrap().is_empty(),
+        "not due yet"
+    );
+    let expired = store.expire_grants(50_000).await.unwrap();
+    assert_eq!(
+        expired,
+        vec![tollgate_store::ExpiredGrant {
+            grant_id: "gr_promo".into(),
+            tenant_id: "ten_g".into(),
+            amount: Nanos(USD / 2),
+        }]
+    );
+    assert_eq!(
+        store.balances("ten_g").await.unwrap(),
+        Balances {
+            credit: Nanos(USD),
+            receivable: Nanos(0),
+        },
+        "the top-up is whole"
+    );
+    let postings = store.ledger_entries(None, None, 1000).await.unwrap();
+    let expiry = postings.last().unwrap();
+    assert_eq!(
+        (
+            expiry.key.as_str(),
+            expiry.debit.as_str(),
+            expiry.credit.as_str(),
+            expiry.amount,
+            expiry.tenant_id.as_deref(),
+            expiry.at_ms,
+        ),
+        (
+            "expire:gr_promo",
+            "tenant:ten_g:credit",
+            "platform:expired",
+            Nanos(USD / 2),
+            Some("ten_g"),
+            50_000,
+        )
+    );
+    let stored = store
+        .list_grants(
+            "ten_g",
+            Page {
+                after: None,
+                limit: 1,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (stored[0].expired_at_ms, stored[0].expired),
+        (Some(50_000), Nanos(USD / 2))
+    );
+
+    // Running it again (or on another replica) expires and posts nothing.
+    assert!(store.expire_grants(60_000).await.unwrap().is_empty());
+    assert_eq!(
+        store.ledger_entries(None, None, 1000).await.unwrap(),
+        postings
+    );
+
+    // A grant spent entirely expires with nothing left, and still counts as expired; when two
+    // grants expire together the earlier one is spent first.
+    let spent = grant("gr_spent", "ten_h", GrantKind::Promo, 1, Some(70_000));
+    let later = grant("gr_later", "ten_h", GrantKind::Promo, 1, Some(80_000));
+    for g in [&spent, &later] {
+        store
+            .grant_credit(g, &audit("credit.grant", &g.id))
+            .await
+            .unwrap();
+    }
+    store
+        .record_requests(&[record("req_h", "ten_h", "key_h", DAY0, 1_200_000_000, 0)])
+        .await
+        .unwrap();
+    let expired = store.expire_grants(90_000).await.unwrap();
+    assert_eq!(
+        expired
+            .iter()
+            .map(|e| (e.grant_id.as_str(), e.amount))
+            .collect::<Vec<_>>(),
+        [("gr_spent", Nanos(0)), ("gr_later", Nanos(800_000_000))]
+    );
+    assert_eq!(store.balances("ten_h").await.unwrap(), Balances::default());
+    assert_eq!(
+        recomputed_balances(store).await["platform:expired"],
+        1_300_000_000
+    );
+    assert_balances_match_postings(store, &["ten_g", "ten_h"]).await;
+
+    // Paging through the postings of one tenant.
+    let all_g = store
+        .ledger_entries(Some("ten_g"), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        all_g.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+        [
+            "grant:gr_promo",
+            "grant:gr_topup",
+            "usage:req_g:credit",
+            "expire:gr_promo"
+        ]
+    );
+    let first = store.ledger_entries(Some("ten_g"), None, 2).await.unwrap();
+    let rest = store
+        .ledger_entries(Some("ten_g"), Some(first[1].seq), 100)
+        .await
+        .unwrap();
+    assert_eq!([first, rest].concat(), all_g);
+}
+
+async fn reports_story(store: &Store) {
+    let mut batch = vec![
+        record("r1", "ten_a", "key_1", DAY0 + 10, 100, 80),
+        record("r2", "ten_a", "key_1", DAY0 + DAY_MS - 1, 200, 150),
+        record("r3", "ten_a", "key_2", DAY0 + DAY_MS, 400, 300),
+        record("r4", "ten_b", "key_3", DAY0 + DAY_MS + 5, 800, 600),
+    ];
+    batch[1].public_model = "gpt-big".into();
+    let mut unbilled = record("r5", "ten_a", "key_1", DAY0 + 20, 0, 0);
+    unbilled.billing = None;
+    unbilled.tokens = None;
+    batch.push(unbilled);
+    store.record_requests(&batch).await.unwrap();
+
+    let spend = |scope, from| async move { store.spend_since(scope, from).await.unwrap() };
+    assert_eq!(spend(SpendScope::Key("key_1"), 0).await, Nanos(300));
+    assert_eq!(spend(SpendScope::Key("key_1"), DAY0 + 11).await, Nanos(200));
+    assert_eq!(
+        spend(SpendScope::Key("key_2"), DAY0 + DAY_MS).await,
+        Nanos(400)
+    );
+    assert_eq!(
+        spend(SpendScope::Key("key_2"), DAY0 + DAY_MS + 1).await,
+        Nanos(0)
+    );
+    assert_eq!(spend(SpendScope::Tenant("ten_a"), 0).await, Nanos(700));
+    assert_eq!(
+        spend(SpendScope::Tenant("ten_a"), DAY0 + DAY_MS).await,
+        Nanos(400)
+    );
+    assert_eq!(spend(SpendScope::Tenant("ten_b"), 0).await, Nanos(800));
+    assert_eq!(spend(SpendScope::Tenant("ten_none"), 0).await, Nanos(0));
+
+    let tokens = |n: i64| UsageRow {
+        requests: n,
+        prompt_tokens: 100 * n,
+        completion_tokens: 50 * n,
+        cached_tokens: 10 * n,
+        cache_write_tokens: 7 * n,
+        reasoning_tokens: 5 * n,
+        ..UsageRow::default()
+    };
+    let by_day_and_model = store
+        .usage_summary(&UsageQuery {
+            tenant_id: Some("ten_a".into()),
+            group_by: vec![GroupBy::Day, GroupBy::Model],
+            ..UsageQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        by_day_and_model,
+        vec![
+            UsageRow {
+                day: Some("2026-11-24".into()),
+                model: Some("gpt-big".into()),
+                cost: Nanos(150),
+                price: Nanos(200),
+                ..tokens(1)
+            },
+            UsageRow {
+                day: Some("2026-11-24".into()),
+                model: Some("gpt-test".into()),
+                cost: Nanos(80),
+                price: Nanos(100),
+                requests: 2,
+                ..tokens(1)
+            },
+            UsageRow {
+                day: Some("2026-11-25".into()),
+                model: Some("gpt-test".into()),
+                cost: Nanos(300),
+                price: Nanos(400),
+                ..tokens(1)
+            },
+        ]
+    );
+    let by_key = store
+        .usage_summary(&UsageQuery {
+            group_by: vec![GroupBy::Key],
+            ..UsageQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        by_key
+            .iter()
+            .map(|r| (r.key_id.as_deref(), r.requests, r.price, r.day.is_none()))
+            .collect::<Vec<_>>(),
+        [
+            (Some("key_1"), 3, Nanos(300), true),
+            (Some("key_2"), 1, Nanos(400), true),
+            (Some("key_3"), 1, Nanos(800), true),
+        ]
+    );
+    // Filters: model, and a time range [from, to).
+    let day_two = store
+        .usage_summary(&UsageQuery {
+            model: Some("gpt-test".into()),
+            from_ms: Some(DAY0 + DAY_MS),
+            to_ms: Some(DAY0 + DAY_MS + 5),
+            group_by: vec![GroupBy::Tenant],
+            ..UsageQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        day_two,
+        vec![UsageRow {
+            tenant_id: Some("ten_a".into()),
+            cost: Nanos(300),
+            price: Nanos(400),
+            ..tokens(1)
+        }]
+    );
+    // No grouping: the totals.
+    let total = store.usage_summary(&UsageQuery::default()).await.unwrap();
+    assert_eq!(
+        total,
+        vec![UsageRow {
+            cost: Nanos(1_130),
+            price: Nanos(1_500),
+            requests: 5,
+            ..tokens(4)
+        }]
+    );
+    assert_balances_match_postings(store, &["ten_a", "ten_b"]).await;
+}
+
+async fn tenant_pricing_story(store: &Store) {
+    let mut t = tenant("ten_p");
+    t.plan = Some("pro".into());
+    t.markup_percent = Some(Decimal::new(125, 1));
+    store
+        .create_tenant(&t, &audit("tenant.create", "ten_p"))
+        .await
+        .unwrap();
+    new_tenant(store, "ten_q").await;
+    assert_eq!(store.get_tenant("ten_p").await.unwrap(), Some(t.clone()));
+    let listed = store
+        .list_tenants(
+            None,
+            Page {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![t.clone(), tenant("ten_q")]);
+
+    t.plan = None;
+    t.markup_percent = Some(Decimal::new(20, 0));
+    assert!(store
+        .save_tenant(&t, &audit("tenant.update", "ten_p"))
+        .await
+        .unwrap());
+    let saved = store.get_tenant("ten_p").await.unwrap().unwrap();
+    assert_eq!(saved, t);
+    assert_eq!(
+        saved.markup_percent.map(|m| m.to_string()),
+        Some("20".into())
+    );
+    t.markup_percent = None;
+    assert!(store
+        .save_tenant(&t, &audit("tenant.update", "ten_p"))
+        .await
+        .unwrap());
+    assert_eq!(store.get_tenant("ten_p").await.unwrap(), Some(t));
+}

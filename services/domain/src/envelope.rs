@@ -111,6 +111,9 @@ pub struct RequestEnvelope<'a> {
     model: Cow<'a, str>,
     stream: bool,
     client_wants_usage: bool,
+    wants_cost: bool,
+    /// The body itself has `stream_options.include_usage: true`.
+    sends_include_usage: bool,
     max_output_tokens: Option<u64>,
 }
 
@@ -128,6 +131,8 @@ impl<'a> RequestEnvelope<'a> {
             model: Cow::Borrowed(""),
             stream: false,
             client_wants_usage: false,
+            wants_cost: false,
+            sends_include_usage: false,
             max_output_tokens: None,
         };
         envelope.check(limits)?;
@@ -180,6 +185,23 @@ impl<'a> RequestEnvelope<'a> {
                 }
             }
         }
+        if let Some(raw) = self.field("usage") {
+            // OpenRouter's usage accounting: `"usage": {"include": true}` asks for `usage.cost`.
+            #[derive(Deserialize)]
+            struct UsageOptions {
+                #[serde(default)]
+                include: Option<bool>,
+            }
+            match serde_json::from_str::<Option<UsageOptions>>(raw.get()) {
+                Ok(o) => self.wants_cost = o.and_then(|o| o.include).unwrap_or(false),
+                Err(_) => {
+                    return Err(InvalidRequest::wrong_type(
+                        "usage",
+                        "an object with an optional boolean 'include'",
+                    ))
+                }
+            }
+        }
         if let Some(options) = self.field("stream_options") {
             #[derive(Deserialize)]
             struct StreamOptions {
@@ -188,8 +210,9 @@ impl<'a> RequestEnvelope<'a> {
             }
             match serde_json::from_str::<Option<StreamOptions>>(options.get()) {
                 Ok(o) => {
-                    self.client_wants_usage =
+                    self.sends_include_usage =
                         self.stream && o.and_then(|o| o.include_usage).unwrap_or(false);
+                    self.client_wants_usage = self.sends_include_usage;
                 }
                 Err(_) => {
                     return Err(InvalidRequest::wrong_type(
@@ -200,6 +223,9 @@ impl<'a> RequestEnvelope<'a> {
             }
         }
 
+        if self.wants_cost && self.stream {
+            self.client_wants_usage = true;
+        }
         match self.endpoint {
             Endpoint::ChatCompletions => self.check_messages(limits),
             Endpoint::Completions => self.check_inputs("prompt", limits),
@@ -312,6 +338,38 @@ impl<'a> RequestEnvelope<'a> {
         self.max_output_tokens
     }
 
+    /// Whether the client asked for `usage.cost` (`"usage": {"include": true}`, as on OpenRouter).
+    pub fn wants_cost(&self) -> bool {
+        self.wants_cost
+    }
+
+    /// The request's raw `messages` (chat), `prompt` (completions) or `input` (embeddings).
+    pub fn content(&self) -> Option<&'a str> {
+        let name = match self.endpoint {
+            Endpoint::ChatCompletions => "messages",
+            Endpoint::Completions => "prompt",
+            Endpoint::Embeddings => "input",
+        };
+        self.field(name).map(RawValue::get)
+    }
+
+    /// How many image parts the request carries (an image can cost far more tokens than its
+    /// URL has bytes, so holds count them separately).
+    pub fn image_parts(&self) -> u64 {
+        const KEY: &[u8] = b"\"image_url\"";
+        self.content().map_or(0, |c| {
+            let bytes = c.as_bytes();
+            // Count the key (`"image_url": {…}`), not the type value `"type": "image_url"`.
+            let keys = memchr::memmem::find_iter(bytes, KEY).filter(|at| {
+                bytes[at + KEY.len()..]
+                    .iter()
+                    .find(|b| !b.is_ascii_whitespace())
+                    == Some(&b':')
+            });
+            u64::try_from(keys.count()).unwrap_or(u64::MAX)
+        })
+    }
+
     /// Whether the client asked for the final usage chunk of a stream.
     pub fn client_wants_usage(&self) -> bool {
         self.client_wants_usage
@@ -320,7 +378,7 @@ impl<'a> RequestEnvelope<'a> {
     /// The body to send upstream: `model` replaced by `upstream_model`; for a stream with
     /// `ask_usage`, `stream_options.include_usage` set to `true` (other options kept).
     pub fn to_upstream_body(&self, upstream_model: &str, ask_usage: bool) -> Vec<u8> {
-        let force_usage = self.stream && ask_usage && !self.client_wants_usage;
+        let force_usage = self.stream && ask_usage && !self.sends_include_usage;
         let mut out = Vec::with_capacity(
             self.fields
                 .iter()
@@ -331,10 +389,16 @@ impl<'a> RequestEnvelope<'a> {
         );
         out.push(b'{');
         let mut wrote_stream_options = false;
-        for (i, (key, value)) in self.fields.iter().enumerate() {
-            if i > 0 {
+        let mut first = true;
+        for (key, value) in &self.fields {
+            // Tollgate's own (OpenRouter-style) option; providers would reject it.
+            if key.as_ref() == "usage" {
+                continue;
+            }
+            if !first {
                 out.push(b',');
             }
+            first = false;
             write_json_str(&mut out, key);
             out.push(b':');
             match key.as_ref() {
@@ -352,7 +416,7 @@ impl<'a> RequestEnvelope<'a> {
             }
         }
         if force_usage && !wrote_stream_options {
-            if !self.fields.is_empty() {
+            if !first {
                 out.push(b',');
             }
             out.extend_from_slice(br#""stream_options":{"include_usage":true}"#);

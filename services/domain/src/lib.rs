@@ -12,6 +12,7 @@
 //! - [`tenant`]: tenant and key statuses, policies and limits (issue 3 groundwork).
 #![forbid(unsafe_code)]
 
+pub mod calendar;
 pub mod envelope;
 pub mod ids;
 pub mod keys;

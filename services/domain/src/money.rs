@@ -119,6 +119,32 @@ impl fmt::Display for Nanos {
     }
 }
 
+/// Serde for an optional amount written as a dollar string (`"1.00"`), exact both ways:
+/// `#[serde(with = "tollgate_domain::money::usd_opt")]`.
+pub mod usd_opt {
+    use super::Nanos;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Nanos>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(n) => s.collect_str(n),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Nanos>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| {
+            let n = Nanos::parse_usd(&t).map_err(serde::de::Error::custom)?;
+            if n.0 < 0 {
+                return Err(serde::de::Error::custom(format!("`{t}` is negative")));
+            }
+            Ok(n)
+        })
+        .transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,8 @@
-//! Tenants and their keys, as the domain sees them (issue 3 groundwork: stored, not yet enforced).
+//! Tenants and their keys, as the domain sees them.
 
 use serde::{Deserialize, Serialize};
+
+use crate::money::Nanos;
 
 /// Whether a tenant may use the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +99,36 @@ pub struct Limits {
     pub tokens_per_minute: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent: Option<u32>,
+    /// Spend per UTC day (resets at 00:00 UTC), in dollars as a decimal string.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::money::usd_opt"
+    )]
+    pub daily_spend_usd: Option<Nanos>,
+    /// Spend per UTC calendar month (resets at 00:00 UTC on the 1st).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::money::usd_opt"
+    )]
+    pub monthly_spend_usd: Option<Nanos>,
+    /// Spend over the whole life of the key or tenant.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::money::usd_opt"
+    )]
+    pub total_spend_usd: Option<Nanos>,
+}
+
+impl Limits {
+    /// Whether any spend limit is set.
+    pub fn has_spend_limit(&self) -> bool {
+        self.daily_spend_usd.is_some()
+            || self.monthly_spend_usd.is_some()
+            || self.total_spend_usd.is_some()
+    }
 }
 
 #[cfg(test)]
@@ -139,5 +171,14 @@ mod tests {
                 ..Limits::default()
             }
         );
+        let l: Limits = serde_json::from_str(r#"{"daily_spend_usd":"1.50"}"#).unwrap();
+        assert_eq!(l.daily_spend_usd, Some(Nanos(1_500_000_000)));
+        assert!(l.has_spend_limit());
+        assert_eq!(
+            serde_json::to_string(&l).unwrap(),
+            r#"{"daily_spend_usd":"1.5"}"#
+        );
+        assert!(serde_json::from_str::<Limits>(r#"{"daily_spend_usd":"-1"}"#).is_err());
+        assert!(serde_json::from_str::<Limits>(r#"{"daily_spend_usd":1.5}"#).is_err());
     }
 }

@@ -192,6 +192,12 @@ pub trait Billing {
         tenant_id: &str,
     ) -> impl Future<Output = Result<Balances, StoreError>> + Send;
 
+    /// A tenant's net credit granted: Σ grants less what expired of them.
+    fn granted_credit(
+        &self,
+        tenant_id: &str,
+    ) -> impl Future<Output = Result<Nanos, StoreError>> + Send;
+
     /// Σ of what a key's or tenant's requests created at or after `from_ms` were charged.
     fn spend_since(
         &self,
@@ -251,16 +257,7 @@ fn expiry_remaining(balance: i64, later: i64, amount: i64) -> i64 {
 
 /// `YYYY-MM-DD` of the `day`-th day after 1970-01-01 (proleptic Gregorian).
 fn utc_day(day: i64) -> String {
-    // Howard Hinnant's civil_from_days.
-    let z = day + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = tollgate_domain::calendar::civil_from_days(day);
     format!("{y:04}-{m:02}-{d:02}")
 }
 
@@ -592,6 +589,16 @@ impl Billing for Store {
             }
         }
         Ok(out)
+    }
+
+    async fn granted_credit(&self, tenant_id: &str) -> Result<Nanos, StoreError> {
+        const SQL: &str =
+            "SELECT CAST(COALESCE(SUM(amount_nanos - COALESCE(expired_nanos, 0)), 0) AS BIGINT) \
+             FROM credit_grants WHERE tenant_id = $1";
+        let n: i64 = on_pool!(self, pool => {
+            sqlx::query_scalar(SQL).bind(tenant_id).fetch_one(pool).await?
+        });
+        Ok(Nanos(n))
     }
 
     async fn spend_since(&self, scope: SpendScope<'_>, from_ms: i64) -> Result<Nanos, StoreError> {

@@ -563,6 +563,7 @@ async fn grants_story(store: &Store) {
         store.expire_grants(49_999).await.unwrap().is_empty(),
         "not due yet"
     );
+    assert_eq!(store.granted_credit("ten_g").await.unwrap(), Nanos(2 * USD));
     let expired = store.expire_grants(50_000).await.unwrap();
     assert_eq!(
         expired,
@@ -580,6 +581,12 @@ async fn grants_story(store: &Store) {
         },
         "the top-up is whole"
     );
+    assert_eq!(
+        store.granted_credit("ten_g").await.unwrap(),
+        Nanos(3 * USD / 2),
+        "net of what expired"
+    );
+    assert_eq!(store.granted_credit("ten_none").await.unwrap(), Nanos(0));
     let postings = store.ledger_entries(None, None, 1000).await.unwrap();
     let expiry = postings.last().unwrap();
     assert_eq!(

@@ -270,3 +270,26 @@ proptest! {
         let _ = RequestEnvelope::parse(Endpoint::ChatCompletions, &bytes, &EnvelopeLimits::default());
     }
 }
+
+#[test]
+fn usage_accounting_option_is_read_and_never_sent_upstream() {
+    let body = br#"{"usage":{"include":true},"model":"m","stream":true,"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://x/y.png"}}]}]}"#;
+    let env = RequestEnvelope::parse(Endpoint::ChatCompletions, body, &EnvelopeLimits::default())
+        .expect("valid");
+    assert!(env.wants_cost());
+    assert!(
+        env.client_wants_usage(),
+        "usage.include shows the usage chunk of a stream"
+    );
+    assert_eq!(env.image_parts(), 1);
+    let up: serde_json::Value =
+        serde_json::from_slice(&env.to_upstream_body("up", true)).expect("json");
+    assert!(up.get("usage").is_none(), "{up}");
+    assert_eq!(up["model"], "up");
+    assert_eq!(up["stream_options"]["include_usage"], true);
+
+    let bad = br#"{"model":"m","messages":[{"role":"user","content":"x"}],"usage":true}"#;
+    let err = RequestEnvelope::parse(Endpoint::ChatCompletions, bad, &EnvelopeLimits::default())
+        .expect_err("usage must be an object");
+    assert_eq!(err.param.as_deref(), Some("usage"));
+}

@@ -4,6 +4,7 @@ use actix_web::http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use tollgate_domain::money::Nanos;
 use tollgate_domain::InvalidRequest;
 use tollgate_providers::UpstreamError;
 
@@ -22,6 +23,17 @@ pub enum ApiError {
     RateLimited(crate::admission::Denied),
     #[error("quota store unavailable")]
     QuotaUnavailable,
+    #[error("budget exceeded: {what}")]
+    BudgetExceeded {
+        what: &'static str,
+        limit: tollgate_domain::money::Nanos,
+        available: tollgate_domain::money::Nanos,
+        amount: tollgate_domain::money::Nanos,
+    },
+    #[error("budget state unavailable: {0}")]
+    BudgetUnavailable(String),
+    #[error("the usage record could not be committed")]
+    MeteringFailed,
     #[error("tenant suspended")]
     TenantSuspended,
     #[error("model {0:?} not found")]
@@ -100,6 +112,13 @@ impl ApiError {
             Self::QuotaUnavailable => {
                 row(S::SERVICE_UNAVAILABLE, "server_error", "quota_unavailable")
             }
+            Self::BudgetExceeded { .. } => {
+                row(S::PAYMENT_REQUIRED, "insufficient_quota", "budget_exceeded")
+            }
+            Self::BudgetUnavailable(_) => {
+                row(S::SERVICE_UNAVAILABLE, "server_error", "budget_unavailable")
+            }
+            Self::MeteringFailed => row(S::SERVICE_UNAVAILABLE, "server_error", "metering_failed"),
             Self::RateLimited(d) if d.concurrency => row(
                 S::TOO_MANY_REQUESTS,
                 "rate_limit_error",
@@ -196,6 +215,12 @@ impl ApiError {
                 format!("Rate limit: this request alone exceeds the {}.", d.what)
             }
             Self::QuotaUnavailable => "Limits cannot be checked right now; retry shortly.".into(),
+            Self::BudgetExceeded { what, limit, available, amount } => format!(
+                "Insufficient budget: the {what} (${limit}) has ${} left, and this request may cost up to ${amount}. Lower max_tokens, add credit or raise the limit.",
+                Nanos(available.0.max(0))
+            ),
+            Self::BudgetUnavailable(_) => "Budgets cannot be checked right now; retry shortly.".into(),
+            Self::MeteringFailed => "The response was produced but its usage could not be recorded; it was not delivered. Retry shortly.".into(),
             Self::RateLimited(d) => format!("Rate limit reached for {}; retry after {} ms.", d.what, d.retry_after_ms),
             Self::TenantSuspended => "This account is suspended.".into(),
             Self::ModelNotFound(m) => format!("The model `{m}` does not exist or you do not have access to it."),

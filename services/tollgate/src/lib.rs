@@ -8,11 +8,14 @@
 pub mod admin;
 pub mod admission;
 pub mod auth;
+pub mod billing;
+pub mod budget;
 pub mod catalog;
 pub mod cli;
 pub mod error;
 pub mod ids;
 pub mod key_cache;
+pub mod pricing;
 pub mod proxy;
 pub mod request_log;
 pub mod routes;

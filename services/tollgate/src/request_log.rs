@@ -1,26 +1,34 @@
-//! The request log writer: records are queued in memory and written in batches (group commit),
-//! so a request costs one push, not one database round trip.
+//! The request log writer: records are queued in memory and written in batches (group commit):
+//! the writer takes everything queued, writes it in one transaction, and meanwhile the next
+//! batch gathers — no timer, so a lone request waits for one commit and a busy gateway commits
+//! hundreds of records at once.
 //!
-//! Records are queued before the client is sent the end of its response. The writer flushes
-//! every [`LINGER`] and on shutdown; a write that fails is retried, then logged as lost.
-//! (The metering issue makes this durable before the end reaches the client.)
+//! A request that must be durable before its client sees the end of the response (every
+//! proxied request) waits on [`Committed`]; the writer answers it once its batch is committed
+//! (usage record and ledger postings in one transaction), or failed after retries.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 use tollgate_store::{RequestLog, RequestRecord, Store};
 
-/// How long records wait to be grouped.
-pub const LINGER: Duration = Duration::from_millis(20);
-/// Records held in memory at most; beyond that new ones are dropped (and counted).
+/// Records held in memory at most; beyond that new ones are refused (and counted).
 pub const MAX_QUEUED: usize = 65_536;
+/// Attempts at writing one batch before its records are reported lost.
+const ATTEMPTS: u32 = 5;
+
+/// Resolves to `true` once the record is committed, `false` if it could not be.
+pub type Committed = oneshot::Receiver<bool>;
+
+type Item = (RequestRecord, Option<oneshot::Sender<bool>>);
 
 struct Queue {
-    records: Mutex<Vec<RequestRecord>>,
+    items: Mutex<Vec<Item>>,
     dropped: AtomicU64,
-    shutdown: Notify,
+    wake: Notify,
+    stop: AtomicBool,
 }
 
 /// The handle request handlers use. Cheap to clone.
@@ -33,72 +41,94 @@ impl RequestLogger {
     /// Creates the logger and its writer task (spawned on the current runtime).
     pub fn start(store: Store) -> (Self, tokio::task::JoinHandle<()>) {
         let queue = Arc::new(Queue {
-            records: Mutex::new(Vec::with_capacity(1024)),
+            items: Mutex::new(Vec::with_capacity(1024)),
             dropped: AtomicU64::new(0),
-            shutdown: Notify::new(),
+            wake: Notify::new(),
+            stop: AtomicBool::new(false),
         });
         let writer = tokio::spawn(write_loop(queue.clone(), store));
         (Self { queue }, writer)
     }
 
-    pub fn record(&self, record: RequestRecord) {
-        let Ok(mut records) = self.queue.records.lock() else {
+    fn push(&self, item: Item) {
+        let Ok(mut items) = self.queue.items.lock() else {
             return;
         };
-        if records.len() >= MAX_QUEUED {
-            drop(records);
+        if items.len() >= MAX_QUEUED {
+            drop(items);
             self.queue.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        records.push(record);
+        let was_empty = items.is_empty();
+        items.push(item);
+        drop(items);
+        if was_empty {
+            self.queue.wake.notify_one();
+        }
+    }
+
+    /// Queues a record; nobody waits for it.
+    pub fn record(&self, record: RequestRecord) {
+        self.push((record, None));
+    }
+
+    /// Queues a record and returns what tells when it is committed.
+    pub fn record_durable(&self, record: RequestRecord) -> Committed {
+        let (tx, rx) = oneshot::channel();
+        self.push((record, Some(tx)));
+        rx
     }
 
     /// Asks the writer to flush what is queued and stop.
     pub fn shutdown(&self) {
-        self.queue.shutdown.notify_one();
+        self.queue.stop.store(true, Ordering::Release);
+        self.queue.wake.notify_one();
     }
 }
 
 async fn write_loop(queue: Arc<Queue>, store: Store) {
-    let mut tick = tokio::time::interval(LINGER);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let stop = tokio::select! {
-            _ = tick.tick() => false,
-            () = queue.shutdown.notified() => true,
+        let batch = match queue.items.lock() {
+            Ok(mut items) => std::mem::take(&mut *items),
+            Err(_) => Vec::new(),
         };
-        flush(&queue, &store).await;
-        if stop {
-            // Records queued by requests that finished during the last flush.
-            flush(&queue, &store).await;
-            return;
+        if batch.is_empty() {
+            if queue.stop.load(Ordering::Acquire) {
+                return;
+            }
+            queue.wake.notified().await;
+            continue;
         }
+        write(&queue, &store, batch).await;
     }
 }
 
-async fn flush(queue: &Queue, store: &Store) {
+async fn write(queue: &Queue, store: &Store, batch: Vec<Item>) {
     let dropped = queue.dropped.swap(0, Ordering::Relaxed);
     if dropped > 0 {
-        tracing::error!(dropped, "request log queue full: records dropped");
+        tracing::error!(dropped, "request log queue full: records refused");
     }
-    let batch = match queue.records.lock() {
-        Ok(mut records) if !records.is_empty() => {
-            std::mem::replace(&mut *records, Vec::with_capacity(1024))
-        }
-        _ => return,
-    };
+    let (records, waiters): (Vec<RequestRecord>, Vec<Option<oneshot::Sender<bool>>>) =
+        batch.into_iter().unzip();
     let mut delay = Duration::from_millis(50);
-    for attempt in 1..=5 {
-        match store.record_requests(&batch).await {
-            Ok(_) => return,
-            Err(e) if attempt < 5 => {
-                tracing::warn!(error = %e, attempt, records = batch.len(), "request log write failed; retrying");
+    let mut ok = false;
+    for attempt in 1..=ATTEMPTS {
+        match store.record_requests(&records).await {
+            Ok(_) => {
+                ok = true;
+                break;
+            }
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, records = records.len(), "request log write failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
             Err(e) => {
-                tracing::error!(error = %e, records = batch.len(), "request log write failed; records lost")
+                tracing::error!(error = %e, records = records.len(), "request log write failed; records lost")
             }
         }
+    }
+    for w in waiters.into_iter().flatten() {
+        let _ = w.send(ok);
     }
 }

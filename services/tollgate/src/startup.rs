@@ -43,12 +43,36 @@ impl Application {
         }
         let (logger, writer) = RequestLogger::start(store.clone());
         let catalog = Arc::new(catalog);
+        let admission = Arc::new(admission(settings, &catalog)?);
+        let pricing = Arc::new(pricing(settings, &store, &catalog).await?);
+        crate::pricing::spawn_refresh(
+            pricing.clone(),
+            store.clone(),
+            catalog.clone(),
+            Duration::from_secs(settings.billing.price_refresh_s),
+        );
+        let hold_ttl = catalog.longest_request + Duration::from_secs(60);
+        let budget = Arc::new(crate::budget::Budget::new(
+            store.clone(),
+            admission.redis().map(|r| {
+                Arc::new(crate::budget::redis::RedisBudget::new(
+                    r,
+                    u64::try_from(hold_ttl.as_millis()).unwrap_or(u64::MAX),
+                    Duration::from_millis(settings.billing.redis_timeout_ms),
+                ))
+            }),
+            settings.billing.on_redis_failure,
+        ));
+        crate::proxy::warm_up_tokenizer();
+        crate::billing::spawn_expiry(store.clone(), Duration::from_secs(60));
         let state = web::Data::new(AppState {
             catalog: catalog.clone(),
             store: store.clone(),
             log: logger.clone(),
             keys: crate::key_cache::KeyCache::new(catalog.key_cache_ttl, 100_000),
-            admission: Arc::new(admission(settings, &catalog)?),
+            admission,
+            pricing,
+            budget,
         });
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
@@ -67,6 +91,14 @@ impl Application {
                 catalog.pool_idle_timeout,
                 catalog.pool_max_idle_per_host,
             );
+            // Each worker connects to Redis as it starts, not on its first request's clock.
+            if let Some(redis) = state.admission.redis() {
+                actix_web::rt::spawn(async move {
+                    if let Err(e) = redis.connection().await {
+                        tracing::warn!(error = %e, "redis not reachable at worker start");
+                    }
+                });
+            }
             build_app(state.clone(), web::Data::new(client))
         })
         .workers(workers)
@@ -108,6 +140,29 @@ impl Application {
         self.store.close().await;
         served.context("HTTP server")
     }
+}
+
+/// Prices from the newest catalog version; deployments without one are served unbilled (or, with
+/// `billing.require_prices`, refuse to start).
+async fn pricing(
+    settings: &Settings,
+    store: &Store,
+    catalog: &Catalog,
+) -> anyhow::Result<crate::pricing::Pricing> {
+    let book = crate::pricing::PriceBook::load(store, catalog)
+        .await
+        .context("loading the price catalog")?;
+    if !book.unpriced.is_empty() {
+        if settings.billing.require_prices {
+            anyhow::bail!(
+                "billing.require_prices: no price in catalog version {:?} for deployments {:?} (run `tollgate prices import`)",
+                book.version,
+                book.unpriced
+            );
+        }
+        tracing::warn!(version = ?book.version, unpriced = ?book.unpriced, "deployments without a price are served unbilled");
+    }
+    crate::pricing::Pricing::new(&settings.billing, book)
 }
 
 /// Admission state: Redis when configured (slot leases outlive the longest request by a minute).

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use tollgate_store::Store;
 
 use crate::admission::Admission;
+use crate::budget::Budget;
 use crate::catalog::Catalog;
 use crate::key_cache::KeyCache;
+use crate::pricing::Pricing;
 use crate::request_log::RequestLogger;
 
 pub struct AppState {
@@ -15,4 +17,6 @@ pub struct AppState {
     pub log: RequestLogger,
     pub keys: KeyCache,
     pub admission: Arc<Admission>,
+    pub pricing: Arc<Pricing>,
+    pub budget: Arc<Budget>,
 }

@@ -47,6 +47,12 @@ pub struct NewTenant {
     pub policy: TenantPolicy,
     #[serde(default)]
     pub limits: Limits,
+    /// A `[billing.plans]` name: the tenant's markup unless it has its own.
+    #[serde(default)]
+    pub plan: Option<String>,
+    /// Markup over provider cost in percent, as a decimal string (`"0"` allowed).
+    #[serde(default)]
+    pub markup_percent: Option<rust_decimal::Decimal>,
 }
 
 fn prepaid() -> BillingMode {
@@ -115,6 +121,8 @@ pub struct TenantView {
     pub credit_limit_units: Option<i64>,
     pub policy: TenantPolicy,
     pub limits: Limits,
+    pub plan: Option<String>,
+    pub markup_percent: Option<rust_decimal::Decimal>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
@@ -129,10 +137,21 @@ impl From<Tenant> for TenantView {
             credit_limit_units: t.credit_limit_units,
             policy: t.policy,
             limits: t.limits,
+            plan: t.plan,
+            markup_percent: t.markup_percent,
             created_at_ms: t.created_at_ms,
             updated_at_ms: t.updated_at_ms,
         }
     }
+}
+
+fn check_markup(m: Option<rust_decimal::Decimal>) -> Result<(), TenancyError> {
+    if m.is_some_and(|m| m.is_sign_negative() && !m.is_zero()) {
+        return Err(TenancyError::Invalid(
+            "markup_percent must not be negative".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn entry(actor: &str, action: &str, kind: &str, id: &str, detail: serde_json::Value) -> AuditEntry {
@@ -157,6 +176,7 @@ pub async fn create_tenant(
             "credit_limit_units must not be negative".into(),
         ));
     }
+    check_markup(req.markup_percent)?;
     let now = now_ms();
     let tenant = Tenant {
         id: new_id("ten_"),
@@ -166,8 +186,8 @@ pub async fn create_tenant(
         credit_limit_units: req.credit_limit_units,
         policy: req.policy,
         limits: req.limits,
-        plan: None,
-        markup_percent: None,
+        plan: req.plan,
+        markup_percent: req.markup_percent,
         created_at_ms: now,
         updated_at_ms: now,
     };
@@ -318,6 +338,12 @@ pub struct TenantPatch {
     pub policy: Option<TenantPolicy>,
     #[serde(default)]
     pub limits: Option<Limits>,
+    /// `null` clears it.
+    #[serde(default, with = "double_option")]
+    pub plan: Option<Option<String>>,
+    /// `null` clears it.
+    #[serde(default, with = "double_option")]
+    pub markup_percent: Option<Option<rust_decimal::Decimal>>,
 }
 
 /// Body of "update a key": only the fields given change.
@@ -398,8 +424,16 @@ pub async fn update_tenant(
     if let Some(limits) = patch.limits {
         tenant.limits = limits;
     }
+    if let Some(plan) = patch.plan {
+        tenant.plan = plan;
+    }
+    if let Some(markup) = patch.markup_percent {
+        check_markup(markup)?;
+        tenant.markup_percent = markup;
+    }
     tenant.updated_at_ms = now_ms();
-    let detail = serde_json::json!({"limits": tenant.limits, "policy": tenant.policy, "billing_mode": tenant.billing_mode});
+    let detail = serde_json::json!({"limits": tenant.limits, "policy": tenant.policy, "billing_mode": tenant.billing_mode,
+        "credit_limit_units": tenant.credit_limit_units, "plan": tenant.plan, "markup_percent": tenant.markup_percent});
     if !store
         .save_tenant(
             &tenant,

@@ -110,7 +110,15 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 /// Spawns a process and reads its first stdout line, which must announce `… listening on URL`.
-fn spawn_listening(mut cmd: Command) -> (Child, String, BufReader<ChildStdout>) {
+fn spawn_listening(cmd: Command) -> (Child, String, BufReader<ChildStdout>) {
+    spawn_listening_logged(cmd, None)
+}
+
+/// [`spawn_listening`], naming the process's log file in the failure message.
+fn spawn_listening_logged(
+    mut cmd: Command,
+    log: Option<&std::path::Path>,
+) -> (Child, String, BufReader<ChildStdout>) {
     cmd.stdout(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
     let mut out = BufReader::new(child.stdout.take().expect("stdout"));
@@ -123,7 +131,11 @@ fn spawn_listening(mut cmd: Command) -> (Child, String, BufReader<ChildStdout>) 
         .filter(|u| u.starts_with("http://"))
         .unwrap_or_else(|| {
             let _ = child.kill();
-            panic!("process did not announce its address; first line: {line:?}")
+            let _ = child.wait();
+            let log = log
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .unwrap_or_default();
+            panic!("process did not announce its address; first line: {line:?}\n{log}")
         })
         .to_owned();
     (child, url, out)
@@ -265,6 +277,29 @@ impl Gateway {
         Self::start_with(config, dir, database_url, redis)
     }
 
+    /// A gateway whose database holds a price-catalog version made from `prices` (an overrides
+    /// TOML, see docs/billing.md), imported with the CLI before start; `redis` as for
+    /// [`Gateway::start_with_redis`] (else the suite's `TOLLGATE_TEST_REDIS`, if set).
+    pub async fn start_priced(config: &str, prices: &str, redis: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = tollgate_store::testing::database_url_for_test(dir.path())
+            .await
+            .expect("test database");
+        import_prices(&database_url, dir.path(), prices);
+        let redis = redis
+            .map(str::to_owned)
+            .or_else(|| std::env::var(REDIS_ENV).ok().filter(|s| !s.is_empty()));
+        Self::start_with(config, dir, database_url, redis)
+    }
+
+    /// Kills the process with SIGKILL (no drain, no flush) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Another gateway on an existing database (replicas sharing one store).
     pub fn start_on(config: &str, database_url: &str) -> Self {
         let redis = std::env::var(REDIS_ENV).ok().filter(|s| !s.is_empty());
@@ -317,7 +352,8 @@ impl Gateway {
         if let Some(url) = &redis {
             cmd.env("TOLLGATE_REDIS_URL", url);
         }
-        let (child, url, stdout) = spawn_listening(cmd);
+        let (child, url, stdout) =
+            spawn_listening_logged(cmd, Some(&dir.path().join("stderr.log")));
         Self {
             child: Some(child),
             _stdout: stdout,
@@ -445,6 +481,18 @@ pub fn operator_token(subject: &str, role: tollgate::admin::token::Role) -> Stri
         .unwrap()
         .as_secs();
     tollgate::admin::token::issue(JWT_SECRET.as_bytes(), subject, role, now, 600).unwrap()
+}
+
+/// Imports `prices` (an overrides TOML) as a new catalog version into `database_url`.
+pub fn import_prices(database_url: &str, dir: &std::path::Path, prices: &str) {
+    let path = dir.join("prices.toml");
+    std::fs::write(&path, prices).unwrap();
+    let path = path.to_string_lossy().into_owned();
+    let (code, out, err) = run_cli(
+        &["prices", "import", "--from", "none", "--overrides", &path],
+        &[("TOLLGATE_DATABASE_URL", database_url)],
+    );
+    assert_eq!(code, 0, "prices import failed: {out}\n{err}");
 }
 
 /// Runs `tollgate` with arguments and environment; returns (exit code, stdout, stderr).

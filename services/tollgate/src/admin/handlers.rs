@@ -15,7 +15,7 @@ use crate::tenancy::{self, KeyPatch, KeyView, NewKey, NewTenant, TenantPatch, Te
 
 const MAX_ADMIN_BODY: usize = 64 << 10;
 
-async fn json_body<T: DeserializeOwned>(
+pub(super) async fn json_body<T: DeserializeOwned>(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,

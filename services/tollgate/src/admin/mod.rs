@@ -2,6 +2,7 @@
 //! [`auth`]); every change is audited; described by `GET /admin/api/openapi.json`.
 
 pub mod auth;
+mod billing;
 mod handlers;
 pub mod token;
 
@@ -45,5 +46,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/tenants/{tenant}/keys/{key}/rotate",
             web::post().to(h::rotate_key),
         )
+        .route("/tenants/{tenant}/credits", web::post().to(billing::grant))
+        .route("/tenants/{tenant}/credits", web::get().to(billing::grants))
+        .route("/tenants/{tenant}/balance", web::get().to(billing::balance))
+        .route("/tenants/{tenant}/ledger", web::get().to(billing::ledger))
+        .route("/ledger", web::get().to(billing::ledger_all))
+        .route("/usage", web::get().to(billing::usage))
         .route("/audit", web::get().to(h::list_audit));
 }

@@ -201,6 +201,11 @@ impl Admission {
         }
     }
 
+    /// The Redis connection this admission uses, if any (budgets share it).
+    pub fn redis(&self) -> Option<Arc<RedisQuotas>> {
+        self.redis.clone()
+    }
+
     fn plan(tk: &TenantKey, estimate: u64) -> Plan {
         let names = &tk.quota.names;
         let mut checks = Vec::with_capacity(4);

@@ -17,12 +17,16 @@ use super::{headers_from, Denied, Plan};
 /// The quota script, for tests that check it against [`tollgate_domain::quota`].
 pub const QUOTA_LUA: &str = include_str!("quota.lua");
 const BACKOFF: Duration = Duration::from_secs(1);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Queued endings beyond this are sent at once rather than waiting for a ride.
 const MAX_QUEUED: usize = 512;
 
 thread_local! {
     static CONNECTION: RefCell<Option<ConnectionManager>> = const { RefCell::new(None) };
     static DOWN_UNTIL: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+    /// One connection attempt per worker at a time: a burst of requests on a cold worker waits
+    /// for that attempt instead of racing a connection each.
+    static CONNECTING: Arc<tokio::sync::Mutex<()>> = Arc::new(tokio::sync::Mutex::new(()));
 }
 
 /// Endings of requests not yet sent to Redis.
@@ -35,7 +39,7 @@ struct Endings {
 
 pub struct RedisQuotas {
     client: redis::Client,
-    timeout: Duration,
+    pub(crate) timeout: Duration,
     lease_ms: u64,
     script: redis::Script,
     endings: Arc<Mutex<Endings>>,
@@ -55,12 +59,12 @@ impl RedisQuotas {
     }
 
     /// Forgets this worker's connection and leaves Redis alone for [`BACKOFF`].
-    fn mark_down(&self) {
+    pub(crate) fn mark_down(&self) {
         CONNECTION.with(|c| *c.borrow_mut() = None);
         DOWN_UNTIL.with(|d| d.set(Some(Instant::now() + BACKOFF)));
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, String> {
+    pub(crate) async fn connection(&self) -> Result<ConnectionManager, String> {
         if DOWN_UNTIL
             .with(std::cell::Cell::get)
             .is_some_and(|until| Instant::now() < until)
@@ -70,9 +74,24 @@ impl RedisQuotas {
         if let Some(c) = CONNECTION.with(|c| c.borrow().clone()) {
             return Ok(c);
         }
+        let gate = CONNECTING.with(Arc::clone);
+        let Ok(_connecting) = tokio::time::timeout(self.timeout * 2, gate.lock()).await else {
+            return Err("waiting for this worker's redis connection timed out".into());
+        };
+        if let Some(c) = CONNECTION.with(|c| c.borrow().clone()) {
+            return Ok(c);
+        }
+        if DOWN_UNTIL
+            .with(std::cell::Cell::get)
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return Err("redis was unreachable less than a second ago".into());
+        }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(self.timeout)
-            .set_response_timeout(self.timeout)
+            // Each caller bounds its own wait (admission tightly, budgets less so); this only
+            // catches a connection that stopped answering altogether.
+            .set_response_timeout(RESPONSE_TIMEOUT)
             .set_number_of_retries(1);
         match tokio::time::timeout(
             self.timeout * 2,

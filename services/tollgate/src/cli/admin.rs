@@ -31,6 +31,24 @@ fn limits_from_flags(mut limits: Limits, flags: &[(String, String)]) -> Result<L
     if let Some(v) = flag(flags, "concurrency") {
         limits.max_concurrent = value("concurrency", v)?;
     }
+    let usd = |name: &str, v: &str| -> Result<Option<tollgate_domain::money::Nanos>, String> {
+        if v == "none" {
+            return Ok(None);
+        }
+        match tollgate_domain::money::Nanos::parse_usd(v) {
+            Ok(n) if n.0 >= 0 => Ok(Some(n)),
+            _ => Err(format!("--{name} takes dollars (e.g. 10.00) or \"none\"")),
+        }
+    };
+    if let Some(v) = flag(flags, "daily-spend") {
+        limits.daily_spend_usd = usd("daily-spend", v)?;
+    }
+    if let Some(v) = flag(flags, "monthly-spend") {
+        limits.monthly_spend_usd = usd("monthly-spend", v)?;
+    }
+    if let Some(v) = flag(flags, "total-spend") {
+        limits.total_spend_usd = usd("total-spend", v)?;
+    }
     Ok(limits)
 }
 
@@ -148,12 +166,32 @@ async fn store_command(
                         None => return usage("--billing must be prepaid or postpaid"),
                     },
                 };
+                let credit_limit_units = match flag(flags, "credit-limit") {
+                    None => None,
+                    Some(v) => match tollgate_domain::money::Nanos::parse_usd(v) {
+                        Ok(n) if n.0 >= 0 => Some(n.0),
+                        _ => return usage("--credit-limit takes dollars (e.g. 500.00)"),
+                    },
+                };
+                let markup_percent = match flag(flags, "markup") {
+                    None => None,
+                    Some(v) => match tollgate_domain::money::parse_rate(v) {
+                        Ok(m) => Some(m),
+                        Err(_) => return usage("--markup takes a non-negative percentage"),
+                    },
+                };
+                let limits = match limits_from_flags(Limits::default(), flags) {
+                    Ok(l) => l,
+                    Err(e) => return usage(&e),
+                };
                 let req = NewTenant {
                     name: (*name).to_owned(),
                     billing_mode: billing,
-                    credit_limit_units: None,
+                    credit_limit_units,
                     policy: Default::default(),
-                    limits: Default::default(),
+                    limits,
+                    plan: flag(flags, "plan").map(str::to_owned),
+                    markup_percent,
                 };
                 tenancy::create_tenant(store, actor, req)
                     .await
@@ -273,6 +311,55 @@ async fn store_command(
                     .await
                     .map(|k| print(&KeyView::from(k)))
             }
+            ["credit", "grant", tenant, amount] => {
+                let expires_at_ms = match flag(flags, "expires-in-days").map(str::parse::<i64>) {
+                    None => None,
+                    Some(Ok(d)) if (1..=3650).contains(&d) => {
+                        Some(tollgate_store::now_ms() + d * 86_400_000)
+                    }
+                    Some(_) => return usage("--expires-in-days must be between 1 and 3650"),
+                };
+                let promo = flags.iter().any(|(k, _)| k == "promo");
+                let req = crate::billing::NewGrant {
+                    amount_usd: (*amount).to_owned(),
+                    kind: Some(if promo { "promo" } else { "topup" }.to_owned()),
+                    expires_at_ms,
+                    note: flag(flags, "note").unwrap_or_default().to_owned(),
+                };
+                crate::billing::grant_credit(store, actor, tenant, req)
+                    .await
+                    .map(|g| print(&g))
+            }
+            ["credit", "list", tenant] => match tollgate_store::Billing::list_grants(
+                store,
+                tenant,
+                Page {
+                    after: None,
+                    limit: 10_000,
+                },
+            )
+            .await
+            {
+                Ok(list) => {
+                    print(&list);
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            },
+            ["balance", id] => match store.get_tenant(id).await {
+                Ok(Some(t)) => {
+                    let budget = crate::budget::Budget::new(
+                        store.clone(),
+                        None,
+                        crate::budget::BudgetFailure::Deny,
+                    );
+                    crate::billing::balance(store, &budget, &t)
+                        .await
+                        .map(|v| print(&v))
+                }
+                Ok(None) => return usage(&format!("no tenant {id}")),
+                Err(e) => Err(e.into()),
+            },
             _ => return usage(&format!("unknown command {:?}", words.join(" "))),
         };
     match result {

@@ -29,15 +29,22 @@ COMMANDS:
 OPERATOR COMMANDS (against the configured database; output is JSON):
     token --subject NAME --role admin|viewer [--ttl-minutes 60]
                                  Sign an operator JWT for the admin API (needs the JWT secret)
-    tenant create NAME [--billing prepaid|postpaid]
+    tenant create NAME [--billing prepaid|postpaid] [--credit-limit USD] [--plan NAME]
+                       [--markup PERCENT] [limit flags as for set-limits]
     tenant list
     tenant suspend|activate TENANT_ID
-    tenant set-limits TENANT_ID [--rpm N] [--tpm N] [--concurrency N]   (N, or none to clear)
+    tenant set-limits TENANT_ID [--rpm N] [--tpm N] [--concurrency N]
+                       [--daily-spend USD] [--monthly-spend USD] [--total-spend USD]
+                                 (each a value, or none to clear; spend periods are UTC)
     key create TENANT_ID NAME [--env live] [--expires-in-days N]
                                  Prints the new key once; only its hash is stored
     key list TENANT_ID
     key disable|enable|revoke|rotate TENANT_ID KEY_ID
-    key set-limits TENANT_ID KEY_ID [--rpm N] [--tpm N] [--concurrency N]
+    key set-limits TENANT_ID KEY_ID [same flags as tenant set-limits]
+    credit grant TENANT_ID USD [--promo [--expires-in-days N]] [--note TEXT]
+                                 Top up (or give promotional) credit; posted to the ledger
+    credit list TENANT_ID
+    balance TENANT_ID            Credit, receivable, granted, spent
     prices import [--from PATH|none] [--overrides PATH] [--note TEXT]
                                  Make a new price catalog version from the public price list
                                  (default ../shared/data/model_prices_and_context_window.json)
@@ -81,6 +88,12 @@ struct Args {
 }
 
 const VALUE_FLAGS: &[&str] = &[
+    "--daily-spend",
+    "--monthly-spend",
+    "--total-spend",
+    "--credit-limit",
+    "--plan",
+    "--markup",
     "--rpm",
     "--tpm",
     "--concurrency",
@@ -116,6 +129,7 @@ fn parse(args: Vec<OsString>) -> Result<Args, String> {
             }
             "-h" | "--help" => help = true,
             "-V" | "--version" => positional.push("version".to_owned()),
+            "--promo" => flags.push(("promo".to_owned(), String::new())),
             f if VALUE_FLAGS.contains(&f) => {
                 let value = it.next().ok_or_else(|| format!("{f} needs a value"))?;
                 let value = value
@@ -136,7 +150,9 @@ fn parse(args: Vec<OsString>) -> Result<Args, String> {
             Some("check-config") if positional.len() == 1 => Command::CheckConfig,
             Some("help") => Command::Help,
             Some("version") if positional.len() == 1 => Command::Version,
-            Some("token" | "tenant" | "key" | "prices") => Command::Admin(positional),
+            Some("token" | "tenant" | "key" | "prices" | "credit" | "balance") => {
+                Command::Admin(positional)
+            }
             _ => return Err(format!("unexpected arguments {:?}", positional.join(" "))),
         }
     };

@@ -1,16 +1,37 @@
 //! The meter phase: one record per proxied request, queued exactly once — when the request
-//! finishes, or, if it is dropped first (the client went away), as abandoned.
+//! finishes, or, if it is dropped first (the client went away), as abandoned — with its usage
+//! (the provider's report, else a tokenizer estimate of what was produced), its cost and price,
+//! and the settlement of its budget hold. The record and its ledger postings are committed
+//! together; a finishing request waits for that before its client sees the end.
 
+use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
+use tollgate_domain::money::Nanos;
+use tollgate_domain::pricing::Markup;
 use tollgate_domain::{Endpoint, RequestId, Usage};
 use tollgate_store::now_ms;
-use tollgate_store::{Outcome, RequestRecord};
+use tollgate_store::{Charge, Outcome, RequestRecord};
 
+use super::estimate;
 use crate::admission::Ticket;
 use crate::auth::Caller;
+use crate::budget::BudgetHold;
 use crate::catalog::Deployment;
-use crate::request_log::RequestLogger;
+use crate::pricing::{charge, Pricing};
+use crate::request_log::{Committed, RequestLogger};
+
+/// Events kept for an estimate at most (a stream's usage frame normally makes them moot).
+const MAX_KEPT_EVENTS: usize = 100_000;
+
+/// How a request is priced.
+pub struct Bill {
+    pub pricing: Arc<Pricing>,
+    pub markup: Markup,
+    pub images: u64,
+    pub hold: Option<BudgetHold>,
+}
 
 pub struct Meter {
     logger: RequestLogger,
@@ -18,9 +39,18 @@ pub struct Meter {
     started: Instant,
     usage: Option<Usage>,
     ticket: Option<Ticket>,
+    bill: Option<Bill>,
+    endpoint: Endpoint,
+    /// The request body, for a prompt estimate.
+    body: Bytes,
+    /// What was produced, for an estimate when no usage report arrives.
+    produced: Vec<Bytes>,
+    /// What the caller was charged, once finished.
+    quoted: Option<Nanos>,
 }
 
 impl Meter {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         logger: RequestLogger,
         caller: &Caller,
@@ -29,6 +59,7 @@ impl Meter {
         model: &str,
         stream: bool,
         started: Instant,
+        body: Bytes,
     ) -> Self {
         Self {
             logger,
@@ -55,6 +86,11 @@ impl Meter {
             started,
             usage: None,
             ticket: None,
+            bill: None,
+            endpoint,
+            body,
+            produced: Vec::new(),
+            quoted: None,
         }
     }
 
@@ -84,39 +120,120 @@ impl Meter {
         self.ticket = Some(ticket);
     }
 
+    /// Prices the request (and carries its budget hold until it ends).
+    pub fn bill(&mut self, bill: Bill) {
+        self.bill = Some(bill);
+    }
+
     pub fn set_usage(&mut self, usage: Usage) {
         self.usage = Some(usage);
+        self.produced = Vec::new();
+    }
+
+    /// Keeps a relayed event (or a complete body) for an estimate, until usage is reported.
+    pub fn produced(&mut self, data: &Bytes) {
+        if self.usage.is_none() && self.produced.len() < MAX_KEPT_EVENTS {
+            self.produced.push(data.clone());
+        }
     }
 
     fn elapsed_ms(&self) -> i64 {
         i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX)
     }
 
-    /// Queues the record. Later calls (and the drop) do nothing.
-    pub fn finish(&mut self, outcome: Outcome, status: u16, error_code: Option<&str>) {
+    /// What the caller pays for `usage` on the deployment that served: the tenant's price capped
+    /// at its hold (the operator key: the provider cost). `None` when the deployment has no price.
+    fn priced(&self, usage: &Usage) -> Option<(Charge, Nanos)> {
+        let bill = self.bill.as_ref()?;
+        let deployment = self.record.as_ref()?.deployment.as_deref()?;
+        let price = bill.pricing.price_of(deployment)?;
+        let c = charge(&price, usage, bill.images, bill.markup);
+        let tenant = self.record.as_ref()?.tenant_id.is_some();
+        let asked = if tenant { c.price } else { Nanos::ZERO };
+        let charged = match &bill.hold {
+            Some(h) => Nanos(asked.0.min(h.amount().0)),
+            None => asked,
+        };
+        let stored = Charge {
+            price_version: Some(c.version),
+            cost: c.cost,
+            price: charged,
+            absorbed: asked.saturating_sub(charged),
+        };
+        Some((stored, if tenant { charged } else { c.cost }))
+    }
+
+    /// What the caller pays, from the usage reported so far (for `x-tollgate-cost`/`usage.cost`).
+    pub fn quote(&self) -> Option<Nanos> {
+        if self.record.is_none() {
+            return self.quoted;
+        }
+        self.usage
+            .as_ref()
+            .and_then(|u| self.priced(u))
+            .map(|(_, n)| n)
+    }
+
+    /// Queues the record (with its charge, and settles the hold). Later calls (and the drop) do
+    /// nothing. The returned receiver tells when the record is committed.
+    pub fn finish(
+        &mut self,
+        outcome: Outcome,
+        status: u16,
+        error_code: Option<&str>,
+    ) -> Option<Committed> {
         let latency = self.elapsed_ms();
+        let (stream, served) = {
+            let r = self.record.as_ref()?;
+            (r.stream, r.deployment.is_some())
+        };
+        // Nothing produced (an error before any content): nothing to bill, refund the estimate.
+        let produced_nothing = outcome == Outcome::Error && self.usage.is_none();
+        let mut estimated = false;
+        if self.usage.is_none() && !produced_nothing && served {
+            let prompt = estimate::prompt_tokens(self.endpoint, &self.body);
+            let output = if stream {
+                estimate::streamed_tokens(&self.produced)
+            } else {
+                self.produced
+                    .first()
+                    .map_or(0, |b| estimate::body_tokens(b))
+            };
+            self.usage = Some(estimate::usage(prompt, output));
+            estimated = true;
+        }
+        let priced = self.usage.as_ref().and_then(|u| self.priced(u));
+        self.quoted = priced.map(|(_, n)| n);
+        let mut record = self.record.take()?;
+        record.usage_estimated = estimated;
         if let Some(mut ticket) = self.ticket.take() {
-            match (self.usage, outcome) {
+            match (self.usage, produced_nothing) {
                 (Some(u), _) => ticket.settle(Some(u.total_tokens)),
-                // Nothing was produced: refund the estimate.
-                (None, Outcome::Error) => ticket.settle(None),
-                // Abandoned or broken without a usage report: the estimate stands.
-                (None, _) => {}
+                (None, true) => ticket.settle(None),
+                (None, false) => {}
             }
         }
-        if let Some(mut r) = self.record.take() {
-            r.outcome = outcome;
-            r.status = status;
-            r.latency_ms = latency;
-            r.tokens = self.usage.map(Into::into);
-            r.error_code = error_code.map(str::to_owned);
-            self.logger.record(r);
+        let hold = self.bill.as_mut().and_then(|b| b.hold.take());
+        if let Some(h) = hold {
+            // The hot state is charged before the record is written: a crash in between counts
+            // the spend (refusing early), it never forgets it.
+            match &priced {
+                Some((c, _)) if !produced_nothing => h.settle(c.price),
+                _ => drop(h),
+            }
         }
+        record.outcome = outcome;
+        record.status = status;
+        record.latency_ms = latency;
+        record.tokens = self.usage.map(Into::into);
+        record.error_code = error_code.map(str::to_owned);
+        record.billing = priced.map(|(c, _)| c);
+        Some(self.logger.record_durable(record))
     }
 }
 
 impl Drop for Meter {
     fn drop(&mut self) {
-        self.finish(Outcome::ClientAbandoned, 499, Some("client_disconnected"));
+        let _ = self.finish(Outcome::ClientAbandoned, 499, Some("client_disconnected"));
     }
 }

@@ -2,6 +2,7 @@
 //! fallback) → respond (whole or streamed) → meter.
 
 mod body;
+mod estimate;
 mod meter;
 mod stream;
 
@@ -17,12 +18,14 @@ use tollgate_store::Outcome;
 
 use crate::admission::{format_reset, RateHeaders, Refusal, Ticket, DEFAULT_OUTPUT_ESTIMATE};
 use crate::auth::Caller;
+use crate::budget::HoldRefusal;
 use crate::catalog::{Catalog, Deployment, PublicModel};
 use crate::error::ApiError;
 use crate::state::AppState;
 
 pub use body::read_body;
-use meter::Meter;
+pub use estimate::warm_up as warm_up_tokenizer;
+use meter::{Bill, Meter};
 
 /// What a successful attempt produced.
 enum Served {
@@ -70,11 +73,13 @@ pub async fn proxy(
         envelope.model(),
         envelope.is_stream(),
         started,
+        body.clone(),
     );
     let meter_headers = ticket.as_ref().map(|t| t.headers);
     if let Some(t) = ticket {
         meter.hold(t);
     }
+    meter.bill(hold(&state, &caller, model, &envelope, body.len(), &request_id).await?);
 
     let (deployment, served) =
         match call_upstream(&client, catalog, model, &envelope, &mut meter).await {
@@ -88,7 +93,7 @@ pub async fn proxy(
                     ApiError::Upstream { error, .. } => error.code(),
                     _ => "internal_error",
                 };
-                meter.finish(
+                let _ = meter.finish(
                     Outcome::Error,
                     actix_web::ResponseError::status_code(&err).as_u16(),
                     Some(code),
@@ -105,10 +110,27 @@ pub async fn proxy(
     match served {
         Served::Complete { body, usage } => {
             meter.first_content();
-            if let Some(u) = usage {
-                meter.set_usage(u);
+            match usage {
+                Some(u) => meter.set_usage(u),
+                None => meter.produced(&body),
             }
-            meter.finish(Outcome::Ok, 200, None);
+            let committed = meter.finish(Outcome::Ok, 200, None);
+            let cost = meter.quote();
+            // Durable before the client sees the response: record and postings committed.
+            if let Some(rx) = committed {
+                if !rx.await.unwrap_or(false) {
+                    return Err(ApiError::MeteringFailed);
+                }
+            }
+            let mut body = body;
+            if let Some(cost) = cost {
+                if let Ok(v) = HeaderValue::from_str(&cost.to_string()) {
+                    res.insert_header((HeaderName::from_static("x-tollgate-cost"), v));
+                }
+                if envelope.wants_cost() {
+                    body = with_cost(body, cost);
+                }
+            }
             res.insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")));
             Ok(res.body(body))
         }
@@ -118,7 +140,13 @@ pub async fn proxy(
                 HeaderValue::from_static("text/event-stream; charset=utf-8"),
             ));
             res.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-cache")));
-            let relay = stream::Relay::new(upstream, prelude, envelope.client_wants_usage(), meter);
+            let relay = stream::Relay::new(
+                upstream,
+                prelude,
+                envelope.client_wants_usage(),
+                envelope.wants_cost(),
+                meter,
+            );
             Ok(res.streaming(relay.into_stream()))
         }
     }
@@ -235,6 +263,94 @@ async fn admit(
         Ok(ticket) => Ok(Some(ticket)),
         Err(Refusal::Limited(denied)) => Err(ApiError::RateLimited(denied)),
         Err(Refusal::Unavailable) => Err(ApiError::QuotaUnavailable),
+    }
+}
+
+/// The budget phase: price the request and, for a tenant key subject to a budget, hold its
+/// maximum possible price (402 if it does not fit).
+async fn hold(
+    state: &AppState,
+    caller: &Caller,
+    model: &PublicModel,
+    envelope: &RequestEnvelope<'_>,
+    body_len: usize,
+    request_id: &RequestId,
+) -> Result<Bill, ApiError> {
+    let pricing = state.pricing.clone();
+    let images = envelope.image_parts();
+    let Caller::Tenant(tk) = caller else {
+        return Ok(Bill {
+            pricing,
+            markup: tollgate_domain::pricing::Markup::default(),
+            images,
+            hold: None,
+        });
+    };
+    let markup = pricing.markup(&tk.tenant);
+    let amount = pricing
+        .hold_amount(
+            model.deployments.iter(),
+            body_len,
+            images,
+            envelope.max_output_tokens(),
+            markup,
+        )
+        .filter(|a| a.0 > 0);
+    let mut hold = None;
+    if let Some(amount) = amount {
+        let granted = if crate::budget::has_wallet(tk) {
+            Some(
+                state
+                    .budget
+                    .granted(&tk.tenant.id)
+                    .await
+                    .map_err(|e| ApiError::BudgetUnavailable(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let meters = crate::budget::meters_for(tk, tollgate_store::now_ms(), granted);
+        if !meters.is_empty() {
+            match state.budget.hold(meters, request_id.as_str(), amount).await {
+                Ok(h) => hold = Some(h),
+                Err(HoldRefusal::Exceeded {
+                    what,
+                    limit,
+                    available,
+                    amount,
+                }) => {
+                    return Err(ApiError::BudgetExceeded {
+                        what,
+                        limit,
+                        available,
+                        amount,
+                    })
+                }
+                Err(HoldRefusal::Unavailable(e)) => return Err(ApiError::BudgetUnavailable(e)),
+            }
+        }
+    }
+    Ok(Bill {
+        pricing,
+        markup,
+        images,
+        hold,
+    })
+}
+
+/// A response body with `"cost": <dollars>` first in its `usage` object.
+fn with_cost(body: Bytes, cost: tollgate_domain::money::Nanos) -> Bytes {
+    const USAGE: &[u8] = b"\"usage\":{";
+    match memchr::memmem::rfind(&body, USAGE) {
+        Some(at) => {
+            let at = at + USAGE.len();
+            let mut out = Vec::with_capacity(body.len() + 32);
+            out.extend_from_slice(&body[..at]);
+            out.extend_from_slice(format!("\"cost\":{cost},").as_bytes());
+            out.extend_from_slice(&body[at..]);
+            Bytes::from(out)
+        }
+        None => body,
     }
 }
 

@@ -124,8 +124,14 @@ pub struct Relay {
     prelude: Vec<Bytes>,
     /// The client asked for the usage chunk; if not, it is hidden (it was requested for metering).
     client_wants_usage: bool,
+    /// The client asked for `usage.cost` in the usage chunk.
+    wants_cost: bool,
     meter: Meter,
     done: bool,
+    /// The record's commit, awaited before the stream's last bytes go out.
+    committing: Option<crate::request_log::Committed>,
+    /// The provider ended cleanly: `[DONE]` follows the commit.
+    clean_end: bool,
 }
 
 enum Step {
@@ -142,37 +148,53 @@ impl Relay {
         upstream: UpstreamStream,
         prelude: Vec<Bytes>,
         client_wants_usage: bool,
+        wants_cost: bool,
         meter: Meter,
     ) -> Self {
         Self {
             upstream,
             prelude,
             client_wants_usage,
+            wants_cost,
             meter,
             done: false,
+            committing: None,
+            clean_end: false,
         }
     }
 
     /// Handles one event, appending what the client should see to `out`.
     fn event(&mut self, name: Option<&str>, data: &Bytes, out: &mut BytesMut) -> Step {
         if data.as_ref() == b"[DONE]" {
-            self.meter.finish(Outcome::Ok, 200, None);
-            out.extend_from_slice(b"data: [DONE]\n\n");
+            self.committing = self.meter.finish(Outcome::Ok, 200, None);
+            self.clean_end = true;
             return Step::End;
         }
         if is_error_event(name, data) {
             let (message, code) = provider_error(data);
             return self.fail(&UpstreamError::ErrorEvent { message, code }, out);
         }
-        if memmem::find(data, USAGE_OBJECT).is_some() {
+        let mut cost_at = None;
+        if let Some(at) = memmem::find(data, USAGE_OBJECT) {
             if let Ok(Some(usage)) = Usage::from_openai_body(data) {
                 self.meter.set_usage(usage);
+                cost_at = Some(at + USAGE_OBJECT.len());
             }
             if !self.client_wants_usage && memmem::find(data, EMPTY_CHOICES).is_some() {
                 return Step::Continue;
             }
+        } else {
+            self.meter.produced(data);
         }
         out.extend_from_slice(b"data: ");
+        if let (true, Some(at), Some(cost)) = (self.wants_cost, cost_at, self.meter.quote()) {
+            // `usage.cost` (dollars), first in the usage object, as OpenRouter reports it.
+            out.extend_from_slice(&data[..at]);
+            out.extend_from_slice(format!("\"cost\":{cost},").as_bytes());
+            out.extend_from_slice(&data[at..]);
+            out.extend_from_slice(b"\n\n");
+            return Step::Continue;
+        }
         match (self.client_wants_usage, memmem::find(data, USAGE_NULL)) {
             (false, Some(at)) => {
                 out.extend_from_slice(&data[..at]);
@@ -187,7 +209,8 @@ impl Relay {
     /// Ends the stream with a typed error event (no `[DONE]`).
     fn fail(&mut self, error: &UpstreamError, out: &mut BytesMut) -> Step {
         tracing::warn!(error = %error, code = error.code(), "stream broke after commit");
-        self.meter
+        self.committing = self
+            .meter
             .finish(Outcome::UpstreamBroken, 200, Some(error.code()));
         let message = format!("The provider's stream failed: {error}.");
         out.extend_from_slice(b"data: ");
@@ -241,6 +264,29 @@ impl Relay {
         }
         if matches!(step, Step::End) {
             self.done = true;
+            // Durable before the end: the record and its ledger postings are committed first.
+            let committed = match self.committing.take() {
+                Some(rx) => rx.await.unwrap_or(false),
+                None => true,
+            };
+            match (committed, self.clean_end) {
+                (true, true) => out.extend_from_slice(b"data: [DONE]\n\n"),
+                (false, true) => {
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(
+                        error_body(
+                            "The response was produced but its usage could not be recorded.",
+                            "server_error",
+                            None,
+                            "metering_failed",
+                        )
+                        .as_bytes(),
+                    );
+                    out.extend_from_slice(b"\n\n");
+                }
+                // A broken stream already ends with its error event.
+                (_, false) => {}
+            }
         }
         Some(out.freeze())
     }

@@ -14,11 +14,79 @@ use crate::state::AppState;
 use crate::tenancy::{KeyView, TenantView};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/me")
-            .route(web::get().to(me))
-            .default_service(web::to(super::method_not_allowed)),
-    );
+    for (path, handler) in [
+        ("/me", web::get().to(me)),
+        ("/me/balance", web::get().to(balance)),
+        ("/me/usage", web::get().to(usage)),
+        ("/me/ledger", web::get().to(ledger)),
+    ] {
+        cfg.service(
+            web::resource(path)
+                .route(handler)
+                .default_service(web::to(super::method_not_allowed)),
+        );
+    }
+}
+
+fn tenant_only(caller: Caller) -> Result<std::sync::Arc<crate::key_cache::TenantKey>, ApiError> {
+    match caller {
+        Caller::Tenant(tk) => Ok(tk),
+        _ => Err(ApiError::AdminBadRequest(
+            "this view belongs to a tenant key; the operator uses /admin/api".into(),
+        )),
+    }
+}
+
+/// The calling key's tenant's balance.
+async fn balance(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let tk = tenant_only(caller)?;
+    Ok(HttpResponse::Ok()
+        .json(crate::billing::balance(&state.store, &state.budget, &tk.tenant).await?))
+}
+
+/// Usage of the calling key's tenant (`tenant_id` cannot be chosen; `key_id` narrows within it).
+async fn usage(
+    caller: Caller,
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tk = tenant_only(caller)?;
+    let mut params = web::Query::<crate::billing::UsageParams>::from_query(req.query_string())
+        .map_err(|e| ApiError::AdminBadRequest(e.to_string()))?
+        .into_inner();
+    if params
+        .tenant_id
+        .as_ref()
+        .is_some_and(|t| *t != tk.tenant.id)
+    {
+        return Err(ApiError::NotFound("tenant"));
+    }
+    params.tenant_id = Some(tk.tenant.id.clone());
+    let q = params.query()?;
+    Ok(HttpResponse::Ok().json(crate::billing::usage(&state.store, &q).await?))
+}
+
+/// The calling key's tenant's ledger postings.
+async fn ledger(
+    caller: Caller,
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Q {
+        #[serde(default)]
+        after: Option<i64>,
+        #[serde(default)]
+        limit: Option<u32>,
+    }
+    let tk = tenant_only(caller)?;
+    let q = web::Query::<Q>::from_query(req.query_string())
+        .map_err(|e| ApiError::AdminBadRequest(e.to_string()))?
+        .into_inner();
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    Ok(HttpResponse::Ok()
+        .json(crate::billing::ledger(&state.store, Some(&tk.tenant.id), q.after, limit).await?))
 }
 
 async fn me(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

@@ -134,6 +134,33 @@ impl Settings {
                 "must be between 1 and 10000".into(),
             );
         }
+        let markups = std::iter::once((
+            "billing.default_markup_percent".to_owned(),
+            &self.billing.default_markup_percent,
+        ))
+        .chain(self.billing.plans.iter().map(|(name, p)| {
+            (
+                format!("billing.plans.{name}.markup_percent"),
+                &p.markup_percent,
+            )
+        }));
+        for (field, value) in markups {
+            if let Err(e) = tollgate_domain::money::parse_rate(value) {
+                err(field, format!("not a non-negative decimal: {e}"));
+            }
+        }
+        if self.billing.redis_timeout_ms == 0 || self.billing.redis_timeout_ms > 10_000 {
+            err(
+                "billing.redis_timeout_ms".into(),
+                "must be between 1 and 10000".into(),
+            );
+        }
+        if self.billing.default_max_output_tokens == 0 {
+            err(
+                "billing.default_max_output_tokens".into(),
+                "must be at least 1".into(),
+            );
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             err("log.level".into(), format!("not a valid filter: {e}"));
         }

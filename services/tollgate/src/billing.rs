@@ -1,0 +1,253 @@
+//! Credit grants and the billing views (balance, usage, ledger), shared by the admin API, the
+//! tenant self-service API and the CLI. Amounts are shown in dollars as decimal strings, exact.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tollgate_domain::calendar::days_from_civil;
+use tollgate_domain::money::Nanos;
+use tollgate_domain::tenant::BillingMode;
+use tollgate_store::{
+    AuditEntry, Billing, CreditGrant, GrantKind, GroupBy, Store, Tenant, UsageQuery,
+};
+
+use crate::tenancy::TenancyError;
+
+/// Body of "grant credit".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewGrant {
+    /// Dollars, as a decimal string (`"25.00"`).
+    pub amount_usd: String,
+    /// `topup` (default: money received) or `promo` (given away; may expire).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Promotional grants only: when the unspent rest expires (ms since the epoch).
+    #[serde(default)]
+    pub expires_at_ms: Option<i64>,
+    #[serde(default)]
+    pub note: String,
+}
+
+pub async fn grant_credit(
+    store: &Store,
+    actor: &str,
+    tenant_id: &str,
+    req: NewGrant,
+) -> Result<CreditGrant, TenancyError> {
+    let amount = Nanos::parse_usd(&req.amount_usd)
+        .map_err(|e| TenancyError::Invalid(format!("amount_usd: {e}")))?;
+    if amount.0 <= 0 {
+        return Err(TenancyError::Invalid("amount_usd must be positive".into()));
+    }
+    let kind = match req.kind.as_deref() {
+        None => GrantKind::TopUp,
+        Some(k) => GrantKind::parse(k)
+            .ok_or_else(|| TenancyError::Invalid("kind must be topup or promo".into()))?,
+    };
+    let now = tollgate_store::now_ms();
+    if let Some(at) = req.expires_at_ms {
+        if kind != GrantKind::Promo {
+            return Err(TenancyError::Invalid(
+                "only promotional grants expire".into(),
+            ));
+        }
+        if at <= now {
+            return Err(TenancyError::Invalid(
+                "expires_at_ms must be in the future".into(),
+            ));
+        }
+    }
+    if req.note.chars().count() > 500 {
+        return Err(TenancyError::Invalid(
+            "note is at most 500 characters".into(),
+        ));
+    }
+    let grant = CreditGrant {
+        id: crate::ids::new_id("grant_"),
+        tenant_id: tenant_id.to_owned(),
+        kind,
+        amount,
+        expires_at_ms: req.expires_at_ms,
+        note: req.note,
+        actor: actor.to_owned(),
+        created_at_ms: now,
+        expired_at_ms: None,
+        expired: Nanos::ZERO,
+    };
+    let audit = AuditEntry {
+        at_ms: now,
+        actor: actor.to_owned(),
+        action: "credit.grant".into(),
+        target_kind: "tenant".into(),
+        target_id: tenant_id.to_owned(),
+        detail: json!({"grant_id": grant.id, "kind": kind.as_str(), "amount_usd": amount.to_string(), "expires_at_ms": grant.expires_at_ms}),
+    };
+    store
+        .grant_credit(&grant, &audit)
+        .await
+        .map_err(|e| match e {
+            tollgate_store::StoreError::Conflict(_) => TenancyError::NotFound("tenant"),
+            other => TenancyError::Store(other),
+        })?;
+    Ok(grant)
+}
+
+/// A tenant's balance: ledger accounts, granted credit, and (when it has one) its wallet's spend,
+/// open holds and what is left to spend.
+pub async fn balance(
+    store: &Store,
+    budget: &crate::budget::Budget,
+    tenant: &Tenant,
+) -> Result<Value, TenancyError> {
+    let b = store.balances(&tenant.id).await?;
+    let granted = store.granted_credit(&tenant.id).await?;
+    let meter = crate::budget::tenant_meter(tenant, granted);
+    let (spent, held) = match &meter {
+        Some(m) => budget
+            .peek(std::slice::from_ref(m))
+            .await
+            .into_iter()
+            .next()
+            .unwrap_or_default(),
+        None => (
+            store
+                .spend_since(tollgate_store::SpendScope::Tenant(&tenant.id), 0)
+                .await?,
+            Nanos::ZERO,
+        ),
+    };
+    let available = meter
+        .as_ref()
+        .map(|m| Nanos(m.limit.0.saturating_sub(spent.0).saturating_sub(held.0)).to_string());
+    Ok(json!({
+        "object": "balance",
+        "tenant_id": tenant.id,
+        "billing_mode": tenant.billing_mode,
+        "credit_usd": b.credit.to_string(),
+        "receivable_usd": b.receivable.to_string(),
+        "granted_usd": granted.to_string(),
+        "credit_limit_usd": match tenant.billing_mode {
+            BillingMode::Postpaid => tenant.credit_limit_units.map(|c| Nanos(c).to_string()),
+            BillingMode::Prepaid => None,
+        },
+        "spent_usd": spent.to_string(),
+        "held_usd": held.to_string(),
+        "available_usd": available,
+    }))
+}
+
+/// Query of the usage views: `from`/`to` as `YYYY-MM-DD` (UTC) or milliseconds (`to` exclusive),
+/// `group_by` a comma-separated list of `day`, `model`, `key`, `tenant`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageParams {
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    #[serde(default)]
+    pub key_id: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub group_by: Option<String>,
+}
+
+fn instant(name: &str, v: &str) -> Result<i64, TenancyError> {
+    if let Ok(ms) = v.parse::<i64>() {
+        return Ok(ms);
+    }
+    let parts: Vec<&str> = v.split('-').collect();
+    if let [y, m, d] = parts[..] {
+        if let (Ok(y), Ok(m), Ok(d)) = (y.parse::<i64>(), m.parse::<u32>(), d.parse::<u32>()) {
+            if (1..=12).contains(&m) && (1..=31).contains(&d) {
+                return Ok(days_from_civil(y, m, d) * 86_400_000);
+            }
+        }
+    }
+    Err(TenancyError::Invalid(format!(
+        "{name} must be YYYY-MM-DD or milliseconds since the epoch"
+    )))
+}
+
+impl UsageParams {
+    pub fn query(&self) -> Result<UsageQuery, TenancyError> {
+        let mut group_by = Vec::new();
+        for g in self
+            .group_by
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .filter(|s| !s.is_empty())
+        {
+            group_by.push(match g.trim() {
+                "day" => GroupBy::Day,
+                "model" => GroupBy::Model,
+                "key" => GroupBy::Key,
+                "tenant" => GroupBy::Tenant,
+                other => {
+                    return Err(TenancyError::Invalid(format!(
+                        "group_by: unknown {other:?} (day, model, key, tenant)"
+                    )))
+                }
+            });
+        }
+        Ok(UsageQuery {
+            tenant_id: self.tenant_id.clone(),
+            key_id: self.key_id.clone(),
+            model: self.model.clone(),
+            from_ms: self
+                .from
+                .as_deref()
+                .map(|v| instant("from", v))
+                .transpose()?,
+            to_ms: self.to.as_deref().map(|v| instant("to", v)).transpose()?,
+            group_by,
+        })
+    }
+}
+
+pub async fn usage(store: &Store, q: &UsageQuery) -> Result<Value, TenancyError> {
+    let rows = store.usage_summary(q).await?;
+    Ok(json!({"object": "list", "data": rows}))
+}
+
+/// Ledger postings, oldest first, after a sequence number.
+pub async fn ledger(
+    store: &Store,
+    tenant_id: Option<&str>,
+    after: Option<i64>,
+    limit: u32,
+) -> Result<Value, TenancyError> {
+    let mut rows = store
+        .ledger_entries(tenant_id, after, limit.saturating_add(1))
+        .await?;
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_after = if has_more {
+        rows.last().map(|r| r.seq)
+    } else {
+        None
+    };
+    Ok(json!({"object": "list", "data": rows, "has_more": has_more, "next_after": next_after}))
+}
+
+/// Expires promotional grants that are due, every `every`, on every replica (idempotent).
+pub fn spawn_expiry(store: Store, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match store.expire_grants(tollgate_store::now_ms()).await {
+                Ok(done) if !done.is_empty() => {
+                    tracing::info!(grants = done.len(), "promotional credit expired")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "expiring grants failed"),
+            }
+        }
+    });
+}

@@ -108,12 +108,18 @@ def count_ok(result):
     return sum(v for k, v in result.get("statusCodeDistribution", {}).items() if k == "200")
 
 
-def tenant_key(target, cfg, env, gw_url):
-    """A tenant and key with every limit set (high enough never to refuse), via the admin API."""
+def tenant_key(target, cfg, env, gw_url, billing=False):
+    """A tenant and key with every limit set (high enough never to refuse), via the admin API; with
+    `billing`, also daily/monthly/total spend limits and a postpaid credit limit (so every request
+    takes a budget hold and settles it)."""
     import urllib.request
     token = subprocess.run([str(target / "tollgate"), "--config", str(cfg), "token", "--subject", "bench",
                             "--role", "admin"], env=env, check=True, capture_output=True, text=True).stdout.strip()
     limits = {"requests_per_minute": 100_000_000, "tokens_per_minute": 100_000_000_000, "max_concurrent": 100_000}
+    tenant_fields = {}
+    if billing:
+        limits.update({"daily_spend_usd": "1000000", "monthly_spend_usd": "1000000", "total_spend_usd": "1000000"})
+        tenant_fields = {"billing_mode": "postpaid", "credit_limit_units": 10**18, "markup_percent": "10"}
 
     def post(path, body):
         req = urllib.request.Request(f"{gw_url}/admin/api{path}", data=json.dumps(body).encode(), method="POST",
@@ -121,7 +127,7 @@ def tenant_key(target, cfg, env, gw_url):
         with urllib.request.urlopen(req) as res:
             return json.load(res)
 
-    tenant = post("/tenants", {"name": "bench", "limits": limits})
+    tenant = post("/tenants", {"name": "bench", "limits": limits, **tenant_fields})
     return post(f"/tenants/{tenant['id']}/keys", {"name": "bench", "limits": limits})["key"]
 
 
@@ -138,6 +144,11 @@ def main():
                     help="authenticate with the operator key (no admission) or a tenant key whose key and "
                          "tenant have requests/min, tokens/min and concurrency limits (never reached)")
     ap.add_argument("--redis", metavar="URL", help="keep admission state in this Redis (with --auth tenant)")
+    ap.add_argument("--database", metavar="URL", help="database URL (default: a SQLite file in a temp dir)")
+    ap.add_argument("--billing", action="store_true",
+                    help="price the model (infra/demo/prices.toml imported first) and, with --auth tenant, give the "
+                         "tenant and key spend limits and a credit limit: every request is held, settled and posted")
+    ap.add_argument("--gateway-bin", metavar="PATH", help="gateway binary to measure (default: the release build)")
     args = ap.parse_args()
 
     if not shutil.which("oha"):
@@ -155,10 +166,17 @@ def main():
     env.pop("TOLLGATE_REDIS_URL", None)
     if args.redis:
         env["TOLLGATE_REDIS_URL"] = args.redis
-    gw, gw_url = spawn([str(target / "tollgate"), "serve", "--config", str(cfg)], env)
+    if args.database:
+        env["TOLLGATE_DATABASE_URL"] = args.database
+    gateway = args.gateway_bin or str(target / "tollgate")
+    if args.billing:
+        subprocess.run([str(target / "tollgate"), "--config", str(cfg), "prices", "import", "--from", "none",
+                        "--overrides", str(ROOT / "infra" / "demo" / "prices.toml")], env=env, check=True,
+                       capture_output=True)
+    gw, gw_url = spawn([gateway, "serve", "--config", str(cfg)], env)
     auth = [f"Authorization: Bearer {KEY}"]
     if args.auth == "tenant":
-        auth = [f"Authorization: Bearer {tenant_key(target, cfg, env, gw_url)}"]
+        auth = [f"Authorization: Bearer {tenant_key(target, cfg, env, gw_url, args.billing)}"]
 
     phases = []
     kinds = [k for k in ("plain", "stream") if args.only in (None, k)]

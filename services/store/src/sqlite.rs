@@ -20,11 +20,15 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// `url` may end in `?synchronous=normal` (or `&synchronous=normal`): commits then survive
+    /// a crash of the process (`kill -9`) but not of the machine; the default, `full`, syncs the
+    /// log to disk at every commit and survives both.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?
+        let (url, synchronous) = synchronous_of(url)?;
+        let options = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(synchronous)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
@@ -79,6 +83,33 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Takes our own `synchronous=full|normal` parameter out of a SQLite URL.
+fn synchronous_of(url: &str) -> Result<(String, SqliteSynchronous), StoreError> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), SqliteSynchronous::Full));
+    };
+    let mut synchronous = SqliteSynchronous::Full;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("synchronous", "full")) => synchronous = SqliteSynchronous::Full,
+            Some(("synchronous", "normal")) => synchronous = SqliteSynchronous::Normal,
+            Some(("synchronous", other)) => {
+                return Err(StoreError::UnsupportedUrl(format!(
+                    "synchronous={other} (expected full or normal)"
+                )))
+            }
+            _ => rest.push(pair),
+        }
+    }
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((url, synchronous))
 }
 
 impl Health for SqliteStore {
@@ -168,4 +199,30 @@ fn charge_from_row(r: &SqliteRow) -> Result<Option<Charge>, StoreError> {
         }),
         None => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn our_synchronous_parameter_is_taken_out_of_the_url() {
+        let (url, s) = synchronous_of("sqlite:x.db").unwrap();
+        assert_eq!(
+            (url.as_str(), s as u8),
+            ("sqlite:x.db", SqliteSynchronous::Full as u8)
+        );
+        let (url, s) = synchronous_of("sqlite:x.db?synchronous=normal").unwrap();
+        assert_eq!(
+            (url.as_str(), s as u8),
+            ("sqlite:x.db", SqliteSynchronous::Normal as u8)
+        );
+        let (url, s) = synchronous_of("sqlite:x.db?mode=rwc&synchronous=full").unwrap();
+        assert_eq!(
+            (url.as_str(), s as u8),
+            ("sqlite:x.db?mode=rwc", SqliteSynchronous::Full as u8)
+        );
+        assert!(synchronous_of("sqlite:x.db?synchronous=off").is_err());
+    }
 }

@@ -63,7 +63,6 @@ impl Application {
             }),
             settings.billing.on_redis_failure,
         ));
-        crate::proxy::warm_up_tokenizer();
         crate::billing::spawn_expiry(store.clone(), Duration::from_secs(60));
         let state = web::Data::new(AppState {
             catalog: catalog.clone(),

@@ -32,6 +32,7 @@ fn cfg(mock: &Mock, extra: &str) -> String {
         ("slow", "tps=50"),
         ("cached", "cached=2,reasoning=2"),
         ("paced", "tps=400"),
+        ("cut", "cut_after=3"),
     ] {
         more.push_str(&format!(
             "\n[deployments.{name}]\nprovider = \"mock\"\nmodel = \"mock-gpt@{directives}\"\nprice = \"mock/mock-gpt\"\n\n[models.gpt-{name}]\ndeployments = [\"{name}\"]\n"
@@ -473,6 +474,23 @@ async fn an_abandoned_stream_is_billed_for_what_was_produced() {
     assert!(r.usage_estimated);
     let t = r.tokens.expect("estimated tokens");
     assert!(t.completion > 0 && t.completion < 200, "{t:?}");
+    assert!(r.billing.unwrap().price.0 > 0);
+
+    // A stream the provider cuts is billed for what it produced, too.
+    let res = send(
+        &gw,
+        &key,
+        &chat_body(50, json!({"stream": true, "model": "gpt-cut"})),
+    )
+    .await;
+    let id = header(&res, "x-request-id");
+    let text = res.text().await.unwrap();
+    assert!(text.contains("upstream_connection_broken"), "{text}");
+    let r = gw.record(&id).await;
+    assert_eq!(r.outcome, tollgate_store::Outcome::UpstreamBroken);
+    assert!(r.usage_estimated);
+    let t = r.tokens.expect("estimated tokens");
+    assert!(t.completion > 0 && t.completion < 50, "{t:?}");
     assert!(r.billing.unwrap().price.0 > 0);
 }
 

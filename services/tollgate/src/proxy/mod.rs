@@ -24,7 +24,6 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub use body::read_body;
-pub use estimate::warm_up as warm_up_tokenizer;
 use meter::{Bill, Meter};
 
 /// What a successful attempt produced.
@@ -287,6 +286,17 @@ async fn hold(
         });
     };
     let markup = pricing.markup(&tk.tenant);
+    let budgeted = crate::budget::has_wallet(tk)
+        || tk.key.limits.has_spend_limit()
+        || tk.tenant.limits.has_spend_limit();
+    if !budgeted {
+        return Ok(Bill {
+            pricing,
+            markup,
+            images,
+            hold: None,
+        });
+    }
     let amount = pricing
         .hold_amount(
             model.deployments.iter(),

@@ -18,7 +18,8 @@ pub struct TenantKey {
     pub quota: QuotaNames,
 }
 
-/// The names of a key's and its tenant's quota state (`tg:q:<scope>:<id>:<rpm|tpm|conc>`).
+/// The names of a key's and its tenant's quota state (`tg:q2:<scope>:<id>:<rpm|tpm>`,
+/// `tg:q:<scope>:<id>:conc`).
 #[derive(Debug)]
 pub struct QuotaNames {
     /// `[key, tenant]` × `[rpm, tpm, conc]`.
@@ -27,8 +28,11 @@ pub struct QuotaNames {
 
 impl QuotaNames {
     pub fn new(key_id: &str, tenant_id: &str) -> Self {
+        // Buckets are strings ("level:at") under `tg:q2:`; the `tg:q:` hashes of earlier
+        // versions are left to expire rather than misread.
         let of = |scope: &str, id: &str| {
-            ["rpm", "tpm", "conc"].map(|kind| Arc::from(format!("tg:q:{scope}:{id}:{kind}")))
+            [("q2", "rpm"), ("q2", "tpm"), ("q", "conc")]
+                .map(|(v, kind)| Arc::from(format!("tg:{v}:{scope}:{id}:{kind}")))
         };
         Self {
             names: [of("key", key_id), of("tenant", tenant_id)],

@@ -395,7 +395,7 @@ impl Admission {
         };
         let mut out = serde_json::json!({"key": {}, "tenant": {}});
         for (c, (remaining, reset_ms)) in plan.checks.iter().zip(windows) {
-            let scope = if c.bucket.starts_with("tg:q:key:") {
+            let scope = if c.bucket.starts_with("tg:q2:key:") {
                 "key"
             } else {
                 "tenant"

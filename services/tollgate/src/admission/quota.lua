@@ -5,7 +5,10 @@
 --       then F x (capacity, per_minute, delta), R x member, N x (capacity, per_minute, cost),
 --       M x max.
 -- Levels are in units of 1/60000 token (see tollgate_domain::quota), integers below 2^53,
--- stored with %.0f so no digit is lost. A correction's positive delta takes, a negative one gives
+-- stored with %.0f so no digit is lost. A bucket is one string, "level:at", written with its
+-- expiry in the same SET (one call instead of HSET + PEXPIRE). A slot set holds one member per
+-- request, scored by its lease's end; live leases are counted with ZCOUNT, and expired members
+-- (left by crashed replicas) are removed only when a set is full. A correction's positive delta takes, a negative one gives
 -- back. The admission is all-or-nothing: a refused request changes nothing (the corrections
 -- before it still apply). With N = M = 0 the script only applies the endings.
 -- Returns {admitted, refusing index (1-based, buckets then slots), retry_ms (-1 = never),
@@ -29,10 +32,11 @@ local function refill(key, cap, rate)
   local full = cap * U
   local level = full
   local at = now
-  local st = redis.call('HMGET', key, 'l', 't')
-  if st[1] then
-    level = tonumber(st[1])
-    at = tonumber(st[2])
+  local st = redis.call('GET', key)
+  if st then
+    local l, t = string.match(st, '^(%d+):(%d+)$')
+    level = tonumber(l) or full
+    at = tonumber(t) or now
     local elapsed = now - at
     if elapsed < 0 then elapsed = 0 end
     level = math.min(full, level + elapsed * rate)
@@ -42,8 +46,8 @@ local function refill(key, cap, rate)
 end
 
 local function store(key, level, at, full, rate)
-  redis.call('HSET', key, 'l', string.format('%.0f', level), 't', string.format('%.0f', at))
-  redis.call('PEXPIRE', key, math.ceil((full - level) / rate) + 1000)
+  redis.call('SET', key, string.format('%.0f:%.0f', level, at),
+    'PX', math.ceil((full - level) / rate) + 1000)
 end
 
 for i = 1, f do
@@ -91,8 +95,8 @@ if out[1] == 1 then
   for j = 1, m do
     local key = KEYS[k + n + j]
     local max = tonumber(ARGV[a + j])
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-    if redis.call('ZCARD', key) >= max then
+    if redis.call('ZCOUNT', key, string.format('(%.0f', now), '+inf') >= max then
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
       out[1] = 0
       out[2] = n + j
       out[3] = 1000

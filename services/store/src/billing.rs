@@ -192,6 +192,15 @@ pub trait Billing {
         tenant_id: &str,
     ) -> impl Future<Output = Result<Balances, StoreError>> + Send;
 
+    /// Corrects a request's charge by posting the reverse of each of its postings (`reverse:<key>`),
+    /// with the audit entry, in one transaction; idempotent (a second call posts nothing). Returns
+    /// the reversing postings made by this call.
+    fn reverse_request(
+        &self,
+        request_id: &str,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<Vec<LedgerEntry>, StoreError>> + Send;
+
     /// A tenant's net credit granted: Σ grants less what expired of them.
     fn granted_credit(
         &self,
@@ -470,15 +479,7 @@ impl Billing for Store {
                 };
             }
             post_in!(tx, std::slice::from_ref(&posting));
-            sqlx::query(t::INSERT_AUDIT)
-                .bind(audit.at_ms)
-                .bind(&audit.actor)
-                .bind(&audit.action)
-                .bind(&audit.target_kind)
-                .bind(&audit.target_id)
-                .bind(t::json(&audit.detail))
-                .execute(&mut *tx)
-                .await?;
+            t::audit_in!(tx, audit);
             tx.commit().await?;
             Ok(())
         })
@@ -589,6 +590,47 @@ impl Billing for Store {
             }
         }
         Ok(out)
+    }
+
+    async fn reverse_request(
+        &self,
+        request_id: &str,
+        audit: &AuditEntry,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        let select = format!(
+            "SELECT {LEDGER_COLUMNS} FROM ledger_postings WHERE request_id = $1 \
+             AND key NOT LIKE 'reverse:%' ORDER BY seq"
+        );
+        let reversed = format!(
+            "SELECT {LEDGER_COLUMNS} FROM ledger_postings WHERE request_id = $1 \
+             AND key LIKE 'reverse:%' ORDER BY seq"
+        );
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let rows = sqlx::query(&select).bind(request_id).fetch_all(&mut *tx).await?;
+            let originals: Vec<LedgerEntry> =
+                rows.iter().map(entry_from_row).collect::<Result<_, _>>()?;
+            let reversals: Vec<PostingRow> = originals
+                .iter()
+                .map(|p| PostingRow {
+                    key: format!("reverse:{}", p.key),
+                    at_ms: audit.at_ms,
+                    debit: p.credit.clone(),
+                    credit: p.debit.clone(),
+                    amount: p.amount.0,
+                    tenant_id: p.tenant_id.clone(),
+                    request_id: p.request_id.clone(),
+                })
+                .collect();
+            let inserted = post_in!(tx, &reversals);
+            if !inserted.is_empty() {
+                t::audit_in!(tx, audit);
+            }
+            let rows = sqlx::query(&reversed).bind(request_id).fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            let all: Vec<LedgerEntry> = rows.iter().map(entry_from_row).collect::<Result<_, _>>()?;
+            Ok(all.into_iter().filter(|e| inserted.contains(&e.key)).collect())
+        })
     }
 
     async fn granted_credit(&self, tenant_id: &str) -> Result<Nanos, StoreError> {

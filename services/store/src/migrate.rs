@@ -29,6 +29,12 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         name: "20261124040000_create_ledger",
         sql: include_str!("../../../migrations/sqlite/20261124040000_create_ledger.sql"),
     },
+    Migration {
+        name: "20261124050000_index_postings_by_request",
+        sql: include_str!(
+            "../../../migrations/sqlite/20261124050000_index_postings_by_request.sql"
+        ),
+    },
 ];
 
 pub static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -53,6 +59,12 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         name: "20261124040000_create_ledger",
         sql: include_str!("../../../migrations/postgres/20261124040000_create_ledger.sql"),
+    },
+    Migration {
+        name: "20261124050000_index_postings_by_request",
+        sql: include_str!(
+            "../../../migrations/postgres/20261124050000_index_postings_by_request.sql"
+        ),
     },
 ];
 

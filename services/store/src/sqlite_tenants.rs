@@ -10,15 +10,7 @@ use crate::tenants::{
 use crate::{SqliteStore, StoreError};
 
 async fn audit(tx: &mut Transaction<'_, Sqlite>, a: &AuditEntry) -> Result<(), StoreError> {
-    sqlx::query(t::INSERT_AUDIT)
-        .bind(a.at_ms)
-        .bind(&a.actor)
-        .bind(&a.action)
-        .bind(&a.target_kind)
-        .bind(&a.target_id)
-        .bind(t::json(&a.detail))
-        .execute(&mut **tx)
-        .await?;
+    t::audit_in!(*tx, a);
     Ok(())
 }
 

@@ -203,6 +203,24 @@ pub(crate) const UPDATE_KEY_STATUS: &str = "UPDATE api_keys SET status = $1, upd
 pub(crate) const INSERT_AUDIT: &str =
     "INSERT INTO audit_log (at_ms, actor, action, target_kind, target_id, detail) \
     VALUES ($1, $2, $3, $4, $5, $6)";
+/// Writes the audit entry `$a` (an `&AuditEntry`) in the transaction `$tx` (any value that
+/// reborrows as a connection: `&mut *$tx` must be one). Used by every backend's audited changes.
+macro_rules! audit_in {
+    ($tx:expr, $a:expr) => {{
+        let a: &$crate::tenants::AuditEntry = $a;
+        sqlx::query($crate::tenants::INSERT_AUDIT)
+            .bind(a.at_ms)
+            .bind(&a.actor)
+            .bind(&a.action)
+            .bind(&a.target_kind)
+            .bind(&a.target_id)
+            .bind($crate::tenants::json(&a.detail))
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+pub(crate) use audit_in;
+
 pub(crate) const LIST_AUDIT: &str =
     "SELECT id, at_ms, actor, action, target_kind, target_id, detail FROM audit_log \
     WHERE id > $1 ORDER BY id LIMIT $2";

@@ -63,6 +63,7 @@ on_both_backends!(sqlite_concurrent, postgres_concurrent, concurrent_story);
 on_both_backends!(sqlite_large_batch, postgres_large_batch, large_batch_story);
 on_both_backends!(sqlite_grants, postgres_grants, grants_story);
 on_both_backends!(sqlite_reports, postgres_reports, reports_story);
+on_both_backends!(sqlite_reversal, postgres_reversal, reversal_story);
 on_both_backends!(
     sqlite_tenant_pricing,
     postgres_tenant_pricing,
@@ -849,4 +850,83 @@ async fn tenant_pricing_story(store: &Store) {
         .await
         .unwrap());
     assert_eq!(store.get_tenant("ten_p").await.unwrap(), Some(t));
+}
+
+/// A correction reverses every posting of a request once, with an audit entry, and leaves the
+/// balances where they were before the request.
+async fn reversal_story(store: &Store) {
+    new_tenant(store, "ten_r").await;
+    store
+        .grant_credit(
+            &grant("gr_r", "ten_r", GrantKind::TopUp, 1, None),
+            &audit("credit.grant", "ten_r"),
+        )
+        .await
+        .unwrap();
+    let before = store.balances("ten_r").await.unwrap();
+    // $1.50 charged: $1 from credit, $0.50 receivable, and $0.90 of provider cost.
+    store
+        .record_requests(&[record(
+            "req_r",
+            "ten_r",
+            "key_r",
+            DAY0,
+            3 * USD / 2,
+            9 * USD / 10,
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.balances("ten_r").await.unwrap(),
+        Balances {
+            credit: Nanos(0),
+            receivable: Nanos(-USD / 2)
+        }
+    );
+    let made = store
+        .reverse_request("req_r", &audit("request.reverse", "req_r"))
+        .await
+        .unwrap();
+    let mut keys: Vec<&str> = made.iter().map(|e| e.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        vec![
+            "reverse:usage:req_r:cost",
+            "reverse:usage:req_r:credit",
+            "reverse:usage:req_r:receivable"
+        ]
+    );
+    assert!(made
+        .iter()
+        .all(|e| e.request_id.as_deref() == Some("req_r")));
+    assert_eq!(
+        store.balances("ten_r").await.unwrap(),
+        before,
+        "back to before the request"
+    );
+    assert!(
+        store
+            .reverse_request("req_r", &audit("request.reverse", "req_r"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a second reversal posts nothing"
+    );
+    assert!(store
+        .reverse_request("req_none", &audit("request.reverse", "req_none"))
+        .await
+        .unwrap()
+        .is_empty());
+    let entries = store.list_audit(None, 100).await.unwrap();
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|(_, e)| e.action == "request.reverse")
+            .count(),
+        1,
+        "audited once"
+    );
+    assert_eq!(store.ledger_sum().await.unwrap(), 0);
+    assert_balances_match_postings(store, &["ten_r"]).await;
 }

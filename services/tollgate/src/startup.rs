@@ -51,7 +51,9 @@ impl Application {
             catalog.clone(),
             Duration::from_secs(settings.billing.price_refresh_s),
         );
-        let hold_ttl = catalog.longest_request + Duration::from_secs(60);
+        // No request outlives its attempts' total timeouts; a hold outlives that by a minute.
+        let attempts = u32::try_from(catalog.max_attempts.max(1)).unwrap_or(u32::MAX);
+        let hold_ttl = catalog.longest_request * attempts + Duration::from_secs(60);
         let budget = Arc::new(crate::budget::Budget::new(
             store.clone(),
             admission.redis().map(|r| {

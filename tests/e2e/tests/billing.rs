@@ -201,6 +201,35 @@ async fn costs_are_reported_recorded_and_posted_once() {
     let r = store.get_request(&id).await.unwrap().expect("committed");
     assert_eq!(r.billing.unwrap().price.0, 603_600);
 
+    // A correction: the operator reverses the first request's charge (a refund), once.
+    let first = mine[0].request_id.clone().unwrap();
+    let res = gw
+        .anonymous(
+            Method::POST,
+            &format!("/admin/api/requests/{first}/reverse"),
+        )
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "tenant keys cannot reverse");
+    let before = store.balances(&tid).await.unwrap();
+    let made = gw
+        .admin(
+            Method::POST,
+            &format!("/requests/{first}/reverse"),
+            Some(json!({"reason": "goodwill"})),
+        )
+        .await;
+    assert_eq!(made["data"].as_array().unwrap().len(), 2, "{made}");
+    let after = store.balances(&tid).await.unwrap();
+    assert_eq!(after.receivable.0 - before.receivable.0, 1_203_600);
+    let again = gw
+        .admin(Method::POST, &format!("/requests/{first}/reverse"), None)
+        .await;
+    assert_eq!(again["data"], json!([]));
+    assert_eq!(store.ledger_sum().await.unwrap(), 0);
+
     // Usage views: by model for the operator, and the tenant's own.
     let usage = gw
         .admin(
@@ -701,6 +730,7 @@ async fn the_admin_openapi_document_lists_the_billing_routes() {
         ("/tenants/{tenant}/ledger", "get"),
         ("/ledger", "get"),
         ("/usage", "get"),
+        ("/requests/{request}/reverse", "post"),
     ] {
         assert!(doc["paths"][path][method].is_object(), "{method} {path}");
     }

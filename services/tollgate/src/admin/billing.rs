@@ -134,3 +134,49 @@ pub async fn usage(
     let q = params.query()?;
     Ok(HttpResponse::Ok().json(billing::usage(&state.store, &q).await?))
 }
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Reversal {
+    #[serde(default)]
+    reason: String,
+}
+
+/// Corrects a request's charge with reversing postings (a refund); idempotent.
+pub async fn reverse_request(
+    Admin(c): Admin,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    use tollgate_store::RequestLog;
+    let body: Reversal = if req
+        .headers()
+        .contains_key(actix_web::http::header::CONTENT_TYPE)
+    {
+        json_body(&req, payload, &state).await?
+    } else {
+        Reversal::default()
+    };
+    if body.reason.chars().count() > 500 {
+        return Err(ApiError::AdminBadRequest(
+            "reason is at most 500 characters".into(),
+        ));
+    }
+    let record = state
+        .store
+        .get_request(&path)
+        .await?
+        .ok_or(ApiError::NotFound("request"))?;
+    let audit = tollgate_store::AuditEntry {
+        at_ms: tollgate_store::now_ms(),
+        actor: c.sub.clone(),
+        action: "request.reverse".into(),
+        target_kind: "request".into(),
+        target_id: record.id.clone(),
+        detail: serde_json::json!({"reason": body.reason, "tenant_id": record.tenant_id}),
+    };
+    let made = state.store.reverse_request(&record.id, &audit).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"object": "list", "data": made})))
+}

@@ -52,5 +52,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/tenants/{tenant}/ledger", web::get().to(billing::ledger))
         .route("/ledger", web::get().to(billing::ledger_all))
         .route("/usage", web::get().to(billing::usage))
+        .route(
+            "/requests/{request}/reverse",
+            web::post().to(billing::reverse_request),
+        )
         .route("/audit", web::get().to(h::list_audit));
 }

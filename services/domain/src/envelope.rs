@@ -13,6 +13,8 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::routing::{parse_models, Needs, ProviderPrefs};
+
 /// The proxied OpenAI endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
@@ -78,7 +80,7 @@ pub struct InvalidRequest {
 }
 
 impl InvalidRequest {
-    fn new(code: &'static str, param: Option<&str>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: &'static str, param: Option<&str>, message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             param: param.map(str::to_owned),
@@ -115,7 +117,14 @@ pub struct RequestEnvelope<'a> {
     /// The body itself has `stream_options.include_usage: true`.
     sends_include_usage: bool,
     max_output_tokens: Option<u64>,
+    /// The `provider` routing preferences (empty when absent).
+    prefs: ProviderPrefs,
+    /// The `models` fallback list (empty when absent).
+    fallback_models: Vec<String>,
 }
+
+/// Top-level fields that are Tollgate's (OpenRouter-style) options, never sent upstream.
+const GATEWAY_FIELDS: [&str; 4] = ["usage", "provider", "models", "route"];
 
 impl<'a> RequestEnvelope<'a> {
     /// Parses and checks a request body for `endpoint`.
@@ -134,6 +143,8 @@ impl<'a> RequestEnvelope<'a> {
             wants_cost: false,
             sends_include_usage: false,
             max_output_tokens: None,
+            prefs: ProviderPrefs::default(),
+            fallback_models: Vec::new(),
         };
         envelope.check(limits)?;
         Ok(envelope)
@@ -223,6 +234,12 @@ impl<'a> RequestEnvelope<'a> {
             }
         }
 
+        if let Some(raw) = self.field("provider") {
+            self.prefs = ProviderPrefs::parse(raw.get())?;
+        }
+        if let Some(raw) = self.field("models") {
+            self.fallback_models = parse_models(raw.get())?;
+        }
         if self.wants_cost && self.stream {
             self.client_wants_usage = true;
         }
@@ -370,6 +387,34 @@ impl<'a> RequestEnvelope<'a> {
         })
     }
 
+    /// The request's `provider` routing preferences.
+    pub fn provider_prefs(&self) -> &ProviderPrefs {
+        &self.prefs
+    }
+
+    /// The `models` list: models to fall back to, in order, after `model`.
+    pub fn fallback_models(&self) -> &[String] {
+        &self.fallback_models
+    }
+
+    /// The capabilities the request uses (for `provider.require_parameters`).
+    pub fn needs(&self) -> Needs {
+        let format = self
+            .field("response_format")
+            .map(RawValue::get)
+            .unwrap_or_default();
+        let has = |name: &str| {
+            self.field(name)
+                .is_some_and(|v| !matches!(v.get().trim(), "null" | "[]"))
+        };
+        Needs {
+            tools: has("tools") || has("functions"),
+            vision: self.image_parts() > 0,
+            json: format.contains("\"json_object\"") || format.contains("\"json_schema\""),
+            json_schema: format.contains("\"json_schema\""),
+        }
+    }
+
     /// Whether the client asked for the final usage chunk of a stream.
     pub fn client_wants_usage(&self) -> bool {
         self.client_wants_usage
@@ -391,8 +436,8 @@ impl<'a> RequestEnvelope<'a> {
         let mut wrote_stream_options = false;
         let mut first = true;
         for (key, value) in &self.fields {
-            // Tollgate's own (OpenRouter-style) option; providers would reject it.
-            if key.as_ref() == "usage" {
+            // Tollgate's own (OpenRouter-style) options; providers would reject them.
+            if GATEWAY_FIELDS.contains(&key.as_ref()) {
                 continue;
             }
             if !first {

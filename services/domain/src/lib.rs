@@ -9,6 +9,7 @@
 //! - [`ledger`]: accounts, double-entry postings, holds and the overage rule.
 //! - [`money`]: the minor unit (10⁻⁹ USD) and exact decimal parsing.
 //! - [`pricing`]: price sheets, costs by token kind, long-context tiers, markups.
+//! - [`routing`]: a request's routing preferences (`provider`, `models`, `:floor`/`:nitro`).
 //! - [`tenant`]: tenant and key statuses, policies and limits (issue 3 groundwork).
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,7 @@ pub mod ledger;
 pub mod money;
 pub mod pricing;
 pub mod quota;
+pub mod routing;
 pub mod tenant;
 pub mod usage;
 

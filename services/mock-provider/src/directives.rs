@@ -10,6 +10,16 @@ use crate::error::ApiError;
 /// Name of the request header carrying directives.
 pub const HEADER: &str = "x-mock";
 
+/// Error codes a scripted failure may carry (`fail_code=`).
+pub const FAIL_CODES: &[&str] = &[
+    "context_length_exceeded",
+    "unsupported_parameter",
+    "unsupported_value",
+    "invalid_api_key",
+    "model_not_found",
+    "server_error",
+];
+
 /// Longest delay a directive may ask for (one hour), so a typo cannot overflow a timer.
 const MAX_DELAY_MS: u64 = 3_600_000;
 
@@ -26,6 +36,11 @@ pub struct Directives {
     pub fail: Option<StatusCode>,
     /// `fail_times=N`: only the first N requests with the same directives fail.
     pub fail_times: Option<u64>,
+    /// `fail_pct=P`: only P percent of the requests fail, at random (0..=100).
+    pub fail_pct: Option<u64>,
+    /// `fail_code=CODE`: the error `code` of a scripted failure, one of [`FAIL_CODES`]
+    /// (`context_length_exceeded` on a 400 is how OpenAI says a prompt is too long).
+    pub fail_code: Option<&'static str>,
     /// `retry_after=SECS`: `retry-after` header value of a scripted failure (429 default: 1).
     pub retry_after: Option<u64>,
     /// `hang`: never respond.
@@ -88,6 +103,16 @@ impl Directives {
             "tps" => self.tps = Some(positive(name, value, number(1_000_000)?)?),
             "fail" => self.fail = Some(parse_status(name, value)?),
             "fail_times" => self.fail_times = Some(number(u64::MAX)?),
+            "fail_pct" => self.fail_pct = Some(number(100)?),
+            "fail_code" => {
+                self.fail_code = Some(
+                    FAIL_CODES
+                        .iter()
+                        .copied()
+                        .find(|c| Some(*c) == value)
+                        .ok_or_else(|| invalid(name, value))?,
+                );
+            }
             "retry_after" => self.retry_after = Some(number(86_400)?),
             "hang" => self.hang = flag(name, value)?,
             "malformed" => self.malformed = flag(name, value)?,
@@ -157,6 +182,9 @@ mod tests {
         assert_eq!(d.tps, Some(5));
         assert!(d.hang);
         assert_eq!(d.cached, 3);
+        let d = Directives::from_request("m@fail=400,fail_code=context_length_exceeded", None)
+            .expect("valid directives");
+        assert_eq!(d.fail_code, Some("context_length_exceeded"));
         assert_eq!(
             Directives::from_request("mock-gpt", None).expect("no directives"),
             Directives::default()
@@ -172,6 +200,8 @@ mod tests {
             ("m@tps=0", "invalid_directive"),
             ("m@hang=maybe", "invalid_directive"),
             ("m@tokens", "invalid_directive"),
+            ("m@fail_pct=101", "invalid_directive"),
+            ("m@fail_code=teapot", "invalid_directive"),
         ] {
             let err = Directives::from_request(model, None).expect_err(model);
             let body: serde_json::Value = serde_json::from_slice(&err.body()).expect("json");

@@ -34,6 +34,8 @@ pub enum ApiError {
     Scripted {
         status: StatusCode,
         retry_after: Option<u64>,
+        /// Overrides the error code OpenAI would send for `status` (`fail_code=`).
+        code: Option<&'static str>,
     },
 }
 
@@ -93,12 +95,12 @@ impl ApiError {
                 code: None,
                 param: None,
             },
-            Self::Scripted { status, .. } => {
-                let (kind, code) = scripted_type_and_code(*status);
+            Self::Scripted { status, code, .. } => {
+                let (kind, default_code) = scripted_type_and_code(*status);
                 Parts {
                     status: *status,
                     kind,
-                    code,
+                    code: code.or(default_code),
                     param: None,
                 }
             }
@@ -176,6 +178,17 @@ impl fmt::Display for ApiError {
             Self::ModelNotFound(id) => write!(f, "The model '{id}' does not exist"),
             Self::UnknownUrl { method, path } => write!(f, "Unknown request URL: {method} {path}"),
             Self::Internal(detail) => write!(f, "mock: internal error: {detail}"),
+            Self::Scripted {
+                code: Some("context_length_exceeded"),
+                ..
+            } => f.write_str(
+                "mock: This model's maximum context length is 128000 tokens. However, your \
+                 messages resulted in 130000 tokens. Please reduce the length of the messages.",
+            ),
+            Self::Scripted {
+                code: Some("unsupported_parameter"),
+                ..
+            } => f.write_str("mock: Unsupported parameter: this model does not support it."),
             Self::Scripted { status, .. } => f.write_str(scripted_message(*status)),
         }
     }
@@ -202,6 +215,7 @@ impl ResponseError for ApiError {
         if let Self::Scripted {
             status,
             retry_after,
+            ..
         } = self
         {
             let retry_after = match (retry_after, status.as_u16()) {

@@ -83,6 +83,8 @@ pub struct State {
     next_id: AtomicU64,
     journal: Mutex<Journal>,
     failures: Mutex<HashMap<String, u64>>,
+    /// xorshift64 state for `fail_pct` (seeded from the clock on first use).
+    rng: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -131,6 +133,22 @@ impl State {
     /// A fresh number for response ids (`chatcmpl-mock-<n>`), starting at 1.
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A pseudo-random number in `0..100` (for `fail_pct`).
+    pub fn chance(&self) -> u64 {
+        let mut x = self.rng.load(Ordering::Relaxed);
+        if x == 0 {
+            x = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0x9e37_79b9_7f4a_7c15, |d| d.as_nanos() as u64)
+                | 1;
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.store(x, Ordering::Relaxed);
+        (x >> 11) % 100
     }
 
     /// For `fail_times=N`: whether this request, the next one with `key`, is among the first N.

@@ -13,7 +13,7 @@ pub mod sse;
 pub mod target;
 
 pub use client::{Upstream, UpstreamClient, UpstreamStream};
-pub use error::{TargetError, UpstreamError};
+pub use error::{Disposition, TargetError, UpstreamError};
 pub use preset::{AuthStyle, PathStyle, Preset, PRESETS};
 pub use sse::{Frame, SseDecoder, SseLimits};
 pub use target::{ProviderTarget, Timeouts};

@@ -26,6 +26,18 @@ pub struct Deployment {
     pub price: Option<String>,
     pub context_window: Option<u64>,
     pub max_concurrency: Option<u32>,
+    pub quantization: Option<String>,
+    /// Declared capabilities; `None` means unknown.
+    pub capabilities: Option<Vec<String>>,
+    pub weight: u32,
+    /// The provider neither stores nor trains on prompts.
+    pub no_data_collection: bool,
+    pub zdr: bool,
+    /// Live health, statistics and concurrency of this deployment on this replica.
+    pub state: crate::routing::DeploymentState,
+    /// Identifies the upstream (name, URL and model) in state shared across replicas: two
+    /// gateways share a circuit only for the same deployment of the same upstream.
+    pub shared_id: String,
     /// Per endpoint: the URL, or `None` when the provider does not serve it.
     uris: [Option<Uri>; 3],
     /// Response header values, prepared once.
@@ -59,6 +71,7 @@ impl Deployment {
 pub struct PublicModel {
     pub name: ModelName,
     pub deployments: Vec<Arc<Deployment>>,
+    pub strategy: crate::settings::Strategy,
     /// The `/v1/models/{id}` body.
     pub json: Bytes,
 }
@@ -91,6 +104,7 @@ pub struct Catalog {
     pub key_cache_ttl: Duration,
     /// Signs and verifies operator JWTs for the admin API; `None` disables it.
     pub jwt_secret: Option<crate::settings::Secret>,
+    pub routing: crate::settings::RoutingSettings,
 }
 
 /// Builds a [`Catalog`] while validation collects errors.
@@ -251,8 +265,38 @@ impl CatalogBuilder {
             if bad {
                 continue;
             }
+            const CAPABILITIES: [&str; 4] = ["tools", "vision", "json", "json_schema"];
+            for c in d.capabilities.iter().flatten() {
+                if !CAPABILITIES.contains(&c.as_str()) {
+                    err(
+                        path("capabilities"),
+                        format!(
+                            "unknown capability {c:?}; known: {}",
+                            CAPABILITIES.join(", ")
+                        ),
+                    );
+                }
+            }
+            if d.max_concurrency == Some(0) {
+                err(path("max_concurrency"), "must be positive".into());
+            }
+            let upstream = uris
+                .iter()
+                .flatten()
+                .next()
+                .map(Uri::to_string)
+                .unwrap_or_default();
+            let digest = Sha256::digest(format!("{upstream}\n{}", d.model).as_bytes());
+            let shared_id = format!(
+                "{name}:{}",
+                digest[..8]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            );
             let dep = Deployment {
                 name: name.clone(),
+                shared_id,
                 provider: provider.clone(),
                 upstream_model: d.model.clone(),
                 region: d.region.clone(),
@@ -260,6 +304,14 @@ impl CatalogBuilder {
                 price: d.price.clone(),
                 context_window: d.context_window,
                 max_concurrency: d.max_concurrency,
+                quantization: d.quantization.clone(),
+                capabilities: d.capabilities.clone(),
+                weight: d.weight,
+                no_data_collection: d.data_collection
+                    == Some(tollgate_domain::routing::DataCollection::Deny)
+                    || d.zdr,
+                zdr: d.zdr,
+                state: crate::routing::DeploymentState::new(d.max_concurrency, &s.routing),
                 uris,
                 headers: DeploymentHeaders {
                     provider: header(provider.name()),
@@ -323,6 +375,7 @@ impl CatalogBuilder {
                 PublicModel {
                     name: public,
                     deployments,
+                    strategy: m.strategy.unwrap_or(s.routing.strategy),
                     json: Bytes::from(json.to_string()),
                 },
             );
@@ -369,6 +422,7 @@ impl CatalogBuilder {
             key_cache_ttl: Duration::from_millis(s.auth.key_cache_ttl_ms),
             longest_request,
             jwt_secret: jwt_secret.map(|k| crate::settings::Secret(k.to_owned())),
+            routing: s.routing.clone(),
         };
         catalog.models_json = catalog.models_list(|_| true);
         catalog

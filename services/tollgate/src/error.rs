@@ -43,6 +43,10 @@ pub enum ApiError {
         model: String,
         endpoint: &'static str,
     },
+    #[error("no deployment of {model} may serve this request: {reasons}")]
+    NoEligibleDeployment { model: String, reasons: String },
+    #[error("every deployment is at its concurrency limit")]
+    DeploymentsSaturated,
     #[error("unknown URL {method} {path}")]
     UnknownUrl { method: String, path: String },
     #[error("method {method} not allowed on {path}")]
@@ -136,6 +140,16 @@ impl ApiError {
                 "invalid_request_error",
                 "model_not_supported_for_endpoint",
             ),
+            Self::NoEligibleDeployment { .. } => row(
+                S::BAD_REQUEST,
+                "invalid_request_error",
+                "no_eligible_deployment",
+            ),
+            Self::DeploymentsSaturated => row(
+                S::SERVICE_UNAVAILABLE,
+                "server_error",
+                "deployments_saturated",
+            ),
             Self::UnknownUrl { .. } => row(S::NOT_FOUND, "invalid_request_error", "unknown_url"),
             Self::MethodNotAllowed { .. } => row(
                 S::METHOD_NOT_ALLOWED,
@@ -227,6 +241,13 @@ impl ApiError {
             Self::EndpointNotSupported { model, endpoint } => {
                 format!("The model `{model}` is not available on the {endpoint} endpoint.")
             }
+            Self::NoEligibleDeployment { model, reasons } => format!(
+                "No deployment of `{model}` may serve this request under the tenant's policy and \
+                 the request's provider preferences: {reasons}."
+            ),
+            Self::DeploymentsSaturated => {
+                "Every deployment of this model is at its concurrency limit; retry shortly.".into()
+            }
             Self::UnknownUrl { method, path } => format!("Unknown request URL: {method} {path}."),
             Self::MethodNotAllowed { method, path } => format!("Method {method} is not allowed on {path}."),
             Self::BodyTooLarge { limit } => format!("The request body is larger than the limit of {limit} bytes."),
@@ -274,6 +295,7 @@ impl ApiError {
         match self {
             Self::InvalidRequest(e) => e.param.as_deref(),
             Self::ModelNotFound(_) | Self::EndpointNotSupported { .. } => Some("model"),
+            Self::NoEligibleDeployment { .. } => Some("provider"),
             _ => None,
         }
     }
@@ -323,6 +345,12 @@ impl ResponseError for ApiError {
         } = self
         {
             res.insert_header((RETRY_AFTER, s.to_string()));
+        }
+        if let Self::Upstream { attempts, .. } = self {
+            res.insert_header(("x-tollgate-attempts", HeaderValue::from(*attempts)));
+        }
+        if let Self::DeploymentsSaturated = self {
+            res.insert_header((RETRY_AFTER, HeaderValue::from_static("1")));
         }
         if let Self::RateLimited(d) = self {
             if d.retry_after_ms != u64::MAX {

@@ -19,6 +19,7 @@ pub mod pricing;
 pub mod proxy;
 pub mod request_log;
 pub mod routes;
+pub mod routing;
 pub mod settings;
 pub mod startup;
 pub mod state;

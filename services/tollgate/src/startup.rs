@@ -66,6 +66,20 @@ impl Application {
             settings.billing.on_redis_failure,
         ));
         crate::billing::spawn_expiry(store.clone(), Duration::from_secs(60));
+        let health_sync = match &settings.quota.redis_url {
+            Some(url) => {
+                let sync = Arc::new(
+                    crate::routing::shared::HealthSync::new(
+                        url.expose(),
+                        Duration::from_millis(settings.quota.redis_timeout_ms.max(100)),
+                    )
+                    .context("quota.redis_url")?,
+                );
+                crate::routing::shared::spawn(sync.clone(), catalog.clone());
+                Some(sync)
+            }
+            None => None,
+        };
         let state = web::Data::new(AppState {
             catalog: catalog.clone(),
             store: store.clone(),
@@ -74,6 +88,7 @@ impl Application {
             admission,
             pricing,
             budget,
+            health_sync,
         });
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))

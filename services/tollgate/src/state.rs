@@ -19,4 +19,6 @@ pub struct AppState {
     pub admission: Arc<Admission>,
     pub pricing: Arc<Pricing>,
     pub budget: Arc<Budget>,
+    /// Shares circuit states across replicas (Redis configured).
+    pub health_sync: Option<Arc<crate::routing::shared::HealthSync>>,
 }

@@ -122,16 +122,18 @@ async fn failures_before_the_first_content_fall_back_to_the_next_deployment() {
         )
         .await;
     assert_eq!(res.status(), 400);
-    // When everything fails, the last failure is reported with the attempt count.
+    // When everything fails, transient failures are retried up to the attempt limit (3: both,
+    // then the first again) and the last failure is reported with the attempt count.
     let res = gw.chat(stream_body("all_fail")).await;
-    assert_eq!(res.status(), 502);
+    assert_eq!(res.status(), 503);
+    assert_eq!(header(&res, "x-tollgate-attempts"), "3");
     let err: Value = res.json().await.unwrap();
-    assert_eq!(err["error"]["code"], "upstream_stream_error");
+    assert_eq!(err["error"]["code"], "upstream_server_error");
     assert!(
         err["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("2 attempts"),
+            .contains("3 attempts"),
         "{err}"
     );
 }

@@ -293,3 +293,27 @@ fn usage_accounting_option_is_read_and_never_sent_upstream() {
         .expect_err("usage must be an object");
     assert_eq!(err.param.as_deref(), Some("usage"));
 }
+
+#[test]
+fn routing_preferences_are_read_and_never_sent_upstream() {
+    let body = br#"{"model":"m","provider":{"only":["azure"],"sort":"price"},"models":["m2","m3"],"route":"fallback","tools":[{"type":"function","function":{"name":"f"}}],"response_format":{"type":"json_schema","json_schema":{"name":"x"}},"messages":[{"role":"user","content":"x"}]}"#;
+    let env = RequestEnvelope::parse(Endpoint::ChatCompletions, body, &EnvelopeLimits::default())
+        .expect("valid");
+    assert_eq!(env.provider_prefs().only, Some(vec!["azure".to_owned()]));
+    assert_eq!(env.provider_prefs().sort, Some(crate::routing::Sort::Price));
+    assert_eq!(env.fallback_models(), ["m2".to_owned(), "m3".to_owned()]);
+    let needs = env.needs();
+    assert!(needs.tools && needs.json && needs.json_schema && !needs.vision);
+    let up: serde_json::Value =
+        serde_json::from_slice(&env.to_upstream_body("u", true)).expect("json");
+    for gone in ["provider", "models", "route"] {
+        assert!(up.get(gone).is_none(), "{gone} leaked: {up}");
+    }
+    assert_eq!(up["model"], "u");
+    assert!(up.get("tools").is_some());
+
+    let bad = br#"{"model":"m","provider":{"sort":"fastest"},"messages":[{"role":"user","content":"x"}]}"#;
+    let err = RequestEnvelope::parse(Endpoint::ChatCompletions, bad, &EnvelopeLimits::default())
+        .expect_err("unknown sort");
+    assert_eq!(err.param.as_deref(), Some("provider"));
+}

@@ -77,7 +77,8 @@ pub fn read_directives(req: &HttpRequest, model: &str) -> Result<(Directives, St
     Ok((directives, fail_key))
 }
 
-/// What happens before any response: `latency`, then `hang`, then `fail` (with `fail_times`).
+/// What happens before any response: `latency`, then `hang`, then `fail` (with `fail_times`
+/// and `fail_pct`).
 pub async fn prelude(
     state: &State,
     directives: &Directives,
@@ -93,11 +94,12 @@ pub async fn prelude(
         let fails = match directives.fail_times {
             Some(times) => state.should_fail(fail_key, times),
             None => true,
-        };
+        } && directives.fail_pct.is_none_or(|pct| state.chance() < pct);
         if fails {
             return Err(ApiError::Scripted {
                 status,
                 retry_after: directives.retry_after,
+                code: directives.fail_code,
             });
         }
     }

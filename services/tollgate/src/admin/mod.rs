@@ -1,9 +1,10 @@
-//! The admin API under `/admin/api`: tenants, keys, audit log. Operator JWTs only (see
+//! The admin API under `/admin/api`: tenants, keys, billing, deployment health, audit log. Operator JWTs only (see
 //! [`auth`]); every change is audited; described by `GET /admin/api/openapi.json`.
 
 pub mod auth;
 mod billing;
 mod handlers;
+mod routing;
 pub mod token;
 
 use actix_web::web;
@@ -56,5 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/requests/{request}/reverse",
             web::post().to(billing::reverse_request),
         )
+        .route("/deployments", web::get().to(routing::list))
+        .route("/deployments/{deployment}", web::get().to(routing::get))
         .route("/audit", web::get().to(h::list_audit));
 }

@@ -47,6 +47,17 @@ pub struct Meter {
     produced: Vec<Bytes>,
     /// What the caller was charged, once finished.
     quoted: Option<Nanos>,
+    /// The deployment that served, holding its concurrency slot until the request ends.
+    served: Option<ServedBy>,
+}
+
+/// The deployment that served a request, its lease, and where circuit transitions are shared.
+pub struct ServedBy {
+    pub deployment: Arc<Deployment>,
+    /// Held for its `Drop`: the slot and the in-flight count go back when the request ends.
+    #[allow(dead_code)]
+    pub lease: crate::routing::Lease,
+    pub sync: Option<Arc<crate::routing::shared::HealthSync>>,
 }
 
 impl Meter {
@@ -91,7 +102,13 @@ impl Meter {
             body,
             produced: Vec::new(),
             quoted: None,
+            served: None,
         }
+    }
+
+    /// The deployment that serves the request (its slot is released when the meter drops).
+    pub fn served_by(&mut self, s: ServedBy) {
+        self.served = Some(s);
     }
 
     /// A new attempt at `deployment`.
@@ -228,6 +245,23 @@ impl Meter {
         record.tokens = self.usage.map(Into::into);
         record.error_code = error_code.map(str::to_owned);
         record.billing = priced.map(|(c, _)| c);
+        if let Some(s) = &self.served {
+            match outcome {
+                Outcome::Ok => {
+                    let ms =
+                        |v: i64| std::time::Duration::from_millis(u64::try_from(v).unwrap_or(0));
+                    s.deployment.state.sample(
+                        ms(record.ttft_ms.unwrap_or(latency)),
+                        ms(latency),
+                        self.usage.map(|u| u.completion_tokens),
+                    );
+                }
+                Outcome::UpstreamBroken => {
+                    crate::routing::report(&s.deployment, s.sync.as_deref(), false, true);
+                }
+                _ => {}
+            }
+        }
         Some(self.logger.record_durable(record))
     }
 }

@@ -6,25 +6,26 @@ mod estimate;
 mod meter;
 mod stream;
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder};
 use bytes::Bytes;
 use tollgate_domain::{Endpoint, RequestEnvelope, RequestId, Usage};
-use tollgate_providers::{Upstream, UpstreamClient, UpstreamError, UpstreamStream};
+use tollgate_providers::{Disposition, Upstream, UpstreamClient, UpstreamError, UpstreamStream};
 use tollgate_store::Outcome;
 
 use crate::admission::{format_reset, RateHeaders, Refusal, Ticket, DEFAULT_OUTPUT_ESTIMATE};
 use crate::auth::Caller;
 use crate::budget::HoldRefusal;
-use crate::catalog::{Catalog, Deployment, PublicModel};
+use crate::catalog::{Catalog, Deployment};
 use crate::error::ApiError;
+use crate::routing::{self, Candidate, Plan};
+use crate::settings::OnSaturated;
 use crate::state::AppState;
 
 pub use body::read_body;
-use meter::{Bill, Meter};
+use meter::{Bill, Meter, ServedBy};
 
 /// What a successful attempt produced.
 enum Served {
@@ -57,7 +58,15 @@ pub async fn proxy(
     )
     .await?;
     let envelope = RequestEnvelope::parse(endpoint, &body, &catalog.limits)?;
-    let model = route(catalog, &caller, &envelope)?;
+    let plan = routing::plan(
+        catalog,
+        &caller,
+        &envelope,
+        envelope.provider_prefs(),
+        &state.pricing,
+        body.len(),
+        tollgate_store::now_ms(),
+    )?;
     let request_id = req
         .extensions()
         .get::<RequestId>()
@@ -78,31 +87,55 @@ pub async fn proxy(
     if let Some(t) = ticket {
         meter.hold(t);
     }
-    meter.bill(hold(&state, &caller, model, &envelope, body.len(), &request_id).await?);
+    meter.bill(hold(&state, &caller, &plan, &envelope, body.len(), &request_id).await?);
 
-    let (deployment, served) =
-        match call_upstream(&client, catalog, model, &envelope, &mut meter).await {
-            Ok(ok) => ok,
-            Err(error) => {
-                let err = ApiError::Upstream {
+    let wants_log = req
+        .headers()
+        .get("x-tollgate-debug")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"attempts"));
+    let mut log = AttemptLog::default();
+    let attempt = call_upstream(
+        &client, &state, &plan, &envelope, &mut meter, started, &mut log,
+    );
+    let (candidate, served) = match attempt.await {
+        Ok(ok) => ok,
+        Err(failure) => {
+            let err = match failure {
+                Failure::Upstream(error) => ApiError::Upstream {
                     error,
                     attempts: meter.attempts(),
-                };
-                let code = match &err {
-                    ApiError::Upstream { error, .. } => error.code(),
-                    _ => "internal_error",
-                };
-                let _ = meter.finish(
-                    Outcome::Error,
-                    actix_web::ResponseError::status_code(&err).as_u16(),
-                    Some(code),
-                );
-                return Err(err);
+                },
+                Failure::Saturated => ApiError::DeploymentsSaturated,
+            };
+            let code = match &err {
+                ApiError::Upstream { error, .. } => error.code(),
+                _ => "deployments_saturated",
+            };
+            let _ = meter.finish(
+                Outcome::Error,
+                actix_web::ResponseError::status_code(&err).as_u16(),
+                Some(code),
+            );
+            if wants_log {
+                let mut res = actix_web::ResponseError::error_response(&err);
+                if let Ok(v) = HeaderValue::from_str(&log.0) {
+                    res.headers_mut()
+                        .insert(HeaderName::from_static("x-tollgate-attempt-log"), v);
+                }
+                return Ok(res);
             }
-        };
+            return Err(err);
+        }
+    };
 
     let mut res = HttpResponse::Ok();
-    served_by(&mut res, &deployment, meter.attempts());
+    served_by(&mut res, candidate.deployment, meter.attempts());
+    res.insert_header(("x-tollgate-model", candidate.model.name.as_str()));
+    if wants_log {
+        if let Ok(v) = HeaderValue::from_str(&log.0) {
+            res.insert_header((HeaderName::from_static("x-tollgate-attempt-log"), v));
+        }
+    }
     if let Some(t) = &meter_headers {
         rate_headers(&mut res, t);
     }
@@ -151,90 +184,188 @@ pub async fn proxy(
     }
 }
 
-/// The route phase: the public model, and whether it serves this endpoint. A model the caller
-/// may not use is "not found", exactly like one that does not exist.
-fn route<'c>(
-    catalog: &'c Catalog,
-    caller: &Caller,
-    envelope: &RequestEnvelope<'_>,
-) -> Result<&'c PublicModel, ApiError> {
-    let model = catalog
-        .models
-        .get(envelope.model())
-        .filter(|_| caller.may_use(envelope.model()))
-        .ok_or_else(|| ApiError::ModelNotFound(envelope.model().to_owned()))?;
-    if !model.serves(envelope.endpoint()) {
-        return Err(ApiError::EndpointNotSupported {
-            model: model.name.to_string(),
-            endpoint: envelope.endpoint().path(),
-        });
-    }
-    Ok(model)
+/// Why no attempt succeeded.
+enum Failure {
+    Upstream(UpstreamError),
+    /// Every deployment was at its concurrency limit: nothing was attempted.
+    Saturated,
 }
 
-/// The upstream phase: deployments in order, falling back on retriable failures, up to the
-/// attempt limit. A stream counts as served only once its first content event arrived.
-async fn call_upstream(
+/// `deployment=outcome` per attempt, for `x-tollgate-attempt-log`.
+#[derive(Default)]
+struct AttemptLog(String);
+
+impl AttemptLog {
+    fn push(&mut self, deployment: &str, outcome: &str) {
+        if !self.0.is_empty() {
+            self.0.push_str(", ");
+        }
+        self.0.push_str(deployment);
+        self.0.push('=');
+        self.0.push_str(outcome);
+    }
+}
+
+/// One attempt at one deployment: the request sent, and for a stream its first content event
+/// awaited (within the provider's first-byte time limit) before anything reaches the client.
+async fn attempt(
     client: &UpstreamClient,
-    catalog: &Catalog,
-    model: &PublicModel,
+    deployment: &Deployment,
     envelope: &RequestEnvelope<'_>,
-    meter: &mut Meter,
-) -> Result<(Arc<Deployment>, Served), UpstreamError> {
+) -> Result<Served, UpstreamError> {
     let endpoint = envelope.endpoint();
-    let mut last = UpstreamError::Connect("no deployment can serve this request".into());
-    let candidates = model
-        .deployments
-        .iter()
-        .filter(|d| d.uri(endpoint).is_some());
-    for deployment in candidates.take(catalog.max_attempts) {
-        let Some(uri) = deployment.uri(endpoint) else {
-            continue;
-        };
-        meter.attempt(deployment);
-        let preset = deployment.provider.preset();
-        let body =
-            Bytes::from(envelope.to_upstream_body(&deployment.upstream_model, preset.stream_usage));
-        let outcome = match client
-            .send(
-                &deployment.provider,
-                uri.clone(),
-                body,
-                envelope.is_stream(),
-            )
-            .await
-        {
-            Ok(Upstream::Complete { body, .. }) => match Usage::from_openai_body(&body) {
-                Ok(usage) => Ok(Served::Complete { body, usage }),
-                Err(e) => Err(UpstreamError::Malformed(e.to_string())),
-            },
-            Ok(Upstream::Stream(mut upstream)) => {
-                match stream::first_content(&mut upstream).await {
-                    Ok(prelude) => Ok(Served::Stream { upstream, prelude }),
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        };
-        match outcome {
-            Ok(served) => return Ok((deployment.clone(), served)),
-            Err(e) => {
-                tracing::info!(
-                    deployment = %deployment.name,
-                    provider = deployment.provider.name(),
-                    error = %e,
-                    code = e.code(),
-                    "upstream attempt failed"
-                );
-                let retriable = e.is_retriable();
-                last = e;
-                if !retriable {
-                    break;
-                }
+    let Some(uri) = deployment.uri(endpoint) else {
+        return Err(UpstreamError::Connect(
+            "the deployment does not serve this endpoint".into(),
+        ));
+    };
+    let preset = deployment.provider.preset();
+    let body =
+        Bytes::from(envelope.to_upstream_body(&deployment.upstream_model, preset.stream_usage));
+    match client
+        .send(
+            &deployment.provider,
+            uri.clone(),
+            body,
+            envelope.is_stream(),
+        )
+        .await?
+    {
+        Upstream::Complete { body, .. } => match Usage::from_openai_body(&body) {
+            Ok(usage) => Ok(Served::Complete { body, usage }),
+            Err(e) => Err(UpstreamError::Malformed(e.to_string())),
+        },
+        Upstream::Stream(mut upstream) => {
+            let limit = deployment.provider.timeouts().first_byte;
+            match tokio::time::timeout(limit, stream::first_content(&mut upstream)).await {
+                Ok(Ok(prelude)) => Ok(Served::Stream { upstream, prelude }),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(UpstreamError::FirstByteTimeout(limit)),
             }
         }
     }
-    Err(last)
+}
+
+/// The upstream phase: walks the plan. The first round tries each deployment once in rank
+/// order (those cooling down after a 429 wait for a later round); later rounds retry the ones
+/// whose failure was transient, after their `retry-after` or a doubling backoff, while the
+/// attempt limit, the retry wait limit and the attempt deadline allow. A client error ends it
+/// at once; "this deployment cannot serve it" (context too long, unsupported parameter) moves
+/// on without retrying that deployment.
+async fn call_upstream<'p, 'c>(
+    client: &UpstreamClient,
+    state: &AppState,
+    plan: &'p Plan<'c>,
+    envelope: &RequestEnvelope<'_>,
+    meter: &mut Meter,
+    started: Instant,
+    log: &mut AttemptLog,
+) -> Result<(&'p Candidate<'c>, Served), Failure> {
+    let catalog = &state.catalog;
+    let r = &catalog.routing;
+    let deadline = started + Duration::from_millis(r.attempt_deadline_ms);
+    let max_wait = Duration::from_millis(r.max_retry_wait_ms);
+    let sync = state.health_sync.as_deref();
+    let mut finished = vec![false; plan.candidates.len()];
+    let mut last: Option<UpstreamError> = None;
+    let mut attempts = 0usize;
+    let mut round = 0u32;
+    while attempts < catalog.max_attempts {
+        let mut progressed = false;
+        for (i, candidate) in plan.candidates.iter().enumerate() {
+            if attempts >= catalog.max_attempts {
+                break;
+            }
+            if finished[i] {
+                continue;
+            }
+            let d = candidate.deployment;
+            let now = tollgate_store::now_ms();
+            let cooling = d.state.cooling_until_ms() - now;
+            if round == 0 && cooling > 0 {
+                continue;
+            }
+            let wait = if cooling > 0 {
+                Duration::from_millis(u64::try_from(cooling).unwrap_or(0))
+            } else if round > 0 {
+                Duration::from_millis(r.retry_backoff_ms.saturating_mul(1 << (round - 1).min(16)))
+            } else {
+                Duration::ZERO
+            };
+            if wait > max_wait || Instant::now() + wait >= deadline {
+                finished[i] = true;
+                continue;
+            }
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            let lease = match d.state.try_lease() {
+                Some(l) => Some(l),
+                None if r.on_saturated == OnSaturated::Queue => {
+                    d.state
+                        .lease_within(Duration::from_millis(r.queue_timeout_ms))
+                        .await
+                }
+                None => None,
+            };
+            let Some(lease) = lease else {
+                log.push(&d.name, "saturated");
+                continue;
+            };
+            attempts += 1;
+            progressed = true;
+            meter.attempt(d);
+            d.state.begin_attempt(tollgate_store::now_ms());
+            match attempt(client, d, envelope).await {
+                Ok(served) => {
+                    routing::report(d, sync, true, true);
+                    log.push(&d.name, "ok");
+                    meter.served_by(ServedBy {
+                        deployment: d.clone(),
+                        lease,
+                        sync: state.health_sync.clone(),
+                    });
+                    return Ok((candidate, served));
+                }
+                Err(e) => {
+                    drop(lease);
+                    tracing::info!(
+                        deployment = %d.name,
+                        provider = d.provider.name(),
+                        error = %e,
+                        code = e.code(),
+                        "upstream attempt failed"
+                    );
+                    log.push(&d.name, e.code());
+                    routing::report(d, sync, false, e.counts_against_health());
+                    match e.disposition() {
+                        Disposition::Fatal => return Err(Failure::Upstream(e)),
+                        Disposition::NextDeployment => finished[i] = true,
+                        Disposition::Retry => {}
+                        Disposition::RetryAfter(after) => d.state.cool_until(
+                            tollgate_store::now_ms()
+                                + i64::try_from(after.as_millis()).unwrap_or(i64::MAX / 4),
+                        ),
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        if !progressed && round > 0 {
+            break;
+        }
+        if finished.iter().all(|f| *f) {
+            break;
+        }
+        round += 1;
+    }
+    Err(match last {
+        Some(e) => Failure::Upstream(e),
+        None if attempts == 0 => Failure::Saturated,
+        None => Failure::Upstream(UpstreamError::Connect(
+            "no deployment could be tried".into(),
+        )),
+    })
 }
 
 /// The admission phase (tenant keys only; the operator key is not limited).
@@ -270,7 +401,7 @@ async fn admit(
 async fn hold(
     state: &AppState,
     caller: &Caller,
-    model: &PublicModel,
+    plan: &Plan<'_>,
     envelope: &RequestEnvelope<'_>,
     body_len: usize,
     request_id: &RequestId,
@@ -299,7 +430,7 @@ async fn hold(
     }
     let amount = pricing
         .hold_amount(
-            model.deployments.iter(),
+            plan.deployments(),
             body_len,
             images,
             envelope.max_output_tokens(),

@@ -132,6 +132,36 @@ pub struct Relay {
     committing: Option<crate::request_log::Committed>,
     /// The provider ended cleanly: `[DONE]` follows the commit.
     clean_end: bool,
+    /// `id`, `object`, `created` and `model` of the first chunk, for the closing chunk of a
+    /// broken stream.
+    head: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The identifying fields of a chunk.
+#[derive(serde::Deserialize)]
+struct ChunkHead {
+    #[serde(default)]
+    id: Option<serde_json::Value>,
+    #[serde(default)]
+    object: Option<serde_json::Value>,
+    #[serde(default)]
+    created: Option<serde_json::Value>,
+    #[serde(default)]
+    model: Option<serde_json::Value>,
+}
+
+impl ChunkHead {
+    fn into_map(self) -> serde_json::Map<String, serde_json::Value> {
+        [
+            ("id", self.id),
+            ("object", self.object),
+            ("created", self.created),
+            ("model", self.model),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
+        .collect()
+    }
 }
 
 enum Step {
@@ -160,6 +190,7 @@ impl Relay {
             done: false,
             committing: None,
             clean_end: false,
+            head: None,
         }
     }
 
@@ -173,6 +204,11 @@ impl Relay {
         if is_error_event(name, data) {
             let (message, code) = provider_error(data);
             return self.fail(&UpstreamError::ErrorEvent { message, code }, out);
+        }
+        if self.head.is_none() {
+            if let Ok(head) = serde_json::from_slice::<ChunkHead>(data) {
+                self.head = Some(head.into_map());
+            }
         }
         let mut cost_at = None;
         if let Some(at) = memmem::find(data, USAGE_OBJECT) {
@@ -213,6 +249,22 @@ impl Relay {
             .meter
             .finish(Outcome::UpstreamBroken, 200, Some(error.code()));
         let message = format!("The provider's stream failed: {error}.");
+        // A last chunk says the choice ended in error (clients that only read finish reasons
+        // see it), then the typed error event.
+        let mut last = self.head.take().unwrap_or_default();
+        let text = last
+            .get("object")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|o| o == "text_completion");
+        let choice = if text {
+            serde_json::json!({"index": 0, "text": "", "finish_reason": "error"})
+        } else {
+            serde_json::json!({"index": 0, "delta": {}, "finish_reason": "error"})
+        };
+        last.insert("choices".into(), serde_json::Value::Array(vec![choice]));
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(serde_json::Value::Object(last).to_string().as_bytes());
+        out.extend_from_slice(b"\n\n");
         out.extend_from_slice(b"data: ");
         out.extend_from_slice(
             error_body(&message, "upstream_error", None, error.code()).as_bytes(),

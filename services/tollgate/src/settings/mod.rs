@@ -25,6 +25,7 @@ pub struct Settings {
     pub quota: QuotaSettings,
     pub billing: BillingSettings,
     pub upstream_defaults: UpstreamSettings,
+    pub routing: RoutingSettings,
     pub providers: BTreeMap<String, ProviderSettings>,
     pub deployments: BTreeMap<String, DeploymentSettings>,
     pub models: BTreeMap<String, ModelSettings>,
@@ -284,9 +285,122 @@ pub struct DeploymentSettings {
     pub price: Option<String>,
     #[serde(default)]
     pub context_window: Option<u64>,
-    /// Most concurrent requests this deployment takes (enforced by the routing layer).
+    /// Most concurrent requests this deployment takes on each replica (see
+    /// `routing.on_saturated`).
     #[serde(default)]
     pub max_concurrency: Option<u32>,
+    /// Quantization of the served weights (`fp8`, `bf16`, …), for `provider.quantizations`.
+    #[serde(default)]
+    pub quantization: Option<String>,
+    /// What the deployment supports, of `tools`, `vision`, `json`, `json_schema` (for
+    /// `provider.require_parameters`); unset means unknown.
+    #[serde(default)]
+    pub capabilities: Option<Vec<String>>,
+    /// Relative weight under the `weighted` strategy (default 1).
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// `deny`: the provider neither stores nor trains on prompts; `allow` (the default): it may.
+    #[serde(default)]
+    pub data_collection: Option<tollgate_domain::routing::DataCollection>,
+    /// The provider retains no data at all (zero data retention).
+    #[serde(default)]
+    pub zdr: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// How a model's eligible deployments are ordered (after health, and after `provider.order`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// The order of the model's `deployments` list.
+    #[default]
+    Order,
+    /// Cheapest expected cost for the request first.
+    Price,
+    /// Lowest median time to first token (measured from our own traffic) first.
+    Latency,
+    /// Highest median output tokens per second first.
+    Throughput,
+    /// Random, in proportion to each deployment's `weight`.
+    Weighted,
+    /// Fewest requests in flight on this replica first.
+    LeastBusy,
+}
+
+/// What a request does when a deployment is at its `max_concurrency`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnSaturated {
+    /// Wait up to `queue_timeout_ms` for a slot, then move on.
+    #[default]
+    Queue,
+    /// Move on to the next deployment at once.
+    Next,
+}
+
+/// Ranking, retries and circuit breakers (`[routing]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingSettings {
+    /// Default strategy of models that set none.
+    pub strategy: Strategy,
+    /// No attempt (or wait before one) starts later than this after the request arrived.
+    pub attempt_deadline_ms: u64,
+    /// Longest wait honoured before retrying a deployment (its `retry-after`, or a backoff).
+    pub max_retry_wait_ms: u64,
+    /// First backoff before retrying the same deployment after a transient failure (doubles).
+    pub retry_backoff_ms: u64,
+    pub on_saturated: OnSaturated,
+    pub queue_timeout_ms: u64,
+    /// Samples kept per deployment for latency and throughput percentiles.
+    pub stats_window: usize,
+    pub breaker: BreakerSettings,
+    /// How often a replica reads the circuit states the others shared through Redis.
+    pub health_sync_ms: u64,
+}
+
+impl Default for RoutingSettings {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::Order,
+            attempt_deadline_ms: 60_000,
+            max_retry_wait_ms: 5_000,
+            retry_backoff_ms: 50,
+            on_saturated: OnSaturated::Queue,
+            queue_timeout_ms: 250,
+            stats_window: 256,
+            breaker: BreakerSettings::default(),
+            health_sync_ms: 500,
+        }
+    }
+}
+
+/// A deployment's circuit opens after `consecutive_failures` failures in a row, or when at least
+/// `min_requests` attempts in the last `window_ms` failed at `error_rate_percent` or more; it
+/// stays open `cooldown_ms`, then lets one probe through (half-open) and closes on its success.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerSettings {
+    pub consecutive_failures: u32,
+    pub error_rate_percent: u32,
+    pub min_requests: u32,
+    pub window_ms: u64,
+    pub cooldown_ms: u64,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            error_rate_percent: 50,
+            min_requests: 20,
+            window_ms: 30_000,
+            cooldown_ms: 15_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -299,6 +413,9 @@ pub struct ModelSettings {
     /// The `created` timestamp shown by `/v1/models` (Unix seconds).
     #[serde(default)]
     pub created: Option<i64>,
+    /// Overrides `routing.strategy` for this model.
+    #[serde(default)]
+    pub strategy: Option<Strategy>,
 }
 
 /// A string whose `Debug` hides it (database URLs with passwords, keys).

@@ -194,6 +194,47 @@ impl Settings {
                 "must be between 1 and 10".into(),
             );
         }
+        let r = &self.routing;
+        for (name, v, min, max) in [
+            ("attempt_deadline_ms", r.attempt_deadline_ms, 1, 3_600_000),
+            ("max_retry_wait_ms", r.max_retry_wait_ms, 0, 600_000),
+            ("retry_backoff_ms", r.retry_backoff_ms, 0, 60_000),
+            ("queue_timeout_ms", r.queue_timeout_ms, 0, 600_000),
+            ("health_sync_ms", r.health_sync_ms, 10, 60_000),
+            ("breaker.window_ms", r.breaker.window_ms, 100, 3_600_000),
+            ("breaker.cooldown_ms", r.breaker.cooldown_ms, 1, 3_600_000),
+            (
+                "breaker.consecutive_failures",
+                u64::from(r.breaker.consecutive_failures),
+                1,
+                10_000,
+            ),
+            (
+                "breaker.error_rate_percent",
+                u64::from(r.breaker.error_rate_percent),
+                1,
+                100,
+            ),
+            (
+                "breaker.min_requests",
+                u64::from(r.breaker.min_requests),
+                1,
+                1_000_000,
+            ),
+        ] {
+            if v < min || v > max {
+                err(
+                    format!("routing.{name}"),
+                    format!("must be between {min} and {max}"),
+                );
+            }
+        }
+        if r.stats_window < 8 || r.stats_window > 65_536 {
+            err(
+                "routing.stats_window".into(),
+                "must be between 8 and 65536".into(),
+            );
+        }
 
         let mut builder = CatalogBuilder::new(self);
         builder.add_providers(self, env, &mut err);

@@ -1,0 +1,82 @@
+//! Deployment health for operators: circuit state, error rate, latency percentiles, in flight.
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+
+use super::auth::Viewer;
+use crate::catalog::Deployment;
+use crate::error::ApiError;
+use crate::routing::health::StateReport;
+use crate::state::AppState;
+
+#[derive(Serialize)]
+struct DeploymentView<'a> {
+    name: &'a str,
+    provider: &'a str,
+    upstream_model: &'a str,
+    region: Option<&'a str>,
+    version: Option<&'a str>,
+    quantization: Option<&'a str>,
+    /// The public models it serves.
+    models: Vec<&'a str>,
+    #[serde(flatten)]
+    state: StateReport,
+}
+
+fn view<'a>(state: &'a AppState, d: &'a Deployment, now: i64) -> DeploymentView<'a> {
+    let mut models: Vec<&str> = state
+        .catalog
+        .models
+        .values()
+        .filter(|m| m.deployments.iter().any(|x| std::ptr::eq(x.as_ref(), d)))
+        .map(|m| m.name.as_str())
+        .collect();
+    models.sort_unstable();
+    DeploymentView {
+        name: &d.name,
+        provider: d.provider.name(),
+        upstream_model: &d.upstream_model,
+        region: d.region.as_deref(),
+        version: d.version.as_deref(),
+        quantization: d.quantization.as_deref(),
+        models,
+        state: d.state.report(now),
+    }
+}
+
+fn all(state: &AppState) -> Vec<&std::sync::Arc<Deployment>> {
+    let mut out: Vec<&std::sync::Arc<Deployment>> = Vec::new();
+    for m in state.catalog.models.values() {
+        for d in &m.deployments {
+            if !out.iter().any(|x| std::sync::Arc::ptr_eq(x, d)) {
+                out.push(d);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// `GET /admin/api/deployments`: every deployment's live state on this replica.
+pub async fn list(_v: Viewer, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let now = tollgate_store::now_ms();
+    let data: Vec<DeploymentView<'_>> = all(&state)
+        .into_iter()
+        .map(|d| view(&state, d, now))
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "object": "list", "data": data })))
+}
+
+/// `GET /admin/api/deployments/{name}`.
+pub async fn get(
+    _v: Viewer,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let now = tollgate_store::now_ms();
+    let d = all(&state)
+        .into_iter()
+        .find(|d| d.name == *path)
+        .ok_or(ApiError::NotFound("deployment"))?;
+    Ok(HttpResponse::Ok().json(view(&state, d, now)))
+}

@@ -1,0 +1,322 @@
+//! The routing layer: which deployments may serve a request, and in what order.
+//!
+//! A plan is made once per request, before admission: the requested model (and its `models`
+//! fallbacks), each model's deployments filtered by the tenant's policy (hard: allowed providers,
+//! allowed regions, zero retention), then by the request's `provider` preferences (which only
+//! narrow), then ranked: health first ([`Health`]), then `provider.order`, then the strategy
+//! (`provider.sort`, a `:floor`/`:nitro` suffix, the model's or the default). The proxy walks the
+//! plan with retries and fallbacks ([`crate::proxy`]).
+
+pub mod health;
+pub mod shared;
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+use tollgate_domain::routing::{split_suffix, ProviderPrefs, Sort};
+use tollgate_domain::RequestEnvelope;
+
+pub use health::{DeploymentState, Health, Lease};
+
+use crate::auth::Caller;
+use crate::catalog::{Catalog, Deployment, PublicModel};
+use crate::error::ApiError;
+use crate::pricing::Pricing;
+use crate::settings::Strategy;
+
+/// One deployment to try, and the public model it serves.
+#[derive(Debug, Clone)]
+pub struct Candidate<'c> {
+    pub deployment: &'c Arc<Deployment>,
+    pub model: &'c PublicModel,
+}
+
+/// The deployments to try, best first.
+#[derive(Debug)]
+pub struct Plan<'c> {
+    pub candidates: Vec<Candidate<'c>>,
+}
+
+impl Plan<'_> {
+    /// Every deployment of the plan (for holds: the most any of them can cost).
+    pub fn deployments(&self) -> impl Iterator<Item = &Arc<Deployment>> {
+        self.candidates.iter().map(|c| c.deployment)
+    }
+}
+
+/// Why deployments were left out, counted for the error that says why nothing fits.
+#[derive(Debug, Default)]
+struct Excluded {
+    reasons: Vec<(&'static str, usize)>,
+}
+
+impl Excluded {
+    fn add(&mut self, reason: &'static str) {
+        match self.reasons.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, n)) => *n += 1,
+            None => self.reasons.push((reason, 1)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let mut out = String::new();
+        for (i, (reason, n)) in self.reasons.iter().enumerate() {
+            if i > 0 {
+                out.push_str("; ");
+            }
+            let _ = write!(out, "{n} {reason}");
+        }
+        out
+    }
+}
+
+/// Whether a `provider.only` / `ignore` / `order` entry names this deployment: its provider's
+/// configured name, its provider's preset (`openai`, `azure`, …) or the deployment's own name.
+fn names(d: &Deployment, entry: &str) -> bool {
+    entry.eq_ignore_ascii_case(d.provider.name())
+        || entry.eq_ignore_ascii_case(d.provider.preset().name)
+        || entry == d.name
+}
+
+/// The first filter a deployment fails, if any.
+fn exclusion(
+    d: &Deployment,
+    caller: &Caller,
+    prefs: &ProviderPrefs,
+    envelope: &RequestEnvelope<'_>,
+    pricing: &Pricing,
+) -> Option<&'static str> {
+    if let Caller::Tenant(tk) = caller {
+        let policy = &tk.tenant.policy;
+        if let Some(allowed) = &policy.allowed_providers {
+            if !allowed.iter().any(|p| names(d, p)) {
+                return Some("from providers the tenant's policy does not allow");
+            }
+        }
+        if let Some(allowed) = &policy.allowed_regions {
+            if !d
+                .region
+                .as_ref()
+                .is_some_and(|r| allowed.iter().any(|a| a == r))
+            {
+                return Some("outside the regions the tenant's policy allows");
+            }
+        }
+        if policy.zero_retention_only && !d.zdr {
+            return Some("without zero data retention, which the tenant's policy requires");
+        }
+    }
+    if let Some(only) = &prefs.only {
+        if !only.iter().any(|p| names(d, p)) {
+            return Some("not in provider.only");
+        }
+    }
+    if let Some(ignore) = &prefs.ignore {
+        if ignore.iter().any(|p| names(d, p)) {
+            return Some("in provider.ignore");
+        }
+    }
+    if let Some(wanted) = &prefs.quantizations {
+        if !d.quantization.as_ref().is_some_and(|q| wanted.contains(q)) {
+            return Some("with another (or unknown) quantization than provider.quantizations");
+        }
+    }
+    if let Some(wanted) = &prefs.versions {
+        if !d.version.as_ref().is_some_and(|v| wanted.contains(v)) {
+            return Some("with another (or unknown) model version than provider.versions");
+        }
+    }
+    if prefs.data_collection == Some(tollgate_domain::routing::DataCollection::Deny)
+        && !d.no_data_collection
+    {
+        return Some("that may collect data (provider.data_collection is deny)");
+    }
+    if prefs.zdr == Some(true) && !d.zdr {
+        return Some("without zero data retention (provider.zdr)");
+    }
+    if prefs.require_parameters == Some(true) {
+        let caps = d.capabilities.as_deref().unwrap_or_default();
+        if envelope
+            .needs()
+            .names()
+            .any(|n| !caps.iter().any(|c| c == n))
+        {
+            return Some("not known to support every parameter (provider.require_parameters)");
+        }
+    }
+    if let Some(max) = &prefs.max_price {
+        let Some(price) = pricing.price_of(&d.name) else {
+            return Some("without a known price (provider.max_price)");
+        };
+        let million = Decimal::from(1_000_000u32);
+        let rates = &price.sheet.rates;
+        let over = |limit: Option<Decimal>, price: Decimal| limit.is_some_and(|l| price > l);
+        if over(max.prompt, rates.input * million)
+            || over(max.completion, rates.output * million)
+            || over(max.request, price.sheet.per_request)
+            || over(max.image, price.sheet.per_image)
+        {
+            return Some("priced above provider.max_price");
+        }
+    }
+    None
+}
+
+/// A cheap per-request random number in `[0, 1)` (for weighted ranking).
+fn unit_random() -> f64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        return 0.5;
+    }
+    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The ranking key of a deployment under `strategy` (smaller first).
+fn strategy_key(
+    d: &Deployment,
+    strategy: Strategy,
+    envelope: &RequestEnvelope<'_>,
+    prompt_estimate: u64,
+    pricing: &Pricing,
+) -> f64 {
+    match strategy {
+        Strategy::Order => 0.0,
+        Strategy::Price => pricing.price_of(&d.name).map_or(f64::INFINITY, |p| {
+            let out = envelope.max_output_tokens().unwrap_or(256);
+            let cost = p
+                .sheet
+                .max_cost(prompt_estimate, out, envelope.image_parts());
+            cost.to_string().parse::<f64>().unwrap_or(f64::INFINITY)
+        }),
+        // Unmeasured deployments first, so that they get measured.
+        Strategy::Latency => d.state.ttft_p50_ms().map_or(0.0, f64::from),
+        Strategy::Throughput => d
+            .state
+            .tps_p50_milli()
+            .map_or(f64::NEG_INFINITY, |t| -f64::from(t)),
+        // Efraimidis–Spirakis: the smallest -ln(u)/w wins with probability ∝ w.
+        Strategy::Weighted => {
+            let w = f64::from(d.weight.max(1));
+            -(1.0 - unit_random()).ln() / w
+        }
+        Strategy::LeastBusy => f64::from(d.state.in_flight()),
+    }
+}
+
+/// Makes the plan for a request, or says why no deployment may serve it.
+pub fn plan<'c>(
+    catalog: &'c Catalog,
+    caller: &Caller,
+    envelope: &RequestEnvelope<'_>,
+    prefs: &ProviderPrefs,
+    pricing: &Pricing,
+    body_len: usize,
+    now_ms: i64,
+) -> Result<Plan<'c>, ApiError> {
+    let endpoint = envelope.endpoint();
+    let requested = std::iter::once(envelope.model())
+        .chain(envelope.fallback_models().iter().map(String::as_str));
+    let mut models: Vec<(&'c PublicModel, Option<Sort>)> = Vec::new();
+    for (i, name) in requested.enumerate() {
+        // An exact name wins over a suffix reading (a model may be called `x:floor`).
+        let (model, suffix) = match catalog.models.get(name) {
+            Some(m) => (m, None),
+            None => {
+                let (base, suffix) = split_suffix(name);
+                match catalog.models.get(base).filter(|_| suffix.is_some()) {
+                    Some(m) => (m, suffix),
+                    None => return Err(ApiError::ModelNotFound(name.to_owned())),
+                }
+            }
+        };
+        if !caller.may_use(model.name.as_str()) {
+            return Err(ApiError::ModelNotFound(name.to_owned()));
+        }
+        if !model.serves(endpoint) {
+            if i == 0 {
+                return Err(ApiError::EndpointNotSupported {
+                    model: model.name.to_string(),
+                    endpoint: endpoint.path(),
+                });
+            }
+            continue;
+        }
+        if !models.iter().any(|(m, _)| std::ptr::eq(*m, model)) {
+            models.push((model, suffix));
+        }
+    }
+
+    let prompt_estimate = u64::try_from(body_len / 4).unwrap_or(u64::MAX);
+    let mut excluded = Excluded::default();
+    let mut candidates: Vec<Candidate<'c>> = Vec::new();
+    for (model, suffix) in &models {
+        let strategy = match prefs.sort.or(*suffix) {
+            Some(Sort::Price) => Strategy::Price,
+            Some(Sort::Latency) => Strategy::Latency,
+            Some(Sort::Throughput) => Strategy::Throughput,
+            None => model.strategy,
+        };
+        let mut ranked: Vec<(Health, usize, f64, usize, &'c Arc<Deployment>)> = Vec::new();
+        for (index, d) in model.deployments.iter().enumerate() {
+            if d.uri(endpoint).is_none() {
+                continue;
+            }
+            if let Some(reason) = exclusion(d, caller, prefs, envelope, pricing) {
+                excluded.add(reason);
+                continue;
+            }
+            let order = prefs
+                .order
+                .as_ref()
+                .and_then(|o| o.iter().position(|p| names(d, p)))
+                .unwrap_or(usize::MAX);
+            let key = strategy_key(d, strategy, envelope, prompt_estimate, pricing);
+            ranked.push((d.state.health(now_ms), order, key, index, d));
+        }
+        ranked.sort_by(|a, b| {
+            (a.0, a.1)
+                .cmp(&(b.0, b.1))
+                .then(a.2.total_cmp(&b.2))
+                .then(a.3.cmp(&b.3))
+        });
+        if prefs.allow_fallbacks == Some(false) {
+            if prefs.order.is_some() {
+                ranked.retain(|r| r.1 != usize::MAX);
+            } else {
+                ranked.truncate(1);
+            }
+        }
+        for r in ranked {
+            if !candidates.iter().any(|c| Arc::ptr_eq(c.deployment, r.4)) {
+                candidates.push(Candidate {
+                    deployment: r.4,
+                    model,
+                });
+            }
+        }
+    }
+    if candidates.is_empty() {
+        let names: Vec<&str> = models.iter().map(|(m, _)| m.name.as_str()).collect();
+        return Err(ApiError::NoEligibleDeployment {
+            model: names.join(", "),
+            reasons: excluded.describe(),
+        });
+    }
+    Ok(Plan { candidates })
+}
+
+/// Records an attempt's outcome on its deployment's breaker, and shares a transition.
+pub fn report(d: &Deployment, sync: Option<&shared::HealthSync>, ok: bool, counts: bool) {
+    if let Some(t) = d.state.record(tollgate_store::now_ms(), ok, counts) {
+        match t {
+            health::Transition::Opened { until_ms } => {
+                tracing::warn!(deployment = %d.name, until_ms, "circuit opened");
+            }
+            health::Transition::Closed => tracing::info!(deployment = %d.name, "circuit closed"),
+        }
+        if let Some(s) = sync {
+            s.publish(d, t);
+        }
+    }
+}

@@ -35,6 +35,10 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
             "../../../migrations/sqlite/20261124050000_index_postings_by_request.sql"
         ),
     },
+    Migration {
+        name: "20261124060000_add_key_routing",
+        sql: include_str!("../../../migrations/sqlite/20261124060000_add_key_routing.sql"),
+    },
 ];
 
 pub static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -65,6 +69,10 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
         sql: include_str!(
             "../../../migrations/postgres/20261124050000_index_postings_by_request.sql"
         ),
+    },
+    Migration {
+        name: "20261124060000_add_key_routing",
+        sql: include_str!("../../../migrations/postgres/20261124060000_add_key_routing.sql"),
     },
 ];
 

@@ -104,6 +104,7 @@ impl ApiKeys for SqliteStore {
             .bind(t::json(&k.metadata))
             .bind(k.created_at_ms)
             .bind(k.updated_at_ms)
+            .bind(k.routing.as_ref().map(t::json))
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from_write)?;
@@ -223,6 +224,7 @@ impl TenantUpdates for SqliteStore {
             .bind(k.updated_at_ms)
             .bind(&k.tenant_id)
             .bind(&k.id)
+            .bind(k.routing.as_ref().map(t::json))
             .execute(&mut *tx)
             .await?
             .rows_affected();

@@ -48,6 +48,8 @@ pub struct ApiKeyRecord {
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// Default routing preferences (a request's `provider` object, as JSON); `None`: none.
+    pub routing: Option<serde_json::Value>,
 }
 
 /// Who changed what, when.
@@ -177,15 +179,15 @@ pub(crate) fn markup_text(markup: Option<Decimal>) -> Option<String> {
 }
 pub(crate) const SAVE_KEY: &str =
     "UPDATE api_keys SET name = $1, expires_at_ms = $2, allowed_models = $3, limits = $4, \
-    metadata = $5, updated_at_ms = $6 WHERE tenant_id = $7 AND id = $8";
+    metadata = $5, updated_at_ms = $6, routing = $9 WHERE tenant_id = $7 AND id = $8";
 
 pub(crate) const INSERT_KEY: &str =
     "INSERT INTO api_keys (id, tenant_id, name, env, public_id, key_hash, label, \
-    status, expires_at_ms, allowed_models, limits, metadata, created_at_ms, updated_at_ms) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+    status, expires_at_ms, allowed_models, limits, metadata, created_at_ms, updated_at_ms, routing) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 const KEY_COLUMNS: &str =
     "id, tenant_id, name, env, public_id, key_hash, label, status, expires_at_ms, \
-    allowed_models, limits, metadata, created_at_ms, updated_at_ms";
+    allowed_models, limits, metadata, created_at_ms, updated_at_ms, routing";
 pub(crate) fn select_key_by_hash() -> String {
     format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1")
 }
@@ -287,6 +289,7 @@ where
     let allowed: Option<String> = r.try_get("allowed_models")?;
     let limits: String = r.try_get("limits")?;
     let metadata: String = r.try_get("metadata")?;
+    let routing: Option<String> = r.try_get("routing")?;
     Ok(ApiKeyRecord {
         id: r.try_get("id")?,
         tenant_id: r.try_get("tenant_id")?,
@@ -304,6 +307,7 @@ where
         metadata: parse_json("metadata", &metadata)?,
         created_at_ms: r.try_get("created_at_ms")?,
         updated_at_ms: r.try_get("updated_at_ms")?,
+        routing: routing.map(|r| parse_json("routing", &r)).transpose()?,
     })
 }
 

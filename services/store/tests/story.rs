@@ -145,6 +145,7 @@ fn key(id: &str, tenant_id: &str, seed: u8) -> ApiKeyRecord {
         metadata,
         created_at_ms: 2_000,
         updated_at_ms: 2_000,
+        routing: None,
     }
 }
 
@@ -329,6 +330,7 @@ async fn tenant_story<S: Tenants + TenantUpdates + ApiKeys + AuditLog>(store: &S
     let mut k = store.get_key("ten_a", "key_2").await.unwrap().unwrap();
     k.limits.requests_per_minute = Some(9);
     k.allowed_models = None;
+    k.routing = Some(serde_json::json!({"versions": ["2024-08-06"], "sort": "price"}));
     assert!(store
         .save_key(&k, &audit("key.update", "key_2"))
         .await

@@ -16,6 +16,9 @@ pub struct TenantKey {
     pub key: ApiKeyRecord,
     /// Quota state names, built once per lookup rather than once per request.
     pub quota: QuotaNames,
+    /// The key's default routing preferences, parsed once per lookup (`None`: none, or a stored
+    /// value that no longer parses, which is logged and ignored).
+    pub routing: Option<tollgate_domain::routing::ProviderPrefs>,
 }
 
 /// The names of a key's and its tenant's quota state (`tg:q2:<scope>:<id>:<rpm|tpm>`,
@@ -43,7 +46,17 @@ impl QuotaNames {
 impl TenantKey {
     pub fn new(tenant: Tenant, key: ApiKeyRecord) -> Self {
         let quota = QuotaNames::new(&key.id, &tenant.id);
-        Self { tenant, key, quota }
+        let routing = key.routing.as_ref().and_then(|v| {
+            tollgate_domain::routing::ProviderPrefs::parse(&v.to_string())
+                .map_err(|e| tracing::warn!(key = %key.id, error = %e, "ignoring the key's routing defaults"))
+                .ok()
+        });
+        Self {
+            tenant,
+            key,
+            quota,
+            routing,
+        }
     }
 }
 

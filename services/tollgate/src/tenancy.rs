@@ -75,6 +75,19 @@ pub struct NewKey {
     pub limits: Limits,
     #[serde(default)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Default routing preferences: a request's `provider` object, applied field by field
+    /// where the request sets none (e.g. `{"versions": ["2024-08-06"]}` pins a checkpoint).
+    #[serde(default)]
+    pub routing: Option<serde_json::Value>,
+}
+
+/// Checks a key's default routing preferences (the shape of a request's `provider` object).
+fn check_routing(routing: &Option<serde_json::Value>) -> Result<(), TenancyError> {
+    if let Some(v) = routing {
+        tollgate_domain::routing::ProviderPrefs::parse(&v.to_string())
+            .map_err(|e| TenancyError::Invalid(format!("routing: {}", e.message)))?;
+    }
+    Ok(())
 }
 
 /// A key as shown after creation: everything but the hash, the secret masked.
@@ -89,6 +102,7 @@ pub struct KeyView {
     pub allowed_models: Option<Vec<String>>,
     pub limits: Limits,
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub routing: Option<serde_json::Value>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
@@ -105,6 +119,7 @@ impl From<ApiKeyRecord> for KeyView {
             allowed_models: k.allowed_models,
             limits: k.limits,
             metadata: k.metadata,
+            routing: k.routing,
             created_at_ms: k.created_at_ms,
             updated_at_ms: k.updated_at_ms,
         }
@@ -237,6 +252,7 @@ pub async fn create_key(
         .ok_or(TenancyError::NotFound("tenant"))?;
     let name = check_name(&req.name)?;
     narrows(&req.allowed_models, &tenant)?;
+    check_routing(&req.routing)?;
     let env = req.env.as_deref().unwrap_or("live");
     let random = os_random::<{ keys::RANDOM_BYTES }>().map_err(|_| TenancyError::Randomness)?;
     let minted = keys::mint(env, &random).map_err(|e| TenancyError::Invalid(e.to_string()))?;
@@ -256,6 +272,7 @@ pub async fn create_key(
         metadata: req.metadata,
         created_at_ms: now,
         updated_at_ms: now,
+        routing: req.routing,
     };
     let detail = serde_json::json!({"tenant_id": tenant.id, "label": record.label});
     store
@@ -317,6 +334,7 @@ pub async fn rotate_key(
         allowed_models: old.allowed_models,
         limits: old.limits,
         metadata: old.metadata,
+        routing: old.routing,
     };
     let new = create_key(store, actor, tenant_id, req).await?;
     set_key_status(store, actor, tenant_id, key_id, KeyStatus::Revoked).await?;
@@ -360,6 +378,9 @@ pub struct KeyPatch {
     pub limits: Option<Limits>,
     #[serde(default)]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `null` removes the key's routing defaults.
+    #[serde(default, with = "double_option")]
+    pub routing: Option<Option<serde_json::Value>>,
 }
 
 /// `absent` → `None`, `null` → `Some(None)`, a value → `Some(Some(v))`.
@@ -476,6 +497,10 @@ pub async fn update_key(
     }
     if let Some(metadata) = patch.metadata {
         key.metadata = metadata;
+    }
+    if let Some(routing) = patch.routing {
+        check_routing(&routing)?;
+        key.routing = routing;
     }
     key.updated_at_ms = now_ms();
     let detail = serde_json::json!({"tenant_id": tenant_id, "limits": key.limits, "allowed_models": key.allowed_models});

@@ -231,10 +231,16 @@ async fn store_command(
                     }
                     Some(_) => return usage("--expires-in-days must be between 1 and 3650"),
                 };
+                let routing = match flag(flags, "routing").map(serde_json::from_str) {
+                    None => None,
+                    Some(Ok(v)) => Some(v),
+                    Some(Err(e)) => return usage(&format!("--routing is not JSON: {e}")),
+                };
                 let req = NewKey {
                     name: (*name).to_owned(),
                     env: flag(flags, "env").map(str::to_owned),
                     expires_at_ms,
+                    routing,
                     ..NewKey::default()
                 };
                 tenancy::create_key(store, actor, tenant, req)

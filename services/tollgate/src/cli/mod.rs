@@ -36,7 +36,7 @@ OPERATOR COMMANDS (against the configured database; output is JSON):
     tenant set-limits TENANT_ID [--rpm N] [--tpm N] [--concurrency N]
                        [--daily-spend USD] [--monthly-spend USD] [--total-spend USD]
                                  (each a value, or none to clear; spend periods are UTC)
-    key create TENANT_ID NAME [--env live] [--expires-in-days N]
+    key create TENANT_ID NAME [--env live] [--expires-in-days N] [--routing JSON]
                                  Prints the new key once; only its hash is stored
     key list TENANT_ID
     key disable|enable|revoke|rotate TENANT_ID KEY_ID
@@ -107,6 +107,7 @@ const VALUE_FLAGS: &[&str] = &[
     "--overrides",
     "--note",
     "--price-version",
+    "--routing",
 ];
 
 fn parse(args: Vec<OsString>) -> Result<Args, String> {

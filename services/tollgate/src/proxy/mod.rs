@@ -58,11 +58,23 @@ pub async fn proxy(
     )
     .await?;
     let envelope = RequestEnvelope::parse(endpoint, &body, &catalog.limits)?;
+    // The key's routing defaults fill in what the request's `provider` object leaves unset.
+    let merged;
+    let prefs = match &caller {
+        Caller::Tenant(tk) => match &tk.routing {
+            Some(defaults) => {
+                merged = envelope.provider_prefs().clone().or(defaults);
+                &merged
+            }
+            None => envelope.provider_prefs(),
+        },
+        Caller::Operator => envelope.provider_prefs(),
+    };
     let plan = routing::plan(
         catalog,
         &caller,
         &envelope,
-        envelope.provider_prefs(),
+        prefs,
         &state.pricing,
         body.len(),
         tollgate_store::now_ms(),

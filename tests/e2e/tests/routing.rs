@@ -754,3 +754,37 @@ async fn a_saturated_deployment_is_skipped_or_queued_as_configured() {
     assert_eq!(header(&b, "retry-after"), "1");
     assert_eq!(error_code(b).await, "deployments_saturated");
 }
+
+#[tokio::test]
+async fn the_latency_strategy_learns_from_our_own_traffic() {
+    let mock = Mock::start();
+    let extra = [
+        deployment("slowpoke", "latency=300", ""),
+        deployment("quick", "tokens=3", ""),
+        deployment("least", "tokens=4", ""),
+        model("m-fast", &["slowpoke", "quick"], "strategy = \"latency\""),
+        model("m-weighted", &["quick", "least"], "strategy = \"weighted\""),
+    ]
+    .concat();
+    let gw = Gateway::start(&config(&mock.url, &extra)).await;
+    // Unmeasured deployments go first (so they get measured); then the measured fastest wins.
+    let mut served = Vec::new();
+    for _ in 0..8 {
+        let res = chat(&gw, None, body("m-fast", json!({}))).await;
+        served.push(header(&res, "x-tollgate-deployment"));
+    }
+    assert_eq!(served[0], "slowpoke", "{served:?}");
+    assert!(served[2..].iter().all(|d| d == "quick"), "{served:?}");
+    let c = circuit(&gw, "slowpoke").await;
+    assert!(c["latency"]["ttft_ms_p50"].as_u64().unwrap() >= 300, "{c}");
+    // Weighted (equal weights): both serve.
+    let mut seen = BTreeSet::new();
+    for _ in 0..40 {
+        let res = chat(&gw, None, body("m-weighted", json!({}))).await;
+        seen.insert(header(&res, "x-tollgate-deployment"));
+    }
+    assert_eq!(
+        seen,
+        BTreeSet::from(["least".to_owned(), "quick".to_owned()])
+    );
+}

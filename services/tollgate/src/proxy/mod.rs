@@ -105,7 +105,10 @@ pub async fn proxy(
         .headers()
         .get("x-tollgate-debug")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"attempts"));
-    let mut log = AttemptLog::default();
+    let mut log = AttemptLog {
+        enabled: wants_log,
+        text: String::new(),
+    };
     let attempt = call_upstream(
         &client, &state, &plan, &envelope, &mut meter, started, &mut log,
     );
@@ -130,7 +133,7 @@ pub async fn proxy(
             );
             if wants_log {
                 let mut res = actix_web::ResponseError::error_response(&err);
-                if let Ok(v) = HeaderValue::from_str(&log.0) {
+                if let Ok(v) = HeaderValue::from_str(&log.text) {
                     res.headers_mut()
                         .insert(HeaderName::from_static("x-tollgate-attempt-log"), v);
                 }
@@ -144,7 +147,7 @@ pub async fn proxy(
     served_by(&mut res, candidate.deployment, meter.attempts());
     res.insert_header(("x-tollgate-model", candidate.model.name.as_str()));
     if wants_log {
-        if let Ok(v) = HeaderValue::from_str(&log.0) {
+        if let Ok(v) = HeaderValue::from_str(&log.text) {
             res.insert_header((HeaderName::from_static("x-tollgate-attempt-log"), v));
         }
     }
@@ -203,18 +206,23 @@ enum Failure {
     Saturated,
 }
 
-/// `deployment=outcome` per attempt, for `x-tollgate-attempt-log`.
-#[derive(Default)]
-struct AttemptLog(String);
+/// `deployment=outcome` per attempt, for `x-tollgate-attempt-log` (kept only when asked for).
+struct AttemptLog {
+    enabled: bool,
+    text: String,
+}
 
 impl AttemptLog {
     fn push(&mut self, deployment: &str, outcome: &str) {
-        if !self.0.is_empty() {
-            self.0.push_str(", ");
+        if !self.enabled {
+            return;
         }
-        self.0.push_str(deployment);
-        self.0.push('=');
-        self.0.push_str(outcome);
+        if !self.text.is_empty() {
+            self.text.push_str(", ");
+        }
+        self.text.push_str(deployment);
+        self.text.push('=');
+        self.text.push_str(outcome);
     }
 }
 

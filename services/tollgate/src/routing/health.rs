@@ -138,6 +138,8 @@ pub struct DeploymentState {
     /// Cached medians for ranking (`u32::MAX`: no sample yet).
     ttft_p50_ms: AtomicU32,
     tps_p50_milli: AtomicU32,
+    /// When the newest sample was taken (Unix ms; 0: never).
+    last_sample_ms: AtomicI64,
     in_flight: Arc<AtomicU32>,
     slots: Option<Arc<Semaphore>>,
     max_concurrency: Option<u32>,
@@ -182,6 +184,7 @@ impl DeploymentState {
             samples: Mutex::new(Samples::default()),
             ttft_p50_ms: AtomicU32::new(u32::MAX),
             tps_p50_milli: AtomicU32::new(u32::MAX),
+            last_sample_ms: AtomicI64::new(0),
             in_flight: Arc::new(AtomicU32::new(0)),
             slots: max_concurrency
                 .filter(|n| *n > 0)
@@ -303,6 +306,8 @@ impl DeploymentState {
                 u32::MAX - 1
             }
         });
+        self.last_sample_ms
+            .store(tollgate_store::now_ms(), Ordering::Relaxed);
         let mut s = lock(&self.samples);
         if s.ring.len() == self.window_len {
             s.ring.pop_front();
@@ -338,6 +343,12 @@ impl DeploymentState {
     /// Median output tokens per second × 1000 (`None` before any sample).
     pub fn tps_p50_milli(&self) -> Option<u32> {
         Some(self.tps_p50_milli.load(Ordering::Relaxed)).filter(|v| *v != u32::MAX)
+    }
+
+    /// Whether the latency and throughput figures are missing or older than `max_age_ms`.
+    pub fn unmeasured(&self, now_ms: i64, max_age_ms: i64) -> bool {
+        let last = self.last_sample_ms.load(Ordering::Relaxed);
+        last == 0 || now_ms - last > max_age_ms
     }
 
     pub fn in_flight(&self) -> u32 {

@@ -163,6 +163,9 @@ fn exclusion(
     None
 }
 
+/// Latency and throughput figures older than this are measured again (one request at a time).
+const REMEASURE_MS: i64 = 60_000;
+
 /// A cheap per-request random number in `[0, 1)` (for weighted ranking).
 fn unit_random() -> f64 {
     let mut b = [0u8; 8];
@@ -179,6 +182,7 @@ fn strategy_key(
     envelope: &RequestEnvelope<'_>,
     prompt_estimate: u64,
     pricing: &Pricing,
+    now_ms: i64,
 ) -> f64 {
     match strategy {
         Strategy::Order => 0.0,
@@ -189,12 +193,18 @@ fn strategy_key(
                 .max_cost(prompt_estimate, out, envelope.image_parts());
             cost.to_string().parse::<f64>().unwrap_or(f64::INFINITY)
         }),
-        // Unmeasured deployments first, so that they get measured.
+        // A deployment without recent figures is explored with one request at a time: ranked
+        // first while nothing of it is in flight, after the measured ones otherwise (so a burst
+        // does not all land on an unknown, possibly slow, deployment).
+        Strategy::Latency | Strategy::Throughput if d.state.unmeasured(now_ms, REMEASURE_MS) => {
+            if d.state.in_flight() == 0 {
+                f64::NEG_INFINITY
+            } else {
+                f64::MAX
+            }
+        }
         Strategy::Latency => d.state.ttft_p50_ms().map_or(0.0, f64::from),
-        Strategy::Throughput => d
-            .state
-            .tps_p50_milli()
-            .map_or(f64::NEG_INFINITY, |t| -f64::from(t)),
+        Strategy::Throughput => d.state.tps_p50_milli().map_or(0.0, |t| -f64::from(t)),
         // Efraimidis–Spirakis: the smallest -ln(u)/w wins with probability ∝ w.
         Strategy::Weighted => {
             let w = f64::from(d.weight.max(1));
@@ -271,7 +281,7 @@ pub fn plan<'c>(
                 .as_ref()
                 .and_then(|o| o.iter().position(|p| names(d, p)))
                 .unwrap_or(usize::MAX);
-            let key = strategy_key(d, strategy, envelope, prompt_estimate, pricing);
+            let key = strategy_key(d, strategy, envelope, prompt_estimate, pricing, now_ms);
             ranked.push((d.state.health(now_ms), order, key, index, d));
         }
         ranked.sort_by(|a, b| {

@@ -1,11 +1,13 @@
 //! Provider adapters.
 //!
+//! - [`anthropic`]: OpenAI chat completions ⇄ Anthropic Messages (requests, responses, streams).
 //! - [`preset`]: the OpenAI-compatible vendors, their URLs, auth styles and quirks.
 //! - [`target`]: one configured provider, ready to address (URLs and headers precomputed).
 //! - [`client`]: the pooled HTTP client with its four timeouts, and the streaming reader.
 //! - [`sse`]: an incremental, bounded SSE decoder.
 #![forbid(unsafe_code)]
 
+pub mod anthropic;
 pub mod client;
 pub mod error;
 pub mod preset;

@@ -1,0 +1,226 @@
+//! Anthropic Messages responses and error bodies → OpenAI chat completions.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+#[derive(Deserialize)]
+pub(super) struct Message {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    content: Vec<Block>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+    #[serde(default)]
+    usage: Option<AnthropicUsage>,
+    #[serde(default)]
+    error: Option<ErrorBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(super) enum Block {
+    Text {
+        #[serde(default)]
+        text: String,
+    },
+    Thinking {
+        #[serde(default)]
+        thinking: String,
+        #[serde(default)]
+        signature: Option<String>,
+    },
+    RedactedThinking {
+        #[serde(default)]
+        data: String,
+    },
+    ToolUse {
+        #[serde(default)]
+        id: String,
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        input: Value,
+    },
+    /// Server tools, citations-only blocks and whatever Anthropic adds later.
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Default, Deserialize)]
+pub(super) struct ErrorBody {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+impl From<ErrorBody> for TranslateError {
+    fn from(e: ErrorBody) -> Self {
+        TranslateError::ProviderError {
+            kind: e.kind.unwrap_or_else(|| "api_error".into()),
+            message: truncate(e.message.unwrap_or_default()),
+        }
+    }
+}
+
+pub(super) fn truncate(message: String) -> String {
+    if message.chars().count() > MAX_ERROR_MESSAGE {
+        message.chars().take(MAX_ERROR_MESSAGE).collect::<String>() + "…"
+    } else {
+        message
+    }
+}
+
+pub(super) fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// OpenAI's `finish_reason` for an Anthropic `stop_reason`. A `tool_use` stop with only the
+/// `json_output` tool is a plain stop.
+pub(super) fn finish_reason(stop_reason: &str, has_tool_calls: bool) -> &'static str {
+    match stop_reason {
+        "max_tokens" | "model_context_window_exceeded" => "length",
+        "tool_use" if has_tool_calls => "tool_calls",
+        "refusal" => "content_filter",
+        _ => "stop", // end_turn, stop_sequence, pause_turn, and anything new
+    }
+}
+
+pub(super) fn usage_json(usage: AnthropicUsage) -> Value {
+    let u = Usage::from(usage);
+    json!({
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.total_tokens,
+        "prompt_tokens_details": {
+            "cached_tokens": u.cached_tokens,
+            "cache_write_tokens": u.cache_write_tokens,
+        },
+    })
+}
+
+pub(super) fn arguments(input: &Value) -> String {
+    match input {
+        Value::Null => "{}".into(),
+        input => input.to_string(),
+    }
+}
+
+pub(super) fn reasoning_detail(index: usize, text: Option<&str>, signature: Option<&str>) -> Value {
+    let mut d = json!({ "type": "reasoning.text", "format": REASONING_FORMAT, "index": index });
+    if let Value::Object(m) = &mut d {
+        if let Some(text) = text {
+            m.insert("text".into(), text.into());
+        }
+        if let Some(signature) = signature {
+            m.insert("signature".into(), signature.into());
+        }
+    }
+    d
+}
+
+pub(super) fn redacted_detail(index: usize, data: &str) -> Value {
+    json!({ "type": "reasoning.encrypted", "data": data, "format": REASONING_FORMAT, "index": index })
+}
+
+/// Translates a Messages response body into an OpenAI `chat.completion` for `public_model`.
+/// An Anthropic error body becomes [`TranslateError::ProviderError`].
+pub fn from_anthropic_response(body: &[u8], public_model: &str) -> Result<Value, TranslateError> {
+    let msg: Message =
+        serde_json::from_slice(body).map_err(|e| TranslateError::Malformed(e.to_string()))?;
+    if msg.kind.as_deref() == Some("error") {
+        return Err(msg.error.unwrap_or_default().into());
+    }
+    let mut text: Option<String> = None;
+    let mut reasoning: Option<String> = None;
+    let mut details = Vec::new();
+    let mut tool_calls = Vec::new();
+    for block in msg.content {
+        match block {
+            Block::Text { text: t } => text.get_or_insert_with(String::new).push_str(&t),
+            Block::Thinking {
+                thinking,
+                signature,
+            } => {
+                reasoning
+                    .get_or_insert_with(String::new)
+                    .push_str(&thinking);
+                let index = details.len();
+                details.push(reasoning_detail(
+                    index,
+                    Some(thinking.as_str()),
+                    signature.as_deref(),
+                ));
+            }
+            Block::RedactedThinking { data } => details.push(redacted_detail(details.len(), &data)),
+            Block::ToolUse { name, input, .. } if name == JSON_OUTPUT_TOOL => {
+                text.get_or_insert_with(String::new)
+                    .push_str(&arguments(&input));
+            }
+            Block::ToolUse { id, name, input } => tool_calls.push(json!({
+                "id": id,
+                "type": "function",
+                "function": { "name": name, "arguments": arguments(&input) },
+            })),
+            Block::Other => {}
+        }
+    }
+    let mut message = Map::new();
+    message.insert("role".into(), "assistant".into());
+    message.insert("content".into(), text.into());
+    if let Some(reasoning) = reasoning {
+        message.insert("reasoning_content".into(), reasoning.into());
+    }
+    if !details.is_empty() {
+        message.insert("reasoning_details".into(), details.into());
+    }
+    let finish = msg
+        .stop_reason
+        .as_deref()
+        .map(|r| finish_reason(r, !tool_calls.is_empty()));
+    if !tool_calls.is_empty() {
+        message.insert("tool_calls".into(), tool_calls.into());
+    }
+    let mut out = json!({
+        "id": msg.id.as_deref().unwrap_or(UNKNOWN_ID),
+        "object": "chat.completion",
+        "created": now(),
+        "model": public_model,
+        "choices": [{
+            "index": 0,
+            "message": message,
+            "logprobs": null,
+            "finish_reason": finish,
+        }],
+    });
+    if let (Some(usage), Value::Object(o)) = (msg.usage, &mut out) {
+        o.insert("usage".into(), usage_json(usage));
+    }
+    Ok(out)
+}
+
+/// The message and the native error type (e.g. `overloaded_error`) of an Anthropic error body;
+/// the type falls back to the one Anthropic documents for `status`.
+pub fn error_from_anthropic(status: u16, body: &[u8]) -> (Option<String>, Option<String>) {
+    #[derive(Deserialize)]
+    struct Envelope {
+        #[serde(default)]
+        error: Option<ErrorBody>,
+    }
+    let error = serde_json::from_slice::<Envelope>(body)
+        .ok()
+        .and_then(|e| e.error)
+        .unwrap_or_default();
+    let kind = error.kind.or_else(|| {
+        ERROR_TYPES
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map(|(_, kind)| (*kind).to_owned())
+    });
+    (error.message.map(truncate), kind)
+}

@@ -5,7 +5,8 @@ address as its first stdout line, which we read: there is no sleep to wait for s
 fresh database: a SQLite file in a temp dir, or, when `TOLLGATE_TEST_POSTGRES` names a Postgres
 admin URL, a newly created database on that server (dropped again at the end).
 
-Binaries: `TOLLGATE_BIN` / `MOCK_PROVIDER_BIN`, else `<repo>/target/debug/{tollgate,mock-provider}`
+Binaries: `TOLLGATE_BIN` / `MOCK_PROVIDER_BIN`, else `$CARGO_TARGET_DIR/debug/…` (default
+`<repo>/target/debug/{tollgate,mock-provider}`)
 (build them with `cargo build --workspace --bins`).
 """
 
@@ -44,7 +45,10 @@ STARTUP_LIMIT_S = 30.0
 
 
 def _binary(env_var: str, name: str) -> Path:
-    path = Path(os.environ.get(env_var) or REPO_ROOT / "target" / "debug" / name)
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO_ROOT / "target")
+    if not target.is_absolute():
+        target = REPO_ROOT / target
+    path = Path(os.environ.get(env_var) or target / "debug" / name)
     if not path.is_file():
         pytest.exit(
             f"{path} not found: build the binaries first (`cargo build --workspace --bins`) "

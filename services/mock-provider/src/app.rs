@@ -25,7 +25,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: Data<State>) {
                 .configure(routes::chat::configure)
                 .configure(routes::completions::configure)
                 .configure(routes::embeddings::configure)
-                .configure(routes::models::configure),
+                .configure(routes::models::configure)
+                .configure(routes::messages::configure),
         )
         .service(web::scope("/mock").configure(routes::mock::configure))
         .default_service(web::to(unknown_url));

@@ -53,6 +53,12 @@ impl Plan {
     }
 
     /// Appends `data: <compact json>\n\n`.
+    /// A named SSE event (`event: NAME`, then `data: JSON`), as Anthropic sends them.
+    pub fn named_event<T: Serialize>(&mut self, name: &str, value: &T) {
+        self.push(format!("event: {name}\n").as_bytes());
+        self.event(value);
+    }
+
     pub fn event<T: Serialize>(&mut self, value: &T) {
         self.pending.extend_from_slice(b"data: ");
         // Our wire types always serialize; on the impossible error the event is just empty.
@@ -133,6 +139,14 @@ pub trait ChunkFormat {
     fn finish(&self, plan: &mut Plan, choice: u64, finish_reason: &'static str);
     /// The final `choices: []` chunk with the usage (only sent with `include_usage`).
     fn usage(&self, plan: &mut Plan, usage: &Usage);
+    /// The end of a clean stream (OpenAI: `data: [DONE]`).
+    fn done(&self, plan: &mut Plan) {
+        plan.push(DONE);
+    }
+    /// The error event sent first by `first_error`.
+    fn first_error(&self, plan: &mut Plan) {
+        plan.push(FIRST_ERROR_EVENT);
+    }
 }
 
 /// What a stream generates, independent of its wire format.
@@ -159,7 +173,7 @@ pub fn script<F: ChunkFormat>(format: &F, shape: &Shape, directives: &Directives
     plan.pause(ttft.saturating_sub(slice * (slices - 1)));
 
     if directives.first_error {
-        plan.push(FIRST_ERROR_EVENT);
+        format.first_error(&mut plan);
         return plan;
     }
     if directives.malformed {
@@ -209,7 +223,7 @@ pub fn script<F: ChunkFormat>(format: &F, shape: &Shape, directives: &Directives
         format.usage(&mut plan, &shape.usage);
     }
     if !directives.no_done {
-        plan.push(DONE);
+        format.done(&mut plan);
     }
     plan
 }

@@ -21,15 +21,18 @@ pub enum Route {
     Embeddings,
     ListModels,
     RetrieveModel,
+    /// Anthropic's Messages API.
+    Messages,
 }
 
 impl Route {
-    pub const ALL: [Route; 5] = [
+    pub const ALL: [Route; 6] = [
         Route::ChatCompletions,
         Route::Completions,
         Route::Embeddings,
         Route::ListModels,
         Route::RetrieveModel,
+        Route::Messages,
     ];
 
     /// The route pattern used as its key in stats and the journal.
@@ -40,6 +43,7 @@ impl Route {
             Route::Embeddings => "/v1/embeddings",
             Route::ListModels => "/v1/models",
             Route::RetrieveModel => "/v1/models/{id}",
+            Route::Messages => "/v1/messages",
         }
     }
 

@@ -17,6 +17,7 @@ use tokio::time::{timeout, Instant};
 use crate::error::UpstreamError;
 use crate::sse::{Frame, SseDecoder, SseLimits};
 use crate::target::ProviderTarget;
+use crate::wire::StreamWire;
 
 /// Largest non-streaming response body accepted from a provider.
 pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
@@ -73,13 +74,16 @@ impl UpstreamClient {
 
     /// Sends one attempt. For a stream, returns as soon as a 2xx status arrives; the caller reads
     /// frames from [`UpstreamStream`]. Otherwise reads the whole body and checks it is JSON.
+    /// `upstream_model` names the model in translated responses (non-OpenAI wires).
     pub async fn send(
         &self,
         target: &ProviderTarget,
         uri: Uri,
         body: Bytes,
         stream: bool,
+        upstream_model: &str,
     ) -> Result<Upstream, UpstreamError> {
+        let wire = target.preset().wire;
         let t = *target.timeouts();
         let started = Instant::now();
         let deadline = started + t.total;
@@ -130,7 +134,7 @@ impl UpstreamClient {
                 .read_to_end(MAX_ERROR_BYTES, true)
                 .await
                 .unwrap_or_default();
-            let (message, code) = error_details(&bytes);
+            let (message, code) = crate::wire::error_details(wire, status.as_u16(), &bytes);
             return Err(UpstreamError::Status {
                 status: status.as_u16(),
                 retry_after,
@@ -143,12 +147,13 @@ impl UpstreamClient {
                 body,
                 decoder: SseDecoder::new(SseLimits::default()),
                 ended: false,
+                wire: StreamWire::new(wire, upstream_model),
             }));
         }
         let bytes = body.read_to_end(MAX_RESPONSE_BYTES, false).await?;
         Ok(Upstream::Complete {
             status: status.as_u16(),
-            body: bytes,
+            body: crate::wire::response_body(wire, bytes, upstream_model)?,
         })
     }
 }
@@ -222,22 +227,42 @@ pub struct UpstreamStream {
     body: BodyReader,
     decoder: SseDecoder,
     ended: bool,
+    /// Translates the provider's events into OpenAI chunk events.
+    wire: StreamWire,
 }
 
 impl UpstreamStream {
-    /// A frame already received, without waiting.
+    /// A frame already received (and translated), without waiting.
     pub fn buffered_frame(&mut self) -> Result<Option<Frame>, UpstreamError> {
-        Ok(self.decoder.next_frame()?)
+        loop {
+            if let Some(frame) = self.wire.pop() {
+                return Ok(Some(frame));
+            }
+            match self.decoder.next_frame()? {
+                Some(frame) => {
+                    if let Some(f) = self.wire.accept(frame) {
+                        return Ok(Some(f));
+                    }
+                }
+                None => return Ok(None),
+            }
+        }
     }
 
     /// The next frame, waiting for the provider if needed; `Ok(None)` when the body ended.
     pub async fn next_frame(&mut self) -> Result<Option<Frame>, UpstreamError> {
         loop {
-            if let Some(frame) = self.decoder.next_frame()? {
+            if let Some(frame) = self.buffered_frame()? {
                 return Ok(Some(frame));
             }
             if self.ended {
-                return Ok(self.decoder.finish());
+                return Ok(match self.decoder.finish() {
+                    Some(frame) => match self.wire.accept(frame) {
+                        Some(f) => Some(f),
+                        None => self.wire.pop(),
+                    },
+                    None => None,
+                });
             }
             match self.body.next_data().await? {
                 Some(data) => self.decoder.feed(&data),
@@ -279,7 +304,7 @@ fn classify_send_error(
 }
 
 /// The message and code of an OpenAI-shaped (or similar) error body, if it has them.
-fn error_details(body: &[u8]) -> (Option<String>, Option<String>) {
+pub(crate) fn openai_error_details(body: &[u8]) -> (Option<String>, Option<String>) {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
         return (None, None);
     };
@@ -308,7 +333,7 @@ fn error_details(body: &[u8]) -> (Option<String>, Option<String>) {
 
 #[cfg(test)]
 mod tests {
-    use super::error_details;
+    use super::openai_error_details as error_details;
 
     #[test]
     fn reads_error_bodies_of_several_shapes() {

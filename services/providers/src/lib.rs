@@ -13,9 +13,10 @@ pub mod error;
 pub mod preset;
 pub mod sse;
 pub mod target;
+pub mod wire;
 
 pub use client::{Upstream, UpstreamClient, UpstreamStream};
 pub use error::{Disposition, TargetError, UpstreamError};
-pub use preset::{AuthStyle, PathStyle, Preset, PRESETS};
+pub use preset::{AuthStyle, PathStyle, Preset, Wire, PRESETS};
 pub use sse::{Frame, SseDecoder, SseLimits};
 pub use target::{ProviderTarget, Timeouts};

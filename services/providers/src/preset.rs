@@ -1,5 +1,5 @@
-//! Presets for the vendors that speak the OpenAI wire format: where they live, how they
-//! authenticate, and what they support.
+//! Presets for the vendors: where they live, how they authenticate, which wire format they speak,
+//! and what they support.
 
 use tollgate_domain::Endpoint;
 
@@ -12,6 +12,15 @@ pub enum AuthStyle {
     Header(&'static str),
 }
 
+/// The wire format a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// OpenAI chat completions (forwarded as is).
+    OpenAi,
+    /// Anthropic Messages (translated both ways, see [`crate::anthropic`]).
+    Anthropic,
+}
+
 /// How the request path is formed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathStyle {
@@ -19,6 +28,8 @@ pub enum PathStyle {
     OpenAi,
     /// Azure OpenAI: `{base_url}/openai/deployments/{upstream model}/chat/completions?api-version=…`.
     AzureDeployments,
+    /// Anthropic: `{base_url}/messages` (chat only).
+    AnthropicMessages,
 }
 
 /// Known behaviour of one vendor.
@@ -29,6 +40,7 @@ pub struct Preset {
     pub base_url: Option<&'static str>,
     pub auth: AuthStyle,
     pub path: PathStyle,
+    pub wire: Wire,
     /// Whether the provider must be sent a key (local servers usually need none).
     pub key_required: bool,
     /// Whether it accepts `stream_options.include_usage` (and then ends streams with a usage
@@ -64,6 +76,7 @@ const fn preset(
         base_url,
         auth: AuthStyle::Bearer,
         path: PathStyle::OpenAi,
+        wire: Wire::OpenAi,
         key_required: true,
         stream_usage,
         chat,
@@ -147,7 +160,28 @@ pub static PRESETS: &[Preset] = &[
         key_required: false,
         ..preset("mock", None, true, ALL)
     },
+    ANTHROPIC,
+    // The mock provider's Anthropic wire (`/v1/messages`), for tests and demos.
+    Preset {
+        name: "mock-anthropic",
+        base_url: None,
+        key_required: false,
+        ..ANTHROPIC
+    },
 ];
+
+/// Anthropic's Messages API (`x-api-key`, `anthropic-version: 2023-06-01`).
+const ANTHROPIC: Preset = Preset {
+    auth: AuthStyle::Header("x-api-key"),
+    path: PathStyle::AnthropicMessages,
+    wire: Wire::Anthropic,
+    ..preset(
+        "anthropic",
+        Some("https://api.anthropic.com/v1"),
+        false,
+        CHAT,
+    )
+};
 
 #[cfg(test)]
 mod tests {

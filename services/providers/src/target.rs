@@ -36,6 +36,9 @@ impl Default for Timeouts {
 }
 
 /// One provider as the operator configured it.
+/// The `anthropic-version` sent unless the provider's `headers` set another.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
 pub struct ProviderTarget {
     name: String,
     preset: &'static Preset,
@@ -86,6 +89,16 @@ impl ProviderTarget {
             value.set_sensitive(true);
             headers.push((name, value));
         }
+        if preset.wire == crate::preset::Wire::Anthropic
+            && !extra_headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("anthropic-version"))
+        {
+            headers.push((
+                HeaderName::from_static("anthropic-version"),
+                HeaderValue::from_static(ANTHROPIC_VERSION),
+            ));
+        }
         for (k, v) in extra_headers {
             let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| TargetError::BadHeader(k.clone()))?;
@@ -122,6 +135,7 @@ impl ProviderTarget {
     pub fn uri(&self, endpoint: Endpoint, upstream_model: &str) -> Result<Uri, TargetError> {
         let url = match self.preset.path {
             PathStyle::OpenAi => format!("{}{}", self.base_url, endpoint.path()),
+            PathStyle::AnthropicMessages => format!("{}/messages", self.base_url),
             PathStyle::AzureDeployments => {
                 if !upstream_model
                     .bytes()

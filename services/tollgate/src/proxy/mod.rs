@@ -199,6 +199,9 @@ pub async fn proxy(
     }
 }
 
+/// `max_tokens` sent to providers that require one (Anthropic) when the client set none.
+const DEFAULT_MAX_TOKENS: u64 = 4096;
+
 /// Why no attempt succeeded.
 enum Failure {
     Upstream(UpstreamError),
@@ -240,14 +243,19 @@ async fn attempt(
         ));
     };
     let preset = deployment.provider.preset();
-    let body =
-        Bytes::from(envelope.to_upstream_body(&deployment.upstream_model, preset.stream_usage));
+    let body = tollgate_providers::wire::request_body(
+        preset,
+        envelope.to_upstream_body(&deployment.upstream_model, preset.stream_usage),
+        &deployment.upstream_model,
+        DEFAULT_MAX_TOKENS,
+    )?;
     match client
         .send(
             &deployment.provider,
             uri.clone(),
             body,
             envelope.is_stream(),
+            &deployment.upstream_model,
         )
         .await?
     {

@@ -1,0 +1,227 @@
+//! `POST /v1/messages`: Anthropic's Messages API, plain and streamed, with the same directives
+//! and Anthropic-shaped errors (`{"type":"error","error":{"type","message"}}`).
+//!
+//! Usage follows Anthropic's accounting: `input_tokens` excludes the cached prompt tokens
+//! (`cached=K` reports K as `cache_read_input_tokens`); `cache_write=W` reports W as
+//! `cache_creation_input_tokens` (also outside `input_tokens`).
+
+use actix_web::http::header;
+use actix_web::web::{self, Bytes, Data};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::generate::{count_words, Generation};
+use crate::routes::{admit, json_response, ModelRequest};
+use crate::sse::{self, ChunkFormat, Plan, Shape};
+use crate::state::{Route, State};
+use crate::wire::Usage;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/messages", web::post().to(create));
+}
+
+/// The parts of an Anthropic Messages request the mock reads.
+#[derive(Debug, Deserialize)]
+pub struct MessagesRequest {
+    model: Option<String>,
+    messages: Option<Vec<Message>>,
+    #[serde(default)]
+    system: Option<serde_json::Value>,
+    max_tokens: Option<u64>,
+    stream: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Message {
+    content: serde_json::Value,
+}
+
+impl ModelRequest for MessagesRequest {
+    fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+}
+
+/// Words of a string, or of the `text` of every text block of an array.
+fn words(v: &serde_json::Value) -> u64 {
+    match v {
+        serde_json::Value::String(s) => count_words(s),
+        serde_json::Value::Array(blocks) => blocks
+            .iter()
+            .filter(|b| b["type"] == "text")
+            .filter_map(|b| b["text"].as_str())
+            .map(count_words)
+            .sum(),
+        _ => 0,
+    }
+}
+
+/// Anthropic's error type for an HTTP status.
+fn error_type(status: u16) -> &'static str {
+    match status {
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        529 => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
+/// An error as Anthropic sends it (status and `retry-after` kept from the OpenAI-shaped one).
+fn anthropic_error(e: &ApiError) -> HttpResponse {
+    let openai = e.error_response();
+    let status = openai.status();
+    let mut res = HttpResponse::build(status);
+    res.content_type("application/json");
+    if let Some(v) = openai.headers().get(header::RETRY_AFTER) {
+        res.insert_header((header::RETRY_AFTER, v.clone()));
+    }
+    res.body(
+        json!({"type": "error", "error": {"type": error_type(status.as_u16()), "message": e.to_string()}})
+            .to_string(),
+    )
+}
+
+async fn create(state: Data<State>, req: HttpRequest, body: Bytes) -> HttpResponse {
+    match respond(state, req, body).await {
+        Ok(res) => res,
+        Err(e) => anthropic_error(&e),
+    }
+}
+
+async fn respond(
+    state: Data<State>,
+    req: HttpRequest,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let admitted = admit::<MessagesRequest>(&state, Route::Messages, &req, body)?;
+    let request = &admitted.request;
+    let messages = request
+        .messages
+        .as_deref()
+        .ok_or(ApiError::MissingParam("messages"))?;
+    let max_tokens = request
+        .max_tokens
+        .ok_or(ApiError::MissingParam("max_tokens"))?;
+    admitted.prelude(&state).await?;
+
+    let d = &admitted.directives;
+    let generation = Generation::new(Some(max_tokens), d.tokens);
+    let prompt = messages.iter().map(|m| words(&m.content)).sum::<u64>()
+        + request.system.as_ref().map_or(0, words);
+    let cached = d.cached.min(prompt);
+    let input = prompt - cached;
+    let output = generation.words;
+    let stop_reason = if generation.finish_reason == "length" {
+        "max_tokens"
+    } else {
+        "end_turn"
+    };
+    let id = format!("msg_mock_{}", state.next_id());
+    let model = admitted.model.as_str();
+
+    if request.stream.unwrap_or(false) {
+        let format = MessagesStream {
+            id: &id,
+            model,
+            input,
+            cached,
+            stop_reason,
+        };
+        let shape = Shape {
+            choices: 1,
+            words: generation.words,
+            finish_reason: generation.finish_reason,
+            include_usage: true,
+            usage: Usage::new(prompt, output, cached, 0),
+        };
+        let plan = sse::script(&format, &shape, d);
+        return Ok(plan.into_sse_response(admitted.guard));
+    }
+    let message = json!({
+        "id": id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": generation.text()}],
+        "stop_reason": stop_reason,
+        "stop_sequence": null,
+        "usage": {
+            "input_tokens": input,
+            "output_tokens": output,
+            "cache_read_input_tokens": cached,
+            "cache_creation_input_tokens": 0,
+        },
+    });
+    Ok(json_response(
+        message.to_string().into_bytes(),
+        d,
+        admitted.guard,
+    ))
+}
+
+/// Events of an Anthropic Messages stream.
+struct MessagesStream<'a> {
+    id: &'a str,
+    model: &'a str,
+    input: u64,
+    cached: u64,
+    stop_reason: &'static str,
+}
+
+impl ChunkFormat for MessagesStream<'_> {
+    fn opening(&self, plan: &mut Plan) {
+        plan.named_event(
+            "message_start",
+            &json!({"type": "message_start", "message": {
+                "id": self.id, "type": "message", "role": "assistant", "model": self.model,
+                "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": self.input, "output_tokens": 1,
+                          "cache_read_input_tokens": self.cached, "cache_creation_input_tokens": 0}}}),
+        );
+        plan.named_event(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        );
+        plan.named_event("ping", &json!({"type": "ping"}));
+    }
+
+    fn token(&self, plan: &mut Plan, _choice: u64, text: &str) {
+        plan.named_event(
+            "content_block_delta",
+            &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}),
+        );
+    }
+
+    fn finish(&self, plan: &mut Plan, _choice: u64, _finish_reason: &'static str) {
+        plan.named_event(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": 0}),
+        );
+    }
+
+    fn usage(&self, plan: &mut Plan, usage: &Usage) {
+        plan.named_event(
+            "message_delta",
+            &json!({"type": "message_delta",
+                    "delta": {"stop_reason": self.stop_reason, "stop_sequence": null},
+                    "usage": {"output_tokens": usage.completion_tokens}}),
+        );
+    }
+
+    fn done(&self, plan: &mut Plan) {
+        plan.named_event("message_stop", &json!({"type": "message_stop"}));
+    }
+
+    fn first_error(&self, plan: &mut Plan) {
+        plan.named_event(
+            "error",
+            &json!({"type": "error", "error": {"type": "overloaded_error", "message": "mock: Overloaded"}}),
+        );
+    }
+}

@@ -74,7 +74,8 @@ impl UpstreamClient {
 
     /// Sends one attempt. For a stream, returns as soon as a 2xx status arrives; the caller reads
     /// frames from [`UpstreamStream`]. Otherwise reads the whole body and checks it is JSON.
-    /// `upstream_model` names the model in translated responses (non-OpenAI wires).
+    /// `upstream_model` names the model in translated responses (non-OpenAI wires); `forward`
+    /// are client headers for the providers that read them (`anthropic-beta`: Anthropic only).
     pub async fn send(
         &self,
         target: &ProviderTarget,
@@ -82,6 +83,7 @@ impl UpstreamClient {
         body: Bytes,
         stream: bool,
         upstream_model: &str,
+        forward: &[(http::HeaderName, HeaderValue)],
     ) -> Result<Upstream, UpstreamError> {
         let wire = target.preset().wire;
         let t = *target.timeouts();
@@ -101,6 +103,13 @@ impl UpstreamClient {
             );
             for (k, v) in target.headers() {
                 headers.insert(k.clone(), v.clone());
+            }
+            if wire == crate::preset::Wire::Anthropic {
+                for (k, v) in forward {
+                    if k.as_str() == "anthropic-beta" {
+                        headers.insert(k.clone(), v.clone());
+                    }
+                }
             }
         }
         let request = builder

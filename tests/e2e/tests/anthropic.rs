@@ -209,3 +209,26 @@ async fn anthropic_failures_fall_back_and_unsupported_parameters_move_on() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_anthropic_beta_header_reaches_anthropic_deployments_only() {
+    let mock = Mock::start();
+    let gw = Gateway::start(&anthropic_config(&mock)).await;
+    for (model, forwarded) in [("claude-test", true), ("gpt-test", false)] {
+        let res = gw
+            .post("/v1/chat/completions")
+            .header("anthropic-beta", "prompt-caching-2024-07-31")
+            .json(&chat_body(model, json!({})))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{model}");
+        let sent = mock.requests().await;
+        let headers = &sent.last().unwrap()["headers"];
+        assert_eq!(
+            headers.get("anthropic-beta").and_then(Value::as_str),
+            forwarded.then_some("prompt-caching-2024-07-31"),
+            "{model}: {headers}"
+        );
+    }
+}

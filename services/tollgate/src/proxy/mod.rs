@@ -108,6 +108,13 @@ pub async fn proxy(
     let mut log = AttemptLog {
         enabled: wants_log,
         text: String::new(),
+        // Anthropic's beta switches, for Anthropic deployments only.
+        forward: req
+            .headers()
+            .get("anthropic-beta")
+            .and_then(|v| http::HeaderValue::from_bytes(v.as_bytes()).ok())
+            .map(|v| vec![(ANTHROPIC_BETA, v)])
+            .unwrap_or_default(),
     };
     let attempt = call_upstream(
         &client, &state, &plan, &envelope, &mut meter, started, &mut log,
@@ -209,11 +216,16 @@ enum Failure {
     Saturated,
 }
 
-/// `deployment=outcome` per attempt, for `x-tollgate-attempt-log` (kept only when asked for).
+/// `deployment=outcome` per attempt, for `x-tollgate-attempt-log` (kept only when asked for),
+/// and the client headers each attempt forwards to the providers that read them.
 struct AttemptLog {
     enabled: bool,
     text: String,
+    forward: Vec<(http::HeaderName, http::HeaderValue)>,
 }
+
+/// Forwarded to Anthropic deployments as the client sent it.
+const ANTHROPIC_BETA: http::HeaderName = http::HeaderName::from_static("anthropic-beta");
 
 impl AttemptLog {
     fn push(&mut self, deployment: &str, outcome: &str) {
@@ -235,6 +247,7 @@ async fn attempt(
     client: &UpstreamClient,
     deployment: &Deployment,
     envelope: &RequestEnvelope<'_>,
+    forward: &[(http::HeaderName, http::HeaderValue)],
 ) -> Result<Served, UpstreamError> {
     let endpoint = envelope.endpoint();
     let Some(uri) = deployment.uri(endpoint) else {
@@ -256,6 +269,7 @@ async fn attempt(
             body,
             envelope.is_stream(),
             &deployment.upstream_model,
+            forward,
         )
         .await?
     {
@@ -344,7 +358,7 @@ async fn call_upstream<'p, 'c>(
             progressed = true;
             meter.attempt(d);
             d.state.begin_attempt(tollgate_store::now_ms());
-            match attempt(client, d, envelope).await {
+            match attempt(client, d, envelope, &log.forward).await {
                 Ok(served) => {
                     routing::report(d, sync, true, true);
                     log.push(&d.name, "ok");

@@ -184,6 +184,39 @@ deployments = ["primary"]
 [models.embed-test]
 deployments = ["embed"]
 """
+    # Other wire families (the mock speaks each), and a model with a fixed answer length.
+    config += f"""
+[providers.mock-anthropic]
+preset = "mock-anthropic"
+base_url = "{mock_url}/v1"
+api_key_env = "MOCK_PROVIDER_KEY"
+
+[providers.mock-gemini]
+preset = "mock-gemini"
+base_url = "{mock_url}/v1beta"
+api_key_env = "MOCK_PROVIDER_KEY"
+
+[deployments.claude]
+provider = "mock-anthropic"
+model = "claude-mock@tokens=6"
+
+[deployments.gemini]
+provider = "mock-gemini"
+model = "gemini-mock@tokens=6"
+
+[deployments.short]
+provider = "mock"
+model = "mock-gpt@tokens=6"
+
+[models.claude-test]
+deployments = ["claude"]
+
+[models.gemini-test]
+deployments = ["gemini"]
+
+[models.short-test]
+deployments = ["short"]
+"""
     for name, directive in SCRIPTED.items():
         config += (
             f'\n[deployments.{name}]\nprovider = "mock"\nmodel = "mock-gpt@{directive}"\n'
@@ -258,6 +291,15 @@ def stack() -> Iterator[Stack]:
         if pg_database:
             _psql(admin_url, f"DROP DATABASE IF EXISTS {pg_database} WITH (FORCE)")
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def anthropic_client(stack: Stack) -> Iterator["anthropic.Anthropic"]:
+    import anthropic
+
+    # The SDK appends /v1/messages to the base URL; the operator key goes as `x-api-key`.
+    with anthropic.Anthropic(base_url=stack.gateway.url, api_key=OPERATOR_KEY, max_retries=0) as c:
+        yield c
 
 
 @pytest.fixture(scope="session")

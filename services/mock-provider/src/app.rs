@@ -28,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: Data<State>) {
                 .configure(routes::models::configure)
                 .configure(routes::messages::configure),
         )
+        .service(web::scope("/v1beta").configure(routes::gemini::configure))
         .service(web::scope("/mock").configure(routes::mock::configure))
         .default_service(web::to(unknown_url));
 }

@@ -23,16 +23,19 @@ pub enum Route {
     RetrieveModel,
     /// Anthropic's Messages API.
     Messages,
+    /// Gemini's `generateContent` / `streamGenerateContent`.
+    GenerateContent,
 }
 
 impl Route {
-    pub const ALL: [Route; 6] = [
+    pub const ALL: [Route; 7] = [
         Route::ChatCompletions,
         Route::Completions,
         Route::Embeddings,
         Route::ListModels,
         Route::RetrieveModel,
         Route::Messages,
+        Route::GenerateContent,
     ];
 
     /// The route pattern used as its key in stats and the journal.
@@ -44,6 +47,7 @@ impl Route {
             Route::ListModels => "/v1/models",
             Route::RetrieveModel => "/v1/models/{id}",
             Route::Messages => "/v1/messages",
+            Route::GenerateContent => "/v1beta/models/{model}:generateContent",
         }
     }
 

@@ -86,6 +86,10 @@ impl UpstreamClient {
         forward: &[(http::HeaderName, HeaderValue)],
     ) -> Result<Upstream, UpstreamError> {
         let wire = target.preset().wire;
+        let uri = match wire {
+            crate::preset::Wire::Gemini if stream => crate::wire::gemini_stream_uri(&uri)?,
+            _ => uri,
+        };
         let t = *target.timeouts();
         let started = Instant::now();
         let deadline = started + t.total;
@@ -265,13 +269,13 @@ impl UpstreamStream {
                 return Ok(Some(frame));
             }
             if self.ended {
-                return Ok(match self.decoder.finish() {
-                    Some(frame) => match self.wire.accept(frame) {
-                        Some(f) => Some(f),
-                        None => self.wire.pop(),
-                    },
-                    None => None,
-                });
+                if let Some(frame) = self.decoder.finish() {
+                    if let Some(f) = self.wire.accept(frame) {
+                        return Ok(Some(f));
+                    }
+                }
+                self.wire.end();
+                return Ok(self.wire.pop());
             }
             match self.body.next_data().await? {
                 Some(data) => self.decoder.feed(&data),

@@ -1,6 +1,7 @@
 //! Provider adapters.
 //!
 //! - [`anthropic`]: OpenAI chat completions ⇄ Anthropic Messages (requests, responses, streams).
+//! - [`gemini`]: OpenAI chat completions ⇄ Gemini `generateContent` (requests, responses, streams).
 //! - [`preset`]: the OpenAI-compatible vendors, their URLs, auth styles and quirks.
 //! - [`target`]: one configured provider, ready to address (URLs and headers precomputed).
 //! - [`client`]: the pooled HTTP client with its four timeouts, and the streaming reader.
@@ -10,9 +11,11 @@
 pub mod anthropic;
 pub mod client;
 pub mod error;
+pub mod gemini;
 pub mod preset;
 pub mod sse;
 pub mod target;
+pub mod translate;
 pub mod wire;
 
 pub use client::{Upstream, UpstreamClient, UpstreamStream};

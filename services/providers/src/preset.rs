@@ -19,6 +19,8 @@ pub enum Wire {
     OpenAi,
     /// Anthropic Messages (translated both ways, see [`crate::anthropic`]).
     Anthropic,
+    /// Google Gemini `generateContent` (translated both ways, see [`crate::gemini`]).
+    Gemini,
 }
 
 /// How the request path is formed.
@@ -30,6 +32,9 @@ pub enum PathStyle {
     AzureDeployments,
     /// Anthropic: `{base_url}/messages` (chat only).
     AnthropicMessages,
+    /// Gemini: `{base_url}/models/{model}:generateContent` (`:streamGenerateContent?alt=sse`
+    /// for streams).
+    GeminiModels,
 }
 
 /// Known behaviour of one vendor.
@@ -161,6 +166,14 @@ pub static PRESETS: &[Preset] = &[
         ..preset("mock", None, true, ALL)
     },
     ANTHROPIC,
+    GEMINI,
+    // The mock provider's Gemini wire (`/v1beta/models/…`).
+    Preset {
+        name: "mock-gemini",
+        base_url: None,
+        key_required: false,
+        ..GEMINI
+    },
     // The mock provider's Anthropic wire (`/v1/messages`), for tests and demos.
     Preset {
         name: "mock-anthropic",
@@ -169,6 +182,19 @@ pub static PRESETS: &[Preset] = &[
         ..ANTHROPIC
     },
 ];
+
+/// Google AI Studio's Gemini API (`x-goog-api-key`).
+const GEMINI: Preset = Preset {
+    auth: AuthStyle::Header("x-goog-api-key"),
+    path: PathStyle::GeminiModels,
+    wire: Wire::Gemini,
+    ..preset(
+        "gemini",
+        Some("https://generativelanguage.googleapis.com/v1beta"),
+        false,
+        CHAT,
+    )
+};
 
 /// Anthropic's Messages API (`x-api-key`, `anthropic-version: 2023-06-01`).
 const ANTHROPIC: Preset = Preset {

@@ -136,6 +136,16 @@ impl ProviderTarget {
         let url = match self.preset.path {
             PathStyle::OpenAi => format!("{}{}", self.base_url, endpoint.path()),
             PathStyle::AnthropicMessages => format!("{}/messages", self.base_url),
+            PathStyle::GeminiModels => {
+                // Mock directives (`@k=v,…`) are allowed: every character is valid in a path.
+                if !upstream_model.bytes().all(|b| {
+                    b.is_ascii_alphanumeric()
+                        || matches!(b, b'-' | b'_' | b'.' | b'@' | b'=' | b',')
+                }) {
+                    return Err(TargetError::BadModel(upstream_model.to_owned()));
+                }
+                format!("{}/models/{upstream_model}:generateContent", self.base_url)
+            }
             PathStyle::AzureDeployments => {
                 if !upstream_model
                     .bytes()

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use crate::anthropic::{self, StreamTranslator, TranslateError};
 use crate::error::UpstreamError;
+use crate::gemini;
 use crate::preset::{Preset, Wire};
 use crate::sse::Frame;
 
@@ -46,6 +47,13 @@ pub fn request_body(
                 .map_err(refused)?;
             Ok(Bytes::from(body.to_string()))
         }
+        Wire::Gemini => {
+            let value: serde_json::Value = serde_json::from_slice(&openai)
+                .map_err(|e| UpstreamError::Malformed(e.to_string()))?;
+            let body =
+                gemini::to_gemini_request(&value, Some(default_max_tokens)).map_err(refused)?;
+            Ok(Bytes::from(body.to_string()))
+        }
     }
 }
 
@@ -53,17 +61,35 @@ pub fn request_body(
 pub fn response_body(wire: Wire, body: Bytes, model: &str) -> Result<Bytes, UpstreamError> {
     match wire {
         Wire::OpenAi => Ok(body),
-        Wire::Anthropic => match anthropic::from_anthropic_response(&body, model) {
-            Ok(v) => Ok(Bytes::from(v.to_string())),
-            Err(TranslateError::ProviderError { kind, message }) => {
-                Err(UpstreamError::ErrorEvent {
-                    message,
-                    code: Some(kind),
-                })
-            }
-            Err(e) => Err(UpstreamError::Malformed(e.to_string())),
-        },
+        Wire::Anthropic => translated(anthropic::from_anthropic_response(&body, model)),
+        Wire::Gemini => translated(gemini::from_gemini_response(&body, model)),
     }
+}
+
+fn translated(r: Result<serde_json::Value, TranslateError>) -> Result<Bytes, UpstreamError> {
+    match r {
+        Ok(v) => Ok(Bytes::from(v.to_string())),
+        Err(TranslateError::ProviderError { kind, message }) => Err(UpstreamError::ErrorEvent {
+            message,
+            code: Some(kind),
+        }),
+        Err(e) => Err(UpstreamError::Malformed(e.to_string())),
+    }
+}
+
+/// Gemini streams from another method of the same URL: `:streamGenerateContent?alt=sse`.
+pub(crate) fn gemini_stream_uri(uri: &http::Uri) -> Result<http::Uri, UpstreamError> {
+    let text = uri.to_string();
+    let streamed = match text.rsplit_once(":generateContent") {
+        Some((head, tail)) => format!(
+            "{head}:streamGenerateContent?alt=sse{}",
+            tail.replacen('?', "&", 1)
+        ),
+        None => text,
+    };
+    streamed
+        .parse()
+        .map_err(|_| UpstreamError::Connect(format!("invalid stream URL {streamed}")))
 }
 
 /// An error body's message and native code, read the way the provider's wire writes them.
@@ -71,83 +97,133 @@ pub fn error_details(wire: Wire, status: u16, body: &[u8]) -> (Option<String>, O
     match wire {
         Wire::OpenAi => crate::client::openai_error_details(body),
         Wire::Anthropic => anthropic::error_from_anthropic(status, body),
+        Wire::Gemini => gemini::error_from_gemini(status, body),
+    }
+}
+
+/// A family's stream translator: provider events in, OpenAI chunk JSON out.
+enum Translator {
+    Anthropic(StreamTranslator),
+    Gemini(gemini::StreamTranslator),
+}
+
+impl Translator {
+    fn event(&mut self, name: Option<&str>, data: &[u8]) -> Result<Vec<String>, TranslateError> {
+        match self {
+            Self::Anthropic(t) => t.event(name, data),
+            Self::Gemini(t) => t.event(name, data),
+        }
+    }
+
+    /// The provider's body ended (Gemini streams end without a marker).
+    fn end(&mut self) -> Result<Vec<String>, TranslateError> {
+        match self {
+            Self::Anthropic(_) => Ok(Vec::new()),
+            Self::Gemini(t) => t.end(),
+        }
+    }
+
+    fn finished(&self) -> bool {
+        match self {
+            Self::Anthropic(t) => t.finished(),
+            Self::Gemini(t) => t.finished(),
+        }
     }
 }
 
 /// Turns a provider's stream events into OpenAI chunk events (`data: {…}`, then `[DONE]`).
 pub(crate) enum StreamWire {
     OpenAi,
-    Anthropic(Box<AnthropicStream>),
+    Translated(Box<Translated>),
 }
 
-pub(crate) struct AnthropicStream {
-    translator: StreamTranslator,
+pub(crate) struct Translated {
+    translator: Translator,
     pending: VecDeque<Frame>,
     done_sent: bool,
+    ended: bool,
+}
+
+impl Translated {
+    fn push(&mut self, result: Result<Vec<String>, TranslateError>) {
+        match result {
+            Ok(chunks) => self
+                .pending
+                .extend(chunks.into_iter().map(|c| Frame::Event {
+                    name: None,
+                    data: Bytes::from(c),
+                })),
+            Err(e) => {
+                let (message, code) = match e {
+                    TranslateError::ProviderError { kind, message } => (message, kind),
+                    other => (other.to_string(), "malformed_event".to_owned()),
+                };
+                let body = serde_json::json!({"error": {"message": message, "type": "upstream_error", "code": code}});
+                self.pending.push_back(Frame::Event {
+                    name: Some("error".into()),
+                    data: Bytes::from(body.to_string()),
+                });
+            }
+        }
+        if self.translator.finished() && !self.done_sent {
+            self.done_sent = true;
+            self.pending.push_back(Frame::Event {
+                name: None,
+                data: Bytes::from_static(b"[DONE]"),
+            });
+        }
+    }
 }
 
 impl StreamWire {
     pub(crate) fn new(wire: Wire, model: &str) -> Self {
-        match wire {
-            Wire::OpenAi => Self::OpenAi,
-            // Usage is always asked for: the gateway meters from it (and hides it from clients
-            // that did not ask).
-            Wire::Anthropic => Self::Anthropic(Box::new(AnthropicStream {
-                translator: StreamTranslator::new(model, true),
-                pending: VecDeque::new(),
-                done_sent: false,
-            })),
-        }
+        // Usage is always asked for: the gateway meters from it (and hides it from clients
+        // that did not ask).
+        let translator = match wire {
+            Wire::OpenAi => return Self::OpenAi,
+            Wire::Anthropic => Translator::Anthropic(StreamTranslator::new(model, true)),
+            Wire::Gemini => Translator::Gemini(gemini::StreamTranslator::new(model, true)),
+        };
+        Self::Translated(Box::new(Translated {
+            translator,
+            pending: VecDeque::new(),
+            done_sent: false,
+            ended: false,
+        }))
     }
 
     /// A translated frame ready to be read, if any.
     pub(crate) fn pop(&mut self) -> Option<Frame> {
         match self {
             Self::OpenAi => None,
-            Self::Anthropic(a) => a.pending.pop_front(),
+            Self::Translated(t) => t.pending.pop_front(),
         }
     }
 
     /// Passes an OpenAI frame through, or queues the translation of a provider frame (then
     /// returns `None`: read the queue with [`StreamWire::pop`]).
     pub(crate) fn accept(&mut self, frame: Frame) -> Option<Frame> {
-        let Self::Anthropic(a) = self else {
+        let Self::Translated(t) = self else {
             return Some(frame);
         };
-        let AnthropicStream {
-            translator,
-            pending,
-            done_sent,
-        } = a.as_mut();
         match frame {
-            Frame::Comment => pending.push_back(Frame::Comment),
+            Frame::Comment => t.pending.push_back(Frame::Comment),
             Frame::Event { name, data } => {
-                match translator.event(name.as_deref(), &data) {
-                    Ok(chunks) => pending.extend(chunks.into_iter().map(|c| Frame::Event {
-                        name: None,
-                        data: Bytes::from(c),
-                    })),
-                    Err(e) => {
-                        let (message, code) = match e {
-                            TranslateError::ProviderError { kind, message } => (message, kind),
-                            other => (other.to_string(), "malformed_event".to_owned()),
-                        };
-                        let body = serde_json::json!({"error": {"message": message, "type": "upstream_error", "code": code}});
-                        pending.push_back(Frame::Event {
-                            name: Some("error".into()),
-                            data: Bytes::from(body.to_string()),
-                        });
-                    }
-                }
-                if translator.finished() && !*done_sent {
-                    *done_sent = true;
-                    pending.push_back(Frame::Event {
-                        name: None,
-                        data: Bytes::from_static(b"[DONE]"),
-                    });
-                }
+                let result = t.translator.event(name.as_deref(), &data);
+                t.push(result);
             }
         }
         None
+    }
+
+    /// The provider's body ended: queues what its translator still has to say (once).
+    pub(crate) fn end(&mut self) {
+        if let Self::Translated(t) = self {
+            if !t.ended && !t.done_sent {
+                t.ended = true;
+                let result = t.translator.end();
+                t.push(result);
+            }
+        }
     }
 }

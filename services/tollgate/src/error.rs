@@ -219,7 +219,7 @@ impl ApiError {
     }
 
     /// The message shown to the client: specific for client errors, safe for server errors.
-    fn public_message(&self) -> String {
+    pub(crate) fn public_message(&self) -> String {
         match self {
             Self::InvalidRequest(e) => e.message.clone(),
             Self::MissingKey => "You didn't provide an API key. Send it as `Authorization: Bearer <key>` or `x-api-key: <key>`.".into(),

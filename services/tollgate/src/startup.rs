@@ -241,6 +241,7 @@ pub fn build_app(
         .service(
             web::scope("/v1")
                 .configure(routes::completions::configure)
+                .configure(routes::messages::configure)
                 .configure(routes::models::configure)
                 .configure(routes::me::configure),
         )

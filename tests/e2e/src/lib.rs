@@ -532,3 +532,18 @@ pub fn header(res: &reqwest::Response, name: &str) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// A chat request for `model` ("be brief" as the system prompt, "say hello please" from the
+/// user: 5 words, as the mock counts) with the fields of `extra` added.
+pub fn chat_request(model: &str, extra: Value) -> Value {
+    let mut b = serde_json::json!({"model": model, "messages": [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "say hello please"}
+    ]});
+    if let (Some(b), Some(e)) = (b.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    b
+}

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{json, Value};
-use tollgate_e2e::{config, header, sse_data, Gateway, Mock};
+use tollgate_e2e::{chat_request, config, header, sse_data, Gateway, Mock};
 use tollgate_store::Outcome;
 
 fn anthropic_config(mock: &Mock) -> String {
@@ -48,25 +48,12 @@ deployments = ["claude", "primary"]
     config(&mock.url, &extra)
 }
 
-fn chat_body(model: &str, extra: Value) -> Value {
-    let mut b = json!({"model": model, "messages": [
-        {"role": "system", "content": "be brief"},
-        {"role": "user", "content": "say hello please"}
-    ]});
-    if let (Some(b), Some(e)) = (b.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            b.insert(k.clone(), v.clone());
-        }
-    }
-    b
-}
-
 #[tokio::test]
 async fn openai_requests_are_served_by_an_anthropic_deployment() {
     let mock = Mock::start();
     let gw = Gateway::start(&anthropic_config(&mock)).await;
 
-    let res = gw.chat(chat_body("claude-test", json!({}))).await;
+    let res = gw.chat(chat_request("claude-test", json!({}))).await;
     assert_eq!(res.status(), 200);
     assert_eq!(header(&res, "x-tollgate-provider"), "claude");
     let id = header(&res, "x-request-id");
@@ -107,7 +94,7 @@ async fn openai_requests_are_served_by_an_anthropic_deployment() {
 
     // Streamed: the same text as OpenAI chunks, ending with [DONE]; usage only when asked for.
     for include_usage in [false, true] {
-        let mut b = chat_body("claude-test", json!({"stream": true}));
+        let mut b = chat_request("claude-test", json!({"stream": true}));
         if include_usage {
             b["stream_options"] = json!({"include_usage": true});
         }
@@ -156,7 +143,7 @@ async fn openai_requests_are_served_by_an_anthropic_deployment() {
 async fn cache_reads_are_normalized_and_metered() {
     let mock = Mock::start();
     let gw = Gateway::start(&anthropic_config(&mock)).await;
-    let res = gw.chat(chat_body("claude-cached", json!({}))).await;
+    let res = gw.chat(chat_request("claude-cached", json!({}))).await;
     let id = header(&res, "x-request-id");
     let body: Value = res.json().await.unwrap();
     // Anthropic reports input_tokens 2 and cache_read_input_tokens 3: OpenAI's prompt_tokens
@@ -173,7 +160,7 @@ async fn anthropic_failures_fall_back_and_unsupported_parameters_move_on() {
     let gw = Gateway::start(&anthropic_config(&mock)).await;
     for stream in [false, true] {
         let res = gw
-            .chat(chat_body("claude-fallback", json!({"stream": stream})))
+            .chat(chat_request("claude-fallback", json!({"stream": stream})))
             .await;
         assert_eq!(res.status(), 200, "stream {stream}");
         // 529 overloaded falls back; so does, streaming, an error as the first event (the
@@ -196,12 +183,12 @@ async fn anthropic_failures_fall_back_and_unsupported_parameters_move_on() {
     }
     // `n: 2` cannot be expressed to Anthropic: the OpenAI deployment serves it.
     let res = gw
-        .chat(chat_body("claude-or-openai", json!({"n": 2})))
+        .chat(chat_request("claude-or-openai", json!({"n": 2})))
         .await;
     assert_eq!(res.status(), 200);
     assert_eq!(header(&res, "x-tollgate-deployment"), "primary");
     // With nowhere else to go, the client learns why.
-    let res = gw.chat(chat_body("claude-test", json!({"n": 2}))).await;
+    let res = gw.chat(chat_request("claude-test", json!({"n": 2}))).await;
     assert_eq!(res.status(), 400);
     let err: Value = res.json().await.unwrap();
     assert!(
@@ -218,7 +205,7 @@ async fn the_anthropic_beta_header_reaches_anthropic_deployments_only() {
         let res = gw
             .post("/v1/chat/completions")
             .header("anthropic-beta", "prompt-caching-2024-07-31")
-            .json(&chat_body(model, json!({})))
+            .json(&chat_request(model, json!({})))
             .send()
             .await
             .unwrap();

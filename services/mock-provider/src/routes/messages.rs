@@ -5,15 +5,14 @@
 //! (`cached=K` reports K as `cache_read_input_tokens`); `cache_write=W` reports W as
 //! `cache_creation_input_tokens` (also outside `input_tokens`).
 
-use actix_web::http::header;
 use actix_web::web::{self, Bytes, Data};
-use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::ApiError;
 use crate::generate::{count_words, Generation};
-use crate::routes::{admit, json_response, ModelRequest};
+use crate::routes::{admit, json_response, reshaped_error, ModelRequest};
 use crate::sse::{self, ChunkFormat, Plan, Shape};
 use crate::state::{Route, State};
 use crate::wire::Usage;
@@ -72,18 +71,11 @@ fn error_type(status: u16) -> &'static str {
     }
 }
 
-/// An error as Anthropic sends it (status and `retry-after` kept from the OpenAI-shaped one).
+/// An error as Anthropic sends it.
 fn anthropic_error(e: &ApiError) -> HttpResponse {
-    let openai = e.error_response();
-    let status = openai.status();
-    let mut res = HttpResponse::build(status);
-    res.content_type("application/json");
-    if let Some(v) = openai.headers().get(header::RETRY_AFTER) {
-        res.insert_header((header::RETRY_AFTER, v.clone()));
-    }
-    res.body(
-        json!({"type": "error", "error": {"type": error_type(status.as_u16()), "message": e.to_string()}})
-            .to_string(),
+    reshaped_error(
+        e,
+        |status, message| json!({"type": "error", "error": {"type": error_type(status), "message": message}}),
     )
 }
 

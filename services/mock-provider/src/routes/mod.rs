@@ -5,6 +5,7 @@
 pub mod chat;
 pub mod completions;
 pub mod embeddings;
+pub mod gemini;
 pub mod messages;
 pub mod mock;
 pub mod models;
@@ -40,13 +41,25 @@ pub fn admit<T: ModelRequest>(
     req: &HttpRequest,
     body: Bytes,
 ) -> Result<Admitted<T>, ApiError> {
+    admit_as(state, route, req, body, None)
+}
+
+/// [`admit`], with the model taken from the URL (`path_model`) rather than the body when given
+/// (Gemini names the model in the path).
+pub fn admit_as<T: ModelRequest>(
+    state: &Data<State>,
+    route: Route,
+    req: &HttpRequest,
+    body: Bytes,
+    path_model: Option<&str>,
+) -> Result<Admitted<T>, ApiError> {
     let guard = State::begin(state, route);
     let parsed = serde_json::from_slice::<T>(&body);
-    let model = parsed.as_ref().ok().and_then(ModelRequest::model);
+    let model = path_model.or_else(|| parsed.as_ref().ok().and_then(ModelRequest::model));
     state.record(route, model, req.headers(), body.clone());
     let request = parsed.map_err(|err| ApiError::InvalidJson(err.to_string()))?;
-    let model = request
-        .model()
+    let model = path_model
+        .or_else(|| request.model())
         .filter(|model| !model.is_empty())
         .ok_or(ApiError::MissingParam("model"))?
         .to_owned();
@@ -58,6 +71,23 @@ pub fn admit<T: ModelRequest>(
         directives,
         fail_key,
     })
+}
+
+/// An error in another provider's shape: the status and `retry-after` of the OpenAI-shaped
+/// answer, with `body` (built from the status and the message) instead of OpenAI's.
+pub fn reshaped_error(
+    e: &ApiError,
+    body: impl FnOnce(u16, &str) -> serde_json::Value,
+) -> HttpResponse {
+    use actix_web::ResponseError;
+    let openai = e.error_response();
+    let status = openai.status();
+    let mut res = HttpResponse::build(status);
+    res.content_type("application/json");
+    if let Some(v) = openai.headers().get(actix_web::http::header::RETRY_AFTER) {
+        res.insert_header((actix_web::http::header::RETRY_AFTER, v.clone()));
+    }
+    res.body(body(status.as_u16(), &e.to_string()).to_string())
 }
 
 /// The directives of a request whose model string is `model`, and its `fail_times` key.

@@ -22,8 +22,6 @@
 //!   content with `finish_reason` `stop`. The tool name is therefore reserved.
 //! - **Ids.** The Anthropic message id (`msg_…`) is the completion id.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tollgate_domain::usage::{AnthropicUsage, Usage};
@@ -55,13 +53,10 @@ const ERROR_TYPES: &[(u16, &str)] = &[
     (504, "timeout_error"),
     (529, "overloaded_error"),
 ];
-/// Longest provider error message kept.
-const MAX_ERROR_MESSAGE: usize = 500;
 /// The id used when the provider sent none.
 const UNKNOWN_ID: &str = "msg_unknown";
 
 /// Whether a parameter's value means "not used".
-type Harmless = fn(&Value) -> bool;
 /// OpenAI parameters Anthropic has no equivalent for, each with a test for the values that mean
 /// "not used" (accepted and dropped, as is `null`). Any other value is refused, never ignored.
 const UNSUPPORTED: &[(&str, Harmless)] = &[
@@ -80,45 +75,11 @@ const UNSUPPORTED: &[(&str, Harmless)] = &[
     ("function_call", |_| false),
 ];
 
-/// Why a request, response or stream event could not be translated.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TranslateError {
-    /// The client used an OpenAI feature Anthropic cannot serve.
-    #[error("`{param}` is not supported by Anthropic models")]
-    Unsupported { param: String },
-    /// The client's request is not a valid chat request.
-    #[error("invalid `{param}`: {message}")]
-    InvalidRequest { param: String, message: String },
-    /// The provider sent something that is not a Messages response or event.
-    #[error("the provider's response is not a valid Anthropic message: {0}")]
-    Malformed(String),
-    /// The provider reported an error (an `error` body or stream event).
-    #[error("the provider reported {kind}: {message}")]
-    ProviderError { kind: String, message: String },
-}
+pub use crate::translate::TranslateError;
+#[allow(clippy::wildcard_imports)]
+use crate::translate::*;
 
-fn unsupported(param: impl Into<String>) -> TranslateError {
-    TranslateError::Unsupported {
-        param: param.into(),
-    }
-}
-
-fn invalid(param: impl Into<String>, message: impl Into<String>) -> TranslateError {
-    TranslateError::InvalidRequest {
-        param: param.into(),
-        message: message.into(),
-    }
-}
-
-/// A field that is present and not `null`.
-fn field<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    v.get(key).filter(|v| !v.is_null())
-}
-
-fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str)
-}
-
+pub mod inbound;
 mod request;
 mod response;
 mod stream;

@@ -15,14 +15,7 @@ pub fn to_anthropic_request(
     upstream_model: &str,
     default_max_tokens: u64,
 ) -> Result<Value, TranslateError> {
-    if !openai.is_object() {
-        return Err(invalid("body", "the request must be a JSON object"));
-    }
-    for (param, harmless) in UNSUPPORTED {
-        if field(openai, param).is_some_and(|v| !harmless(v)) {
-            return Err(unsupported(*param));
-        }
-    }
+    refuse_unsupported(openai, UNSUPPORTED)?;
     let mut out = Map::new();
     out.insert("model".into(), upstream_model.into());
     let (system, messages) = convert_messages(openai.get("messages"))?;
@@ -299,21 +292,6 @@ fn content_blocks(content: Option<&Value>, at: &str) -> Result<Vec<Value>, Trans
     Ok(blocks)
 }
 
-/// Splits a `data:<media type>[;params];base64,<data>` URL.
-fn base64_data_url<'a>(url: &'a str, at: &str) -> Result<(&'a str, &'a str), TranslateError> {
-    let bad = || {
-        invalid(
-            at,
-            "data URLs must be base64: data:<media type>;base64,<data>",
-        )
-    };
-    let rest = url.strip_prefix("data:").ok_or_else(bad)?;
-    let (meta, data) = rest.split_once(',').ok_or_else(bad)?;
-    let meta = meta.strip_suffix(";base64").ok_or_else(bad)?;
-    let media_type = meta.split(';').next().unwrap_or(meta);
-    Ok((media_type, data))
-}
-
 fn with_cache_control(mut block: Value, part: &Value) -> Value {
     if let (Some(cc), Value::Object(b)) = (field(part, "cache_control"), &mut block) {
         b.insert("cache_control".into(), cc.clone());
@@ -368,32 +346,10 @@ fn document_block(part: &Value, at: &str) -> Result<Value, TranslateError> {
 fn assistant_blocks(m: &Value, at: &str) -> Result<Vec<Value>, TranslateError> {
     let mut blocks = thinking_blocks(m);
     blocks.extend(content_blocks(m.get("content"), at)?);
-    let calls = match field(m, "tool_calls") {
-        None => return Ok(blocks),
-        Some(Value::Array(calls)) => calls,
-        Some(_) => return Err(invalid(format!("{at}.tool_calls"), "must be an array")),
-    };
-    for (j, call) in calls.iter().enumerate() {
-        let at = format!("{at}.tool_calls[{j}]");
-        let id = str_field(call, "id").ok_or_else(|| invalid(&at, "needs an id"))?;
-        let function = call.get("function");
-        let name = function
-            .and_then(|f| str_field(f, "name"))
-            .ok_or_else(|| invalid(&at, "needs function.name"))?;
-        let input = match function.and_then(|f| f.get("arguments")) {
-            None | Some(Value::Null) => json!({}),
-            Some(Value::String(s)) if s.trim().is_empty() => json!({}),
-            Some(Value::String(s)) => serde_json::from_str(s)
-                .map_err(|_| invalid(format!("{at}.function.arguments"), "is not valid JSON"))?,
-            Some(other) => other.clone(),
-        };
-        if !input.is_object() {
-            return Err(invalid(
-                format!("{at}.function.arguments"),
-                "must be a JSON object",
-            ));
-        }
-        blocks.push(json!({ "type": "tool_use", "id": id, "name": name, "input": input }));
+    for call in tool_calls(m, at)? {
+        blocks.push(
+            json!({ "type": "tool_use", "id": call.id, "name": call.name, "input": call.args }),
+        );
     }
     Ok(blocks)
 }
@@ -448,20 +404,16 @@ fn tool_result(m: &Value, at: &str) -> Result<Value, TranslateError> {
 }
 
 fn convert_tools(tools: &Value) -> Result<Vec<Value>, TranslateError> {
-    let tools = tools
-        .as_array()
-        .ok_or_else(|| invalid("tools", "must be an array"))?;
+    let tools = function_tools(tools)?;
     let mut out = Vec::with_capacity(tools.len());
-    for (i, tool) in tools.iter().enumerate() {
-        let at = format!("tools[{i}]");
-        if str_field(tool, "type") != Some("function") {
-            return Err(unsupported(format!("{at}.type")));
-        }
-        let function = tool
-            .get("function")
-            .ok_or_else(|| invalid(&at, "needs a function"))?;
-        let name = str_field(function, "name")
-            .ok_or_else(|| invalid(format!("{at}.function.name"), "is required"))?;
+    for FunctionTool {
+        tool,
+        at,
+        name,
+        description,
+        parameters,
+    } in tools
+    {
         if name == JSON_OUTPUT_TOOL {
             return Err(invalid(
                 format!("{at}.function.name"),
@@ -470,10 +422,10 @@ fn convert_tools(tools: &Value) -> Result<Vec<Value>, TranslateError> {
         }
         let mut t = Map::new();
         t.insert("name".into(), name.into());
-        if let Some(description) = field(function, "description") {
+        if let Some(description) = description {
             t.insert("description".into(), description.clone());
         }
-        let schema = field(function, "parameters")
+        let schema = parameters
             .cloned()
             .unwrap_or_else(|| json!({ "type": "object", "properties": {} }));
         t.insert("input_schema".into(), schema);

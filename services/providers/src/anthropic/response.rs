@@ -66,20 +66,6 @@ impl From<ErrorBody> for TranslateError {
     }
 }
 
-pub(super) fn truncate(message: String) -> String {
-    if message.chars().count() > MAX_ERROR_MESSAGE {
-        message.chars().take(MAX_ERROR_MESSAGE).collect::<String>() + "…"
-    } else {
-        message
-    }
-}
-
-pub(super) fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// OpenAI's `finish_reason` for an Anthropic `stop_reason`. A `tool_use` stop with only the
 /// `json_output` tool is a plain stop.
 pub(super) fn finish_reason(stop_reason: &str, has_tool_calls: bool) -> &'static str {

@@ -50,6 +50,11 @@ fn tool_calls_text(v: Option<&Value>, out: &mut String) {
     }
 }
 
+/// Tokens of a text (for `/v1/messages/count_tokens`).
+pub fn text_tokens(text: &str) -> u64 {
+    count(text)
+}
+
 /// The prompt's tokens, from the request body.
 pub fn prompt_tokens(endpoint: Endpoint, body: &[u8]) -> u64 {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {

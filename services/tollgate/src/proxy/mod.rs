@@ -2,7 +2,7 @@
 //! fallback) → respond (whole or streamed) → meter.
 
 mod body;
-mod estimate;
+pub(crate) mod estimate;
 mod meter;
 mod stream;
 
@@ -49,14 +49,27 @@ pub async fn proxy(
     client: web::Data<UpstreamClient>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    let catalog: &Catalog = &state.catalog;
     let body = read_body(
         &req,
         payload,
-        catalog.max_body_bytes,
-        catalog.body_read_timeout,
+        state.catalog.max_body_bytes,
+        state.catalog.body_read_timeout,
     )
     .await?;
+    proxy_body(endpoint, caller, &req, body, started, state, client).await
+}
+
+/// [`proxy`] for a body already read (and possibly translated, as `/v1/messages` does).
+pub async fn proxy_body(
+    endpoint: Endpoint,
+    caller: Caller,
+    req: &HttpRequest,
+    body: Bytes,
+    started: Instant,
+    state: web::Data<AppState>,
+    client: web::Data<UpstreamClient>,
+) -> Result<HttpResponse, ApiError> {
+    let catalog: &Catalog = &state.catalog;
     let envelope = RequestEnvelope::parse(endpoint, &body, &catalog.limits)?;
     // The key's routing defaults fill in what the request's `provider` object leaves unset.
     let merged;

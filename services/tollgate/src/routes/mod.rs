@@ -3,6 +3,7 @@
 pub mod completions;
 pub mod health;
 pub mod me;
+pub mod messages;
 pub mod models;
 
 use actix_web::{HttpRequest, HttpResponse};

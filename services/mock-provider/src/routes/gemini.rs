@@ -1,0 +1,215 @@
+//! `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse`: Google
+//! Gemini's API, with the same directives (in the model name, `gemini-mock@tokens=3`, or the
+//! `x-mock` header) and Gemini-shaped errors (`{"error":{"code","message","status"}}`).
+//!
+//! Usage follows Gemini's accounting: `promptTokenCount` includes the cached prompt tokens
+//! (`cached=K` → `cachedContentTokenCount: K`); `reasoning=R` → `thoughtsTokenCount: R`, outside
+//! `candidatesTokenCount`.
+
+use actix_web::web::{self, Bytes, Data};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::generate::{count_words, Generation};
+use crate::routes::{admit_as, json_response, reshaped_error, ModelRequest};
+use crate::sse::{self, ChunkFormat, Plan, Shape};
+use crate::state::{Route, State};
+use crate::wire::Usage;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/models/{action}", web::post().to(create));
+}
+
+/// The parts of a `GenerateContentRequest` the mock reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GenerateRequest {
+    contents: Option<Vec<Value>>,
+    #[serde(default)]
+    system_instruction: Option<Value>,
+    #[serde(default)]
+    generation_config: Option<GenerationConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerationConfig {
+    max_output_tokens: Option<u64>,
+}
+
+impl ModelRequest for GenerateRequest {
+    fn model(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// Words of the `text` of every part of a content.
+fn words(content: &Value) -> u64 {
+    content["parts"]
+        .as_array()
+        .map(|parts| {
+            parts
+                .iter()
+                .filter_map(|p| p["text"].as_str())
+                .map(count_words)
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Google's status name for an HTTP status.
+fn status_name(status: u16) -> &'static str {
+    match status {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        _ => "INTERNAL",
+    }
+}
+
+fn gemini_error(e: &ApiError) -> HttpResponse {
+    reshaped_error(
+        e,
+        |status, message| json!({"error": {"code": status, "message": message, "status": status_name(status)}}),
+    )
+}
+
+async fn create(
+    state: Data<State>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: Bytes,
+) -> HttpResponse {
+    match respond(state, req, &path, body).await {
+        Ok(res) => res,
+        Err(e) => gemini_error(&e),
+    }
+}
+
+async fn respond(
+    state: Data<State>,
+    req: HttpRequest,
+    action: &str,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let (model, stream) = match action.rsplit_once(':') {
+        Some((m, "generateContent")) => (m, false),
+        Some((m, "streamGenerateContent")) => (m, true),
+        _ => {
+            return Err(ApiError::UnknownUrl {
+                method: "POST".into(),
+                path: format!("/v1beta/models/{action}"),
+            })
+        }
+    };
+    let admitted =
+        admit_as::<GenerateRequest>(&state, Route::GenerateContent, &req, body, Some(model))?;
+    let request = &admitted.request;
+    let contents = request
+        .contents
+        .as_deref()
+        .ok_or(ApiError::MissingParam("contents"))?;
+    admitted.prelude(&state).await?;
+
+    let d = &admitted.directives;
+    let limit = request
+        .generation_config
+        .as_ref()
+        .and_then(|g| g.max_output_tokens);
+    let generation = Generation::new(limit, d.tokens);
+    let prompt = contents.iter().map(words).sum::<u64>()
+        + request.system_instruction.as_ref().map_or(0, words);
+    let cached = d.cached.min(prompt);
+    let finish = if generation.finish_reason == "length" {
+        "MAX_TOKENS"
+    } else {
+        "STOP"
+    };
+    let format = GeminiStream {
+        model: admitted.model.clone(),
+        finish,
+        response_id: format!("mock-{}", state.next_id()),
+    };
+    let usage = Usage::new(prompt, generation.words, cached, d.reasoning);
+    if stream {
+        let shape = Shape {
+            choices: 1,
+            words: generation.words,
+            finish_reason: generation.finish_reason,
+            include_usage: true,
+            usage,
+        };
+        let plan = sse::script(&format, &shape, d);
+        return Ok(plan.into_sse_response(admitted.guard));
+    }
+    let mut body = format.candidate(&generation.text(), Some(finish));
+    body["usageMetadata"] = usage_metadata(&usage);
+    Ok(json_response(
+        body.to_string().into_bytes(),
+        d,
+        admitted.guard,
+    ))
+}
+
+fn usage_metadata(u: &Usage) -> Value {
+    let reasoning = u.completion_tokens_details.reasoning_tokens;
+    let candidates = u.completion_tokens - reasoning;
+    let mut m = json!({
+        "promptTokenCount": u.prompt_tokens,
+        "candidatesTokenCount": candidates,
+        "totalTokenCount": u.prompt_tokens + candidates + reasoning,
+    });
+    if u.prompt_tokens_details.cached_tokens > 0 {
+        m["cachedContentTokenCount"] = json!(u.prompt_tokens_details.cached_tokens);
+    }
+    if reasoning > 0 {
+        m["thoughtsTokenCount"] = json!(reasoning);
+    }
+    m
+}
+
+/// `GenerateContentResponse` chunks of a Gemini stream (no `[DONE]`: the stream just ends).
+struct GeminiStream {
+    model: String,
+    finish: &'static str,
+    response_id: String,
+}
+
+impl GeminiStream {
+    fn candidate(&self, text: &str, finish: Option<&str>) -> Value {
+        let mut candidate =
+            json!({"content": {"parts": [{"text": text}], "role": "model"}, "index": 0});
+        if let Some(f) = finish {
+            candidate["finishReason"] = json!(f);
+        }
+        json!({"candidates": [candidate], "modelVersion": self.model, "responseId": self.response_id})
+    }
+}
+
+impl ChunkFormat for GeminiStream {
+    fn opening(&self, _plan: &mut Plan) {}
+
+    fn token(&self, plan: &mut Plan, _choice: u64, text: &str) {
+        plan.event(&self.candidate(text, None));
+    }
+
+    fn finish(&self, _plan: &mut Plan, _choice: u64, _finish_reason: &'static str) {}
+
+    fn usage(&self, plan: &mut Plan, usage: &Usage) {
+        let mut last = self.candidate("", Some(self.finish));
+        last["usageMetadata"] = usage_metadata(usage);
+        plan.event(&last);
+    }
+
+    fn done(&self, _plan: &mut Plan) {}
+
+    fn first_error(&self, plan: &mut Plan) {
+        plan.event(&json!({"error": {"code": 503, "message": "mock: The model is overloaded.", "status": "UNAVAILABLE"}}));
+    }
+}

@@ -1,0 +1,190 @@
+//! What every wire translation shares: the error type, JSON field access, and the parsing of the
+//! OpenAI request parts each family re-expresses (assistant tool calls, function tools).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+/// Longest provider error message kept.
+pub(crate) const MAX_ERROR_MESSAGE: usize = 500;
+
+/// Whether a parameter's value means "not used" (so it may be dropped rather than refused).
+pub(crate) type Harmless = fn(&Value) -> bool;
+
+/// Refuses a request that is not an object, or that uses a parameter of `table` with a value
+/// that means something (the provider has no equivalent: refused, never ignored).
+pub(crate) fn refuse_unsupported(
+    openai: &Value,
+    table: &[(&str, Harmless)],
+) -> Result<(), TranslateError> {
+    if !openai.is_object() {
+        return Err(invalid("body", "the request must be a JSON object"));
+    }
+    for (param, harmless) in table {
+        if field(openai, param).is_some_and(|v| !harmless(v)) {
+            return Err(unsupported(*param));
+        }
+    }
+    Ok(())
+}
+
+/// Splits a `data:<media type>[;params];base64,<data>` URL.
+pub(crate) fn base64_data_url<'a>(
+    url: &'a str,
+    at: &str,
+) -> Result<(&'a str, &'a str), TranslateError> {
+    let bad = || {
+        invalid(
+            at,
+            "data URLs must be base64: data:<media type>;base64,<data>",
+        )
+    };
+    let rest = url.strip_prefix("data:").ok_or_else(bad)?;
+    let (meta, data) = rest.split_once(',').ok_or_else(bad)?;
+    let meta = meta.strip_suffix(";base64").ok_or_else(bad)?;
+    let media_type = meta.split(';').next().unwrap_or(meta);
+    if media_type.is_empty() {
+        return Err(bad());
+    }
+    Ok((media_type, data))
+}
+
+/// A provider's error message, cut to [`MAX_ERROR_MESSAGE`] characters.
+pub(crate) fn truncate(message: String) -> String {
+    if message.chars().count() > MAX_ERROR_MESSAGE {
+        message.chars().take(MAX_ERROR_MESSAGE).collect::<String>() + "…"
+    } else {
+        message
+    }
+}
+
+/// Unix seconds (the `created` of translated completions).
+pub(crate) fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Why a request, response or stream event could not be translated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TranslateError {
+    /// The client used an OpenAI feature the provider cannot serve.
+    #[error("`{param}` is not supported by this provider")]
+    Unsupported { param: String },
+    /// The client's request is not a valid chat request.
+    #[error("invalid `{param}`: {message}")]
+    InvalidRequest { param: String, message: String },
+    /// The provider sent something that is not a response or event of its format.
+    #[error("the provider's message could not be translated: {0}")]
+    Malformed(String),
+    /// The provider reported an error (an `error` body or stream event).
+    #[error("the provider reported {kind}: {message}")]
+    ProviderError { kind: String, message: String },
+}
+
+pub(crate) fn unsupported(param: impl Into<String>) -> TranslateError {
+    TranslateError::Unsupported {
+        param: param.into(),
+    }
+}
+
+pub(crate) fn invalid(param: impl Into<String>, message: impl Into<String>) -> TranslateError {
+    TranslateError::InvalidRequest {
+        param: param.into(),
+        message: message.into(),
+    }
+}
+
+/// A field that is present and not `null`.
+pub(crate) fn field<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    v.get(key).filter(|v| !v.is_null())
+}
+
+pub(crate) fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// One `tool_calls` entry of an assistant message, its arguments parsed.
+pub(crate) struct ToolCall<'a> {
+    pub call: &'a Value,
+    pub id: &'a str,
+    pub name: &'a str,
+    /// A JSON object (`{}` when the arguments were empty).
+    pub args: Value,
+}
+
+/// The `tool_calls` of the assistant message `m` (at `at`, for error paths).
+pub(crate) fn tool_calls<'a>(m: &'a Value, at: &str) -> Result<Vec<ToolCall<'a>>, TranslateError> {
+    let calls = match field(m, "tool_calls") {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(calls)) => calls,
+        Some(_) => return Err(invalid(format!("{at}.tool_calls"), "must be an array")),
+    };
+    let mut out = Vec::with_capacity(calls.len());
+    for (j, call) in calls.iter().enumerate() {
+        let at = format!("{at}.tool_calls[{j}]");
+        let id = str_field(call, "id").ok_or_else(|| invalid(&at, "needs an id"))?;
+        let function = call.get("function");
+        let name = function
+            .and_then(|f| str_field(f, "name"))
+            .ok_or_else(|| invalid(&at, "needs function.name"))?;
+        let args = match function.and_then(|f| f.get("arguments")) {
+            None | Some(Value::Null) => json!({}),
+            Some(Value::String(s)) if s.trim().is_empty() => json!({}),
+            Some(Value::String(s)) => serde_json::from_str(s)
+                .map_err(|_| invalid(format!("{at}.function.arguments"), "is not valid JSON"))?,
+            Some(other) => other.clone(),
+        };
+        if !args.is_object() {
+            return Err(invalid(
+                format!("{at}.function.arguments"),
+                "must be a JSON object",
+            ));
+        }
+        out.push(ToolCall {
+            call,
+            id,
+            name,
+            args,
+        });
+    }
+    Ok(out)
+}
+
+/// One entry of `tools`: a function tool.
+pub(crate) struct FunctionTool<'a> {
+    /// The whole entry (for family-specific extras such as `cache_control`).
+    pub tool: &'a Value,
+    /// Its position in `tools`, as an error path (`tools[3]`).
+    pub at: String,
+    pub name: &'a str,
+    pub description: Option<&'a Value>,
+    pub parameters: Option<&'a Value>,
+}
+
+/// The request's `tools`: function tools only (others are refused).
+pub(crate) fn function_tools(tools: &Value) -> Result<Vec<FunctionTool<'_>>, TranslateError> {
+    let tools = tools
+        .as_array()
+        .ok_or_else(|| invalid("tools", "must be an array"))?;
+    let mut out = Vec::with_capacity(tools.len());
+    for (i, tool) in tools.iter().enumerate() {
+        let at = format!("tools[{i}]");
+        if str_field(tool, "type") != Some("function") {
+            return Err(unsupported(format!("{at}.type")));
+        }
+        let function = tool
+            .get("function")
+            .ok_or_else(|| invalid(&at, "needs a function"))?;
+        let name = str_field(function, "name")
+            .ok_or_else(|| invalid(format!("{at}.function.name"), "is required"))?;
+        out.push(FunctionTool {
+            tool,
+            name,
+            description: field(function, "description"),
+            parameters: field(function, "parameters"),
+            at,
+        });
+    }
+    Ok(out)
+}

@@ -63,6 +63,10 @@ pub struct Directives {
     pub cached: u64,
     /// `reasoning=R`: reported reasoning tokens, added to `completion_tokens`.
     pub reasoning: u64,
+    /// `tool_call=NAME`: answer with a call of the tool NAME (arguments
+    /// [`crate::tools::ARGUMENTS`]) unless the conversation ends with that tool's result, which
+    /// is answered with text as usual (so call → result → answer works in every wire format).
+    pub tool_call: Option<String>,
 }
 
 impl Directives {
@@ -124,6 +128,19 @@ impl Directives {
             "tokens" => self.tokens = Some(number(u64::MAX)?),
             "cached" => self.cached = number(u64::from(u32::MAX))?,
             "reasoning" => self.reasoning = number(u64::from(u32::MAX))?,
+            "tool_call" => {
+                self.tool_call = Some(
+                    value
+                        .filter(|v| {
+                            !v.is_empty()
+                                && v.len() <= 64
+                                && v.bytes()
+                                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                        })
+                        .ok_or_else(|| invalid(name, value))?
+                        .to_owned(),
+                );
+            }
             _ => return Err(ApiError::UnknownDirective(name.to_owned())),
         }
         Ok(())

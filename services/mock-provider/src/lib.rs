@@ -16,6 +16,7 @@ pub mod settings;
 pub mod sse;
 pub mod state;
 pub mod telemetry;
+pub mod tools;
 pub mod wire;
 
 pub use app::{configure, Application};

@@ -3,6 +3,7 @@
 use actix_web::web::{self, Bytes, Data};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
+use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::generate::{count_words, unix_now, Generation};
@@ -34,6 +35,7 @@ pub struct ChatRequest {
 
 #[derive(Debug, Deserialize)]
 struct ChatMessage {
+    role: Option<String>,
     content: Option<Content>,
 }
 
@@ -115,9 +117,62 @@ async fn create(
         d.cached,
         d.reasoning,
     );
-    let id = format!("chatcmpl-mock-{}", state.next_id());
+    let n_request = state.next_id();
+    let id = format!("chatcmpl-mock-{n_request}");
     let created = unix_now();
     let model = admitted.model.as_str();
+
+    let answered = messages.last().and_then(|m| m.role.as_deref()) == Some("tool");
+    if let (Some(tool), false) = (d.tool_call.as_deref(), answered) {
+        let usage = Usage::new(prompt_tokens(messages), 10, d.cached, d.reasoning);
+        let head = json!({"id": id, "created": created, "model": model, "system_fingerprint": FINGERPRINT});
+        let call_id = crate::tools::call_id("call_mock", n_request);
+        if !request.stream.unwrap_or(false) {
+            let mut body = head;
+            body["object"] = json!("chat.completion");
+            body["choices"] = json!([{"index": 0, "logprobs": null, "finish_reason": "tool_calls",
+                "message": {"role": "assistant", "content": null, "refusal": null, "tool_calls": [
+                    {"id": call_id, "type": "function",
+                     "function": {"name": tool, "arguments": crate::tools::ARGUMENTS}}]}}]);
+            body["usage"] = serde_json::to_value(usage)?;
+            return Ok(json_response(
+                body.to_string().into_bytes(),
+                d,
+                admitted.guard,
+            ));
+        }
+        let include_usage = request
+            .stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
+        let chunk = |choices: Value| {
+            let mut c = head.clone();
+            c["object"] = json!("chat.completion.chunk");
+            c["choices"] = choices;
+            if include_usage {
+                c["usage"] = Value::Null;
+            }
+            c
+        };
+        let mut plan = Plan::new();
+        plan.event(&chunk(json!([{"index": 0, "finish_reason": null, "delta": {"role": "assistant", "content": null,
+            "tool_calls": [{"index": 0, "id": call_id, "type": "function", "function": {"name": tool, "arguments": ""}}]}}])));
+        for fragment in crate::tools::fragments() {
+            plan.event(&chunk(json!([{"index": 0, "finish_reason": null,
+                "delta": {"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]}}])));
+        }
+        plan.event(&chunk(
+            json!([{"index": 0, "finish_reason": "tool_calls", "delta": {}}]),
+        ));
+        if include_usage {
+            let mut last = chunk(json!([]));
+            last["usage"] = serde_json::to_value(usage)?;
+            plan.event(&last);
+        }
+        plan.push(b"data: [DONE]\n\n");
+        return Ok(plan.into_sse_response(admitted.guard));
+    }
 
     if request.stream.unwrap_or(false) {
         let format = ChatStream {

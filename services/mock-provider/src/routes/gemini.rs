@@ -136,6 +136,29 @@ async fn respond(
         finish,
         response_id: format!("mock-{}", state.next_id()),
     };
+    let answered = contents.last().is_some_and(|c| {
+        c["parts"]
+            .as_array()
+            .is_some_and(|parts| parts.iter().any(|p| p.get("functionResponse").is_some()))
+    });
+    if let (Some(tool), false) = (d.tool_call.as_deref(), answered) {
+        // Gemini sends a function call whole, in one part (streamed or not).
+        let args: Value = serde_json::from_str(crate::tools::ARGUMENTS)?;
+        let mut body = format.candidate("", Some("STOP"));
+        body["candidates"][0]["content"]["parts"] =
+            json!([{"functionCall": {"name": tool, "args": args}}]);
+        body["usageMetadata"] = usage_metadata(&Usage::new(prompt, 10, cached, d.reasoning));
+        if !stream {
+            return Ok(json_response(
+                body.to_string().into_bytes(),
+                d,
+                admitted.guard,
+            ));
+        }
+        let mut plan = Plan::new();
+        plan.event(&body);
+        return Ok(plan.into_sse_response(admitted.guard));
+    }
     let usage = Usage::new(prompt, generation.words, cached, d.reasoning);
     if stream {
         let shape = Shape {

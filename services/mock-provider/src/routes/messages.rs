@@ -57,6 +57,11 @@ fn words(v: &serde_json::Value) -> u64 {
     }
 }
 
+/// Anthropic's `input_tokens`: the prompt without its cached part.
+fn input_tokens_of(prompt: u64, cached: u64) -> u64 {
+    prompt - cached.min(prompt)
+}
+
 /// Anthropic's error type for an HTTP status.
 fn error_type(status: u16) -> &'static str {
     match status {
@@ -107,15 +112,67 @@ async fn respond(
     let prompt = messages.iter().map(|m| words(&m.content)).sum::<u64>()
         + request.system.as_ref().map_or(0, words);
     let cached = d.cached.min(prompt);
-    let input = prompt - cached;
+    let input = input_tokens_of(prompt, cached);
     let output = generation.words;
     let stop_reason = if generation.finish_reason == "length" {
         "max_tokens"
     } else {
         "end_turn"
     };
-    let id = format!("msg_mock_{}", state.next_id());
+    let n_request = state.next_id();
+    let id = format!("msg_mock_{n_request}");
     let model = admitted.model.as_str();
+
+    let answered = messages.last().is_some_and(|m| {
+        m.content
+            .as_array()
+            .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "tool_result"))
+    });
+    if let (Some(tool), false) = (d.tool_call.as_deref(), answered) {
+        let call_id = crate::tools::call_id("toolu_mock", n_request);
+        let input: serde_json::Value = serde_json::from_str(crate::tools::ARGUMENTS)?;
+        let usage = json!({"input_tokens": input_tokens_of(prompt, cached), "output_tokens": 10,
+                           "cache_read_input_tokens": cached, "cache_creation_input_tokens": 0});
+        if !request.stream.unwrap_or(false) {
+            let message = json!({"id": id, "type": "message", "role": "assistant", "model": model,
+                "content": [{"type": "tool_use", "id": call_id, "name": tool, "input": input}],
+                "stop_reason": "tool_use", "stop_sequence": null, "usage": usage});
+            return Ok(json_response(
+                message.to_string().into_bytes(),
+                d,
+                admitted.guard,
+            ));
+        }
+        let mut plan = Plan::new();
+        let mut start_usage = usage.clone();
+        start_usage["output_tokens"] = json!(1);
+        plan.named_event(
+            "message_start",
+            &json!({"type": "message_start", "message": {
+            "id": id, "type": "message", "role": "assistant", "model": model, "content": [],
+            "stop_reason": null, "stop_sequence": null, "usage": start_usage}}),
+        );
+        plan.named_event(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "tool_use", "id": call_id, "name": tool, "input": {}}}),
+        );
+        for fragment in crate::tools::fragments() {
+            plan.named_event(
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": fragment}}),
+            );
+        }
+        plan.named_event(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": 0}),
+        );
+        plan.named_event("message_delta", &json!({"type": "message_delta",
+            "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 10}}));
+        plan.named_event("message_stop", &json!({"type": "message_stop"}));
+        return Ok(plan.into_sse_response(admitted.guard));
+    }
 
     if request.stream.unwrap_or(false) {
         let format = MessagesStream {

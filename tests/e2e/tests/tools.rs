@@ -1,0 +1,226 @@
+//! Multi-turn tool conversations (call → result → answer) through every wire family, plain and
+//! streamed, on `/v1/chat/completions` and on the Anthropic-compatible `/v1/messages`. The mock
+//! answers `tool_call=get_weather` deployments with a call until the conversation ends with the
+//! tool's result.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use tollgate_e2e::{config, header, sse_data, Gateway, Mock, KEY};
+
+const FAMILIES: [&str; 3] = ["openai", "anthropic", "gemini"];
+
+fn tools_config(mock: &Mock) -> String {
+    let extra = format!(
+        r#"
+[providers.claude]
+preset = "mock-anthropic"
+base_url = "{url}/v1"
+
+[providers.gem]
+preset = "mock-gemini"
+base_url = "{url}/v1beta"
+
+[deployments.openai]
+provider = "mock"
+model = "mock-gpt@tool_call=get_weather,tokens=4"
+
+[deployments.anthropic]
+provider = "claude"
+model = "claude-mock@tool_call=get_weather,tokens=4"
+
+[deployments.gemini]
+provider = "gem"
+model = "gemini-mock@tool_call=get_weather,tokens=4"
+
+[models.openai]
+deployments = ["openai"]
+
+[models.anthropic]
+deployments = ["anthropic"]
+
+[models.gemini]
+deployments = ["gemini"]
+"#,
+        url = mock.url
+    );
+    config(&mock.url, &extra)
+}
+
+fn weather_tool() -> Value {
+    json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather now",
+        "parameters": {"type": "object", "properties": {"location": {"type": "string"},
+        "unit": {"type": "string"}}, "required": ["location"]}}}])
+}
+
+fn question(model: &str) -> Value {
+    json!({"model": model, "tools": weather_tool(), "max_tokens": 50,
+           "messages": [{"role": "user", "content": "weather in Paris?"}]})
+}
+
+fn expected_args() -> Value {
+    json!({"location": "Paris", "unit": "celsius"})
+}
+
+#[tokio::test]
+async fn a_tool_call_and_its_result_round_trip_through_every_family() {
+    let mock = Mock::start();
+    let gw = Gateway::start(&tools_config(&mock)).await;
+    for family in FAMILIES {
+        // Turn 1: the model calls the tool.
+        let res = gw.chat(question(family)).await;
+        assert_eq!(res.status(), 200, "{family}");
+        let body: Value = res.json().await.unwrap();
+        let choice = &body["choices"][0];
+        assert_eq!(choice["finish_reason"], "tool_calls", "{family}: {body}");
+        let call = &choice["message"]["tool_calls"][0];
+        assert_eq!(call["type"], "function", "{family}");
+        assert_eq!(call["function"]["name"], "get_weather", "{family}");
+        let args: Value =
+            serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(args, expected_args(), "{family}");
+        let call_id = call["id"].as_str().unwrap().to_owned();
+        assert!(!call_id.is_empty());
+
+        // Turn 2: the result goes back; the model answers with text.
+        let mut follow = question(family);
+        follow["messages"] = json!([
+            {"role": "user", "content": "weather in Paris?"},
+            choice["message"].clone(),
+            {"role": "tool", "tool_call_id": call_id, "content": "{\"temperature\": 18}"}
+        ]);
+        let res = gw.chat(follow).await;
+        assert_eq!(res.status(), 200, "{family}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(
+            body["choices"][0]["finish_reason"], "stop",
+            "{family}: {body}"
+        );
+        assert_eq!(
+            body["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .split_whitespace()
+                .count(),
+            4,
+            "{family}"
+        );
+        // What the provider received carries the call and its result in its own format.
+        let sent = mock.last_body().await;
+        match family {
+            "anthropic" => {
+                let turns = sent["messages"].as_array().unwrap();
+                assert_eq!(turns[1]["content"][0]["type"], "tool_use", "{sent}");
+                assert_eq!(turns[2]["content"][0]["type"], "tool_result", "{sent}");
+                assert_eq!(turns[2]["content"][0]["tool_use_id"], call_id.as_str());
+                assert_eq!(sent["tools"][0]["name"], "get_weather");
+            }
+            "gemini" => {
+                let contents = sent["contents"].as_array().unwrap();
+                assert_eq!(
+                    contents[1]["parts"][0]["functionCall"]["name"], "get_weather",
+                    "{sent}"
+                );
+                let response = &contents[2]["parts"][0]["functionResponse"];
+                assert_eq!(response["name"], "get_weather", "{sent}");
+                assert_eq!(response["response"]["temperature"], 18);
+                assert_eq!(
+                    sent["tools"][0]["functionDeclarations"][0]["name"],
+                    "get_weather"
+                );
+            }
+            _ => assert_eq!(sent["messages"][2]["role"], "tool", "{sent}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn streamed_tool_call_arguments_arrive_whole_from_every_family() {
+    let mock = Mock::start();
+    let gw = Gateway::start(&tools_config(&mock)).await;
+    for family in FAMILIES {
+        let mut q = question(family);
+        q["stream"] = json!(true);
+        let res = gw.chat(q).await;
+        assert_eq!(res.status(), 200, "{family}");
+        let events = sse_data(&res.text().await.unwrap());
+        assert_eq!(events.last().unwrap(), "[DONE]", "{family}");
+        let chunks: Vec<Value> = events[..events.len() - 1]
+            .iter()
+            .map(|e| serde_json::from_str(e).unwrap())
+            .collect();
+        let mut name = String::new();
+        let mut args = String::new();
+        let mut finish = Value::Null;
+        for c in &chunks {
+            for call in c["choices"][0]["delta"]["tool_calls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                assert_eq!(call["index"], 0, "{family}: {c}");
+                name.push_str(call["function"]["name"].as_str().unwrap_or_default());
+                args.push_str(call["function"]["arguments"].as_str().unwrap_or_default());
+            }
+            if !c["choices"][0]["finish_reason"].is_null() {
+                finish = c["choices"][0]["finish_reason"].clone();
+            }
+        }
+        assert_eq!(name, "get_weather", "{family}");
+        let args: Value = serde_json::from_str(&args).unwrap();
+        assert_eq!(args, expected_args(), "{family}");
+        assert_eq!(finish, "tool_calls", "{family}");
+    }
+}
+
+#[tokio::test]
+async fn the_messages_endpoint_speaks_tool_use_with_any_family() {
+    let mock = Mock::start();
+    let gw = Gateway::start(&tools_config(&mock)).await;
+    for family in FAMILIES {
+        let ask = json!({"model": family, "max_tokens": 50,
+            "tools": [{"name": "get_weather", "description": "Weather now",
+                       "input_schema": {"type": "object", "properties": {"location": {"type": "string"}}}}],
+            "messages": [{"role": "user", "content": "weather in Paris?"}]});
+        let res = gw
+            .anonymous(Method::POST, "/v1/messages")
+            .header("x-api-key", KEY)
+            .json(&ask)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{family}");
+        let msg: Value = res.json().await.unwrap();
+        assert_eq!(msg["stop_reason"], "tool_use", "{family}: {msg}");
+        let tool_use = msg["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["type"] == "tool_use")
+            .unwrap()
+            .clone();
+        assert_eq!(tool_use["name"], "get_weather");
+        assert_eq!(tool_use["input"], expected_args(), "{family}");
+
+        let mut answer = ask.clone();
+        answer["messages"] = json!([
+            {"role": "user", "content": "weather in Paris?"},
+            {"role": "assistant", "content": [tool_use]},
+            {"role": "user", "content": [{"type": "tool_result",
+                "tool_use_id": msg["content"].as_array().unwrap().iter()
+                    .find(|b| b["type"] == "tool_use").unwrap()["id"], "content": "18 C"}]}
+        ]);
+        let res = gw
+            .anonymous(Method::POST, "/v1/messages")
+            .header("x-api-key", KEY)
+            .json(&answer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{family}");
+        assert_eq!(header(&res, "x-tollgate-deployment"), family);
+        let msg: Value = res.json().await.unwrap();
+        assert_eq!(msg["stop_reason"], "end_turn", "{family}: {msg}");
+        assert_eq!(msg["content"][0]["type"], "text");
+    }
+}

@@ -216,6 +216,27 @@ deployments = ["gemini"]
 
 [models.short-test]
 deployments = ["short"]
+
+[deployments.claude-tools]
+provider = "mock-anthropic"
+model = "claude-mock@tool_call=get_weather,tokens=6"
+
+[deployments.gemini-tools]
+provider = "mock-gemini"
+model = "gemini-mock@tool_call=get_weather,tokens=6"
+
+[deployments.openai-tools]
+provider = "mock"
+model = "mock-gpt@tool_call=get_weather,tokens=6"
+
+[models.claude-tools]
+deployments = ["claude-tools"]
+
+[models.gemini-tools]
+deployments = ["gemini-tools"]
+
+[models.openai-tools]
+deployments = ["openai-tools"]
 """
     for name, directive in SCRIPTED.items():
         config += (

@@ -117,3 +117,62 @@ def test_openai_sdk_against_other_families(client: openai.OpenAI, model: str) ->
     assert streamed == text
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 6
     assert json.loads(chunks[-1].model_dump_json())["choices"] == []
+
+
+TOOL_FAMILIES = ["openai-tools", "claude-tools", "gemini-tools"]
+WEATHER = {"location": "Paris", "unit": "celsius"}
+
+
+@pytest.mark.parametrize("model", TOOL_FAMILIES)
+def test_anthropic_sdk_tool_use_round_trip(anthropic_client: anthropic.Anthropic, model: str) -> None:
+    question = [{"role": "user", "content": "weather in Paris?"}]
+    first = anthropic_client.messages.create(model=model, max_tokens=64, tools=TOOLS, messages=question)
+    assert first.stop_reason == "tool_use"
+    [call] = [b for b in first.content if b.type == "tool_use"]
+    assert call.name == "get_weather" and call.input == WEATHER
+    # Streamed, the SDK reassembles the input from its partial JSON deltas.
+    with anthropic_client.messages.stream(model=model, max_tokens=64, tools=TOOLS, messages=question) as stream:
+        streamed = stream.get_final_message()
+    [streamed_call] = [b for b in streamed.content if b.type == "tool_use"]
+    assert streamed_call.input == WEATHER
+    answer = anthropic_client.messages.create(
+        model=model,
+        max_tokens=64,
+        tools=TOOLS,
+        messages=question
+        + [
+            {"role": "assistant", "content": [call.model_dump()]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "18 C"}]},
+        ],
+    )
+    assert answer.stop_reason == "end_turn"
+    assert len(answer.content[0].text.split()) == 6
+
+
+@pytest.mark.parametrize("model", TOOL_FAMILIES)
+def test_openai_sdk_tool_call_round_trip(client: openai.OpenAI, model: str) -> None:
+    tools = [{"type": "function", "function": {"name": t["name"], "description": t["description"],
+              "parameters": t["input_schema"]}} for t in TOOLS]
+    question = [{"role": "user", "content": "weather in Paris?"}]
+    first = client.chat.completions.create(model=model, messages=question, tools=tools, max_tokens=64)
+    assert first.choices[0].finish_reason == "tool_calls"
+    [call] = first.choices[0].message.tool_calls
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == WEATHER
+    arguments = ""
+    for chunk in client.chat.completions.create(model=model, messages=question, tools=tools, max_tokens=64, stream=True):
+        for delta in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+            arguments += delta.function.arguments or ""
+    assert json.loads(arguments) == WEATHER
+    answer = client.chat.completions.create(
+        model=model,
+        tools=tools,
+        max_tokens=64,
+        messages=question
+        + [
+            first.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "18 C"},
+        ],
+    )
+    assert answer.choices[0].finish_reason == "stop"
+    assert len(answer.choices[0].message.content.split()) == 6

@@ -12,6 +12,12 @@ pub fn fragments() -> impl Iterator<Item = &'static str> {
         .filter_map(move |i| ARGUMENTS.get(i..(i + 8).min(bytes.len())))
 }
 
+/// The answer of a request in JSON mode (OpenAI `response_format`, Gemini
+/// `responseMimeType: application/json`; non-streaming): `{"answer": <text>}`.
+pub fn json_answer(text: &str) -> String {
+    serde_json::json!({ "answer": text }).to_string()
+}
+
 /// The id of the scripted call of request `n`.
 pub fn call_id(prefix: &str, n: u64) -> String {
     format!("{prefix}{n:08}")

@@ -224,3 +224,95 @@ async fn the_messages_endpoint_speaks_tool_use_with_any_family() {
         assert_eq!(msg["content"][0]["type"], "text");
     }
 }
+
+/// A 1×1 PNG, as a data URL.
+const PIXEL: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+#[tokio::test]
+async fn images_stop_sequences_and_json_output_reach_every_family_in_its_own_terms() {
+    let mock = Mock::start();
+    let extra = tools_config(&mock).replace("tool_call=get_weather,", "");
+    let gw = Gateway::start(&extra).await;
+    let schema = json!({"type": "json_schema", "json_schema": {"name": "answer", "schema": {
+        "type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}}});
+    for family in FAMILIES {
+        // An image part and stop sequences.
+        let res = gw
+            .chat(
+                json!({"model": family, "max_tokens": 50, "stop": ["tok9"], "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": PIXEL}}]}]}),
+            )
+            .await;
+        assert_eq!(res.status(), 200, "{family}");
+        let sent = mock.last_body().await;
+        let data = PIXEL.split_once(",").unwrap().1;
+        match family {
+            "anthropic" => {
+                let image = &sent["messages"][0]["content"][1];
+                assert_eq!(image["type"], "image", "{sent}");
+                assert_eq!(image["source"]["type"], "base64");
+                assert_eq!(image["source"]["media_type"], "image/png");
+                assert_eq!(image["source"]["data"], data);
+                assert_eq!(sent["stop_sequences"], json!(["tok9"]));
+            }
+            "gemini" => {
+                let image = &sent["contents"][0]["parts"][1]["inlineData"];
+                assert_eq!(image["mimeType"], "image/png", "{sent}");
+                assert_eq!(image["data"], data);
+                assert_eq!(sent["generationConfig"]["stopSequences"], json!(["tok9"]));
+            }
+            _ => {
+                assert_eq!(sent["messages"][0]["content"][1]["image_url"]["url"], PIXEL);
+                assert_eq!(sent["stop"], json!(["tok9"]));
+            }
+        }
+
+        // Structured output: the answer is the JSON the schema asks for.
+        let res = gw
+            .chat(
+                json!({"model": family, "max_tokens": 50, "response_format": schema,
+                "messages": [{"role": "user", "content": "answer in JSON"}]}),
+            )
+            .await;
+        assert_eq!(res.status(), 200, "{family}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(
+            body["choices"][0]["finish_reason"], "stop",
+            "{family}: {body}"
+        );
+        let content: Value =
+            serde_json::from_str(body["choices"][0]["message"]["content"].as_str().unwrap())
+                .unwrap();
+        assert!(content.is_object(), "{family}: {content}");
+        let sent = mock.last_body().await;
+        match family {
+            // Anthropic has no JSON mode: a forced tool whose input schema is the schema.
+            "anthropic" => {
+                assert_eq!(sent["tools"][0]["name"], "json_output", "{sent}");
+                assert_eq!(
+                    sent["tools"][0]["input_schema"]["required"],
+                    json!(["answer"])
+                );
+                assert_eq!(sent["tool_choice"]["name"], "json_output");
+                assert_eq!(content, expected_args());
+            }
+            "gemini" => {
+                assert_eq!(
+                    sent["generationConfig"]["responseMimeType"],
+                    "application/json"
+                );
+                assert_eq!(
+                    sent["generationConfig"]["responseSchema"]["required"],
+                    json!(["answer"]),
+                    "{sent}"
+                );
+                assert!(content["answer"].is_string());
+            }
+            _ => {
+                assert_eq!(sent["response_format"], schema);
+                assert!(content["answer"].is_string());
+            }
+        }
+    }
+}

@@ -31,6 +31,7 @@ pub struct ChatRequest {
     n: Option<u64>,
     max_tokens: Option<u64>,
     max_completion_tokens: Option<u64>,
+    response_format: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,7 +198,15 @@ async fn create(
         return Ok(plan.into_sse_response(admitted.guard));
     }
 
-    let text = generation.text();
+    let json_mode = request
+        .response_format
+        .as_ref()
+        .is_some_and(|f| f["type"] == "json_object" || f["type"] == "json_schema");
+    let text = if json_mode {
+        crate::tools::json_answer(&generation.text())
+    } else {
+        generation.text()
+    };
     let completion = ChatCompletion {
         id: &id,
         object: "chat.completion",

@@ -37,6 +37,7 @@ pub struct GenerateRequest {
 #[serde(rename_all = "camelCase")]
 struct GenerationConfig {
     max_output_tokens: Option<u64>,
+    response_mime_type: Option<String>,
 }
 
 impl ModelRequest for GenerateRequest {
@@ -171,7 +172,17 @@ async fn respond(
         let plan = sse::script(&format, &shape, d);
         return Ok(plan.into_sse_response(admitted.guard));
     }
-    let mut body = format.candidate(&generation.text(), Some(finish));
+    let json_mode = request
+        .generation_config
+        .as_ref()
+        .and_then(|g| g.response_mime_type.as_deref())
+        == Some("application/json");
+    let text = if json_mode {
+        crate::tools::json_answer(&generation.text())
+    } else {
+        generation.text()
+    };
+    let mut body = format.candidate(&text, Some(finish));
     body["usageMetadata"] = usage_metadata(&usage);
     Ok(json_response(
         body.to_string().into_bytes(),

@@ -30,6 +30,8 @@ pub struct MessagesRequest {
     system: Option<serde_json::Value>,
     max_tokens: Option<u64>,
     stream: Option<bool>,
+    #[serde(default)]
+    tool_choice: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,7 +130,14 @@ async fn respond(
             .as_array()
             .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "tool_result"))
     });
-    if let (Some(tool), false) = (d.tool_call.as_deref(), answered) {
+    // A forced tool (`tool_choice: {"type": "tool", "name": …}`) is always called.
+    let forced = request
+        .tool_choice
+        .as_ref()
+        .filter(|c| c["type"] == "tool")
+        .and_then(|c| c["name"].as_str());
+    let scripted = d.tool_call.as_deref().filter(|_| !answered);
+    if let Some(tool) = forced.or(scripted) {
         let call_id = crate::tools::call_id("toolu_mock", n_request);
         let input: serde_json::Value = serde_json::from_str(crate::tools::ARGUMENTS)?;
         let usage = json!({"input_tokens": input_tokens_of(prompt, cached), "output_tokens": 10,

@@ -196,6 +196,25 @@ preset = "mock-gemini"
 base_url = "{mock_url}/v1beta"
 api_key_env = "MOCK_PROVIDER_KEY"
 
+[providers.mock-cohere]
+preset = "mock-cohere"
+base_url = "{mock_url}/v2"
+api_key_env = "MOCK_PROVIDER_KEY"
+
+[deployments.cohere]
+provider = "mock-cohere"
+model = "command-mock@tokens=6"
+
+[deployments.cohere-tools]
+provider = "mock-cohere"
+model = "command-mock@tool_call=get_weather,tokens=6"
+
+[models.cohere-test]
+deployments = ["cohere"]
+
+[models.cohere-tools]
+deployments = ["cohere-tools"]
+
 [deployments.claude]
 provider = "mock-anthropic"
 model = "claude-mock@tokens=6"

@@ -29,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: Data<State>) {
                 .configure(routes::messages::configure),
         )
         .service(web::scope("/v1beta").configure(routes::gemini::configure))
+        .service(web::scope("/v2").configure(routes::cohere::configure))
         .service(web::scope("/mock").configure(routes::mock::configure))
         .default_service(web::to(unknown_url));
 }

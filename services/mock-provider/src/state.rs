@@ -25,10 +25,12 @@ pub enum Route {
     Messages,
     /// Gemini's `generateContent` / `streamGenerateContent`.
     GenerateContent,
+    /// Cohere's v2 chat.
+    CohereChat,
 }
 
 impl Route {
-    pub const ALL: [Route; 7] = [
+    pub const ALL: [Route; 8] = [
         Route::ChatCompletions,
         Route::Completions,
         Route::Embeddings,
@@ -36,6 +38,7 @@ impl Route {
         Route::RetrieveModel,
         Route::Messages,
         Route::GenerateContent,
+        Route::CohereChat,
     ];
 
     /// The route pattern used as its key in stats and the journal.
@@ -48,6 +51,7 @@ impl Route {
             Route::RetrieveModel => "/v1/models/{id}",
             Route::Messages => "/v1/messages",
             Route::GenerateContent => "/v1beta/models/{model}:generateContent",
+            Route::CohereChat => "/v2/chat",
         }
     }
 

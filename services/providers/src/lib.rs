@@ -1,6 +1,7 @@
 //! Provider adapters.
 //!
 //! - [`anthropic`]: OpenAI chat completions ⇄ Anthropic Messages (requests, responses, streams).
+//! - [`cohere`]: OpenAI chat completions ⇄ Cohere v2 chat (requests, responses, streams).
 //! - [`gemini`]: OpenAI chat completions ⇄ Gemini `generateContent` (requests, responses, streams).
 //! - [`preset`]: the OpenAI-compatible vendors, their URLs, auth styles and quirks.
 //! - [`target`]: one configured provider, ready to address (URLs and headers precomputed).
@@ -10,6 +11,7 @@
 
 pub mod anthropic;
 pub mod client;
+pub mod cohere;
 pub mod error;
 pub mod gemini;
 pub mod preset;

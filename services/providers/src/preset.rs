@@ -21,6 +21,8 @@ pub enum Wire {
     Anthropic,
     /// Google Gemini `generateContent` (translated both ways, see [`crate::gemini`]).
     Gemini,
+    /// Cohere v2 chat (translated both ways, see [`crate::cohere`]).
+    Cohere,
 }
 
 /// How the request path is formed.
@@ -35,6 +37,8 @@ pub enum PathStyle {
     /// Gemini: `{base_url}/models/{model}:generateContent` (`:streamGenerateContent?alt=sse`
     /// for streams).
     GeminiModels,
+    /// Cohere v2: `{base_url}/chat`.
+    CohereChat,
 }
 
 /// Known behaviour of one vendor.
@@ -167,6 +171,14 @@ pub static PRESETS: &[Preset] = &[
     },
     ANTHROPIC,
     GEMINI,
+    COHERE,
+    // The mock provider's Cohere wire (`/v2/chat`).
+    Preset {
+        name: "mock-cohere",
+        base_url: None,
+        key_required: false,
+        ..COHERE
+    },
     // The mock provider's Gemini wire (`/v1beta/models/…`).
     Preset {
         name: "mock-gemini",
@@ -182,6 +194,13 @@ pub static PRESETS: &[Preset] = &[
         ..ANTHROPIC
     },
 ];
+
+/// Cohere's v2 chat API (Bearer).
+const COHERE: Preset = Preset {
+    path: PathStyle::CohereChat,
+    wire: Wire::Cohere,
+    ..preset("cohere", Some("https://api.cohere.com/v2"), false, CHAT)
+};
 
 /// Google AI Studio's Gemini API (`x-goog-api-key`).
 const GEMINI: Preset = Preset {

@@ -136,6 +136,7 @@ impl ProviderTarget {
         let url = match self.preset.path {
             PathStyle::OpenAi => format!("{}{}", self.base_url, endpoint.path()),
             PathStyle::AnthropicMessages => format!("{}/messages", self.base_url),
+            PathStyle::CohereChat => format!("{}/chat", self.base_url),
             PathStyle::GeminiModels => {
                 // Mock directives (`@k=v,…`) are allowed: every character is valid in a path.
                 if !upstream_model.bytes().all(|b| {

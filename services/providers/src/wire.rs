@@ -8,9 +8,9 @@ use bytes::Bytes;
 
 use crate::anthropic::{self, StreamTranslator, TranslateError};
 use crate::error::UpstreamError;
-use crate::gemini;
 use crate::preset::{Preset, Wire};
 use crate::sse::Frame;
+use crate::{cohere, gemini};
 
 /// A request the provider's wire cannot express: another deployment may (so the router moves
 /// on), and if none can, the client learns why.
@@ -54,6 +54,12 @@ pub fn request_body(
                 gemini::to_gemini_request(&value, Some(default_max_tokens)).map_err(refused)?;
             Ok(Bytes::from(body.to_string()))
         }
+        Wire::Cohere => {
+            let value: serde_json::Value = serde_json::from_slice(&openai)
+                .map_err(|e| UpstreamError::Malformed(e.to_string()))?;
+            let body = cohere::to_cohere_request(&value, upstream_model).map_err(refused)?;
+            Ok(Bytes::from(body.to_string()))
+        }
     }
 }
 
@@ -63,6 +69,7 @@ pub fn response_body(wire: Wire, body: Bytes, model: &str) -> Result<Bytes, Upst
         Wire::OpenAi => Ok(body),
         Wire::Anthropic => translated(anthropic::from_anthropic_response(&body, model)),
         Wire::Gemini => translated(gemini::from_gemini_response(&body, model)),
+        Wire::Cohere => translated(cohere::from_cohere_response(&body, model)),
     }
 }
 
@@ -98,6 +105,7 @@ pub fn error_details(wire: Wire, status: u16, body: &[u8]) -> (Option<String>, O
         Wire::OpenAi => crate::client::openai_error_details(body),
         Wire::Anthropic => anthropic::error_from_anthropic(status, body),
         Wire::Gemini => gemini::error_from_gemini(status, body),
+        Wire::Cohere => cohere::error_from_cohere(status, body),
     }
 }
 
@@ -105,6 +113,7 @@ pub fn error_details(wire: Wire, status: u16, body: &[u8]) -> (Option<String>, O
 enum Translator {
     Anthropic(StreamTranslator),
     Gemini(gemini::StreamTranslator),
+    Cohere(cohere::StreamTranslator),
 }
 
 impl Translator {
@@ -112,6 +121,7 @@ impl Translator {
         match self {
             Self::Anthropic(t) => t.event(name, data),
             Self::Gemini(t) => t.event(name, data),
+            Self::Cohere(t) => t.event(name, data),
         }
     }
 
@@ -120,6 +130,7 @@ impl Translator {
         match self {
             Self::Anthropic(_) => Ok(Vec::new()),
             Self::Gemini(t) => t.end(),
+            Self::Cohere(t) => t.end(),
         }
     }
 
@@ -127,6 +138,7 @@ impl Translator {
         match self {
             Self::Anthropic(t) => t.finished(),
             Self::Gemini(t) => t.finished(),
+            Self::Cohere(t) => t.finished(),
         }
     }
 }
@@ -183,6 +195,7 @@ impl StreamWire {
             Wire::OpenAi => return Self::OpenAi,
             Wire::Anthropic => Translator::Anthropic(StreamTranslator::new(model, true)),
             Wire::Gemini => Translator::Gemini(gemini::StreamTranslator::new(model, true)),
+            Wire::Cohere => Translator::Cohere(cohere::StreamTranslator::new(model, true)),
         };
         Self::Translated(Box::new(Translated {
             translator,

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tollgate_e2e::{config, header, sse_data, Gateway, Mock, KEY};
 
-const FAMILIES: [&str; 3] = ["openai", "anthropic", "gemini"];
+const FAMILIES: [&str; 4] = ["openai", "anthropic", "gemini", "cohere"];
 
 fn tools_config(mock: &Mock) -> String {
     let extra = format!(
@@ -20,6 +20,17 @@ base_url = "{url}/v1"
 [providers.gem]
 preset = "mock-gemini"
 base_url = "{url}/v1beta"
+
+[providers.co]
+preset = "mock-cohere"
+base_url = "{url}/v2"
+
+[deployments.cohere]
+provider = "co"
+model = "cohere-mock@tool_call=get_weather,tokens=4"
+
+[models.cohere]
+deployments = ["cohere"]
 
 [deployments.openai]
 provider = "mock"
@@ -128,6 +139,14 @@ async fn a_tool_call_and_its_result_round_trip_through_every_family() {
                     sent["tools"][0]["functionDeclarations"][0]["name"],
                     "get_weather"
                 );
+            }
+            "cohere" => {
+                assert_eq!(
+                    sent["messages"][1]["tool_calls"][0]["function"]["name"], "get_weather",
+                    "{sent}"
+                );
+                assert_eq!(sent["messages"][2]["role"], "tool", "{sent}");
+                assert_eq!(sent["messages"][2]["tool_call_id"], call_id.as_str());
             }
             _ => assert_eq!(sent["messages"][2]["role"], "tool", "{sent}"),
         }
@@ -262,6 +281,12 @@ async fn images_stop_sequences_and_json_output_reach_every_family_in_its_own_ter
                 assert_eq!(image["data"], data);
                 assert_eq!(sent["generationConfig"]["stopSequences"], json!(["tok9"]));
             }
+            "cohere" => {
+                let image = &sent["messages"][0]["content"][1];
+                assert_eq!(image["type"], "image_url", "{sent}");
+                assert_eq!(image["image_url"]["url"], PIXEL);
+                assert_eq!(sent["stop_sequences"], json!(["tok9"]));
+            }
             _ => {
                 assert_eq!(sent["messages"][0]["content"][1]["image_url"]["url"], PIXEL);
                 assert_eq!(sent["stop"], json!(["tok9"]));
@@ -306,6 +331,14 @@ async fn images_stop_sequences_and_json_output_reach_every_family_in_its_own_ter
                     sent["generationConfig"]["responseSchema"]["required"],
                     json!(["answer"]),
                     "{sent}"
+                );
+                assert!(content["answer"].is_string());
+            }
+            "cohere" => {
+                assert_eq!(sent["response_format"]["type"], "json_object", "{sent}");
+                assert_eq!(
+                    sent["response_format"]["json_schema"]["required"],
+                    json!(["answer"])
                 );
                 assert!(content["answer"].is_string());
             }

@@ -3,6 +3,7 @@
 //! respond (possibly malformed, cut or stalled).
 
 pub mod chat;
+pub mod cohere;
 pub mod completions;
 pub mod embeddings;
 pub mod gemini;

@@ -196,6 +196,25 @@ preset = "mock-gemini"
 base_url = "{mock_url}/v1beta"
 api_key_env = "MOCK_PROVIDER_KEY"
 
+[providers.mock-bedrock]
+preset = "mock-bedrock"
+base_url = "{mock_url}"
+aws_region = "us-east-1"
+
+[deployments.bedrock]
+provider = "mock-bedrock"
+model = "anthropic.claude-mock-v1:0@tokens=6"
+
+[deployments.bedrock-tools]
+provider = "mock-bedrock"
+model = "anthropic.claude-mock-v1:0@tool_call=get_weather,tokens=6"
+
+[models.bedrock-test]
+deployments = ["bedrock"]
+
+[models.bedrock-tools]
+deployments = ["bedrock-tools"]
+
 [providers.mock-cohere]
 preset = "mock-cohere"
 base_url = "{mock_url}/v2"

@@ -9,7 +9,7 @@ import anthropic
 import openai
 import pytest
 
-FAMILIES = ["short-test", "claude-test", "gemini-test", "cohere-test"]
+FAMILIES = ["short-test", "claude-test", "gemini-test", "cohere-test", "bedrock-test"]
 TOOLS = [
     {
         "name": "get_weather",
@@ -95,7 +95,7 @@ def test_errors_are_anthropic_errors(anthropic_client: anthropic.Anthropic) -> N
         bad.messages.create(model="short-test", max_tokens=8, messages=[{"role": "user", "content": "x"}])
 
 
-@pytest.mark.parametrize("model", ["claude-test", "gemini-test", "cohere-test"])
+@pytest.mark.parametrize("model", ["claude-test", "gemini-test", "cohere-test", "bedrock-test"])
 def test_openai_sdk_against_other_families(client: openai.OpenAI, model: str) -> None:
     completion = client.chat.completions.create(
         model=model, messages=[{"role": "user", "content": "say hello please"}], max_tokens=64
@@ -119,7 +119,7 @@ def test_openai_sdk_against_other_families(client: openai.OpenAI, model: str) ->
     assert json.loads(chunks[-1].model_dump_json())["choices"] == []
 
 
-TOOL_FAMILIES = ["openai-tools", "claude-tools", "gemini-tools", "cohere-tools"]
+TOOL_FAMILIES = ["openai-tools", "claude-tools", "gemini-tools", "cohere-tools", "bedrock-tools"]
 WEATHER = {"location": "Paris", "unit": "celsius"}
 
 

@@ -30,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: Data<State>) {
         )
         .service(web::scope("/v1beta").configure(routes::gemini::configure))
         .service(web::scope("/v2").configure(routes::cohere::configure))
+        .configure(routes::bedrock::configure)
         .service(web::scope("/mock").configure(routes::mock::configure))
         .default_service(web::to(unknown_url));
 }

@@ -122,8 +122,13 @@ impl Plan {
 
     /// A `text/event-stream` response with this plan as its (chunked) body.
     pub fn into_sse_response(self, guard: InFlight) -> HttpResponse {
+        self.into_streamed_response("text/event-stream", guard)
+    }
+
+    /// A streamed response of `content_type` with this plan as its (chunked) body.
+    pub fn into_streamed_response(self, content_type: &str, guard: InFlight) -> HttpResponse {
         HttpResponse::Ok()
-            .content_type("text/event-stream")
+            .content_type(content_type)
             .insert_header((header::CACHE_CONTROL, "no-cache"))
             .streaming(self.into_stream(guard))
     }

@@ -27,10 +27,12 @@ pub enum Route {
     GenerateContent,
     /// Cohere's v2 chat.
     CohereChat,
+    /// Bedrock's Converse / ConverseStream.
+    Converse,
 }
 
 impl Route {
-    pub const ALL: [Route; 8] = [
+    pub const ALL: [Route; 9] = [
         Route::ChatCompletions,
         Route::Completions,
         Route::Embeddings,
@@ -39,6 +41,7 @@ impl Route {
         Route::Messages,
         Route::GenerateContent,
         Route::CohereChat,
+        Route::Converse,
     ];
 
     /// The route pattern used as its key in stats and the journal.
@@ -52,6 +55,7 @@ impl Route {
             Route::Messages => "/v1/messages",
             Route::GenerateContent => "/v1beta/models/{model}:generateContent",
             Route::CohereChat => "/v2/chat",
+            Route::Converse => "/model/{id}/converse",
         }
     }
 

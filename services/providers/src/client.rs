@@ -15,6 +15,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::time::{timeout, Instant};
 
 use crate::error::UpstreamError;
+use crate::preset::Wire;
 use crate::sse::{Frame, SseDecoder, SseLimits};
 use crate::target::ProviderTarget;
 use crate::wire::StreamWire;
@@ -87,9 +88,28 @@ impl UpstreamClient {
     ) -> Result<Upstream, UpstreamError> {
         let wire = target.preset().wire;
         let uri = match wire {
-            crate::preset::Wire::Gemini if stream => crate::wire::gemini_stream_uri(&uri)?,
+            Wire::Gemini if stream => crate::wire::gemini_stream_uri(&uri)?,
+            Wire::Bedrock if stream => crate::wire::bedrock_stream_uri(&uri)?,
             _ => uri,
         };
+        // SigV4 covers the headers sent, so they are computed before the request is built.
+        let signed = target.aws().map(|aws| {
+            let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+            crate::bedrock::sigv4::sign(
+                "POST",
+                &uri,
+                &mut headers,
+                &body,
+                &crate::bedrock::sigv4::SigningParams {
+                    credentials: &aws.credentials,
+                    region: &aws.region,
+                    service: "bedrock",
+                    time: std::time::SystemTime::now(),
+                    content_sha256: false,
+                },
+            );
+            headers
+        });
         let t = *target.timeouts();
         let started = Instant::now();
         let deadline = started + t.total;
@@ -99,16 +119,28 @@ impl UpstreamClient {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             headers.insert(
                 ACCEPT,
-                HeaderValue::from_static(if stream {
-                    "text/event-stream"
-                } else {
-                    "application/json"
+                HeaderValue::from_static(match (wire, stream) {
+                    (Wire::Bedrock, true) => "application/vnd.amazon.eventstream",
+                    (_, true) => "text/event-stream",
+                    (_, false) => "application/json",
                 }),
             );
+            for (k, v) in signed.iter().flatten() {
+                // `host` is set by the client from the URL, as signed.
+                if k == "host" || k == "content-type" {
+                    continue;
+                }
+                if let (Ok(k), Ok(v)) = (
+                    http::HeaderName::from_bytes(k.as_bytes()),
+                    HeaderValue::from_str(v),
+                ) {
+                    headers.insert(k, v);
+                }
+            }
             for (k, v) in target.headers() {
                 headers.insert(k.clone(), v.clone());
             }
-            if wire == crate::preset::Wire::Anthropic {
+            if wire == Wire::Anthropic {
                 for (k, v) in forward {
                     if k.as_str() == "anthropic-beta" {
                         headers.insert(k.clone(), v.clone());
@@ -158,7 +190,13 @@ impl UpstreamClient {
         if stream {
             return Ok(Upstream::Stream(UpstreamStream {
                 body,
-                decoder: SseDecoder::new(SseLimits::default()),
+                decoder: if wire == Wire::Bedrock {
+                    FrameDecoder::Aws(crate::bedrock::eventstream::EventStreamDecoder::new(
+                        crate::bedrock::eventstream::MAX_MESSAGE,
+                    ))
+                } else {
+                    FrameDecoder::Sse(SseDecoder::new(SseLimits::default()))
+                },
                 ended: false,
                 wire: StreamWire::new(wire, upstream_model),
             }));
@@ -236,9 +274,46 @@ impl BodyReader {
 }
 
 /// A provider's SSE stream, read frame by frame under the idle and total limits.
+/// Splits a response body into frames: SSE, or AWS's binary event stream (Bedrock).
+enum FrameDecoder {
+    Sse(SseDecoder),
+    Aws(crate::bedrock::eventstream::EventStreamDecoder),
+}
+
+impl FrameDecoder {
+    fn feed(&mut self, data: &[u8]) {
+        match self {
+            Self::Sse(d) => d.feed(data),
+            Self::Aws(d) => d.feed(data),
+        }
+    }
+
+    fn next_frame(&mut self) -> Result<Option<Frame>, UpstreamError> {
+        match self {
+            Self::Sse(d) => Ok(d.next_frame()?),
+            Self::Aws(d) => match d.next_message() {
+                Ok(m) => Ok(m.map(crate::bedrock::to_frame)),
+                Err(e) => Err(UpstreamError::Malformed(e.to_string())),
+            },
+        }
+    }
+
+    /// The body ended: what is left (an SSE event without its blank line; for an event stream,
+    /// nothing — a partial message is an error).
+    fn finish(&mut self) -> Result<Option<Frame>, UpstreamError> {
+        match self {
+            Self::Sse(d) => Ok(d.finish()),
+            Self::Aws(d) => d
+                .finish()
+                .map(|()| None)
+                .map_err(|e| UpstreamError::Malformed(e.to_string())),
+        }
+    }
+}
+
 pub struct UpstreamStream {
     body: BodyReader,
-    decoder: SseDecoder,
+    decoder: FrameDecoder,
     ended: bool,
     /// Translates the provider's events into OpenAI chunk events.
     wire: StreamWire,
@@ -269,7 +344,7 @@ impl UpstreamStream {
                 return Ok(Some(frame));
             }
             if self.ended {
-                if let Some(frame) = self.decoder.finish() {
+                if let Some(frame) = self.decoder.finish()? {
                     if let Some(f) = self.wire.accept(frame) {
                         return Ok(Some(f));
                     }

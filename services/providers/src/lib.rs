@@ -1,6 +1,8 @@
 //! Provider adapters.
 //!
 //! - [`anthropic`]: OpenAI chat completions ⇄ Anthropic Messages (requests, responses, streams).
+//! - [`bedrock`]: OpenAI chat completions ⇄ AWS Bedrock Converse / ConverseStream (requests,
+//!   responses, event streams), the AWS event-stream decoder and SigV4 signing.
 //! - [`cohere`]: OpenAI chat completions ⇄ Cohere v2 chat (requests, responses, streams).
 //! - [`gemini`]: OpenAI chat completions ⇄ Gemini `generateContent` (requests, responses, streams).
 //! - [`preset`]: the OpenAI-compatible vendors, their URLs, auth styles and quirks.
@@ -10,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod client;
 pub mod cohere;
 pub mod error;
@@ -24,4 +27,4 @@ pub use client::{Upstream, UpstreamClient, UpstreamStream};
 pub use error::{Disposition, TargetError, UpstreamError};
 pub use preset::{AuthStyle, PathStyle, Preset, Wire, PRESETS};
 pub use sse::{Frame, SseDecoder, SseLimits};
-pub use target::{ProviderTarget, Timeouts};
+pub use target::{AwsSigning, ProviderTarget, Timeouts};

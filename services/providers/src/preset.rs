@@ -23,6 +23,9 @@ pub enum Wire {
     Gemini,
     /// Cohere v2 chat (translated both ways, see [`crate::cohere`]).
     Cohere,
+    /// AWS Bedrock Converse / ConverseStream (translated both ways, SigV4-signed, binary event
+    /// streams; see [`crate::bedrock`]).
+    Bedrock,
 }
 
 /// How the request path is formed.
@@ -39,6 +42,8 @@ pub enum PathStyle {
     GeminiModels,
     /// Cohere v2: `{base_url}/chat`.
     CohereChat,
+    /// Bedrock: `{base_url}/model/{model id}/converse` (`/converse-stream` for streams).
+    BedrockConverse,
 }
 
 /// Known behaviour of one vendor.
@@ -172,6 +177,12 @@ pub static PRESETS: &[Preset] = &[
     ANTHROPIC,
     GEMINI,
     COHERE,
+    BEDROCK,
+    // The mock provider's Bedrock wire (`/model/{id}/converse`, `/converse-stream`).
+    Preset {
+        name: "mock-bedrock",
+        ..BEDROCK
+    },
     // The mock provider's Cohere wire (`/v2/chat`).
     Preset {
         name: "mock-cohere",
@@ -194,6 +205,15 @@ pub static PRESETS: &[Preset] = &[
         ..ANTHROPIC
     },
 ];
+
+/// AWS Bedrock's runtime (`https://bedrock-runtime.{region}.amazonaws.com`, given as the base URL),
+/// authenticated by SigV4 with the provider's AWS credentials rather than a key.
+const BEDROCK: Preset = Preset {
+    path: PathStyle::BedrockConverse,
+    wire: Wire::Bedrock,
+    key_required: false,
+    ..preset("bedrock", None, false, CHAT)
+};
 
 /// Cohere's v2 chat API (Bearer).
 const COHERE: Preset = Preset {

@@ -39,7 +39,16 @@ impl Default for Timeouts {
 /// The `anthropic-version` sent unless the provider's `headers` set another.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
+/// How requests to a Bedrock provider are signed.
+#[derive(Debug, Clone)]
+pub struct AwsSigning {
+    pub region: String,
+    pub credentials: crate::bedrock::sigv4::Credentials,
+}
+
 pub struct ProviderTarget {
+    /// SigV4 signing (Bedrock), when configured.
+    aws: Option<AwsSigning>,
     name: String,
     preset: &'static Preset,
     base_url: String,
@@ -106,6 +115,7 @@ impl ProviderTarget {
             headers.push((name, value));
         }
         Ok(Self {
+            aws: None,
             name: name.to_owned(),
             preset,
             base_url,
@@ -117,6 +127,16 @@ impl ProviderTarget {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Signs every request with these AWS credentials (SigV4, service `bedrock`).
+    pub fn with_aws(mut self, aws: AwsSigning) -> Self {
+        self.aws = Some(aws);
+        self
+    }
+
+    pub fn aws(&self) -> Option<&AwsSigning> {
+        self.aws.as_ref()
     }
 
     pub fn preset(&self) -> &'static Preset {
@@ -137,6 +157,11 @@ impl ProviderTarget {
             PathStyle::OpenAi => format!("{}{}", self.base_url, endpoint.path()),
             PathStyle::AnthropicMessages => format!("{}/messages", self.base_url),
             PathStyle::CohereChat => format!("{}/chat", self.base_url),
+            PathStyle::BedrockConverse => format!(
+                "{}{}",
+                self.base_url,
+                crate::bedrock::converse_path(upstream_model, false)
+            ),
             PathStyle::GeminiModels => {
                 // Mock directives (`@k=v,…`) are allowed: every character is valid in a path.
                 if !upstream_model.bytes().all(|b| {

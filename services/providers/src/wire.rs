@@ -10,7 +10,7 @@ use crate::anthropic::{self, StreamTranslator, TranslateError};
 use crate::error::UpstreamError;
 use crate::preset::{Preset, Wire};
 use crate::sse::Frame;
-use crate::{cohere, gemini};
+use crate::{bedrock, cohere, gemini};
 
 /// A request the provider's wire cannot express: another deployment may (so the router moves
 /// on), and if none can, the client learns why.
@@ -60,6 +60,12 @@ pub fn request_body(
             let body = cohere::to_cohere_request(&value, upstream_model).map_err(refused)?;
             Ok(Bytes::from(body.to_string()))
         }
+        Wire::Bedrock => {
+            let value: serde_json::Value = serde_json::from_slice(&openai)
+                .map_err(|e| UpstreamError::Malformed(e.to_string()))?;
+            let body = bedrock::to_bedrock_request(&value, default_max_tokens).map_err(refused)?;
+            Ok(Bytes::from(body.to_string()))
+        }
     }
 }
 
@@ -70,6 +76,7 @@ pub fn response_body(wire: Wire, body: Bytes, model: &str) -> Result<Bytes, Upst
         Wire::Anthropic => translated(anthropic::from_anthropic_response(&body, model)),
         Wire::Gemini => translated(gemini::from_gemini_response(&body, model)),
         Wire::Cohere => translated(cohere::from_cohere_response(&body, model)),
+        Wire::Bedrock => translated(bedrock::from_bedrock_response(&body, model)),
     }
 }
 
@@ -99,6 +106,18 @@ pub(crate) fn gemini_stream_uri(uri: &http::Uri) -> Result<http::Uri, UpstreamEr
         .map_err(|_| UpstreamError::Connect(format!("invalid stream URL {streamed}")))
 }
 
+/// Bedrock streams from another path: `/converse-stream`.
+pub(crate) fn bedrock_stream_uri(uri: &http::Uri) -> Result<http::Uri, UpstreamError> {
+    let text = uri.to_string();
+    let streamed = match text.strip_suffix("/converse") {
+        Some(head) => format!("{head}/converse-stream"),
+        None => text,
+    };
+    streamed
+        .parse()
+        .map_err(|_| UpstreamError::Connect(format!("invalid stream URL {streamed}")))
+}
+
 /// An error body's message and native code, read the way the provider's wire writes them.
 pub fn error_details(wire: Wire, status: u16, body: &[u8]) -> (Option<String>, Option<String>) {
     match wire {
@@ -106,6 +125,7 @@ pub fn error_details(wire: Wire, status: u16, body: &[u8]) -> (Option<String>, O
         Wire::Anthropic => anthropic::error_from_anthropic(status, body),
         Wire::Gemini => gemini::error_from_gemini(status, body),
         Wire::Cohere => cohere::error_from_cohere(status, body),
+        Wire::Bedrock => bedrock::error_from_bedrock(status, body),
     }
 }
 
@@ -114,6 +134,7 @@ enum Translator {
     Anthropic(StreamTranslator),
     Gemini(gemini::StreamTranslator),
     Cohere(cohere::StreamTranslator),
+    Bedrock(bedrock::StreamTranslator),
 }
 
 impl Translator {
@@ -122,6 +143,7 @@ impl Translator {
             Self::Anthropic(t) => t.event(name, data),
             Self::Gemini(t) => t.event(name, data),
             Self::Cohere(t) => t.event(name, data),
+            Self::Bedrock(t) => t.event(name, data),
         }
     }
 
@@ -131,6 +153,7 @@ impl Translator {
             Self::Anthropic(_) => Ok(Vec::new()),
             Self::Gemini(t) => t.end(),
             Self::Cohere(t) => t.end(),
+            Self::Bedrock(t) => t.end(),
         }
     }
 
@@ -139,6 +162,7 @@ impl Translator {
             Self::Anthropic(t) => t.finished(),
             Self::Gemini(t) => t.finished(),
             Self::Cohere(t) => t.finished(),
+            Self::Bedrock(t) => t.finished(),
         }
     }
 }
@@ -196,6 +220,7 @@ impl StreamWire {
             Wire::Anthropic => Translator::Anthropic(StreamTranslator::new(model, true)),
             Wire::Gemini => Translator::Gemini(gemini::StreamTranslator::new(model, true)),
             Wire::Cohere => Translator::Cohere(cohere::StreamTranslator::new(model, true)),
+            Wire::Bedrock => Translator::Bedrock(bedrock::StreamTranslator::new(model, true)),
         };
         Self::Translated(Box::new(Translated {
             translator,

@@ -9,6 +9,8 @@
 //!   `json_object.json_schema_variant_request` comes, spells it `schema`.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use tollgate_domain::Usage;
@@ -1052,24 +1054,8 @@ const REQUEST_KEYS: &[&str] = &[
     "stream",
 ];
 
-/// JSON built from Cohere's and OpenAI's vocabulary, so that random values reach deep paths.
 fn vocab_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        (0u64..4).prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        prop::sample::select(WORDS).prop_map(Value::from),
-    ];
-    leaf.prop_recursive(5, 64, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-            prop::collection::vec((prop::sample::select(KEYS), inner), 0..6).prop_map(|kv| {
-                Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
-            }),
-        ]
-    })
+    support::vocab_json(WORDS, KEYS)
 }
 
 proptest! {

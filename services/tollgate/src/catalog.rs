@@ -121,6 +121,60 @@ fn header(v: &str) -> HeaderValue {
     HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
+/// A Bedrock provider's SigV4 signing: its region (configured, else from the base URL) and
+/// credentials from the environment (`required` for real Bedrock; the mock takes unsigned
+/// requests). Errors name the field and say why.
+fn aws_signing(
+    p: &crate::settings::ProviderSettings,
+    base_url: &str,
+    env: &Environment,
+    required: bool,
+) -> Result<Option<tollgate_providers::AwsSigning>, (&'static str, String)> {
+    let var = |v: &Option<String>, default: &str| v.clone().unwrap_or_else(|| default.to_owned());
+    let access_var = var(&p.aws_access_key_env, "AWS_ACCESS_KEY_ID");
+    let secret_var = var(&p.aws_secret_key_env, "AWS_SECRET_ACCESS_KEY");
+    let token_var = var(&p.aws_session_token_env, "AWS_SESSION_TOKEN");
+    let (access, secret) = match (env.get(&access_var), env.get(&secret_var)) {
+        (Some(a), Some(s)) => (a, s),
+        _ if !required => return Ok(None),
+        (None, _) => {
+            return Err((
+                "aws_access_key_env",
+                format!("environment variable {access_var} is not set"),
+            ))
+        }
+        (_, None) => {
+            return Err((
+                "aws_secret_key_env",
+                format!("environment variable {secret_var} is not set"),
+            ))
+        }
+    };
+    let region = match &p.aws_region {
+        Some(r) => r.clone(),
+        None => base_url
+            .split("://")
+            .nth(1)
+            .and_then(|host| host.strip_prefix("bedrock-runtime."))
+            .and_then(|rest| rest.split('.').next())
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned)
+            .ok_or((
+                "aws_region",
+                "required unless the base URL is https://bedrock-runtime.REGION.amazonaws.com"
+                    .to_owned(),
+            ))?,
+    };
+    Ok(Some(tollgate_providers::AwsSigning {
+        region,
+        credentials: tollgate_providers::bedrock::sigv4::Credentials::new(
+            access,
+            secret,
+            env.get(&token_var).map(str::to_owned),
+        ),
+    }))
+}
+
 impl CatalogBuilder {
     pub(crate) fn new(s: &Settings) -> Self {
         let u = &s.upstream_defaults;
@@ -204,6 +258,17 @@ impl CatalogBuilder {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
+            let aws = if preset.wire == tollgate_providers::Wire::Bedrock {
+                match aws_signing(p, base_url, env, preset.name == "bedrock") {
+                    Ok(aws) => aws,
+                    Err((field, message)) => {
+                        err(path(field), message);
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
             match ProviderTarget::new(
                 name,
                 preset,
@@ -214,6 +279,10 @@ impl CatalogBuilder {
                 timeouts,
             ) {
                 Ok(t) => {
+                    let t = match aws {
+                        Some(aws) => t.with_aws(aws),
+                        None => t,
+                    };
                     self.providers.insert(name.clone(), Arc::new(t));
                 }
                 Err(e) => {

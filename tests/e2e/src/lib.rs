@@ -547,3 +547,39 @@ pub fn chat_request(model: &str, extra: Value) -> Value {
     }
     b
 }
+
+/// A finished OpenAI chat stream: its chunks (before `[DONE]`, which must end it) and the
+/// concatenated content deltas.
+pub struct Streamed {
+    pub chunks: Vec<Value>,
+    pub text: String,
+}
+
+impl Streamed {
+    /// The chunks that carry a `usage` object.
+    pub fn usage(&self) -> Vec<&Value> {
+        self.chunks
+            .iter()
+            .filter(|c| c["usage"].is_object())
+            .collect()
+    }
+}
+
+/// Reads a streamed chat response to its end; panics unless it ends with `[DONE]`.
+pub async fn read_stream(res: reqwest::Response) -> Streamed {
+    let events = sse_data(&res.text().await.unwrap());
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let text = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    Streamed { chunks, text }
+}

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{json, Value};
-use tollgate_e2e::{chat_request, config, header, sse_data, Gateway, Mock};
+use tollgate_e2e::{chat_request, config, header, read_stream, Gateway, Mock, Streamed};
 
 fn cohere_config(mock: &Mock) -> String {
     let extra = format!(
@@ -69,16 +69,10 @@ async fn openai_requests_are_served_by_a_cohere_deployment() {
             json!({"stream": true, "stream_options": {"include_usage": true}}),
         ))
         .await;
-    let events = sse_data(&res.text().await.unwrap());
-    assert_eq!(events.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = events[..events.len() - 1]
-        .iter()
-        .map(|e| serde_json::from_str(e).unwrap())
-        .collect();
-    let streamed: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
+    let Streamed {
+        chunks,
+        text: streamed,
+    } = read_stream(res).await;
     assert_eq!(streamed, text);
     let usage: Vec<&Value> = chunks.iter().filter(|c| c["usage"].is_object()).collect();
     assert_eq!(usage.len(), 1);

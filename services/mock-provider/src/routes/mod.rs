@@ -2,6 +2,7 @@
 //! admit (count, journal, parse, read directives) → prelude (latency, hang, scripted failure) →
 //! respond (possibly malformed, cut or stalled).
 
+pub mod bedrock;
 pub mod chat;
 pub mod cohere;
 pub mod completions;

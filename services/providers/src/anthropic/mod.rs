@@ -80,7 +80,7 @@ pub use crate::translate::TranslateError;
 use crate::translate::*;
 
 pub mod inbound;
-mod request;
+pub(crate) mod request;
 mod response;
 mod stream;
 

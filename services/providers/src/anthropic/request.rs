@@ -91,7 +91,7 @@ pub fn to_anthropic_request(
 /// `max_tokens` and `thinking`: an explicit `thinking` object is passed through; otherwise
 /// `reasoning_effort` picks a budget from [`EFFORT_BUDGETS`], halved down to fit an explicit
 /// token limit (which must then exceed Anthropic's smallest budget).
-fn max_tokens_and_thinking(
+pub(crate) fn max_tokens_and_thinking(
     openai: &Value,
     default_max_tokens: u64,
 ) -> Result<(u64, Option<Value>), TranslateError> {
@@ -109,6 +109,9 @@ fn max_tokens_and_thinking(
     };
     let mut max_tokens = explicit.unwrap_or(default_max_tokens);
     let thinking = if let Some(thinking) = field(openai, "thinking") {
+        if !thinking.is_object() {
+            return Err(invalid("thinking", "must be an object"));
+        }
         Some(thinking.clone())
     } else if let Some(effort) = field(openai, "reasoning_effort") {
         let effort = effort.as_str().unwrap_or_default();

@@ -266,6 +266,18 @@ pub struct ProviderSettings {
     pub idle_timeout_ms: Option<u64>,
     #[serde(default)]
     pub total_timeout_ms: Option<u64>,
+    /// Bedrock: the AWS region (default: read from a `bedrock-runtime.{region}.amazonaws.com`
+    /// base URL).
+    #[serde(default)]
+    pub aws_region: Option<String>,
+    /// Bedrock: the environment variables holding the AWS credentials (defaults
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
+    #[serde(default)]
+    pub aws_access_key_env: Option<String>,
+    #[serde(default)]
+    pub aws_secret_key_env: Option<String>,
+    #[serde(default)]
+    pub aws_session_token_env: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -26,7 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: Data<State>) {
                 .configure(routes::completions::configure)
                 .configure(routes::embeddings::configure)
                 .configure(routes::models::configure)
-                .configure(routes::messages::configure),
+                .configure(routes::messages::configure)
+                .configure(routes::gemini::configure_vertex),
         )
         .service(web::scope("/v1beta").configure(routes::gemini::configure))
         .service(web::scope("/v2").configure(routes::cohere::configure))

@@ -29,10 +29,12 @@ pub enum Route {
     CohereChat,
     /// Bedrock's Converse / ConverseStream.
     Converse,
+    /// Google's OAuth token endpoint (Vertex service accounts).
+    Token,
 }
 
 impl Route {
-    pub const ALL: [Route; 9] = [
+    pub const ALL: [Route; 10] = [
         Route::ChatCompletions,
         Route::Completions,
         Route::Embeddings,
@@ -42,6 +44,7 @@ impl Route {
         Route::GenerateContent,
         Route::CohereChat,
         Route::Converse,
+        Route::Token,
     ];
 
     /// The route pattern used as its key in stats and the journal.
@@ -56,6 +59,7 @@ impl Route {
             Route::GenerateContent => "/v1beta/models/{model}:generateContent",
             Route::CohereChat => "/v2/chat",
             Route::Converse => "/model/{id}/converse",
+            Route::Token => "/v1/token",
         }
     }
 

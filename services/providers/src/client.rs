@@ -113,6 +113,10 @@ impl UpstreamClient {
         let t = *target.timeouts();
         let started = Instant::now();
         let deadline = started + t.total;
+        let bearer = match target.google() {
+            Some(google) => Some(self.google_token(google, &t).await?),
+            None => None,
+        };
         let mut builder = Request::builder().method(Method::POST).uri(uri);
         if let Some(headers) = builder.headers_mut() {
             headers.reserve(target.headers().len() + 2);
@@ -139,6 +143,9 @@ impl UpstreamClient {
             }
             for (k, v) in target.headers() {
                 headers.insert(k.clone(), v.clone());
+            }
+            if let Some(bearer) = bearer {
+                headers.insert(http::header::AUTHORIZATION, bearer);
             }
             if wire == Wire::Anthropic {
                 for (k, v) in forward {
@@ -206,6 +213,77 @@ impl UpstreamClient {
             status: status.as_u16(),
             body: crate::wire::response_body(wire, bytes, upstream_model)?,
         })
+    }
+}
+
+impl UpstreamClient {
+    /// A Vertex provider's `Authorization` value: the cached OAuth token, or a new one from the
+    /// service account's token endpoint (one exchange at a time; bounded by the provider's
+    /// first-byte time limit). A refusal is a 401 for the router (this deployment cannot serve).
+    async fn google_token(
+        &self,
+        google: &crate::target::GoogleAuth,
+        t: &crate::target::Timeouts,
+    ) -> Result<HeaderValue, UpstreamError> {
+        let mut cached = google.token.lock().await;
+        if let Some(token) = cached
+            .as_ref()
+            .filter(|c| Instant::now() < c.renew_at.into())
+        {
+            return Ok(token.header.clone());
+        }
+        let refused = |message: String| UpstreamError::Status {
+            status: 401,
+            retry_after: None,
+            message: Some(format!("Google token exchange: {message}")),
+            code: Some("token_exchange_failed".into()),
+        };
+        let form = google
+            .account
+            .token_request(std::time::SystemTime::now())
+            .map_err(|e| refused(e.to_string()))?;
+        let uri: Uri = google
+            .account
+            .token_uri
+            .parse()
+            .map_err(|_| refused("the token_uri is not a URL".into()))?;
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(form)))
+            .map_err(|e| refused(e.to_string()))?;
+        let client = self
+            .pool(t.connect)
+            .ok_or_else(|| UpstreamError::Connect("no HTTP client configured".into()))?;
+        let response = match timeout(t.first_byte, client.request(request)).await {
+            Err(_) => return Err(UpstreamError::FirstByteTimeout(t.first_byte)),
+            Ok(Err(e)) => return Err(classify_send_error(&e, t.connect)),
+            Ok(Ok(r)) => r,
+        };
+        let status = response.status();
+        let mut body = BodyReader {
+            body: response.into_body(),
+            idle: t.idle,
+            total: t.total,
+            deadline: Instant::now() + t.total,
+        };
+        let bytes = body.read_to_end(MAX_ERROR_BYTES, true).await?;
+        if !status.is_success() {
+            return Err(refused(format!(
+                "HTTP {}: {}",
+                status.as_u16(),
+                String::from_utf8_lossy(&bytes)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            )));
+        }
+        let token = crate::google_auth::CachedToken::from_response(&bytes, Instant::now().into())
+            .map_err(|e| refused(e.to_string()))?;
+        let header = token.header.clone();
+        *cached = Some(token);
+        Ok(header)
     }
 }
 

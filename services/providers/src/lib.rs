@@ -17,6 +17,7 @@ pub mod client;
 pub mod cohere;
 pub mod error;
 pub mod gemini;
+pub mod google_auth;
 pub mod preset;
 pub mod sse;
 pub mod target;

@@ -176,6 +176,7 @@ pub static PRESETS: &[Preset] = &[
     },
     ANTHROPIC,
     GEMINI,
+    VERTEX,
     COHERE,
     BEDROCK,
     // The mock provider's Bedrock wire (`/model/{id}/converse`, `/converse-stream`).
@@ -205,6 +206,17 @@ pub static PRESETS: &[Preset] = &[
         ..ANTHROPIC
     },
 ];
+
+/// Gemini on Vertex AI: the base URL names the project and location
+/// (`https://{location}-aiplatform.googleapis.com/v1/projects/{project}/locations/{location}/publishers/google`);
+/// authenticated with a service account's OAuth token rather than a key.
+const VERTEX: Preset = Preset {
+    name: "vertex",
+    base_url: None,
+    key_required: false,
+    auth: AuthStyle::Bearer,
+    ..GEMINI
+};
 
 /// AWS Bedrock's runtime (`https://bedrock-runtime.{region}.amazonaws.com`, given as the base URL),
 /// authenticated by SigV4 with the provider's AWS credentials rather than a key.

@@ -46,9 +46,18 @@ pub struct AwsSigning {
     pub credentials: crate::bedrock::sigv4::Credentials,
 }
 
+/// A Vertex provider's service account and its cached access token.
+#[derive(Debug)]
+pub struct GoogleAuth {
+    pub account: crate::google_auth::ServiceAccount,
+    pub token: tokio::sync::Mutex<Option<crate::google_auth::CachedToken>>,
+}
+
 pub struct ProviderTarget {
     /// SigV4 signing (Bedrock), when configured.
     aws: Option<AwsSigning>,
+    /// Service-account OAuth (Vertex), when configured.
+    google: Option<GoogleAuth>,
     name: String,
     preset: &'static Preset,
     base_url: String,
@@ -116,6 +125,7 @@ impl ProviderTarget {
         }
         Ok(Self {
             aws: None,
+            google: None,
             name: name.to_owned(),
             preset,
             base_url,
@@ -137,6 +147,19 @@ impl ProviderTarget {
 
     pub fn aws(&self) -> Option<&AwsSigning> {
         self.aws.as_ref()
+    }
+
+    /// Authenticates every request with this service account's OAuth token (Vertex).
+    pub fn with_google(mut self, account: crate::google_auth::ServiceAccount) -> Self {
+        self.google = Some(GoogleAuth {
+            account,
+            token: tokio::sync::Mutex::new(None),
+        });
+        self
+    }
+
+    pub fn google(&self) -> Option<&GoogleAuth> {
+        self.google.as_ref()
     }
 
     pub fn preset(&self) -> &'static Preset {

@@ -175,6 +175,34 @@ fn aws_signing(
     }))
 }
 
+/// A Vertex provider's service account, from its key file.
+fn google_account(
+    p: &crate::settings::ProviderSettings,
+    env: &Environment,
+) -> Result<tollgate_providers::google_auth::ServiceAccount, (&'static str, String)> {
+    let path = match &p.google_credentials_file {
+        Some(f) => f.clone(),
+        None => {
+            let var = p
+                .google_credentials_env
+                .clone()
+                .unwrap_or_else(|| "GOOGLE_APPLICATION_CREDENTIALS".to_owned());
+            env.get(&var).map(str::to_owned).ok_or((
+                "google_credentials_file",
+                format!("required for the vertex preset (or set {var} to the key file's path)"),
+            ))?
+        }
+    };
+    let json = std::fs::read_to_string(&path).map_err(|e| {
+        (
+            "google_credentials_file",
+            format!("cannot read {path}: {e}"),
+        )
+    })?;
+    tollgate_providers::google_auth::ServiceAccount::from_json(&json)
+        .map_err(|e| ("google_credentials_file", e.to_string()))
+}
+
 impl CatalogBuilder {
     pub(crate) fn new(s: &Settings) -> Self {
         let u = &s.upstream_defaults;
@@ -282,6 +310,17 @@ impl CatalogBuilder {
                     let t = match aws {
                         Some(aws) => t.with_aws(aws),
                         None => t,
+                    };
+                    let t = if preset.name == "vertex" {
+                        match google_account(p, env) {
+                            Ok(account) => t.with_google(account),
+                            Err((field, message)) => {
+                                err(path(field), message);
+                                continue;
+                            }
+                        }
+                    } else {
+                        t
                     };
                     self.providers.insert(name.clone(), Arc::new(t));
                 }

@@ -130,3 +130,55 @@ async fn gemini_rate_limits_fall_back_with_their_native_status() {
         "gem-exhausted=upstream_rate_limited, gem=ok"
     );
 }
+
+#[tokio::test]
+async fn vertex_requests_carry_a_service_account_token_fetched_once() {
+    let mock = Mock::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut account: Value =
+        serde_json::from_str(include_str!("../../fixtures/google/service-account.json")).unwrap();
+    account["token_uri"] = json!(format!("{}/v1/token", mock.url));
+    let key_file = dir.path().join("sa.json");
+    std::fs::write(&key_file, account.to_string()).unwrap();
+    let extra = format!(
+        r#"
+[providers.vertex]
+preset = "vertex"
+base_url = "{url}/v1/projects/tollgate-test/locations/europe-west4/publishers/google"
+google_credentials_file = "{key}"
+
+[deployments.vx]
+provider = "vertex"
+model = "gemini-mock@tokens=3"
+
+[models.vx-test]
+deployments = ["vx"]
+"#,
+        url = mock.url,
+        key = key_file.display()
+    );
+    let gw = Gateway::start(&config(&mock.url, &extra)).await;
+    for stream in [false, true, false] {
+        let res = gw
+            .chat(chat_request("vx-test", json!({"stream": stream})))
+            .await;
+        assert_eq!(res.status(), 200, "stream {stream}");
+        let _ = res.text().await.unwrap();
+    }
+    let requests = mock.requests().await;
+    let tokens: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r["route"] == "/v1/token")
+        .collect();
+    assert_eq!(tokens.len(), 1, "one token exchange, then the cached token");
+    let form = tokens[0]["body"].as_str().unwrap_or_default().to_owned();
+    let served: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r["route"] == "/v1beta/models/{model}:generateContent")
+        .collect();
+    assert_eq!(served.len(), 3, "{form}");
+    for r in served {
+        let auth = r["headers"]["authorization"].as_str().unwrap();
+        assert!(auth.starts_with("Bearer mock-token-"), "{auth}");
+    }
+}

@@ -22,6 +22,65 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/models/{action}", web::post().to(create));
 }
 
+/// Vertex AI's path for the same methods:
+/// `/v1/projects/{project}/locations/{location}/publishers/google/models/{model}:{method}`,
+/// which needs a bearer token from [`token`].
+pub fn configure_vertex(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/projects/{project}/locations/{location}/publishers/google/models/{action}",
+        web::post().to(create_vertex),
+    )
+    .route("/token", web::post().to(token));
+}
+
+async fn create_vertex(
+    state: Data<State>,
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    body: Bytes,
+) -> HttpResponse {
+    let authorized = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer mock-token-"));
+    if !authorized {
+        return gemini_error(&ApiError::Scripted {
+            status: actix_web::http::StatusCode::UNAUTHORIZED,
+            retry_after: None,
+            code: None,
+        });
+    }
+    let (_, _, action) = path.into_inner();
+    match respond(state, req, &action, body).await {
+        Ok(res) => res,
+        Err(e) => gemini_error(&e),
+    }
+}
+
+/// `POST /v1/token`: Google's OAuth token endpoint for service accounts. Checks the grant type
+/// and that the assertion is a three-part RS256 JWT naming this endpoint's audience, then issues
+/// `mock-token-N` (valid an hour). The signature is not verified here (the gateway's signing is
+/// tested against the key in its own tests).
+async fn token(state: Data<State>, req: HttpRequest, body: Bytes) -> HttpResponse {
+    state.record(Route::Token, None, req.headers(), body.clone());
+    let form = String::from_utf8_lossy(&body);
+    let grant = form.contains("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer");
+    let assertion = form
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("assertion="))
+        .unwrap_or_default();
+    let well_formed = assertion.split('.').count() == 3 && assertion.starts_with("eyJ");
+    if !(grant && well_formed) {
+        return HttpResponse::BadRequest()
+            .json(json!({"error": "invalid_grant", "error_description": "mock: bad assertion"}));
+    }
+    HttpResponse::Ok().json(
+        json!({"access_token": format!("mock-token-{}", state.next_id()),
+                                   "expires_in": 3599, "token_type": "Bearer"}),
+    )
+}
+
 /// The parts of a `GenerateContentRequest` the mock reads.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

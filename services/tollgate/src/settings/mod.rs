@@ -278,6 +278,13 @@ pub struct ProviderSettings {
     pub aws_secret_key_env: Option<String>,
     #[serde(default)]
     pub aws_session_token_env: Option<String>,
+    /// Vertex: the service account key file (JSON, as Google issues it). Default: the file named
+    /// by the environment variable `google_credentials_env` (default
+    /// `GOOGLE_APPLICATION_CREDENTIALS`).
+    #[serde(default)]
+    pub google_credentials_file: Option<String>,
+    #[serde(default)]
+    pub google_credentials_env: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

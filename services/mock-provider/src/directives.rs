@@ -67,6 +67,9 @@ pub struct Directives {
     /// [`crate::tools::ARGUMENTS`]) unless the conversation ends with that tool's result, which
     /// is answered with text as usual (so call → result → answer works in every wire format).
     pub tool_call: Option<String>,
+    /// `groq_usage`: streaming, the usage goes under `x_groq.usage` of the last chunk (always
+    /// sent, as Groq does), not at the top level.
+    pub groq_usage: bool,
 }
 
 impl Directives {
@@ -128,6 +131,7 @@ impl Directives {
             "tokens" => self.tokens = Some(number(u64::MAX)?),
             "cached" => self.cached = number(u64::from(u32::MAX))?,
             "reasoning" => self.reasoning = number(u64::from(u32::MAX))?,
+            "groq_usage" => self.groq_usage = flag(name, value)?,
             "tool_call" => {
                 self.tool_call = Some(
                     value

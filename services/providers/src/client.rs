@@ -205,13 +205,13 @@ impl UpstreamClient {
                     FrameDecoder::Sse(SseDecoder::new(SseLimits::default()))
                 },
                 ended: false,
-                wire: StreamWire::new(wire, upstream_model),
+                wire: StreamWire::new(target.preset(), upstream_model),
             }));
         }
         let bytes = body.read_to_end(MAX_RESPONSE_BYTES, false).await?;
         Ok(Upstream::Complete {
             status: status.as_u16(),
-            body: crate::wire::response_body(wire, bytes, upstream_model)?,
+            body: crate::wire::response_body(target.preset(), bytes, upstream_model)?,
         })
     }
 }

@@ -19,6 +19,7 @@ pub mod error;
 pub mod gemini;
 pub mod google_auth;
 pub mod preset;
+pub mod quirks;
 pub mod sse;
 pub mod target;
 pub mod translate;

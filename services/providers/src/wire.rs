@@ -70,9 +70,9 @@ pub fn request_body(
 }
 
 /// A complete response body as an OpenAI chat completion.
-pub fn response_body(wire: Wire, body: Bytes, model: &str) -> Result<Bytes, UpstreamError> {
-    match wire {
-        Wire::OpenAi => Ok(body),
+pub fn response_body(preset: &Preset, body: Bytes, model: &str) -> Result<Bytes, UpstreamError> {
+    match preset.wire {
+        Wire::OpenAi => Ok(crate::quirks::normalize_body(preset.name, body)),
         Wire::Anthropic => translated(anthropic::from_anthropic_response(&body, model)),
         Wire::Gemini => translated(gemini::from_gemini_response(&body, model)),
         Wire::Cohere => translated(cohere::from_cohere_response(&body, model)),
@@ -169,7 +169,8 @@ impl Translator {
 
 /// Turns a provider's stream events into OpenAI chunk events (`data: {…}`, then `[DONE]`).
 pub(crate) enum StreamWire {
-    OpenAi,
+    /// Passed through, with the preset's quirks normalized ([`crate::quirks`]).
+    OpenAi(&'static str),
     Translated(Box<Translated>),
 }
 
@@ -212,11 +213,11 @@ impl Translated {
 }
 
 impl StreamWire {
-    pub(crate) fn new(wire: Wire, model: &str) -> Self {
+    pub(crate) fn new(preset: &Preset, model: &str) -> Self {
         // Usage is always asked for: the gateway meters from it (and hides it from clients
         // that did not ask).
-        let translator = match wire {
-            Wire::OpenAi => return Self::OpenAi,
+        let translator = match preset.wire {
+            Wire::OpenAi => return Self::OpenAi(preset.name),
             Wire::Anthropic => Translator::Anthropic(StreamTranslator::new(model, true)),
             Wire::Gemini => Translator::Gemini(gemini::StreamTranslator::new(model, true)),
             Wire::Cohere => Translator::Cohere(cohere::StreamTranslator::new(model, true)),
@@ -233,7 +234,7 @@ impl StreamWire {
     /// A translated frame ready to be read, if any.
     pub(crate) fn pop(&mut self) -> Option<Frame> {
         match self {
-            Self::OpenAi => None,
+            Self::OpenAi(_) => None,
             Self::Translated(t) => t.pending.pop_front(),
         }
     }
@@ -241,8 +242,17 @@ impl StreamWire {
     /// Passes an OpenAI frame through, or queues the translation of a provider frame (then
     /// returns `None`: read the queue with [`StreamWire::pop`]).
     pub(crate) fn accept(&mut self, frame: Frame) -> Option<Frame> {
-        let Self::Translated(t) = self else {
-            return Some(frame);
+        let t = match self {
+            Self::OpenAi(preset) => {
+                return Some(match frame {
+                    Frame::Event { name, data } if data.as_ref() != b"[DONE]" => Frame::Event {
+                        name,
+                        data: crate::quirks::normalize_chunk(preset, data),
+                    },
+                    other => other,
+                })
+            }
+            Self::Translated(t) => t,
         };
         match frame {
             Frame::Comment => t.pending.push_back(Frame::Comment),

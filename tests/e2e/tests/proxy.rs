@@ -256,3 +256,38 @@ async fn health_and_readiness() {
     };
     assert_eq!(ready["store"], expected);
 }
+
+#[tokio::test]
+async fn provider_quirks_are_normalized_for_clients_and_the_meter() {
+    let mock = tollgate_e2e::Mock::start();
+    let extra = format!(
+        "\n[providers.groq]\npreset = \"groq\"\nbase_url = \"{}/v1\"\napi_key_env = \"MOCK_PROVIDER_KEY\"\n\
+         \n[deployments.groq]\nprovider = \"groq\"\nmodel = \"mock-gpt@groq_usage,tokens=5\"\n\
+         \n[models.groq-test]\ndeployments = [\"groq\"]\n",
+        mock.url
+    );
+    let gw = tollgate_e2e::Gateway::start(&tollgate_e2e::config(&mock.url, &extra)).await;
+    // Groq reports streamed usage under `x_groq.usage`: clients that ask get a standard usage
+    // chunk, and the meter reads the provider's figures (not an estimate).
+    let res = gw
+        .chat(serde_json::json!({"model": "groq-test", "stream": true,
+            "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "one two three"}]}))
+        .await;
+    let id = tollgate_e2e::header(&res, "x-request-id");
+    let streamed = tollgate_e2e::read_stream(res).await;
+    let usage = streamed.usage();
+    assert_eq!(usage.len(), 1, "{:?}", streamed.chunks);
+    assert_eq!(usage[0]["usage"]["completion_tokens"], 5);
+    assert!(usage[0]["x_groq"].get("usage").is_none());
+    let record = gw.record(&id).await;
+    assert!(!record.usage_estimated);
+    assert_eq!(record.tokens.unwrap().completion, 5);
+    // A client that did not ask sees no usage chunk at all.
+    let res = gw
+        .chat(serde_json::json!({"model": "groq-test", "stream": true,
+            "messages": [{"role": "user", "content": "one two three"}]}))
+        .await;
+    let streamed = tollgate_e2e::read_stream(res).await;
+    assert!(streamed.usage().is_empty(), "{:?}", streamed.chunks);
+}

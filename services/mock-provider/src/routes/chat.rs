@@ -186,12 +186,13 @@ async fn create(
                 .and_then(|options| options.include_usage)
                 .unwrap_or(false),
             choices: n,
+            groq_usage: d.groq_usage,
         };
         let shape = Shape {
             choices: n,
             words: generation.words,
             finish_reason: generation.finish_reason,
-            include_usage: format.include_usage,
+            include_usage: format.include_usage || d.groq_usage,
             usage,
         };
         let plan = sse::script(&format, &shape, d);
@@ -238,6 +239,8 @@ struct ChatStream<'a> {
     model: &'a str,
     include_usage: bool,
     choices: u64,
+    /// `groq_usage`: the usage goes under `x_groq.usage` of the last chunk, always.
+    groq_usage: bool,
 }
 
 impl ChatStream<'_> {
@@ -288,6 +291,13 @@ impl ChunkFormat for ChatStream<'_> {
     }
 
     fn usage(&self, plan: &mut Plan, usage: &Usage) {
+        if self.groq_usage {
+            // As Groq sends it: no top-level usage, the figures under `x_groq`.
+            plan.event(&json!({"id": self.id, "object": "chat.completion.chunk",
+                "created": self.created, "model": self.model, "system_fingerprint": FINGERPRINT,
+                "choices": [], "x_groq": {"id": "req_mock", "usage": usage}}));
+            return;
+        }
         self.chunk(plan, &[], Some(usage));
     }
 }

@@ -206,8 +206,16 @@ impl Relay {
             return self.fail(&UpstreamError::ErrorEvent { message, code }, out);
         }
         if self.head.is_none() {
+            // Azure's first chunk (prompt filter results) has empty ids: wait for a real one.
             if let Ok(head) = serde_json::from_slice::<ChunkHead>(data) {
-                self.head = Some(head.into_map());
+                if head
+                    .id
+                    .as_ref()
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|id| !id.is_empty())
+                {
+                    self.head = Some(head.into_map());
+                }
             }
         }
         let mut cost_at = None;

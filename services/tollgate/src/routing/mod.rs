@@ -175,24 +175,13 @@ fn unit_random() -> f64 {
     (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// The ranking key of a deployment under `strategy` (smaller first).
-fn strategy_key(
-    d: &Deployment,
-    strategy: Strategy,
-    envelope: &RequestEnvelope<'_>,
-    prompt_estimate: u64,
-    pricing: &Pricing,
-    now_ms: i64,
-) -> f64 {
+/// The ranking key of a deployment under a measured strategy (smaller first; price is ranked
+/// by [`price_key`]).
+fn strategy_key(d: &Deployment, strategy: Strategy, now_ms: i64) -> f64 {
     match strategy {
         Strategy::Order => 0.0,
-        Strategy::Price => pricing.price_of(&d.name).map_or(f64::INFINITY, |p| {
-            let out = envelope.max_output_tokens().unwrap_or(256);
-            let cost = p
-                .sheet
-                .max_cost(prompt_estimate, out, envelope.image_parts());
-            cost.to_string().parse::<f64>().unwrap_or(f64::INFINITY)
-        }),
+        // Ranked by [`price_key`], in exact integer nanodollars.
+        Strategy::Price => 0.0,
         // A deployment without recent figures is explored with one request at a time: ranked
         // first while nothing of it is in flight, after the measured ones otherwise (so a burst
         // does not all land on an unknown, possibly slow, deployment).
@@ -213,6 +202,27 @@ fn strategy_key(
         Strategy::LeastBusy => f64::from(d.state.in_flight()),
     }
 }
+
+/// The expected cost of the request on `d` in nanodollars (exact, never a float), for the
+/// `price` strategy; unpriced deployments last.
+fn price_key(
+    d: &Deployment,
+    envelope: &RequestEnvelope<'_>,
+    prompt_estimate: u64,
+    pricing: &Pricing,
+) -> i64 {
+    pricing.price_of(&d.name).map_or(i64::MAX, |p| {
+        let out = envelope.max_output_tokens().unwrap_or(256);
+        let cost = p
+            .sheet
+            .max_cost(prompt_estimate, out, envelope.image_parts());
+        tollgate_domain::money::Nanos::from_usd(cost).map_or(i64::MAX, |n| n.0)
+    })
+}
+
+/// A deployment's sort keys, in order: health, position in `provider.order`, expected price
+/// (`price` strategy), the measured strategy's key, the configured position.
+type Ranked<'c> = (Health, usize, i64, f64, usize, &'c Arc<Deployment>);
 
 /// Makes the plan for a request, or says why no deployment may serve it.
 pub fn plan<'c>(
@@ -267,7 +277,7 @@ pub fn plan<'c>(
             Some(Sort::Throughput) => Strategy::Throughput,
             None => model.strategy,
         };
-        let mut ranked: Vec<(Health, usize, f64, usize, &'c Arc<Deployment>)> = Vec::new();
+        let mut ranked: Vec<Ranked<'c>> = Vec::new();
         for (index, d) in model.deployments.iter().enumerate() {
             if d.uri(endpoint).is_none() {
                 continue;
@@ -281,14 +291,19 @@ pub fn plan<'c>(
                 .as_ref()
                 .and_then(|o| o.iter().position(|p| names(d, p)))
                 .unwrap_or(usize::MAX);
-            let key = strategy_key(d, strategy, envelope, prompt_estimate, pricing, now_ms);
-            ranked.push((d.state.health(now_ms), order, key, index, d));
+            let price = if strategy == Strategy::Price {
+                price_key(d, envelope, prompt_estimate, pricing)
+            } else {
+                0
+            };
+            let key = strategy_key(d, strategy, now_ms);
+            ranked.push((d.state.health(now_ms), order, price, key, index, d));
         }
         ranked.sort_by(|a, b| {
-            (a.0, a.1)
-                .cmp(&(b.0, b.1))
-                .then(a.2.total_cmp(&b.2))
-                .then(a.3.cmp(&b.3))
+            (a.0, a.1, a.2)
+                .cmp(&(b.0, b.1, b.2))
+                .then(a.3.total_cmp(&b.3))
+                .then(a.4.cmp(&b.4))
         });
         if prefs.allow_fallbacks == Some(false) {
             if prefs.order.is_some() {
@@ -298,9 +313,9 @@ pub fn plan<'c>(
             }
         }
         for r in ranked {
-            if !candidates.iter().any(|c| Arc::ptr_eq(c.deployment, r.4)) {
+            if !candidates.iter().any(|c| Arc::ptr_eq(c.deployment, r.5)) {
                 candidates.push(Candidate {
-                    deployment: r.4,
+                    deployment: r.5,
                     model,
                 });
             }

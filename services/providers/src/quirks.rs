@@ -62,6 +62,13 @@ enum Quirk {
     ReasoningOutsideTotal,
     /// Mistral: `finish_reason: "model_length"`.
     ModelLength,
+    /// OpenRouter: a stream error as a chunk with a top-level `error` (next to a choice whose
+    /// `finish_reason` is `error`) rather than an error event: it becomes `{"error": …}` alone,
+    /// which the relay treats as the provider's error event (typed, never a clean end).
+    ChunkError,
+    /// OpenRouter: its own `usage.cost` (its price to us) is dropped; the gateway reports the
+    /// caller's price as `usage.cost` when asked.
+    ProviderCost,
 }
 
 fn quirks(preset: &str) -> &'static [Quirk] {
@@ -74,6 +81,7 @@ fn quirks(preset: &str) -> &'static [Quirk] {
         "mistral" => &[Quirk::ModelLength],
         "xai" => &[Quirk::ReasoningOutsideCompletion],
         "perplexity" => &[Quirk::ReasoningOutsideTotal],
+        "openrouter" => &[Quirk::ChunkError, Quirk::ProviderCost],
         // The usage is moved first: the cache field may be in it.
         "moonshot" => &[
             Quirk::ChoiceUsage,
@@ -99,6 +107,8 @@ fn may_carry(quirk: Quirk, data: &[u8]) -> bool {
             has(b"\"reasoning_tokens\"")
         }
         Quirk::ModelLength => has(b"\"model_length\""),
+        Quirk::ChunkError => !data.starts_with(b"{\"error\"") && has(b"\"error\""),
+        Quirk::ProviderCost => has(b"\"cost\""),
     }
 }
 
@@ -127,6 +137,12 @@ fn rewrite(quirks: &[Quirk], data: &[u8]) -> Option<String> {
             Quirk::ReasoningOutsideCompletion => edit_usage(&mut top, reasoning_outside_completion),
             Quirk::ReasoningOutsideTotal => edit_usage(&mut top, reasoning_outside_total),
             Quirk::ModelLength => model_length(&mut top),
+            Quirk::ChunkError => chunk_error(&mut top),
+            Quirk::ProviderCost => edit_usage(&mut top, |usage| {
+                let had = usage.get("cost").is_some();
+                usage.remove("cost");
+                had
+            }),
         };
     }
     changed.then(|| top.to_json())
@@ -318,6 +334,16 @@ fn model_length(top: &mut Object<'_>) -> bool {
     true
 }
 
+/// OpenRouter: a chunk carrying a top-level `error` object becomes that error alone.
+fn chunk_error(top: &mut Object<'_>) -> bool {
+    let Some(error) = top.get("error").filter(|e| is_object(e)).map(str::to_owned) else {
+        return false;
+    };
+    top.fields.clear();
+    top.set("error", error);
+    true
+}
+
 /// Applies `edit` to the top-level `usage` object, and writes it back if `edit` changed it.
 fn edit_usage(top: &mut Object<'_>, edit: impl FnOnce(&mut Object<'_>) -> bool) -> bool {
     let Some(mut usage) = top.get("usage").and_then(Object::parse) else {
@@ -461,4 +487,36 @@ fn is_null(text: &str) -> bool {
 /// A token count: a non-negative integer, else `None`.
 fn uint(text: &str) -> Option<u64> {
     serde_json::from_str(text).ok()
+}
+
+#[cfg(test)]
+mod openrouter_tests {
+    use super::*;
+
+    #[test]
+    fn openrouter_errors_become_error_events_and_its_cost_is_dropped() {
+        let chunk = Bytes::from_static(br#"{"id":"gen-1","object":"chat.completion.chunk","error":{"code":502,"message":"Provider disconnected"},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}"#);
+        let out = normalize_chunk("openrouter", chunk);
+        assert_eq!(
+            out.as_ref(),
+            br#"{"error":{"code":502,"message":"Provider disconnected"}}"#
+        );
+        let usage = Bytes::from_static(br#"{"id":"gen-1","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5,"cost":0.00042}}"#);
+        let out = normalize_chunk("openrouter", usage);
+        assert_eq!(
+            out.as_ref(),
+            br#"{"id":"gen-1","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#
+        );
+        // A content chunk that merely mentions the word stays as it is.
+        let text =
+            Bytes::from_static(br#"{"choices":[{"delta":{"content":"an \"error\" and a cost"}}]}"#);
+        let same = normalize_chunk("openrouter", text.clone());
+        assert_eq!(same.as_ptr(), text.as_ptr());
+        // Other presets are untouched.
+        let chunk = Bytes::from_static(br#"{"error":{"message":"x"},"choices":[]}"#);
+        assert_eq!(
+            normalize_chunk("openai", chunk.clone()).as_ptr(),
+            chunk.as_ptr()
+        );
+    }
 }

@@ -104,6 +104,36 @@ pub(crate) fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
+/// `reasoning_details[].format` of Claude's thinking (from Anthropic, or Claude on Bedrock).
+pub(crate) const REASONING_FORMAT: &str = "anthropic-claude-v1";
+
+/// A tool call's `arguments`: the input as compact JSON (`{}` when there is none).
+pub(crate) fn arguments_json(input: &Value) -> String {
+    match input {
+        Value::Null => "{}".into(),
+        input => input.to_string(),
+    }
+}
+
+/// A `reasoning_details` entry for thinking text and/or its signature (OpenRouter's shape).
+pub(crate) fn reasoning_detail(index: usize, text: Option<&str>, signature: Option<&str>) -> Value {
+    let mut d = json!({ "type": "reasoning.text", "format": REASONING_FORMAT, "index": index });
+    if let Value::Object(m) = &mut d {
+        if let Some(text) = text {
+            m.insert("text".into(), text.into());
+        }
+        if let Some(signature) = signature {
+            m.insert("signature".into(), signature.into());
+        }
+    }
+    d
+}
+
+/// A `reasoning_details` entry for redacted (encrypted) thinking.
+pub(crate) fn redacted_detail(index: usize, data: &str) -> Value {
+    json!({ "type": "reasoning.encrypted", "data": data, "format": REASONING_FORMAT, "index": index })
+}
+
 /// One `tool_calls` entry of an assistant message, its arguments parsed.
 pub(crate) struct ToolCall<'a> {
     pub call: &'a Value,

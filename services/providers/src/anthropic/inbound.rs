@@ -41,9 +41,8 @@
 
 use serde_json::{json, Map, Value};
 
-use super::response::{reasoning_detail, redacted_detail};
 use super::{field, invalid, str_field, unsupported, TranslateError, ERROR_TYPES, UNKNOWN_ID};
-use crate::translate::truncate;
+use crate::translate::{reasoning_detail, redacted_detail, truncate};
 
 mod request;
 mod response;

@@ -28,8 +28,6 @@ use tollgate_domain::usage::{AnthropicUsage, Usage};
 
 /// The forced tool that emulates `response_format`.
 const JSON_OUTPUT_TOOL: &str = "json_output";
-/// `reasoning_details[].format` for Anthropic thinking.
-const REASONING_FORMAT: &str = "anthropic-claude-v1";
 /// Anthropic's smallest thinking budget.
 const MIN_THINKING_BUDGET: u64 = 1024;
 /// Thinking budgets for `reasoning_effort` (`none` disables thinking).

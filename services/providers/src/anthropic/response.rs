@@ -90,30 +90,6 @@ pub(super) fn usage_json(usage: AnthropicUsage) -> Value {
     })
 }
 
-pub(super) fn arguments(input: &Value) -> String {
-    match input {
-        Value::Null => "{}".into(),
-        input => input.to_string(),
-    }
-}
-
-pub(super) fn reasoning_detail(index: usize, text: Option<&str>, signature: Option<&str>) -> Value {
-    let mut d = json!({ "type": "reasoning.text", "format": REASONING_FORMAT, "index": index });
-    if let Value::Object(m) = &mut d {
-        if let Some(text) = text {
-            m.insert("text".into(), text.into());
-        }
-        if let Some(signature) = signature {
-            m.insert("signature".into(), signature.into());
-        }
-    }
-    d
-}
-
-pub(super) fn redacted_detail(index: usize, data: &str) -> Value {
-    json!({ "type": "reasoning.encrypted", "data": data, "format": REASONING_FORMAT, "index": index })
-}
-
 /// Translates a Messages response body into an OpenAI `chat.completion` for `public_model`.
 /// An Anthropic error body becomes [`TranslateError::ProviderError`].
 pub fn from_anthropic_response(body: &[u8], public_model: &str) -> Result<Value, TranslateError> {
@@ -146,12 +122,12 @@ pub fn from_anthropic_response(body: &[u8], public_model: &str) -> Result<Value,
             Block::RedactedThinking { data } => details.push(redacted_detail(details.len(), &data)),
             Block::ToolUse { name, input, .. } if name == JSON_OUTPUT_TOOL => {
                 text.get_or_insert_with(String::new)
-                    .push_str(&arguments(&input));
+                    .push_str(&arguments_json(&input));
             }
             Block::ToolUse { id, name, input } => tool_calls.push(json!({
                 "id": id,
                 "type": "function",
-                "function": { "name": name, "arguments": arguments(&input) },
+                "function": { "name": name, "arguments": arguments_json(&input) },
             })),
             Block::Other => {}
         }

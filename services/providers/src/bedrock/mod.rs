@@ -44,8 +44,6 @@ pub use crate::translate::TranslateError;
 #[allow(clippy::wildcard_imports)]
 use crate::translate::*;
 
-/// `reasoning_details[].format` for Bedrock reasoning (signed reasoning comes from Claude).
-const REASONING_FORMAT: &str = "anthropic-claude-v1";
 /// Exception names by HTTP status, from the Converse reference's error list, for error bodies
 /// that name none.
 const ERROR_TYPES: &[(u16, &str)] = &[

@@ -117,31 +117,6 @@ pub(super) fn finish_reason(stop_reason: &str, has_tool_calls: bool) -> &'static
     }
 }
 
-/// A tool call's `arguments`: the input as compact JSON (`{}` when there is none).
-pub(super) fn arguments(input: &Value) -> String {
-    match input {
-        Value::Null => "{}".into(),
-        input => input.to_string(),
-    }
-}
-
-pub(super) fn reasoning_detail(index: usize, text: Option<&str>, signature: Option<&str>) -> Value {
-    let mut d = json!({ "type": "reasoning.text", "format": REASONING_FORMAT, "index": index });
-    if let Value::Object(m) = &mut d {
-        if let Some(text) = text {
-            m.insert("text".into(), text.into());
-        }
-        if let Some(signature) = signature {
-            m.insert("signature".into(), signature.into());
-        }
-    }
-    d
-}
-
-pub(super) fn redacted_detail(index: usize, data: &str) -> Value {
-    json!({ "type": "reasoning.encrypted", "data": data, "format": REASONING_FORMAT, "index": index })
-}
-
 /// Translates a Converse response body into an OpenAI `chat.completion` for `public_model`.
 /// An error body (`{"message": …}` without `output`) becomes [`TranslateError::ProviderError`].
 pub fn from_bedrock_response(body: &[u8], public_model: &str) -> Result<Value, TranslateError> {
@@ -172,7 +147,7 @@ pub fn from_bedrock_response(body: &[u8], public_model: &str) -> Result<Value, T
             tool_calls.push(json!({
                 "id": call.id,
                 "type": "function",
-                "function": { "name": call.name, "arguments": arguments(&call.input) },
+                "function": { "name": call.name, "arguments": arguments_json(&call.input) },
             }));
         } else if let Some(r) = block.reasoning {
             if let Some(t) = r.text {

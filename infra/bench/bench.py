@@ -93,6 +93,20 @@ def peak_rss_mib(pid):
     return float("nan")
 
 
+def redis_stats(url):
+    """(CPU seconds used by redis-server, EVAL/EVALSHA calls so far), from INFO over redis-cli."""
+    if not url or not shutil.which("redis-cli"):
+        return None
+    out = subprocess.run(["redis-cli", "-u", url, "info", "all"], capture_output=True, text=True).stdout
+    cpu, calls = 0.0, 0
+    for line in out.splitlines():
+        if line.startswith(("used_cpu_sys:", "used_cpu_user:")):
+            cpu += float(line.split(":", 1)[1])
+        elif line.startswith(("cmdstat_evalsha:", "cmdstat_eval:")):
+            calls += int(line.split("calls=", 1)[1].split(",", 1)[0])
+    return cpu, calls
+
+
 def oha(url, payload, duration, rate, conns, headers):
     cmd = ["oha", "-z", f"{duration}s", "-c", str(conns), "--no-tui", "--output-format", "json",
            "-m", "POST", "-T", "application/json", "-d", payload]
@@ -134,7 +148,8 @@ def tenant_key(target, cfg, env, gw_url, billing=False):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=10, help="seconds per phase (default 10)")
-    ap.add_argument("--rates", default="500,2000", help="open-loop rates, req/s (default 500,2000)")
+    ap.add_argument("--rates", default="500,2000",
+                    help="open-loop rates, req/s (default 500,2000; empty: only the closed-loop phase)")
     ap.add_argument("--connections", type=int, default=64, help="closed-loop connections (default 64)")
     ap.add_argument("--workers", type=int, default=1, help="gateway worker threads (default 1)")
     ap.add_argument("--mock-workers", type=int, default=1)
@@ -143,7 +158,8 @@ def main():
     ap.add_argument("--auth", choices=["operator", "tenant"], default="operator",
                     help="authenticate with the operator key (no admission) or a tenant key whose key and "
                          "tenant have requests/min, tokens/min and concurrency limits (never reached)")
-    ap.add_argument("--redis", metavar="URL", help="keep admission state in this Redis (with --auth tenant)")
+    ap.add_argument("--redis", metavar="URL", help="keep admission state in this Redis (with --auth tenant); "
+                                                  "also reports Redis's CPU and script calls per request")
     ap.add_argument("--database", metavar="URL", help="database URL (default: a SQLite file in a temp dir)")
     ap.add_argument("--billing", action="store_true",
                     help="price the model (infra/demo/prices.toml imported first) and, with --auth tenant, give the "
@@ -193,8 +209,10 @@ def main():
                 direct = oha(f"{mock_url}/v1/chat/completions", body("mock-gpt", stream), args.duration, rate, conns, [])
                 reset_peak_rss(gw.pid)
                 cpu0 = cpu_seconds(gw.pid)
+                redis0 = redis_stats(args.redis)
                 via = oha(f"{gw_url}/v1/chat/completions", body("bench", stream), args.duration, rate, conns, auth)
                 cpu1 = cpu_seconds(gw.pid)
+                redis1 = redis_stats(args.redis)
                 ok = count_ok(via)
                 total = sum(via.get("statusCodeDistribution", {}).values())
                 p = lambda r, q: r["latencyPercentiles"][q] * 1000  # ms
@@ -214,6 +232,10 @@ def main():
                     "gateway_p99_ms": p(via, "p99"),
                     "cpu_us_per_req": (cpu1 - cpu0) / max(ok, 1) * 1e6,
                     "peak_rss_mib": peak_rss_mib(gw.pid),
+                    # Redis's own CPU and script calls per request (oha's requests still in flight
+                    # at a phase's end count in Redis but not in `ok`: a slight overestimate).
+                    "redis_cpu_us_per_req": (redis1[0] - redis0[0]) / max(ok, 1) * 1e6 if redis0 else None,
+                    "redis_scripts_per_req": (redis1[1] - redis0[1]) / max(ok, 1) if redis0 else None,
                     "raw": {"direct": direct, "gateway": via},
                 }
                 phases.append(row)
@@ -233,6 +255,11 @@ def main():
         print(f"| {r['phase']} | {r['direct_rps']:,.0f} | {r['gateway_rps']:,.0f} | {r['added_p50_ms']:.3f} ms | "
               f"{r['added_p90_ms']:.3f} ms | {r['added_p99_ms']:.3f} ms | {r['gateway_p99_ms']:.3f} ms | "
               f"{r['cpu_us_per_req']:.1f} | {r['peak_rss_mib']:.1f} MiB |")
+    if args.redis:
+        print("\n| phase | Redis CPU µs/req | Redis scripts/req |")
+        print("|---|---:|---:|")
+        for r in phases:
+            print(f"| {r['phase']} | {r['redis_cpu_us_per_req']:.1f} | {r['redis_scripts_per_req']:.2f} |")
     # oha reports requests still in flight when a timed phase ends as "aborted due to deadline":
     # not failures of the gateway.
     real_errors = lambda r: {k: v for k, v in r["errors"].items() if k != "aborted due to deadline"}

@@ -43,6 +43,7 @@ pub mod prices;
 mod record;
 mod sqlite;
 mod sqlite_tenants;
+mod sqlite_writer;
 pub mod tenants;
 pub mod testing;
 
@@ -67,6 +68,11 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// An error of the SQLite metering writer's own connection.
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("metering writer: {0}")]
+    Writer(String),
     #[error("migration {name} failed")]
     Migration {
         name: &'static str,

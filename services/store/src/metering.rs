@@ -77,6 +77,28 @@ pub(crate) fn insert_requests_sql(rows: usize, numbered: bool) -> String {
     )
 }
 
+/// One `request_log` row, skipped if its id is already there (`?` parameters, in the bind order of
+/// [`insert_requests_sql`]): the SQLite writer's statement, which counts the rows it changed.
+pub(crate) const INSERT_REQUEST_ROW: &str =
+    "INSERT INTO request_log (id, created_at_ms, endpoint, \
+    public_model, provider, deployment, stream, outcome, status, attempts, prompt_tokens, \
+    completion_tokens, total_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, \
+    latency_ms, ttft_ms, error_code, tenant_id, key_id, usage_estimated, price_version, \
+    cost_nanos, price_nanos, absorbed_nanos) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,\
+    ?,?,?) ON CONFLICT (id) DO NOTHING";
+
+/// One posting, skipped if its key is already posted (the SQLite writer's statement).
+pub(crate) const INSERT_POSTING_ROW: &str = "INSERT INTO ledger_postings (key, at_ms, debit, \
+    credit, amount, tenant_id, request_id) VALUES (?,?,?,?,?,?,?) ON CONFLICT (key) DO NOTHING";
+
+/// Adds a delta to one account's balance, creating the row at the delta.
+pub(crate) const UPSERT_BALANCE_ROW: &str = "INSERT INTO account_balances (account, balance) \
+    VALUES (?,?) ON CONFLICT (account) DO UPDATE SET balance = account_balances.balance + \
+    excluded.balance";
+
+/// One account's balance.
+pub(crate) const SELECT_BALANCE: &str = "SELECT balance FROM account_balances WHERE account = ?";
+
 /// The columns `get_request` reads, in both backends.
 pub(crate) const REQUEST_SELECT: &str = "SELECT id, created_at_ms, endpoint, public_model, \
     provider, deployment, stream, outcome, status, attempts, prompt_tokens, completion_tokens, \

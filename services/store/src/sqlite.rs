@@ -1,6 +1,7 @@
 //! The SQLite backend (the embedded default): WAL, full fsync, the file created on first use.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -12,11 +13,23 @@ use tollgate_domain::money::Nanos;
 
 use crate::migrate::{BOOKKEEPING, SQLITE_MIGRATIONS};
 use crate::record::{Charge, Outcome, RequestRecord, TokenCounts};
+use crate::sqlite_writer::Writer;
 use crate::{Health, RequestLog, StoreError};
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Writes usage records and their postings ([`crate::sqlite_writer`]); `None` for an
+    /// in-memory database, which only the pool's connections can see.
+    writer: Option<Arc<Writer>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SqliteStore {
@@ -25,7 +38,10 @@ impl SqliteStore {
     /// log to disk at every commit and survives both.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let (url, synchronous) = synchronous_of(url)?;
-        let options = SqliteConnectOptions::from_str(&url)?
+        let options = SqliteConnectOptions::from_str(&url)?;
+        let filename = options.get_filename().to_path_buf();
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(synchronous)
@@ -35,7 +51,14 @@ impl SqliteStore {
             .max_connections(max_connections.max(1))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        let writer = (!in_memory).then(|| {
+            let level = match synchronous {
+                SqliteSynchronous::Normal => "NORMAL",
+                _ => "FULL",
+            };
+            Writer::new(filename, level)
+        });
+        Ok(Self { pool, writer })
     }
 
     pub async fn migrate(&self) -> Result<Vec<&'static str>, StoreError> {
@@ -121,7 +144,18 @@ impl Health for SqliteStore {
 
 impl RequestLog for SqliteStore {
     async fn record_requests(&self, records: &[RequestRecord]) -> Result<u64, StoreError> {
-        crate::metering::record_requests_in!(self.pool, records, crate::metering::SQLITE_LOCK)
+        let Some(writer) = &self.writer else {
+            return crate::metering::record_requests_in!(
+                self.pool,
+                records,
+                crate::metering::SQLITE_LOCK
+            );
+        };
+        let writer = writer.clone();
+        let records = records.to_vec();
+        tokio::task::spawn_blocking(move || writer.record(&records))
+            .await
+            .map_err(|e| StoreError::Writer(format!("the writer thread failed: {e}")))?
     }
 
     async fn get_request(&self, id: &str) -> Result<Option<RequestRecord>, StoreError> {

@@ -1,0 +1,158 @@
+//! The SQLite metering writer: usage records and their ledger postings written by one rusqlite
+//! connection, synchronously, on a blocking thread — a whole batch in one hop.
+//!
+//! Why not sqlx here: sqlx-sqlite runs each connection on a worker thread and sends every
+//! statement, and every returned row, across a channel. A metering batch is about seven
+//! statements and returns a row per record and per posting; profiled at saturation, that
+//! handing back and forth (context switches) was most of the gateway's metering CPU. Here a batch
+//! costs one hand-over to the blocking pool and one back, and each row is a cached prepared
+//! statement executed in-process. The SQL, the idempotency rules and the posting logic are the
+//! ones the Postgres path uses ([`crate::metering`]); the same tests run on both.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+
+use crate::metering as m;
+use crate::record::RequestRecord;
+use crate::StoreError;
+
+/// The writer's connection, opened on first use and reopened after an error.
+pub(crate) struct Writer {
+    path: PathBuf,
+    synchronous: &'static str,
+    conn: Mutex<Option<Connection>>,
+}
+
+impl Writer {
+    pub(crate) fn new(path: PathBuf, synchronous: &'static str) -> Arc<Self> {
+        Arc::new(Self {
+            path,
+            synchronous,
+            conn: Mutex::new(None),
+        })
+    }
+
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        // The pool's connections already put the file in WAL mode; this one follows it.
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+        conn.pragma_update(None, "synchronous", self.synchronous)?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        Ok(conn)
+    }
+
+    /// Writes `records` and posts the usage of the newly inserted billed ones, in one
+    /// transaction; returns how many were new. Blocking: call it from a blocking thread.
+    pub(crate) fn record(&self, records: &[RequestRecord]) -> Result<u64, StoreError> {
+        let mut guard = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError::Writer("the SQLite writer's lock is poisoned".into()))?;
+        let conn = match guard.as_mut() {
+            Some(conn) => conn,
+            None => guard.insert(self.open()?),
+        };
+        let result = record_in(conn, records);
+        if result.is_err() {
+            // A fresh connection for the retry: whatever state this one is in is dropped.
+            *guard = None;
+        }
+        result
+    }
+}
+
+fn record_in(conn: &mut Connection, records: &[RequestRecord]) -> Result<u64, StoreError> {
+    // IMMEDIATE: the write lock from the start, so the balances read below cannot change.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut new_ids: HashSet<String> = HashSet::new();
+    {
+        let mut insert = tx.prepare_cached(m::INSERT_REQUEST_ROW)?;
+        for r in records {
+            let t = r.tokens;
+            let b = r.billing;
+            let inserted = insert.execute(params![
+                r.id,
+                r.created_at_ms,
+                r.endpoint,
+                r.public_model,
+                r.provider,
+                r.deployment,
+                r.stream,
+                r.outcome.as_str(),
+                i32::from(r.status),
+                i32::try_from(r.attempts).unwrap_or(i32::MAX),
+                t.map(|t| t.prompt),
+                t.map(|t| t.completion),
+                t.map(|t| t.total),
+                t.map(|t| t.cached),
+                t.map(|t| t.cache_write),
+                t.map(|t| t.reasoning),
+                r.latency_ms,
+                r.ttft_ms,
+                r.error_code,
+                r.tenant_id,
+                r.key_id,
+                r.usage_estimated,
+                b.and_then(|b| b.price_version),
+                b.map(|b| b.cost.0),
+                b.map(|b| b.price.0),
+                b.map(|b| b.absorbed.0),
+            ])?;
+            if inserted == 1 {
+                new_ids.insert(r.id.clone());
+            }
+        }
+    }
+    let inserted = u64::try_from(new_ids.len()).unwrap_or(u64::MAX);
+    let billed = m::billed(records, &mut new_ids);
+    if !billed.is_empty() {
+        let mut credit = HashMap::new();
+        {
+            let mut read = tx.prepare_cached(m::SELECT_BALANCE)?;
+            for account in m::credit_accounts(&billed) {
+                let balance: Option<i64> = read
+                    .query_row(params![account], |row| row.get(0))
+                    .optional()?;
+                if let Some(balance) = balance {
+                    credit.insert(account, balance);
+                }
+            }
+        }
+        let postings = m::usage_rows(&billed, credit);
+        let mut posted: HashSet<String> = HashSet::with_capacity(postings.len());
+        {
+            let mut insert = tx.prepare_cached(m::INSERT_POSTING_ROW)?;
+            for p in &postings {
+                let n = insert.execute(params![
+                    p.key,
+                    p.at_ms,
+                    p.debit,
+                    p.credit,
+                    p.amount,
+                    p.tenant_id,
+                    p.request_id
+                ])?;
+                if n == 1 {
+                    posted.insert(p.key.clone());
+                }
+            }
+        }
+        let deltas = m::balance_deltas(&postings, &posted)?;
+        let mut upsert = tx.prepare_cached(m::UPSERT_BALANCE_ROW)?;
+        for (account, delta) in deltas {
+            upsert.execute(params![account, delta])?;
+        }
+    }
+    tx.commit()?;
+    Ok(inserted)
+}

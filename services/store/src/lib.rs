@@ -39,6 +39,7 @@ mod metering;
 mod migrate;
 mod postgres;
 mod postgres_tenants;
+mod postgres_writer;
 pub mod prices;
 mod record;
 mod sqlite;

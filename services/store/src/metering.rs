@@ -65,17 +65,21 @@ fn values_sql(head: &str, rows: usize, cols: usize, tail: &str, numbered: bool) 
 /// is skipped: the first write wins). Bind order: see `record_requests_in!`.
 pub(crate) fn insert_requests_sql(rows: usize, numbered: bool) -> String {
     values_sql(
-        "INSERT INTO request_log (id, created_at_ms, endpoint, public_model, provider, deployment, \
-         stream, outcome, status, attempts, prompt_tokens, completion_tokens, total_tokens, \
-         cached_tokens, cache_write_tokens, reasoning_tokens, latency_ms, ttft_ms, error_code, \
-         tenant_id, key_id, usage_estimated, price_version, cost_nanos, price_nanos, \
-         absorbed_nanos) VALUES ",
+        INSERT_REQUESTS_HEAD,
         rows,
         REQUEST_COLUMNS,
         " ON CONFLICT (id) DO NOTHING RETURNING id",
         numbered,
     )
 }
+
+/// The head of a multi-row `request_log` INSERT (values follow in the same column order).
+pub(crate) const INSERT_REQUESTS_HEAD: &str =
+    "INSERT INTO request_log (id, created_at_ms, endpoint, \
+    public_model, provider, deployment, stream, outcome, status, attempts, prompt_tokens, \
+    completion_tokens, total_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, \
+    latency_ms, ttft_ms, error_code, tenant_id, key_id, usage_estimated, price_version, \
+    cost_nanos, price_nanos, absorbed_nanos) VALUES ";
 
 /// One `request_log` row, skipped if its id is already there (`?` parameters, in the bind order of
 /// [`insert_requests_sql`]): the SQLite writer's statement, which counts the rows it changed.

@@ -20,11 +20,22 @@ use crate::metering as m;
 use crate::record::RequestRecord;
 use crate::StoreError;
 
+/// How often the checkpointer copies the write-ahead log back into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
 /// The writer's connection, opened on first use and reopened after an error.
+///
+/// The writer's commits never checkpoint (`wal_autocheckpoint = 0`): a checkpoint copies the
+/// log's pages into the database file and syncs it, several milliseconds that every request
+/// waiting on that commit would pay. A checkpointer thread with its own connection does it
+/// instead, every [`CHECKPOINT_EVERY`], in `PASSIVE` mode (it never blocks the writer); it ends
+/// when the writer is dropped.
 pub(crate) struct Writer {
     path: PathBuf,
     synchronous: &'static str,
     conn: Mutex<Option<Connection>>,
+    /// Whether the checkpointer thread runs (if it could not start, commits checkpoint).
+    checkpointer: std::sync::OnceLock<bool>,
 }
 
 impl Writer {
@@ -33,10 +44,48 @@ impl Writer {
             path,
             synchronous,
             conn: Mutex::new(None),
+            checkpointer: std::sync::OnceLock::new(),
         })
     }
 
-    fn open(&self) -> rusqlite::Result<Connection> {
+    fn start_checkpointer(self: &Arc<Self>) -> bool {
+        let writer = Arc::downgrade(self);
+        let path = self.path.clone();
+        let spawned = std::thread::Builder::new()
+            .name("tg-sqlite-checkpoint".into())
+            .spawn(move || {
+                let mut conn: Option<Connection> = None;
+                loop {
+                    std::thread::sleep(CHECKPOINT_EVERY);
+                    if writer.strong_count() == 0 {
+                        return;
+                    }
+                    if conn.is_none() {
+                        conn = Connection::open_with_flags(
+                            &path,
+                            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                        )
+                        .and_then(|c| c.busy_timeout(Duration::from_secs(1)).map(|()| c))
+                        .map_err(|e| tracing::warn!(error = %e, "SQLite checkpointer cannot open the database"))
+                        .ok();
+                    }
+                    let Some(c) = &conn else { continue };
+                    if let Err(e) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::warn!(error = %e, "SQLite checkpoint failed");
+                        conn = None;
+                    }
+                }
+            });
+        match spawned {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the SQLite checkpointer; commits checkpoint");
+                false
+            }
+        }
+    }
+
+    fn open(&self, checkpointer: bool) -> rusqlite::Result<Connection> {
         let conn = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -48,19 +97,23 @@ impl Writer {
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
         conn.pragma_update(None, "synchronous", self.synchronous)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        if checkpointer {
+            conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        }
         Ok(conn)
     }
 
     /// Writes `records` and posts the usage of the newly inserted billed ones, in one
     /// transaction; returns how many were new. Blocking: call it from a blocking thread.
-    pub(crate) fn record(&self, records: &[RequestRecord]) -> Result<u64, StoreError> {
+    pub(crate) fn record(self: &Arc<Self>, records: &[RequestRecord]) -> Result<u64, StoreError> {
+        let checkpointer = *self.checkpointer.get_or_init(|| self.start_checkpointer());
         let mut guard = self
             .conn
             .lock()
             .map_err(|_| StoreError::Writer("the SQLite writer's lock is poisoned".into()))?;
         let conn = match guard.as_mut() {
             Some(conn) => conn,
-            None => guard.insert(self.open()?),
+            None => guard.insert(self.open(checkpointer)?),
         };
         let result = record_in(conn, records);
         if result.is_err() {

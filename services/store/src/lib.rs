@@ -163,6 +163,15 @@ impl Store {
         }
     }
 
+    /// Metering batches that Postgres's fast path failed and the general path took over (always
+    /// 0 on SQLite, which has one path).
+    pub fn metering_fallbacks(&self) -> u64 {
+        match self {
+            Self::Sqlite(_) => 0,
+            Self::Postgres(s) => s.metering_fallbacks(),
+        }
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Self::Sqlite(_) => "sqlite",

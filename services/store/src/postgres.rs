@@ -17,6 +17,8 @@ pub struct PgStore {
     pool: PgPool,
     /// Writes usage records and their postings ([`crate::postgres_writer`]).
     writer: std::sync::Arc<Writer>,
+    /// Batches the writer's two-round-trip path failed and the general path wrote (or refused).
+    fallbacks: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -36,6 +38,7 @@ impl PgStore {
         Ok(Self {
             pool,
             writer: std::sync::Arc::new(Writer::new(url)),
+            fallbacks: std::sync::Arc::default(),
         })
     }
 
@@ -85,6 +88,12 @@ impl PgStore {
         result
     }
 
+    /// How many metering batches the two-round-trip path failed (the general path then wrote
+    /// or refused them).
+    pub fn metering_fallbacks(&self) -> u64 {
+        self.fallbacks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
     }
@@ -109,6 +118,8 @@ impl RequestLog for PgStore {
         match self.writer.record(records).await {
             Ok(inserted) => Ok(inserted),
             Err(e) => {
+                self.fallbacks
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 // Idempotent by request id: the general path writes what the failed attempt did
                 // not, or reports the error for the request log writer to retry.
                 tracing::debug!(error = %e, "fast metering write failed; writing the batch on the general path");

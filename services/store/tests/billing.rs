@@ -328,6 +328,9 @@ async fn metering_story(store: &Store) {
         }
     );
 
+    // Every batch so far went through the backend's fast path.
+    assert_eq!(store.metering_fallbacks(), 0, "no batch fell back");
+
     // Atomic: when the ledger half fails (these two charges overflow the revenue balance), the
     // records are not stored either.
     let count = store.count_requests().await.unwrap();
@@ -339,6 +342,12 @@ async fn metering_story(store: &Store) {
         ])
         .await;
     assert!(matches!(failed, Err(StoreError::Invalid(_))), "{failed:?}");
+    let expected = u64::from(store.backend() == "postgres");
+    assert_eq!(
+        store.metering_fallbacks(),
+        expected,
+        "the failed batch, retried once"
+    );
     assert_eq!(store.count_requests().await.unwrap(), count);
     assert_eq!(store.get_request("req_big_1").await.unwrap(), None);
     assert_eq!(

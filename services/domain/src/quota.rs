@@ -97,6 +97,26 @@ impl Limit {
         }
     }
 
+    /// Leases up to `want` whole tokens out of a bucket to one replica, which then spends them
+    /// without asking the shared state again: only what lies above half the bucket is ever
+    /// leased, so near a limit every replica takes the exact path. Returns the tokens granted
+    /// and the bucket without them.
+    pub fn grant(&self, bucket: Bucket, want: u64) -> (u64, Bucket) {
+        let spare = bucket.level.saturating_sub(self.full() / 2);
+        let granted = want.min(spare / UNITS_PER_TOKEN);
+        let level = bucket.level - granted * UNITS_PER_TOKEN;
+        (granted, Bucket { level, ..bucket })
+    }
+
+    /// Whole tokens left and ms until full, for a bucket at `level` units.
+    pub fn window(&self, level: u64) -> (u64, u64) {
+        let level = level.min(self.full());
+        (
+            level / UNITS_PER_TOKEN,
+            self.ms_to_refill(self.full() - level),
+        )
+    }
+
     /// Corrects an earlier take once the real cost is known: `delta > 0` takes more (as much as
     /// the bucket holds; usage already happened), `delta < 0` gives back (up to full).
     pub fn adjust(&self, bucket: Option<Bucket>, now_ms: u64, delta: i64) -> Bucket {
@@ -174,6 +194,20 @@ mod tests {
             Limit::per_minute(MAX_CAPACITY + 1),
             Err(LimitError::TooLarge)
         );
+    }
+
+    #[test]
+    fn only_the_upper_half_of_a_bucket_is_ever_leased() {
+        let limit = Limit::per_minute(100).unwrap();
+        let d = limit.take(None, 0, 10);
+        let (granted, b) = limit.grant(d.bucket, 30);
+        assert_eq!(granted, 30);
+        assert_eq!(b.level, 60 * UNITS_PER_TOKEN);
+        let (granted, b) = limit.grant(b, 30);
+        assert_eq!(granted, 10, "only down to half full");
+        assert_eq!(b.level, 50 * UNITS_PER_TOKEN);
+        assert_eq!(limit.grant(b, 30).0, 0);
+        assert_eq!(limit.window(b.level), (50, 30_000));
     }
 
     #[test]

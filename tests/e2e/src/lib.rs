@@ -368,6 +368,11 @@ impl Gateway {
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
     }
 
+    /// The gateway's HTTP client and address, for tasks that outlive a borrow of it.
+    pub fn handle(&self) -> (reqwest::Client, String) {
+        (self.client.clone(), self.url.clone())
+    }
+
     /// A request with no credentials.
     pub fn anonymous(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client.request(method, format!("{}{path}", self.url))

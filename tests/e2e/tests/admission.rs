@@ -164,6 +164,26 @@ async fn token_limits_charge_an_estimate_then_the_actual_usage() {
     assert!(!header(&res, "x-ratelimit-reset-tokens").is_empty());
 }
 
+/// `n` slow requests at once; how many ended with each status.
+async fn parallel_slow(
+    gw: &Gateway,
+    key: &str,
+    n: usize,
+) -> std::collections::BTreeMap<u16, usize> {
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let req = chat(gw, key, "slow", 3, false);
+        tasks.push(tokio::spawn(async move {
+            req.send().await.unwrap().status().as_u16()
+        }));
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for t in tasks {
+        *counts.entry(t.await.unwrap()).or_insert(0) += 1;
+    }
+    counts
+}
+
 #[tokio::test]
 async fn concurrency_holds_under_200_parallel_requests_and_is_released_on_disconnect() {
     let mock = Mock::start();
@@ -174,17 +194,7 @@ async fn concurrency_holds_under_200_parallel_requests_and_is_released_on_discon
     let t = tenant(&gw, json!({})).await;
     let k = key(&gw, &t, json!({"max_concurrent": 10})).await;
 
-    let mut tasks = Vec::new();
-    for _ in 0..200 {
-        let req = chat(&gw, &k, "slow", 3, false);
-        tasks.push(tokio::spawn(async move {
-            req.send().await.unwrap().status().as_u16()
-        }));
-    }
-    let mut counts = std::collections::BTreeMap::new();
-    for t in tasks {
-        *counts.entry(t.await.unwrap()).or_insert(0) += 1;
-    }
+    let counts = parallel_slow(&gw, &k, 200).await;
     let stats = mock.wait_idle().await;
     assert!(stats["max_in_flight"].as_u64().unwrap() <= 10, "{stats}");
     assert!(counts.get(&200).copied().unwrap_or(0) >= 10, "{counts:?}");
@@ -220,6 +230,35 @@ async fn concurrency_holds_under_200_parallel_requests_and_is_released_on_discon
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     drop(b);
+}
+
+/// A limit large enough that, on Redis, the replica leases some of its slots (a sixteenth, taken
+/// only while at most half are in use): leased and exact slots together still hold the limit,
+/// and every one of them comes back when its request ends.
+#[tokio::test]
+async fn a_concurrency_limit_large_enough_to_lease_holds_and_every_slot_comes_back() {
+    let mock = Mock::start();
+    let gw = Gateway::start(
+        &config(&mock.url, SLOW).replace("total_timeout_ms = 4000", "total_timeout_ms = 60000"),
+    )
+    .await;
+    let t = tenant(&gw, json!({})).await;
+    let k = key(&gw, &t, json!({"max_concurrent": 64})).await;
+    for round in 0..2 {
+        let parallel = if round == 0 { 200 } else { 64 };
+        let counts = parallel_slow(&gw, &k, parallel).await;
+        let stats = mock.wait_idle().await;
+        assert!(stats["max_in_flight"].as_u64().unwrap() <= 64, "{stats}");
+        // On Redis a slot's release is sent just after its response: give it a moment.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        if round == 0 {
+            assert!(counts.get(&429).copied().unwrap_or(0) > 0, "{counts:?}");
+            assert!(counts.get(&200).copied().unwrap_or(0) >= 64, "{counts:?}");
+        } else {
+            // Every slot of the first round was given back: 64 at once all pass.
+            assert_eq!(counts.get(&200).copied(), Some(64), "{counts:?}");
+        }
+    }
 }
 
 #[tokio::test]

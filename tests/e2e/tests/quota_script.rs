@@ -11,9 +11,11 @@ use tollgate_e2e::RedisServer;
 
 #[derive(Debug, Clone)]
 enum Step {
+    /// A take that also asks for a lease of `want` tokens.
     Take {
         dt: u64,
         cost: u64,
+        want: u64,
     },
     Adjust {
         dt: u64,
@@ -29,7 +31,8 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        3 => (0u64..2_000, 0u64..40).prop_map(|(dt, cost)| Step::Take { dt, cost }),
+        3 => (0u64..2_000, 0u64..40, prop_oneof![3 => Just(0u64), 1 => 0u64..60])
+            .prop_map(|(dt, cost, want)| Step::Take { dt, cost, want }),
         1 => (0u64..2_000, -40i64..40).prop_map(|(dt, delta)| Step::Adjust { dt, delta }),
         1 => (0u64..2_000, -40i64..40, 0u64..40)
             .prop_map(|(dt, delta, cost)| Step::AdjustThenTake { dt, delta, cost }),
@@ -44,6 +47,7 @@ fn the_lua_scripts_match_the_domain_buckets() {
     let script = redis::Script::new(QUOTA_LUA);
     let case = std::cell::Cell::new(0u32);
     let denials = std::cell::Cell::new(0u32);
+    let grants = std::cell::Cell::new(0u32);
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 96,
         ..ProptestConfig::default()
@@ -63,14 +67,17 @@ fn the_lua_scripts_match_the_domain_buckets() {
                 let mut now = 1_700_000_000_000u64;
                 let mut bucket: Option<Bucket> = None;
                 for s in steps {
-                    let (dt, delta, cost) = match s {
-                        Step::Take { dt, cost } => (dt, None, Some(cost)),
-                        Step::Adjust { dt, delta } => (dt, Some(delta), None),
-                        Step::AdjustThenTake { dt, delta, cost } => (dt, Some(delta), Some(cost)),
+                    let (dt, delta, cost, want) = match s {
+                        Step::Take { dt, cost, want } => (dt, None, Some(cost), want),
+                        Step::Adjust { dt, delta } => (dt, Some(delta), None, 0),
+                        Step::AdjustThenTake { dt, delta, cost } => {
+                            (dt, Some(delta), Some(cost), 0)
+                        }
                     };
                     now += dt;
                     // KEYS: corrected buckets, released slots, checked buckets, acquired slots.
-                    // ARGV: F, R, N, M, member, lease, now, F x (cap, rate, delta), N x (cap, rate, cost).
+                    // ARGV: F, R, N, M, member, lease, now, prefix, F x (cap, rate, delta),
+                    // N x (cap, rate, cost, want).
                     let mut call = script.prepare_invoke();
                     if delta.is_some() {
                         call.key(&key);
@@ -84,13 +91,14 @@ fn the_lua_scripts_match_the_domain_buckets() {
                         .arg(0)
                         .arg("")
                         .arg(60_000)
-                        .arg(now);
+                        .arg(now)
+                        .arg("");
                     if let Some(delta) = delta {
                         bucket = Some(limit.adjust(bucket, now, delta));
                         call.arg(capacity).arg(per_minute).arg(delta);
                     }
                     if let Some(cost) = cost {
-                        call.arg(capacity).arg(per_minute).arg(cost);
+                        call.arg(capacity).arg(per_minute).arg(cost).arg(want);
                     }
                     let reply: Vec<i64> = call.invoke(&mut *conn).unwrap();
                     let Some(cost) = cost else {
@@ -107,11 +115,20 @@ fn the_lua_scripts_match_the_domain_buckets() {
                         d.retry_after_ms as i64
                     };
                     prop_assert_eq!(reply[2], retry, "retry");
-                    prop_assert_eq!(reply[3] as u64, d.remaining, "remaining");
-                    prop_assert_eq!(reply[4] as u64, d.reset_ms, "reset");
                     if d.admitted {
-                        bucket = Some(d.bucket);
+                        let (granted, after) = limit.grant(d.bucket, want);
+                        let (remaining, reset) = limit.window(after.level);
+                        prop_assert_eq!(reply[3] as u64, remaining, "remaining");
+                        prop_assert_eq!(reply[4] as u64, reset, "reset");
+                        prop_assert_eq!(reply[5] as u64, granted, "granted");
+                        if granted > 0 {
+                            grants.set(grants.get() + 1);
+                        }
+                        bucket = Some(after);
                     } else {
+                        prop_assert_eq!(reply[3] as u64, d.remaining, "remaining");
+                        prop_assert_eq!(reply[4] as u64, d.reset_ms, "reset");
+                        prop_assert_eq!(reply[5], 0, "nothing granted to a refusal");
                         denials.set(denials.get() + 1);
                     }
                 }
@@ -123,5 +140,10 @@ fn the_lua_scripts_match_the_domain_buckets() {
         denials.get() > 100,
         "the sequences must exercise refusals ({} seen)",
         denials.get()
+    );
+    assert!(
+        grants.get() > 20,
+        "the sequences must exercise leases ({} granted)",
+        grants.get()
     );
 }

@@ -22,14 +22,16 @@ async fn key_with(gw: &Gateway, name: &str, limits: Value) -> String {
 }
 
 async fn status(gw: &Gateway, key: &str) -> u16 {
-    gw.anonymous(Method::POST, "/v1/chat/completions")
-        .bearer_auth(key)
-        .json(&json!({"model": "gpt-test", "max_tokens": 2, "messages": [{"role": "user", "content": "x"}]}))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    status_at(&gw.handle(), key).await
+}
+
+/// A mock provider and two gateway replicas sharing one database and `redis`.
+async fn replicas(redis: &RedisServer) -> (Mock, Gateway, Gateway) {
+    let mock = Mock::start();
+    let cfg = config(&mock.url, "");
+    let a = Gateway::start_with_redis(&cfg, None, &redis.url()).await;
+    let b = Gateway::start_with_redis(&cfg, Some(&a.database_url), &redis.url()).await;
+    (mock, a, b)
 }
 
 /// Requests alternating between the replicas; returns how many were admitted.
@@ -49,10 +51,7 @@ async fn admitted_across(a: &Gateway, b: &Gateway, key: &str, total: usize) -> u
 #[tokio::test]
 async fn two_replicas_sharing_redis_enforce_one_limit() {
     let redis = RedisServer::start();
-    let mock = Mock::start();
-    let cfg = config(&mock.url, "");
-    let a = Gateway::start_with_redis(&cfg, None, &redis.url()).await;
-    let b = Gateway::start_with_redis(&cfg, Some(&a.database_url), &redis.url()).await;
+    let (_mock, a, b) = replicas(&redis).await;
     let key = key_with(&a, "shared", json!({"requests_per_minute": 10})).await;
     // Warm B's key cache so both replicas admit from the first request.
     assert_eq!(
@@ -65,10 +64,7 @@ async fn two_replicas_sharing_redis_enforce_one_limit() {
 #[tokio::test]
 async fn a_redis_outage_degrades_to_local_limits_without_errors_and_recovers() {
     let mut redis = RedisServer::start();
-    let mock = Mock::start();
-    let cfg = config(&mock.url, "");
-    let a = Gateway::start_with_redis(&cfg, None, &redis.url()).await;
-    let b = Gateway::start_with_redis(&cfg, Some(&a.database_url), &redis.url()).await;
+    let (_mock, a, b) = replicas(&redis).await;
     let roomy = key_with(
         &a,
         "roomy",
@@ -90,6 +86,10 @@ async fn a_redis_outage_degrades_to_local_limits_without_errors_and_recovers() {
         }));
         if i == 100 {
             redis.stop();
+        }
+        if i == 150 {
+            // Past the replicas' quota leases (1 s), so what follows must take the fallback.
+            tokio::time::sleep(Duration::from_millis(1_200)).await;
         }
         if i % 20 == 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -118,5 +118,117 @@ async fn a_redis_outage_degrades_to_local_limits_without_errors_and_recovers() {
         admitted_across(&a, &b, &key, 20).await,
         5,
         "one shared limit again"
+    );
+}
+
+/// Script calls Redis has run (the quota script is called by its hash, or loaded on first use).
+fn scripts_run(redis: &RedisServer) -> u64 {
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut conn)
+        .unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// `total` requests, `parallel` at a time, spread over both replicas; returns how many passed.
+async fn burst(a: &Gateway, b: &Gateway, key: &str, total: usize, parallel: usize) -> usize {
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for w in 0..parallel {
+        let gw = if w % 2 == 0 { a.handle() } else { b.handle() };
+        let (key, next) = (key.to_owned(), next.clone());
+        workers.push(tokio::spawn(async move {
+            let mut admitted = 0;
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
+                match status_at(&gw, &key).await {
+                    200 => admitted += 1,
+                    429 => {}
+                    other => panic!("unexpected status {other}"),
+                }
+            }
+            admitted
+        }));
+    }
+    let mut admitted = 0;
+    for w in workers {
+        admitted += w.await.unwrap();
+    }
+    admitted
+}
+
+async fn status_at(gw: &(reqwest::Client, String), key: &str) -> u16 {
+    gw.0.post(format!("{}/v1/chat/completions", gw.1))
+        .bearer_auth(key)
+        .json(&json!({"model": "gpt-test", "max_tokens": 2, "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn leased_quota_admits_without_round_trips_and_never_exceeds_the_shared_limit() {
+    let redis = RedisServer::start();
+    let (_mock, a, b) = replicas(&redis).await;
+
+    // A roomy limit: the replicas lease a sixteenth of each bucket and admit from it, so most
+    // requests make no round trip to Redis at all.
+    let roomy = key_with(
+        &a,
+        "roomy",
+        json!({"requests_per_minute": 1_000_000, "tokens_per_minute": 1_000_000_000, "max_concurrent": 1000}),
+    )
+    .await;
+    let _ = status(&a, &roomy).await;
+    let _ = status(&b, &roomy).await;
+    let before = scripts_run(&redis);
+    assert_eq!(burst(&a, &b, &roomy, 1000, 8).await, 1000);
+    let scripts = scripts_run(&redis) - before;
+    eprintln!("roomy: {scripts} script calls for 1000 requests");
+    assert!(
+        scripts < 100,
+        "{scripts} script calls for 1000 requests: leases were not used"
+    );
+
+    // A limit where leasing matters: 2000/min, 125 tokens a lease. Drive both replicas far past
+    // it, then until each refuses repeatedly (so no lease is left unspent): the total admitted is
+    // the limit plus what refilled meanwhile (2000/min), never more, and nothing is lost.
+    let key = key_with(&a, "leased", json!({"requests_per_minute": 2000})).await;
+    let _ = status(&b, &key).await; // warms B's key cache, takes 1
+    let started = Instant::now();
+    let mut admitted = 1 + burst(&a, &b, &key, 3000, 8).await;
+    let mut refusals = (0, 0);
+    while refusals.0 < 5 || refusals.1 < 5 {
+        let (gw, n) = if refusals.0 <= refusals.1 {
+            (&a, &mut refusals.0)
+        } else {
+            (&b, &mut refusals.1)
+        };
+        if status(gw, &key).await == 200 {
+            admitted += 1;
+        } else {
+            *n += 1;
+        }
+    }
+    let refill = (started.elapsed().as_millis() as usize * 2000).div_ceil(60_000);
+    eprintln!("leased: {admitted} admitted, limit 2000, refill {refill}");
+    assert!(
+        admitted >= 2000 && admitted <= 2000 + refill,
+        "{admitted} admitted against a limit of 2000 (+{refill} refilled)"
     );
 }

@@ -14,6 +14,7 @@
 //! `local` (default) falls back to this replica's in-process limits, `allow` admits without limits,
 //! `deny` refuses with 503. Each fallback is logged; Redis is tried again after a second.
 
+pub mod lease;
 pub mod redis;
 
 use std::collections::HashMap;
@@ -22,7 +23,8 @@ use std::sync::{Arc, Mutex};
 use tollgate_domain::quota::{Bucket, Limit};
 use tollgate_domain::tenant::Limits;
 
-use self::redis::RedisQuotas;
+use self::lease::{LeasedSlot, Returns};
+use self::redis::{Admitted, RedisQuotas};
 use crate::key_cache::TenantKey;
 
 /// Output tokens assumed when the request sets no cap.
@@ -121,6 +123,8 @@ pub(crate) enum Held {
     Local,
     /// Slots held in Redis under this member name.
     Redis(Arc<str>),
+    /// Admitted from this replica's Redis leases, holding these leased slots.
+    Leased(Vec<LeasedSlot>),
     /// Admitted without limits (Redis down, policy `allow`).
     Nothing,
 }
@@ -240,8 +244,11 @@ impl Admission {
         }
         if let Some(redis) = &self.redis {
             match redis.admit(&plan, member).await {
-                Ok(Ok(headers)) => {
+                Ok(Ok(Admitted::Exact(headers))) => {
                     return Ok(self.ticket(Held::Redis(Arc::from(member)), &plan, headers))
+                }
+                Ok(Ok(Admitted::Leased(headers, slots))) => {
+                    return Ok(self.ticket(Held::Leased(slots), &plan, headers))
                 }
                 Ok(Err(denied)) => return Err(Refusal::Limited(denied)),
                 Err(e) => {
@@ -261,7 +268,7 @@ impl Admission {
 
     fn ticket(self: &Arc<Self>, held: Held, plan: &Plan, headers: RateHeaders) -> Ticket {
         let slots = match held {
-            Held::Nothing => Vec::new(),
+            Held::Nothing | Held::Leased(_) => Vec::new(),
             _ => plan.slots.iter().map(|s| s.key.clone()).collect(),
         };
         let charged = match held {
@@ -449,9 +456,17 @@ impl Ticket {
         if corrections.is_empty() {
             return;
         }
-        if let Held::Redis(_) = self.held {
-            // Sent together with the slot release when the ticket drops: one round trip.
-            self.pending = corrections;
+        if let (Held::Redis(_) | Held::Leased(_), Some(redis)) = (&self.held, &self.admission.redis)
+        {
+            // Taken from (or given back to) this replica's lease of the bucket if it has one;
+            // the rest is sent together with the slot release when the ticket drops.
+            self.pending = corrections
+                .into_iter()
+                .filter_map(|(bucket, limit, delta)| {
+                    let rest = redis.leases.correct(&bucket, limit, delta);
+                    (rest != 0).then_some((bucket, limit, rest))
+                })
+                .collect();
             return;
         }
         let now = now_ms();
@@ -467,6 +482,15 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
+        if let (Held::Leased(slots), Some(redis)) = (&mut self.held, &self.admission.redis) {
+            let mut returns = Returns {
+                corrections: std::mem::take(&mut self.pending),
+                releases: Vec::new(),
+            };
+            redis.leases.slots_back(std::mem::take(slots), &mut returns);
+            redis.queue(returns);
+            return;
+        }
         if let (Held::Redis(member), Some(redis)) = (&self.held, &self.admission.redis) {
             redis.finish(
                 std::mem::take(&mut self.pending),

@@ -2,17 +2,21 @@
 //! admission. The endings of earlier requests (token corrections and slot releases) are queued
 //! and ride along with the next admission script, or are sent by themselves after a scheduler
 //! turn if no admission comes — so a busy replica makes one round trip per request, not two.
+//! Most admissions make no round trip at all: the script leases spare quota to the replica
+//! ([`super::lease`]), which admits from it until it is spent or ends.
 //! One connection per worker thread; after a failure that worker drops its connection and leaves
 //! Redis alone for a second (the caller falls back meanwhile), then connects afresh.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tollgate_domain::quota::Limit;
 
-use super::{headers_from, Denied, Plan};
+use super::lease::{LeasedSlot, Leases, Returns};
+use super::{headers_from, Denied, Plan, RateHeaders};
 
 /// The quota script, for tests that check it against [`tollgate_domain::quota`].
 pub const QUOTA_LUA: &str = include_str!("quota.lua");
@@ -20,6 +24,8 @@ const BACKOFF: Duration = Duration::from_secs(1);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Queued endings beyond this are sent at once rather than waiting for a ride.
 const MAX_QUEUED: usize = 512;
+/// How often a replica holding leases looks for ended ones.
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
 thread_local! {
     static CONNECTION: RefCell<Option<ConnectionManager>> = const { RefCell::new(None) };
@@ -43,6 +49,15 @@ pub struct RedisQuotas {
     lease_ms: u64,
     script: redis::Script,
     endings: Arc<Mutex<Endings>>,
+    pub(crate) leases: Leases,
+    sweeping: AtomicBool,
+}
+
+/// An admission through Redis: exact (the request's own slot members, named by the request) or
+/// from this replica's leases (the leased slots it holds).
+pub(crate) enum Admitted {
+    Exact(RateHeaders),
+    Leased(RateHeaders, Vec<LeasedSlot>),
 }
 
 impl RedisQuotas {
@@ -55,6 +70,8 @@ impl RedisQuotas {
             lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX),
             script: redis::Script::new(QUOTA_LUA),
             endings: Arc::default(),
+            leases: Leases::new(),
+            sweeping: AtomicBool::new(false),
         })
     }
 
@@ -114,14 +131,26 @@ impl RedisQuotas {
         }
     }
 
-    /// `Ok(Ok(headers))` admitted, `Ok(Err(denied))` refused, `Err` Redis unusable.
+    /// `Ok(Ok(admitted))`, `Ok(Err(denied))` refused, `Err` Redis unusable.
     pub(crate) async fn admit(
-        &self,
+        self: &Arc<Self>,
         plan: &Plan,
         member: &str,
-    ) -> Result<Result<super::RateHeaders, Denied>, String> {
+    ) -> Result<Result<Admitted, Denied>, String> {
+        if let Some((headers, slots)) = self.leases.try_admit(plan) {
+            return Ok(Ok(Admitted::Leased(headers, slots)));
+        }
         let mut conn = self.connection().await?;
-        let endings = self.take_endings();
+        let mut returns = Returns::default();
+        let (wants, slot_wants, asking) = self.leases.before_exact(plan, &mut returns);
+        let mut endings = self.take_endings();
+        endings.corrections.extend(returns.corrections);
+        endings.releases.extend(returns.releases);
+        let prefix = if slot_wants.iter().any(|w| *w > 0) {
+            self.leases.slot_prefix()
+        } else {
+            String::new()
+        };
         let mut call = self.script.prepare_invoke();
         invocation(&mut call, &endings, plan.checks.len(), plan.slots.len());
         for c in &plan.checks {
@@ -130,15 +159,16 @@ impl RedisQuotas {
         for s in &plan.slots {
             call.key(&*s.key);
         }
-        call.arg(member).arg(self.lease_ms).arg("");
+        call.arg(member).arg(self.lease_ms).arg("").arg(&prefix);
         endings_args(&mut call, &endings);
-        for c in &plan.checks {
+        for (c, want) in plan.checks.iter().zip(&wants) {
             call.arg(c.limit.capacity())
                 .arg(c.limit.per_minute_rate())
-                .arg(c.cost);
+                .arg(c.cost)
+                .arg(*want);
         }
-        for s in &plan.slots {
-            call.arg(s.max);
+        for (s, want) in plan.slots.iter().zip(&slot_wants) {
+            call.arg(s.max).arg(*want);
         }
         let reply: Vec<i64> =
             match tokio::time::timeout(self.timeout, call.invoke_async(&mut conn)).await {
@@ -152,25 +182,36 @@ impl RedisQuotas {
                     return Err("redis admission timed out".into());
                 }
             };
-        let (head, windows) = reply.split_at(3.min(reply.len()));
-        if head.len() < 3 || windows.len() != plan.checks.len() * 2 {
+        let n = plan.checks.len();
+        if reply.len() != 3 + 3 * n + plan.slots.len() {
             return Err("unexpected reply from the admission script".into());
         }
-        let windows: Vec<(u64, u64)> = windows
-            .chunks(2)
-            .map(|w| {
-                (
-                    u64::try_from(w[0]).unwrap_or(0),
-                    u64::try_from(w[1]).unwrap_or(0),
-                )
-            })
+        let count = |v: i64| u64::try_from(v).unwrap_or(0);
+        let windows: Vec<(u64, u64, u64)> = reply[3..3 + 3 * n]
+            .chunks(3)
+            .map(|w| (count(w[0]), count(w[1]), count(w[2])))
             .collect();
-        let headers = headers_from(plan, &windows);
-        if head[0] == 1 {
-            return Ok(Ok(headers));
+        if reply[0] == 1 {
+            let slots: Vec<u32> = reply[3 + 3 * n..]
+                .iter()
+                .map(|g| u32::try_from(*g).unwrap_or(0))
+                .collect();
+            let headers = self.leases.granted(plan, &windows, &slots, &prefix);
+            drop(asking);
+            if windows.iter().any(|w| w.2 > 0) || slots.iter().any(|g| *g > 0) {
+                self.sweep_leases();
+            }
+            return Ok(Ok(Admitted::Exact(headers)));
         }
-        let index = usize::try_from(head[1]).unwrap_or(0);
-        let retry_after_ms = u64::try_from(head[2]).unwrap_or(u64::MAX);
+        drop(asking);
+        // A lease granted to another request while this one was asking may cover it.
+        if let Some((headers, slots)) = self.leases.try_admit(plan) {
+            return Ok(Ok(Admitted::Leased(headers, slots)));
+        }
+        let windows: Vec<(u64, u64)> = windows.iter().map(|w| (w.0, w.1)).collect();
+        let headers = headers_from(plan, &windows);
+        let index = usize::try_from(reply[1]).unwrap_or(0);
+        let retry_after_ms = u64::try_from(reply[2]).unwrap_or(u64::MAX);
         let denied = match index.checked_sub(1) {
             Some(i) if i < plan.checks.len() => Denied {
                 what: plan.checks[i].what.to_owned(),
@@ -193,6 +234,34 @@ impl RedisQuotas {
         Ok(Err(denied))
     }
 
+    /// Keeps one background task ending this replica's leases on time while it holds any.
+    fn sweep_leases(self: &Arc<Self>) {
+        if self.sweeping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SWEEP_EVERY).await;
+                let Some(this) = weak.upgrade() else {
+                    return;
+                };
+                let mut returns = Returns::default();
+                this.leases.sweep(&mut returns);
+                if !returns.is_empty() {
+                    this.queue(returns);
+                }
+                if this.leases.is_empty() {
+                    this.sweeping.store(false, Ordering::Release);
+                    // A grant may have landed meanwhile and found the flag still set.
+                    if this.leases.is_empty() || this.sweeping.swap(true, Ordering::AcqRel) {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
     /// Bucket windows (taking nothing) and live slot counts, for `/v1/me`.
     pub(crate) async fn peek(
         &self,
@@ -206,10 +275,11 @@ impl RedisQuotas {
         for c in &plan.checks {
             call.key(&*c.bucket);
         }
-        call.arg("").arg(self.lease_ms).arg("");
+        call.arg("").arg(self.lease_ms).arg("").arg("");
         for c in &plan.checks {
             call.arg(c.limit.capacity())
                 .arg(c.limit.per_minute_rate())
+                .arg(0)
                 .arg(0);
         }
         let reply: Vec<i64> = tokio::time::timeout(self.timeout, call.invoke_async(&mut conn))
@@ -219,7 +289,7 @@ impl RedisQuotas {
         let windows = reply
             .get(3..)
             .unwrap_or_default()
-            .chunks(2)
+            .chunks(3)
             .map(|w| {
                 (
                     u64::try_from(w[0]).unwrap_or(0),
@@ -255,7 +325,15 @@ impl RedisQuotas {
         slots: Vec<Arc<str>>,
         member: Arc<str>,
     ) {
-        if corrections.is_empty() && slots.is_empty() {
+        self.queue(Returns {
+            corrections,
+            releases: slots.into_iter().map(|s| (s, member.clone())).collect(),
+        });
+    }
+
+    /// Queues endings to send (see [`Self::finish`]).
+    pub(crate) fn queue(self: &Arc<Self>, returns: Returns) {
+        if returns.is_empty() {
             return;
         }
         // Outside a runtime nothing could send them; their slots expire with the lease.
@@ -265,10 +343,8 @@ impl RedisQuotas {
         let Ok(mut endings) = self.endings.lock() else {
             return;
         };
-        endings.corrections.extend(corrections);
-        endings
-            .releases
-            .extend(slots.into_iter().map(|s| (s, member.clone())));
+        endings.corrections.extend(returns.corrections);
+        endings.releases.extend(returns.releases);
         let full = endings.corrections.len() + endings.releases.len() >= MAX_QUEUED;
         if endings.flush_scheduled && !full {
             return;
@@ -303,7 +379,7 @@ impl RedisQuotas {
         };
         let mut call = self.script.prepare_invoke();
         invocation(&mut call, &endings, 0, 0);
-        call.arg("").arg(self.lease_ms).arg("");
+        call.arg("").arg(self.lease_ms).arg("").arg("");
         endings_args(&mut call, &endings);
         let done: Result<Result<Vec<i64>, _>, _> =
             tokio::time::timeout(self.timeout, call.invoke_async(&mut conn)).await;
@@ -330,7 +406,7 @@ fn invocation(call: &mut redis::ScriptInvocation<'_>, endings: &Endings, n: usiz
         .arg(m);
 }
 
-/// The endings' arguments, after the header's member, lease and clock.
+/// The endings' arguments, after the header's member, lease, clock and slot prefix.
 fn endings_args(call: &mut redis::ScriptInvocation<'_>, endings: &Endings) {
     for (_, limit, delta) in &endings.corrections {
         call.arg(limit.capacity())

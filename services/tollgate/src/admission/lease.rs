@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use tollgate_domain::quota::Limit;
 
-use super::{Kind, Plan, RateHeaders, Window};
+use super::{Plan, RateHeaders, Window};
 
 /// How long a bucket lease may be spent from.
 pub const BUCKET_LEASE: Duration = Duration::from_secs(1);
@@ -166,10 +166,7 @@ impl Leases {
             let lease = state.buckets.get_mut(&c.bucket)?;
             lease.tokens -= c.cost;
             let w = window(&c.limit, lease.shared_remaining + lease.tokens);
-            match c.kind {
-                Kind::Requests => headers.requests = super::tighter(headers.requests, w),
-                Kind::Tokens => headers.tokens = super::tighter(headers.tokens, w),
-            }
+            headers.note(c.kind, w);
         }
         let mut taken = Vec::with_capacity(plan.slots.len());
         for s in &plan.slots {
@@ -281,10 +278,7 @@ impl Leases {
                 None => 0,
             };
             let w = window(&c.limit, remaining + local);
-            match c.kind {
-                Kind::Requests => headers.requests = super::tighter(headers.requests, w),
-                Kind::Tokens => headers.tokens = super::tighter(headers.tokens, w),
-            }
+            headers.note(c.kind, w);
         }
         for (s, &n) in plan.slots.iter().zip(slots) {
             if n == 0 {
@@ -407,7 +401,7 @@ fn give_back(bucket: &Arc<str>, lease: BucketLease, returns: &mut Returns) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::admission::{Check, Slot};
+    use crate::admission::{Check, Kind, Slot};
 
     fn plan(cost: u64, limit: u64, slots: u32) -> Plan {
         Plan {

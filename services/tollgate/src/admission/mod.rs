@@ -189,6 +189,16 @@ fn scoped(
     }
 }
 
+impl RateHeaders {
+    /// Counts one bucket's window: the headers show the most restrictive bucket of each kind.
+    pub(crate) fn note(&mut self, kind: Kind, w: Window) {
+        match kind {
+            Kind::Requests => self.requests = tighter(self.requests, w),
+            Kind::Tokens => self.tokens = tighter(self.tokens, w),
+        }
+    }
+}
+
 fn tighter(current: Option<Window>, new: Window) -> Option<Window> {
     match current {
         Some(c) if c.remaining <= new.remaining => Some(c),
@@ -312,10 +322,7 @@ impl Admission {
                 remaining: d.remaining,
                 reset_ms: d.reset_ms,
             };
-            match c.kind {
-                Kind::Requests => headers.requests = tighter(headers.requests, window),
-                Kind::Tokens => headers.tokens = tighter(headers.tokens, window),
-            }
+            headers.note(c.kind, window);
             if !d.admitted && refused.as_ref().is_none_or(|(r, _)| d.retry_after_ms > *r) {
                 refused = Some((d.retry_after_ms, c.what.to_owned()));
             }
@@ -429,10 +436,7 @@ pub(crate) fn headers_from(plan: &Plan, windows: &[(u64, u64)]) -> RateHeaders {
             remaining: *remaining,
             reset_ms: *reset_ms,
         };
-        match c.kind {
-            Kind::Requests => headers.requests = tighter(headers.requests, w),
-            Kind::Tokens => headers.tokens = tighter(headers.tokens, w),
-        }
+        headers.note(c.kind, w);
     }
     headers
 }

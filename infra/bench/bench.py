@@ -107,6 +107,70 @@ def redis_stats(url):
     return cpu, calls
 
 
+def postgres_cpu_seconds():
+    """CPU seconds used so far by every running `postgres` process (server and backends)."""
+    total = 0.0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if (d / "comm").read_text().strip() != "postgres":
+                continue
+            total += cpu_seconds(d.name)
+        except OSError:
+            continue
+    return total
+
+
+def machine_busy_seconds():
+    """CPU seconds the whole machine spent not idle (every core, every process), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+STEPS = {"admission": "tollgate_admission_duration_seconds",
+         "budget_hold": "tollgate_budget_hold_duration_seconds",
+         "metering_commit": "tollgate_metering_commit_wait_seconds"}
+
+
+def scrape_steps(gw_url, token):
+    """The gateway's step histograms from `GET /metrics`: {step: [(upper bound s, cumulative count)]},
+    or None when the binary has no /metrics (an older build)."""
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(f"{gw_url}/metrics", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req) as res:
+            text = res.read().decode()
+    except urllib.error.HTTPError:
+        return None
+    steps = {}
+    for step, name in STEPS.items():
+        buckets = []
+        for line in text.splitlines():
+            if line.startswith(name + "_bucket{le=\""):
+                le, count = line[len(name) + 12:].split("\"} ")
+                buckets.append((float("inf") if le == "+Inf" else float(le), int(count)))
+        steps[step] = buckets
+    return steps
+
+
+def step_quantiles(before, after):
+    """{step: {"n", "p50_ms", "p99_ms"}} over what the phase observed; a quantile is the upper bound
+    of the bucket it falls in (a bound, not an interpolation)."""
+    if not before or not after:
+        return None
+    out = {}
+    for step in STEPS:
+        delta = [(le, a - b) for (le, a), (_, b) in zip(after[step], before[step])]
+        n = delta[-1][1] if delta else 0
+        q = lambda f: next((le * 1000 for le, c in delta if c >= f * n), float("nan")) if n else None
+        out[step] = {"n": n, "p50_ms": q(0.5), "p99_ms": q(0.99)}
+    return out
+
+
 def oha(url, payload, duration, rate, conns, headers):
     cmd = ["oha", "-z", f"{duration}s", "-c", str(conns), "--no-tui", "--output-format", "json",
            "-m", "POST", "-T", "application/json", "-d", payload]
@@ -191,9 +255,12 @@ def main():
                        capture_output=True)
     gw, gw_url = spawn([gateway, "serve", "--config", str(cfg)], env)
     auth = [f"Authorization: Bearer {KEY}"]
+    viewer = subprocess.run([str(target / "tollgate"), "--config", str(cfg), "token", "--subject", "bench-metrics",
+                             "--role", "viewer"], env=env, check=True, capture_output=True, text=True).stdout.strip()
     if args.auth == "tenant":
         auth = [f"Authorization: Bearer {tenant_key(target, cfg, env, gw_url, args.billing)}"]
 
+    pg = bool(args.database and args.database.startswith("postgres"))
     phases = []
     kinds = [k for k in ("plain", "stream") if args.only in (None, k)]
     rates = [int(r) for r in args.rates.split(",") if r]
@@ -210,9 +277,15 @@ def main():
                 reset_peak_rss(gw.pid)
                 cpu0 = cpu_seconds(gw.pid)
                 redis0 = redis_stats(args.redis)
+                steps0 = scrape_steps(gw_url, viewer)
+                pg0 = postgres_cpu_seconds() if pg else None
+                busy0 = machine_busy_seconds()
                 via = oha(f"{gw_url}/v1/chat/completions", body("bench", stream), args.duration, rate, conns, auth)
                 cpu1 = cpu_seconds(gw.pid)
                 redis1 = redis_stats(args.redis)
+                steps1 = scrape_steps(gw_url, viewer)
+                pg1 = postgres_cpu_seconds() if pg else None
+                busy1 = machine_busy_seconds()
                 ok = count_ok(via)
                 total = sum(via.get("statusCodeDistribution", {}).values())
                 p = lambda r, q: r["latencyPercentiles"][q] * 1000  # ms
@@ -236,6 +309,12 @@ def main():
                     # at a phase's end count in Redis but not in `ok`: a slight overestimate).
                     "redis_cpu_us_per_req": (redis1[0] - redis0[0]) / max(ok, 1) * 1e6 if redis0 else None,
                     "redis_scripts_per_req": (redis1[1] - redis0[1]) / max(ok, 1) if redis0 else None,
+                    # Postgres's CPU (all its processes) and the whole machine's busy CPU
+                    # (oha and the mock included) per gateway request.
+                    "postgres_cpu_us_per_req": (pg1 - pg0) / max(ok, 1) * 1e6 if pg else None,
+                    "machine_cpu_us_per_req": (busy1 - busy0) / max(ok, 1) * 1e6,
+                    # The gateway's own step timings (`GET /metrics`) over the phase.
+                    "steps": step_quantiles(steps0, steps1),
                     "raw": {"direct": direct, "gateway": via},
                 }
                 phases.append(row)
@@ -260,6 +339,18 @@ def main():
         print("|---|---:|---:|")
         for r in phases:
             print(f"| {r['phase']} | {r['redis_cpu_us_per_req']:.1f} | {r['redis_scripts_per_req']:.2f} |")
+    print("\n| phase | machine CPU µs/req |" + (" Postgres CPU µs/req |" if pg else ""))
+    print("|---|---:|" + ("---:|" if pg else ""))
+    for r in phases:
+        extra = f" {r['postgres_cpu_us_per_req']:.1f} |" if pg else ""
+        print(f"| {r['phase']} | {r['machine_cpu_us_per_req']:.1f} |{extra}")
+    if any(r["steps"] and any(v["n"] for v in r["steps"].values()) for r in phases):
+        print("\n| phase | " + " | ".join(f"{s} p50 / p99 (n)" for s in STEPS) + " |")
+        print("|---|" + "---:|" * len(STEPS))
+        fmt = lambda v: f"≤{v['p50_ms'] * 1000:.0f} / ≤{v['p99_ms'] * 1000:.0f} µs ({v['n']})" if v["n"] else "–"
+        for r in phases:
+            if r["steps"]:
+                print(f"| {r['phase']} | " + " | ".join(fmt(r["steps"][s]) for s in STEPS) + " |")
     # oha reports requests still in flight when a timed phase ends as "aborted due to deadline":
     # not failures of the gateway.
     real_errors = lambda r: {k: v for k, v in r["errors"].items() if k != "aborted due to deadline"}

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod error;
 pub mod ids;
 pub mod key_cache;
+pub mod metrics;
 pub mod pricing;
 pub mod proxy;
 pub mod request_log;

@@ -238,6 +238,7 @@ pub fn build_app(
             }
         })
         .configure(routes::health::configure)
+        .configure(routes::metrics::configure)
         .service(
             web::scope("/v1")
                 .configure(routes::completions::configure)

@@ -736,3 +736,65 @@ async fn the_admin_openapi_document_lists_the_billing_routes() {
     }
     assert!(doc["components"]["schemas"]["Limits"]["properties"]["daily_spend_usd"].is_object());
 }
+
+/// The count of a histogram (`name_count`) or counter in a Prometheus text exposition.
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} missing from\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn metrics_time_each_step_for_operators_only() {
+    let mock = Mock::start();
+    let gw = Gateway::start_priced(&cfg(&mock, ""), PRICES, None).await;
+    let (_, _, key) = tenant_key(
+        &gw,
+        json!({"name": "timed", "billing_mode": "postpaid", "credit_limit_units": 1_000_000_000_000u64}),
+        json!({"requests_per_minute": 1000, "daily_spend_usd": "10"}),
+    )
+    .await;
+    let scrape = |token: String| {
+        gw.anonymous(Method::GET, "/metrics")
+            .bearer_auth(token)
+            .send()
+    };
+    let viewer = tollgate_e2e::operator_token("scraper", tollgate::admin::token::Role::Viewer);
+    let before = scrape(viewer.clone()).await.unwrap();
+    assert_eq!(before.status(), 200);
+    assert!(header(&before, "content-type").starts_with("text/plain; version=0.0.4"));
+    let before = before.text().await.unwrap();
+
+    assert_eq!(
+        send(&gw, &key, &chat_body(10, json!({}))).await.status(),
+        200
+    );
+    let streamed = send(&gw, &key, &chat_body(10, json!({"stream": true}))).await;
+    assert_eq!(streamed.status(), 200);
+    assert!(streamed.text().await.unwrap().contains("[DONE]"));
+    // The operator key is not admitted or held, but its record is committed all the same.
+    assert_eq!(gw.chat(chat_body(10, json!({}))).await.status(), 200);
+
+    let after = scrape(viewer).await.unwrap().text().await.unwrap();
+    let grew = |name: &str| metric(&after, name) - metric(&before, name);
+    assert_eq!(grew("tollgate_admission_duration_seconds_count"), 2);
+    assert_eq!(grew("tollgate_budget_hold_duration_seconds_count"), 2);
+    assert_eq!(grew("tollgate_metering_commit_wait_seconds_count"), 3);
+    assert_eq!(grew("tollgate_admission_degraded_total"), 0);
+    assert_eq!(metric(&after, "tollgate_metering_fallbacks_total"), 0);
+    // Cumulative buckets end at +Inf with the count.
+    assert_eq!(
+        metric(
+            &after,
+            "tollgate_admission_duration_seconds_bucket{le=\"+Inf\"}"
+        ),
+        metric(&after, "tollgate_admission_duration_seconds_count")
+    );
+
+    // Never for a tenant key, nor anonymously.
+    assert_eq!(scrape(key).await.unwrap().status(), 401);
+    let anonymous = gw.anonymous(Method::GET, "/metrics").send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+}

@@ -262,6 +262,7 @@ impl Admission {
                 }
                 Ok(Err(denied)) => return Err(Refusal::Limited(denied)),
                 Err(e) => {
+                    crate::metrics::METRICS.admission_degraded.inc();
                     tracing::warn!(error = %e, policy = ?self.on_failure, "redis admission unavailable: degraded");
                     match self.on_failure {
                         FailurePolicy::Local => {}

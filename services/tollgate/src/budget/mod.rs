@@ -263,6 +263,7 @@ impl Budget {
                 Ok(()) => return Ok(self.ticket(meters, id, amount, true)),
                 Err(redis::Failure::Refused(r)) => return Err(r),
                 Err(redis::Failure::Unreachable(e)) => {
+                    crate::metrics::METRICS.budget_degraded.inc();
                     tracing::warn!(error = %e, policy = ?self.on_failure, "redis budget state unavailable: degraded");
                     if self.on_failure == BudgetFailure::Deny {
                         return Err(HoldRefusal::Unavailable(e));

@@ -20,6 +20,7 @@ use crate::auth::Caller;
 use crate::budget::HoldRefusal;
 use crate::catalog::{Catalog, Deployment};
 use crate::error::ApiError;
+use crate::metrics::METRICS;
 use crate::routing::{self, Candidate, Plan};
 use crate::settings::OnSaturated;
 use crate::state::AppState;
@@ -185,7 +186,10 @@ pub async fn proxy_body(
             let cost = meter.quote();
             // Durable before the client sees the response: record and postings committed.
             if let Some(rx) = committed {
-                if !rx.await.unwrap_or(false) {
+                let waiting = Instant::now();
+                let ok = rx.await.unwrap_or(false);
+                METRICS.metering_commit.since(waiting);
+                if !ok {
                     return Err(ApiError::MeteringFailed);
                 }
             }
@@ -434,17 +438,19 @@ async fn admit(
     let Caller::Tenant(tk) = caller else {
         return Ok(None);
     };
+    let started = Instant::now();
     let prompt_estimate = u64::try_from(body_len / 4).unwrap_or(u64::MAX);
     let estimate = prompt_estimate.saturating_add(
         envelope
             .max_output_tokens()
             .unwrap_or(DEFAULT_OUTPUT_ESTIMATE),
     );
-    match state
+    let admitted = state
         .admission
         .admit(tk, estimate, request_id.as_str())
-        .await
-    {
+        .await;
+    METRICS.admission.since(started);
+    match admitted {
         Ok(ticket) => Ok(Some(ticket)),
         Err(Refusal::Limited(denied)) => Err(ApiError::RateLimited(denied)),
         Err(Refusal::Unavailable) => Err(ApiError::QuotaUnavailable),
@@ -483,6 +489,7 @@ async fn hold(
             hold: None,
         });
     }
+    let _timed = METRICS.budget_hold.timer();
     let amount = pricing
         .hold_amount(
             plan.deployments(),

@@ -326,7 +326,12 @@ impl Relay {
             self.done = true;
             // Durable before the end: the record and its ledger postings are committed first.
             let committed = match self.committing.take() {
-                Some(rx) => rx.await.unwrap_or(false),
+                Some(rx) => {
+                    let waiting = std::time::Instant::now();
+                    let ok = rx.await.unwrap_or(false);
+                    crate::metrics::METRICS.metering_commit.since(waiting);
+                    ok
+                }
                 None => true,
             };
             match (committed, self.clean_end) {

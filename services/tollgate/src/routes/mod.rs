@@ -4,6 +4,7 @@ pub mod completions;
 pub mod health;
 pub mod me;
 pub mod messages;
+pub mod metrics;
 pub mod models;
 
 use actix_web::{HttpRequest, HttpResponse};

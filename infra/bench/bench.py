@@ -130,7 +130,8 @@ def machine_busy_seconds():
     return (sum(fields[:8]) - idle) / CLK_TCK
 
 
-STEPS = {"admission": "tollgate_admission_duration_seconds",
+STEPS = {"auth": "tollgate_auth_duration_seconds",
+         "admission": "tollgate_admission_duration_seconds",
          "budget_hold": "tollgate_budget_hold_duration_seconds",
          "metering_commit": "tollgate_metering_commit_wait_seconds"}
 
@@ -186,12 +187,12 @@ def count_ok(result):
     return sum(v for k, v in result.get("statusCodeDistribution", {}).items() if k == "200")
 
 
-def tenant_key(target, cfg, env, gw_url, billing=False):
+def tenant_key(gateway, cfg, env, gw_url, billing=False):
     """A tenant and key with every limit set (high enough never to refuse), via the admin API; with
     `billing`, also daily/monthly/total spend limits and a postpaid credit limit (so every request
     takes a budget hold and settles it)."""
     import urllib.request
-    token = subprocess.run([str(target / "tollgate"), "--config", str(cfg), "token", "--subject", "bench",
+    token = subprocess.run([gateway, "--config", str(cfg), "token", "--subject", "bench",
                             "--role", "admin"], env=env, check=True, capture_output=True, text=True).stdout.strip()
     limits = {"requests_per_minute": 100_000_000, "tokens_per_minute": 100_000_000_000, "max_concurrent": 100_000}
     tenant_fields = {}
@@ -250,15 +251,16 @@ def main():
         env["TOLLGATE_DATABASE_URL"] = args.database
     gateway = args.gateway_bin or str(target / "tollgate")
     if args.billing:
-        subprocess.run([str(target / "tollgate"), "--config", str(cfg), "prices", "import", "--from", "none",
+        # The measured binary runs the commands too: it migrates the database to its own schema.
+        subprocess.run([gateway, "--config", str(cfg), "prices", "import", "--from", "none",
                         "--overrides", str(ROOT / "infra" / "demo" / "prices.toml")], env=env, check=True,
                        capture_output=True)
     gw, gw_url = spawn([gateway, "serve", "--config", str(cfg)], env)
     auth = [f"Authorization: Bearer {KEY}"]
-    viewer = subprocess.run([str(target / "tollgate"), "--config", str(cfg), "token", "--subject", "bench-metrics",
+    viewer = subprocess.run([gateway, "--config", str(cfg), "token", "--subject", "bench-metrics",
                              "--role", "viewer"], env=env, check=True, capture_output=True, text=True).stdout.strip()
     if args.auth == "tenant":
-        auth = [f"Authorization: Bearer {tenant_key(target, cfg, env, gw_url, args.billing)}"]
+        auth = [f"Authorization: Bearer {tenant_key(gateway, cfg, env, gw_url, args.billing)}"]
 
     pg = bool(args.database and args.database.startswith("postgres"))
     phases = []

@@ -73,7 +73,10 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move { authenticate(&req).await })
+        Box::pin(async move {
+            let _timed = crate::metrics::METRICS.auth.timer();
+            authenticate(&req).await
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 //! gateway's own steps on the request path take, and counts of degraded operation.
 //!
 //! The step histograms time only what Tollgate adds in front of and behind the upstream call:
-//! admission (authenticated key → quota buckets and concurrency slots), the budget hold, and
+//! authentication, admission (authenticated key → quota buckets and concurrency slots), the budget hold, and
 //! the wait for a request's usage record and postings to be committed before its end is sent.
 //! Recording is two clock reads and two relaxed atomic additions; nothing allocates or locks.
 
@@ -125,6 +125,8 @@ impl Counter {
 
 /// The gateway's step timings and degradation counts (process-wide).
 pub struct Metrics {
+    /// Authentication of a `/v1` request's key (operator digest, then the tenant key cache).
+    pub auth: Histogram,
     /// Admission of a tenant key's request: quota buckets and concurrency slots.
     pub admission: Histogram,
     /// The budget hold before dispatch (requests subject to a budget).
@@ -138,6 +140,7 @@ pub struct Metrics {
 }
 
 pub static METRICS: Metrics = Metrics {
+    auth: Histogram::new(),
     admission: Histogram::new(),
     budget_hold: Histogram::new(),
     metering_commit: Histogram::new(),
@@ -148,7 +151,12 @@ pub static METRICS: Metrics = Metrics {
 impl Metrics {
     /// The Prometheus text exposition; `metering_fallbacks` comes from the store.
     pub fn render(&self, metering_fallbacks: u64) -> String {
-        let mut out = String::with_capacity(8 * 1024);
+        let mut out = String::with_capacity(10 * 1024);
+        self.auth.render(
+            &mut out,
+            "tollgate_auth_duration_seconds",
+            "Time spent authenticating a /v1 request's key (cached lookups; a cache miss reads the store).",
+        );
         self.admission.render(
             &mut out,
             "tollgate_admission_duration_seconds",

@@ -779,6 +779,7 @@ async fn metrics_time_each_step_for_operators_only() {
 
     let after = scrape(viewer).await.unwrap().text().await.unwrap();
     let grew = |name: &str| metric(&after, name) - metric(&before, name);
+    assert_eq!(grew("tollgate_auth_duration_seconds_count"), 3);
     assert_eq!(grew("tollgate_admission_duration_seconds_count"), 2);
     assert_eq!(grew("tollgate_budget_hold_duration_seconds_count"), 2);
     assert_eq!(grew("tollgate_metering_commit_wait_seconds_count"), 3);

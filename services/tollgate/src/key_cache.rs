@@ -2,12 +2,13 @@
 //! per process. A revoked or disabled key, an expired one or a suspended tenant is therefore
 //! refused on every replica within the TTL (500 ms by default), with no shared cache needed.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tollgate_domain::keys::KeyHash;
 use tollgate_store::{ApiKeyRecord, ApiKeys, Store, StoreError, Tenant, Tenants};
+
+use crate::FastMap;
 
 /// A tenant key with its tenant, as of the last lookup.
 #[derive(Debug)]
@@ -68,7 +69,7 @@ struct Entry {
 pub struct KeyCache {
     ttl: Duration,
     max_entries: usize,
-    entries: Mutex<HashMap<[u8; 32], Entry>>,
+    entries: Mutex<FastMap<[u8; 32], Entry>>,
 }
 
 impl KeyCache {
@@ -76,7 +77,7 @@ impl KeyCache {
         Self {
             ttl,
             max_entries,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(FastMap::default()),
         }
     }
 

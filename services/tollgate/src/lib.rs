@@ -5,6 +5,11 @@
 //! meter ([`request_log`]).
 #![forbid(unsafe_code)]
 
+/// A hash map for state touched on every request and keyed by what the gateway itself derives
+/// (ids it generated, key hashes): foldhash, seeded per process, instead of SipHash, which
+/// callgrind found costing ~1k instructions per lookup of a 40-byte meter name.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 pub mod admin;
 pub mod admission;
 pub mod auth;

@@ -17,7 +17,6 @@
 //! that crashes loses its unspent tokens (they refill with the bucket) and its slots expire like
 //! any request's. Limits too small to lease from (a sixteenth under 2) are always exact.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,6 +24,7 @@ use std::time::{Duration, Instant};
 use tollgate_domain::quota::Limit;
 
 use super::{Plan, RateHeaders, Window};
+use crate::FastMap;
 
 /// How long a bucket lease may be spent from.
 pub const BUCKET_LEASE: Duration = Duration::from_secs(1);
@@ -74,8 +74,8 @@ struct FreeSlot {
 
 #[derive(Default)]
 struct State {
-    buckets: HashMap<Arc<str>, BucketLease>,
-    slots: HashMap<Arc<str>, Vec<FreeSlot>>,
+    buckets: FastMap<Arc<str>, BucketLease>,
+    slots: FastMap<Arc<str>, Vec<FreeSlot>>,
     /// Buckets and slot sets an exact call in flight is asking a lease of: one ask at a time
     /// each, so a burst of exact calls does not pile leases up on one replica.
     asking: std::collections::HashSet<Arc<str>>,

@@ -17,7 +17,6 @@
 pub mod lease;
 pub mod redis;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tollgate_domain::quota::{Bucket, Limit};
@@ -26,6 +25,7 @@ use tollgate_domain::tenant::Limits;
 use self::lease::{LeasedSlot, Returns};
 use self::redis::{Admitted, RedisQuotas};
 use crate::key_cache::TenantKey;
+use crate::FastMap;
 
 /// Output tokens assumed when the request sets no cap.
 pub const DEFAULT_OUTPUT_ESTIMATE: u64 = 1024;
@@ -102,8 +102,8 @@ pub enum Refusal {
 
 #[derive(Default)]
 pub(crate) struct State {
-    buckets: HashMap<Arc<str>, Bucket>,
-    slots: HashMap<Arc<str>, u32>,
+    buckets: FastMap<Arc<str>, Bucket>,
+    slots: FastMap<Arc<str>, u32>,
 }
 
 /// The quota state: Redis when configured, this process's otherwise (and as the fallback).

@@ -17,7 +17,6 @@
 
 pub mod redis;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tollgate_domain::calendar::{utc_day, utc_month};
@@ -26,6 +25,7 @@ use tollgate_domain::tenant::{BillingMode, Limits};
 use tollgate_store::{Billing, SpendScope, Store, StoreError, Tenant};
 
 use crate::key_cache::TenantKey;
+use crate::FastMap;
 
 /// What to do with a priced request when Redis cannot be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -266,8 +266,8 @@ struct Local {
 
 /// Meter state, on Redis when configured, in this process otherwise (and as the fallback).
 pub struct Budget {
-    local: Mutex<HashMap<String, Local>>,
-    granted: Mutex<HashMap<String, (Nanos, std::time::Instant)>>,
+    local: Mutex<FastMap<String, Local>>,
+    granted: Mutex<FastMap<String, (Nanos, std::time::Instant)>>,
     redis: Option<Arc<redis::RedisBudget>>,
     store: Store,
     on_failure: BudgetFailure,

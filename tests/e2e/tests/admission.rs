@@ -172,7 +172,9 @@ async fn parallel_slow(
 ) -> std::collections::BTreeMap<u16, usize> {
     let mut tasks = Vec::new();
     for _ in 0..n {
-        let req = chat(gw, key, "slow", 3, false);
+        // 10 tokens at 10 tokens/s: each admitted request holds its slot for about a second,
+        // so all n overlap even when a loaded machine takes a while to open n connections.
+        let req = chat(gw, key, "slow", 10, false);
         tasks.push(tokio::spawn(async move {
             req.send().await.unwrap().status().as_u16()
         }));

@@ -50,7 +50,8 @@ fn chat(
         }))
 }
 
-const SLOW: &str = "\n[deployments.slow]\nprovider = \"mock\"\nmodel = \"mock-gpt@tps=10\"\n[models.slow]\ndeployments = [\"slow\"]\n";
+/// `slow` streams 10 tokens a second; `held` answers (streaming or not) after one second.
+const SLOW: &str = "\n[deployments.slow]\nprovider = \"mock\"\nmodel = \"mock-gpt@tps=10\"\n[models.slow]\ndeployments = [\"slow\"]\n\n[deployments.held]\nprovider = \"mock\"\nmodel = \"mock-gpt@latency=1000\"\n[models.held]\ndeployments = [\"held\"]\n";
 
 #[tokio::test]
 async fn a_burst_admits_exactly_the_limit_and_says_when_to_retry() {
@@ -172,9 +173,9 @@ async fn parallel_slow(
 ) -> std::collections::BTreeMap<u16, usize> {
     let mut tasks = Vec::new();
     for _ in 0..n {
-        // 10 tokens at 10 tokens/s: each admitted request holds its slot for about a second,
+        // Answered after a second (`latency`): each admitted request holds its slot that long,
         // so all n overlap even when a loaded machine takes a while to open n connections.
-        let req = chat(gw, key, "slow", 10, false);
+        let req = chat(gw, key, "held", 3, false);
         tasks.push(tokio::spawn(async move {
             req.send().await.unwrap().status().as_u16()
         }));
@@ -251,8 +252,10 @@ async fn a_concurrency_limit_large_enough_to_lease_holds_and_every_slot_comes_ba
         let counts = parallel_slow(&gw, &k, parallel).await;
         let stats = mock.wait_idle().await;
         assert!(stats["max_in_flight"].as_u64().unwrap() <= 64, "{stats}");
-        // On Redis a slot's release is sent just after its response: give it a moment.
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        // On Redis a slot's release is sent just after its response, and a leased slot goes
+        // back after a second idle (swept every 250 ms): wait until both have, so that no slot
+        // is on its way back while the next round needs all 64.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
         if round == 0 {
             assert!(counts.get(&429).copied().unwrap_or(0) > 0, "{counts:?}");
             assert!(counts.get(&200).copied().unwrap_or(0) >= 64, "{counts:?}");

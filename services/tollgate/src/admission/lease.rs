@@ -97,6 +97,8 @@ impl Drop for Asking<'_> {
                 state.asking.remove(n);
             }
         }
+        // Whatever the ask brought (a grant is stored before its ask ends) is there to see.
+        self.leases.settled.notify_waiters();
     }
 }
 
@@ -118,6 +120,8 @@ pub(crate) struct Leases {
     /// Names this replica's leased slots: `L:<replica>:<grant>:<n>`.
     replica: String,
     grants: AtomicU64,
+    /// Woken whenever a lease ask ends.
+    settled: tokio::sync::Notify,
 }
 
 fn window(limit: &Limit, remaining: u64) -> Window {
@@ -136,6 +140,27 @@ impl Leases {
             state: Mutex::default(),
             replica: crate::ids::new_id(""),
             grants: AtomicU64::new(0),
+            settled: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Waits (at most `within`) until no lease ask for a bucket or slot set of `plan` is in
+    /// flight: an exact call refused while another request's ask was reserving quota for this
+    /// replica then sees that grant before refusing (otherwise a 64-slot limit could refuse
+    /// the 64th parallel request while a just-leased slot sat idle on this replica).
+    pub(crate) async fn asks_settled(&self, plan: &Plan, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.settled.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let pending = self.state.lock().is_ok_and(|s| {
+                plan.checks.iter().any(|c| s.asking.contains(&c.bucket))
+                    || plan.slots.iter().any(|sl| s.asking.contains(&sl.key))
+            });
+            if !pending || tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return;
+            }
         }
     }
 

@@ -204,7 +204,9 @@ impl RedisQuotas {
             return Ok(Ok(Admitted::Exact(headers)));
         }
         drop(asking);
-        // A lease granted to another request while this one was asking may cover it.
+        // A lease granted to another request while this one was asking may cover it: once the
+        // asks in flight have landed, try the leases again.
+        self.leases.asks_settled(plan, self.timeout).await;
         if let Some((headers, slots)) = self.leases.try_admit(plan) {
             return Ok(Ok(Admitted::Leased(headers, slots)));
         }

@@ -100,6 +100,15 @@ pub fn validate(p: &Posting) -> Result<(), LedgerError> {
     Ok(())
 }
 
+/// Every key a request's usage postings can have (see [`usage_postings`]): credit, receivable, cost.
+pub fn usage_posting_keys(request_id: &str) -> [String; 3] {
+    [
+        format!("usage:{request_id}:credit"),
+        format!("usage:{request_id}:receivable"),
+        format!("usage:{request_id}:cost"),
+    ]
+}
+
 /// The postings a settled request makes: the tenant price from the tenant's credit (then
 /// receivable) to revenue, and the provider cost from the provider's cost account to its payable.
 /// `credit_available` is the tenant's spendable credit balance at settlement.
@@ -112,11 +121,12 @@ pub fn usage_postings(
     credit_available: Nanos,
 ) -> Vec<Posting> {
     let mut out = Vec::with_capacity(3);
+    let [credit_key, receivable_key, cost_key] = usage_posting_keys(request_id);
     let from_credit = Nanos(price.0.min(credit_available.0.max(0)));
     let owed = Nanos(price.0 - from_credit.0);
     if from_credit.0 > 0 {
         out.push(Posting {
-            key: format!("usage:{request_id}:credit"),
+            key: credit_key,
             debit: Account::TenantCredit(tenant.to_owned()),
             credit: Account::Revenue,
             amount: from_credit,
@@ -124,7 +134,7 @@ pub fn usage_postings(
     }
     if owed.0 > 0 {
         out.push(Posting {
-            key: format!("usage:{request_id}:receivable"),
+            key: receivable_key,
             debit: Account::TenantReceivable(tenant.to_owned()),
             credit: Account::Revenue,
             amount: owed,
@@ -132,7 +142,7 @@ pub fn usage_postings(
     }
     if cost.0 > 0 {
         out.push(Posting {
-            key: format!("usage:{request_id}:cost"),
+            key: cost_key,
             debit: Account::ProviderCost(provider.to_owned()),
             credit: Account::ProviderPayable(provider.to_owned()),
             amount: cost,

@@ -597,17 +597,17 @@ impl Billing for Store {
         request_id: &str,
         audit: &AuditEntry,
     ) -> Result<Vec<LedgerEntry>, StoreError> {
+        // A request's postings are found by their keys, which its id determines (the unique key
+        // index serves the lookup; postings carry no index on the request id).
         let select = format!(
-            "SELECT {LEDGER_COLUMNS} FROM ledger_postings WHERE request_id = $1 \
-             AND key NOT LIKE 'reverse:%' ORDER BY seq"
+            "SELECT {LEDGER_COLUMNS} FROM ledger_postings WHERE key IN ($1, $2, $3) ORDER BY seq"
         );
-        let reversed = format!(
-            "SELECT {LEDGER_COLUMNS} FROM ledger_postings WHERE request_id = $1 \
-             AND key LIKE 'reverse:%' ORDER BY seq"
-        );
+        let originals = tollgate_domain::ledger::usage_posting_keys(request_id);
+        let reversal_keys = originals.clone().map(|k| format!("reverse:{k}"));
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let rows = sqlx::query(&select).bind(request_id).fetch_all(&mut *tx).await?;
+            let [a, b, c] = &originals;
+            let rows = sqlx::query(&select).bind(a).bind(b).bind(c).fetch_all(&mut *tx).await?;
             let originals: Vec<LedgerEntry> =
                 rows.iter().map(entry_from_row).collect::<Result<_, _>>()?;
             let reversals: Vec<PostingRow> = originals
@@ -626,7 +626,8 @@ impl Billing for Store {
             if !inserted.is_empty() {
                 t::audit_in!(tx, audit);
             }
-            let rows = sqlx::query(&reversed).bind(request_id).fetch_all(&mut *tx).await?;
+            let [a, b, c] = &reversal_keys;
+            let rows = sqlx::query(&select).bind(a).bind(b).bind(c).fetch_all(&mut *tx).await?;
             tx.commit().await?;
             let all: Vec<LedgerEntry> = rows.iter().map(entry_from_row).collect::<Result<_, _>>()?;
             Ok(all.into_iter().filter(|e| inserted.contains(&e.key)).collect())

@@ -39,6 +39,12 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         name: "20261124060000_add_key_routing",
         sql: include_str!("../../../migrations/sqlite/20261124060000_add_key_routing.sql"),
     },
+    Migration {
+        name: "20261125000000_drop_postings_request_index",
+        sql: include_str!(
+            "../../../migrations/sqlite/20261125000000_drop_postings_request_index.sql"
+        ),
+    },
 ];
 
 pub static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -73,6 +79,12 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         name: "20261124060000_add_key_routing",
         sql: include_str!("../../../migrations/postgres/20261124060000_add_key_routing.sql"),
+    },
+    Migration {
+        name: "20261125000000_drop_postings_request_index",
+        sql: include_str!(
+            "../../../migrations/postgres/20261125000000_drop_postings_request_index.sql"
+        ),
     },
 ];
 

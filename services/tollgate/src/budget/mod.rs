@@ -170,21 +170,7 @@ fn meter_name(scope: &str, id: &str, suffix: Suffix) -> String {
         Suffix::Period(kind, label) => {
             name.push(kind);
             name.push(':');
-            let mut digits = [0u8; 10];
-            let mut n = label;
-            let mut i = digits.len();
-            loop {
-                i -= 1;
-                // A decimal digit: `n % 10` is below 10.
-                digits[i] = b'0' + u8::try_from(n % 10).unwrap_or(0);
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            for &d in &digits[i..] {
-                name.push(char::from(d));
-            }
+            name.push_str(itoa::Buffer::new().format(label));
         }
         Suffix::Total => name.push('t'),
     }

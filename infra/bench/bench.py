@@ -210,6 +210,30 @@ def tenant_key(gateway, cfg, env, gw_url, billing=False):
     return post(f"/tenants/{tenant['id']}/keys", {"name": "bench", "limits": limits})["key"]
 
 
+def prepare(target, args, workers, mock_workers, prefix):
+    """A temp dir, the mock provider started, the gateway's configuration and environment (`args`:
+    redis, database, billing, gateway_bin), and, with billing, the demo prices imported. Returns
+    (tmp, mock process, mock url, config path, env, gateway binary)."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    mock, mock_url = spawn([str(target / "mock-provider"), "--port", "0", "--workers", str(mock_workers)])
+    cfg = Path(tmp) / "tollgate.toml"
+    cfg.write_text(CONFIG.format(workers=workers, db=Path(tmp) / "bench.db", mock=mock_url))
+    env = dict(os.environ, TOLLGATE_OPERATOR_KEY=KEY, TOLLGATE_JWT_SECRET="bench-jwt-secret-0123456789abcdef0123")
+    env.pop("TOLLGATE_DATABASE_URL", None)
+    env.pop("TOLLGATE_REDIS_URL", None)
+    if args.redis:
+        env["TOLLGATE_REDIS_URL"] = args.redis
+    if args.database:
+        env["TOLLGATE_DATABASE_URL"] = args.database
+    gateway = args.gateway_bin or str(target / "tollgate")
+    if args.billing:
+        # The measured binary runs the commands too: it migrates the database to its own schema.
+        subprocess.run([gateway, "--config", str(cfg), "prices", "import", "--from", "none",
+                        "--overrides", str(ROOT / "infra" / "demo" / "prices.toml")], env=env, check=True,
+                       capture_output=True)
+    return tmp, mock, mock_url, cfg, env, gateway
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=10, help="seconds per phase (default 10)")
@@ -238,23 +262,7 @@ def main():
         subprocess.run(["cargo", "build", "--release", "-p", "tollgate", "-p", "mock-provider"], cwd=ROOT, check=True)
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
 
-    tmp = tempfile.mkdtemp(prefix="tollgate-bench-")
-    mock, mock_url = spawn([str(target / "mock-provider"), "--port", "0", "--workers", str(args.mock_workers)])
-    cfg = Path(tmp) / "tollgate.toml"
-    cfg.write_text(CONFIG.format(workers=args.workers, db=Path(tmp) / "bench.db", mock=mock_url))
-    env = dict(os.environ, TOLLGATE_OPERATOR_KEY=KEY, TOLLGATE_JWT_SECRET="bench-jwt-secret-0123456789abcdef0123")
-    env.pop("TOLLGATE_DATABASE_URL", None)
-    env.pop("TOLLGATE_REDIS_URL", None)
-    if args.redis:
-        env["TOLLGATE_REDIS_URL"] = args.redis
-    if args.database:
-        env["TOLLGATE_DATABASE_URL"] = args.database
-    gateway = args.gateway_bin or str(target / "tollgate")
-    if args.billing:
-        # The measured binary runs the commands too: it migrates the database to its own schema.
-        subprocess.run([gateway, "--config", str(cfg), "prices", "import", "--from", "none",
-                        "--overrides", str(ROOT / "infra" / "demo" / "prices.toml")], env=env, check=True,
-                       capture_output=True)
+    tmp, mock, mock_url, cfg, env, gateway = prepare(target, args, args.workers, args.mock_workers, "tollgate-bench-")
     gw, gw_url = spawn([gateway, "serve", "--config", str(cfg)], env)
     auth = [f"Authorization: Bearer {KEY}"]
     viewer = subprocess.run([gateway, "--config", str(cfg), "token", "--subject", "bench-metrics",

@@ -20,7 +20,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,22 +45,7 @@ def main():
             sys.exit(f"{tool} is not installed")
 
     target = Path(os.environ.get("CARGO_TARGET_DIR", bench.ROOT / "target")) / "release"
-    gateway = args.gateway_bin or str(target / "tollgate")
-    tmp = tempfile.mkdtemp(prefix="tollgate-instr-")
-    mock, mock_url = bench.spawn([str(target / "mock-provider"), "--port", "0", "--workers", "1"])
-    cfg = Path(tmp) / "tollgate.toml"
-    cfg.write_text(bench.CONFIG.format(workers=1, db=Path(tmp) / "bench.db", mock=mock_url))
-    env = dict(os.environ, TOLLGATE_OPERATOR_KEY=bench.KEY,
-               TOLLGATE_JWT_SECRET="bench-jwt-secret-0123456789abcdef0123")
-    env.pop("TOLLGATE_DATABASE_URL", None)
-    env.pop("TOLLGATE_REDIS_URL", None)
-    if args.redis:
-        env["TOLLGATE_REDIS_URL"] = args.redis
-    if args.database:
-        env["TOLLGATE_DATABASE_URL"] = args.database
-    if args.billing:
-        subprocess.run([gateway, "--config", str(cfg), "prices", "import", "--from", "none", "--overrides",
-                        str(bench.ROOT / "infra" / "demo" / "prices.toml")], env=env, check=True, capture_output=True)
+    tmp, mock, mock_url, cfg, env, gateway = bench.prepare(target, args, 1, 1, "tollgate-instr-")
     out = Path(tmp) / "callgrind.out"
     gw, gw_url = bench.spawn(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
                               gateway, "serve", "--config", str(cfg)], env)

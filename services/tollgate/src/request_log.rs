@@ -22,6 +22,15 @@ const ATTEMPTS: u32 = 5;
 /// Resolves to `true` once the record is committed, `false` if it could not be.
 pub type Committed = oneshot::Receiver<bool>;
 
+/// Waits for a record's commit (timed as `tollgate_metering_commit_wait_seconds`); `true` once
+/// it is committed, `false` if it could not be.
+pub async fn committed(rx: Committed) -> bool {
+    let waiting = std::time::Instant::now();
+    let ok = rx.await.unwrap_or(false);
+    crate::metrics::METRICS.metering_commit.since(waiting);
+    ok
+}
+
 type Item = (RequestRecord, Option<oneshot::Sender<bool>>);
 
 struct Queue {

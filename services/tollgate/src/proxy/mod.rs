@@ -186,10 +186,7 @@ pub async fn proxy_body(
             let cost = meter.quote();
             // Durable before the client sees the response: record and postings committed.
             if let Some(rx) = committed {
-                let waiting = Instant::now();
-                let ok = rx.await.unwrap_or(false);
-                METRICS.metering_commit.since(waiting);
-                if !ok {
+                if !crate::request_log::committed(rx).await {
                     return Err(ApiError::MeteringFailed);
                 }
             }

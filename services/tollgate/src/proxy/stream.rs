@@ -326,12 +326,7 @@ impl Relay {
             self.done = true;
             // Durable before the end: the record and its ledger postings are committed first.
             let committed = match self.committing.take() {
-                Some(rx) => {
-                    let waiting = std::time::Instant::now();
-                    let ok = rx.await.unwrap_or(false);
-                    crate::metrics::METRICS.metering_commit.since(waiting);
-                    ok
-                }
+                Some(rx) => crate::request_log::committed(rx).await,
                 None => true,
             };
             match (committed, self.clean_end) {

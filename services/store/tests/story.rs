@@ -88,12 +88,32 @@ async fn story<S: Health + RequestLog>(store: &S) {
     assert_eq!(store.get_request("req_3").await.unwrap(), Some(failed));
     assert_eq!(store.get_request("req_4").await.unwrap(), Some(broken));
 
+    // Text that means something to SQL, to Postgres's array syntax or to JSON round-trips as it
+    // is: quotes of both kinds, backslashes, braces, commas, the word NULL, an empty string,
+    // surrounding spaces, a newline and non-ASCII text.
+    let mut odd = record("req_'\"odd\\{},NULL", Outcome::Ok);
+    odd.endpoint = String::new();
+    odd.public_model = " it's \"quoted\" \\ {a,b} ".into();
+    odd.deployment = Some("NULL".into());
+    odd.error_code = Some("line one\nline two; é 漢字 \\\"".into());
+    odd.key_id = Some("''".into());
+    let plain = record("req_after_odd", Outcome::Ok);
+    assert_eq!(
+        store
+            .record_requests(&[odd.clone(), plain.clone()])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(store.get_request(&odd.id).await.unwrap(), Some(odd));
+    assert_eq!(store.get_request(&plain.id).await.unwrap(), Some(plain));
+
     // A large batch spans several statements in one transaction.
     let batch: Vec<_> = (0..2345)
         .map(|i| record(&format!("req_batch_{i}"), Outcome::Ok))
         .collect();
     assert_eq!(store.record_requests(&batch).await.unwrap(), 2345);
-    assert_eq!(store.count_requests().await.unwrap(), 4 + 2345);
+    assert_eq!(store.count_requests().await.unwrap(), 6 + 2345);
     assert_eq!(store.record_requests(&[]).await.unwrap(), 0);
 }
 
@@ -392,6 +412,11 @@ async fn sqlite_story() {
     let store = migrated(&format!("sqlite:{}", dir.path().join("t.db").display())).await;
     assert_eq!(store.backend(), "sqlite");
     story(&store).await;
+    assert_eq!(
+        store.metering_fallbacks(),
+        0,
+        "every batch took the writer's path"
+    );
     tenant_story(&store).await;
 }
 
@@ -407,6 +432,11 @@ async fn postgres_story() {
     let store = migrated(&url).await;
     assert_eq!(store.backend(), "postgres");
     story(&store).await;
+    assert_eq!(
+        store.metering_fallbacks(),
+        0,
+        "every batch took the writer's path"
+    );
     tenant_story(&store).await;
 }
 

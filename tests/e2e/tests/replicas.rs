@@ -8,6 +8,14 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tollgate_e2e::{config, Gateway, Mock, RedisServer};
 
+/// The standard configuration plus a model whose provider answers after a second (its requests
+/// hold their slots that long), with time limits that let it.
+fn held_config(mock: &Mock) -> String {
+    let held = "\n[deployments.held]\nprovider = \"mock\"\nmodel = \"mock-gpt@latency=1000\"\n\
+                [models.held]\ndeployments = [\"held\"]\n";
+    config(&mock.url, held).replace("total_timeout_ms = 4000", "total_timeout_ms = 60000")
+}
+
 async fn admin(gw: &Gateway, path: &str, body: Value) -> Value {
     gw.admin(Method::POST, path, Some(body)).await
 }
@@ -119,6 +127,106 @@ async fn a_redis_outage_degrades_to_local_limits_without_errors_and_recovers() {
         5,
         "one shared limit again"
     );
+}
+
+/// Redis too slow to answer (paused): admission falls back to this replica's in-process limits,
+/// and those count the requests Redis admitted, so a lone replica never goes over a concurrency
+/// limit (before, the fallback started from zero and admitted the whole limit again).
+#[tokio::test]
+async fn a_fallback_to_local_limits_counts_what_redis_admitted() {
+    let redis = RedisServer::start();
+    let mock = Mock::start();
+    let cfg = held_config(&mock);
+    let gw = Gateway::start_with_redis(&cfg, None, &redis.url()).await;
+    let key = key_with(&gw, "held", json!({"max_concurrent": 4})).await;
+    let request = |gw: &Gateway| {
+        gw.anonymous(Method::POST, "/v1/chat/completions")
+            .bearer_auth(&key)
+            .json(&json!({"model": "held", "max_tokens": 2, "messages": [{"role": "user", "content": "x"}]}))
+    };
+    // Two requests admitted by Redis, each held by the provider for a second.
+    let mut first = Vec::new();
+    for _ in 0..2 {
+        let req = request(&gw);
+        first.push(tokio::spawn(async move {
+            req.send().await.unwrap().status().as_u16()
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while mock.stats().await["in_flight"] != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the first two never reached the provider"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Redis stops answering. Of four more, the fallback admits two: with the two Redis
+    // admitted, the limit of four is reached.
+    redis.pause();
+    let mut more = Vec::new();
+    for _ in 0..4 {
+        let req = request(&gw);
+        more.push(tokio::spawn(async move {
+            req.send().await.unwrap().status().as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in more {
+        statuses.push(t.await.unwrap());
+    }
+    redis.resume();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 429, 429]);
+    for t in first {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    assert_eq!(mock.wait_idle().await["max_in_flight"], 4);
+    assert!(
+        gw.logs().contains("redis admission unavailable: degraded"),
+        "the fallback was taken"
+    );
+}
+
+/// An admission call that timed out may still run on Redis when it answers again, taking a
+/// slot for a request that was admitted without it: that slot is given back, not held until its
+/// lease expires (the longest request time limit plus a minute).
+#[tokio::test]
+async fn a_slot_taken_by_a_timed_out_admission_call_is_given_back() {
+    let redis = RedisServer::start();
+    let mock = Mock::start();
+    let gw = Gateway::start_with_redis(&held_config(&mock), None, &redis.url()).await;
+    let key = key_with(&gw, "held", json!({"max_concurrent": 2})).await;
+    let request = |gw: &Gateway| {
+        gw.anonymous(Method::POST, "/v1/chat/completions")
+            .bearer_auth(&key)
+            .json(&json!({"model": "held", "max_tokens": 2, "messages": [{"role": "user", "content": "x"}]}))
+    };
+    // Connected, key cached.
+    assert_eq!(request(&gw).send().await.unwrap().status(), 200);
+    // Redis freezes while a request asks it: the call times out, the request is admitted by the
+    // fallback; when Redis goes on, it runs the call and takes a slot for it.
+    redis.pause();
+    let lone = request(&gw);
+    let lone = tokio::spawn(async move { lone.send().await.unwrap().status().as_u16() });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.resume();
+    assert_eq!(lone.await.unwrap(), 200);
+    // Past the one-second back-off and the releases' retries: both slots are free in Redis.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let pair: Vec<_> = (0..2)
+        .map(|_| {
+            let req = request(&gw);
+            tokio::spawn(async move { req.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    for t in pair {
+        assert_eq!(
+            t.await.unwrap(),
+            200,
+            "a slot is still held for the timed-out call"
+        );
+    }
+    assert!(gw.logs().contains("redis admission unavailable: degraded"));
 }
 
 /// Script calls Redis has run (the quota script is called by its hash, or loaded on first use).

@@ -133,7 +133,10 @@ pub(crate) enum Held {
 pub struct Ticket {
     admission: Arc<Admission>,
     held: Held,
+    /// Slot names to release in Redis (exact Redis admissions).
     slots: Vec<Arc<str>>,
+    /// This replica's count of the request's slots, taken back when the ticket drops.
+    _in_flight: InFlight,
     charged: Vec<(Arc<str>, Limit, u64)>,
     /// Redis corrections waiting to be sent with the slot release.
     pending: Vec<(Arc<str>, Limit, i64)>,
@@ -250,24 +253,37 @@ impl Admission {
     ) -> Result<Ticket, Refusal> {
         let plan = Self::plan(tk, estimate);
         if plan.checks.is_empty() && plan.slots.is_empty() {
-            return Ok(self.ticket(Held::Nothing, &plan, RateHeaders::default()));
+            let none = self.uncounted();
+            return Ok(self.ticket(Held::Nothing, &plan, RateHeaders::default(), none));
         }
         if let Some(redis) = &self.redis {
+            // Counted here before Redis is asked (and taken back if it refuses, fails, or this
+            // future is dropped): a replica already holding a slot's limit refuses without a
+            // round trip, and a fallback to in-process limits below counts what Redis admitted.
+            let in_flight = self.count_in(&plan).map_err(Refusal::Limited)?;
             match redis.admit(&plan, member).await {
                 Ok(Ok(Admitted::Exact(headers))) => {
-                    return Ok(self.ticket(Held::Redis(Arc::from(member)), &plan, headers))
+                    let held = Held::Redis(Arc::from(member));
+                    return Ok(self.ticket(held, &plan, headers, in_flight));
                 }
                 Ok(Ok(Admitted::Leased(headers, slots))) => {
-                    return Ok(self.ticket(Held::Leased(slots), &plan, headers))
+                    return Ok(self.ticket(Held::Leased(slots), &plan, headers, in_flight))
                 }
                 Ok(Err(denied)) => return Err(Refusal::Limited(denied)),
                 Err(e) => {
+                    drop(in_flight);
                     crate::metrics::METRICS.admission_degraded.inc();
                     tracing::warn!(error = %e, policy = ?self.on_failure, "redis admission unavailable: degraded");
                     match self.on_failure {
                         FailurePolicy::Local => {}
                         FailurePolicy::Allow => {
-                            return Ok(self.ticket(Held::Nothing, &plan, RateHeaders::default()))
+                            let none = self.uncounted();
+                            return Ok(self.ticket(
+                                Held::Nothing,
+                                &plan,
+                                RateHeaders::default(),
+                                none,
+                            ));
                         }
                         FailurePolicy::Deny => return Err(Refusal::Unavailable),
                     }
@@ -277,10 +293,47 @@ impl Admission {
         self.admit_local(&plan).map_err(Refusal::Limited)
     }
 
-    fn ticket(self: &Arc<Self>, held: Held, plan: &Plan, headers: RateHeaders) -> Ticket {
+    /// Counts a request in this replica's in-flight slots, or refuses it if one of them is
+    /// already at its limit here. Every request admitted under limits is counted, however it
+    /// was admitted (in-process, or by Redis exactly or from a lease): so when Redis is slow or
+    /// down and admission falls back to in-process limits, those limits include what this replica
+    /// holds through Redis, and a lone replica never goes over a concurrency limit.
+    fn count_in(self: &Arc<Self>, plan: &Plan) -> Result<InFlight, Denied> {
+        if plan.slots.is_empty() {
+            return Ok(self.uncounted());
+        }
+        let Ok(mut state) = self.state.lock() else {
+            return Err(unavailable_state());
+        };
+        if let Some(slot) = full(&state, plan) {
+            return Err(slot);
+        }
+        for s in &plan.slots {
+            *state.slots.entry(s.key.clone()).or_insert(0) += 1;
+        }
+        Ok(InFlight {
+            admission: self.clone(),
+            keys: plan.slots.iter().map(|s| s.key.clone()).collect(),
+        })
+    }
+
+    fn uncounted(self: &Arc<Self>) -> InFlight {
+        InFlight {
+            admission: self.clone(),
+            keys: Vec::new(),
+        }
+    }
+
+    fn ticket(
+        self: &Arc<Self>,
+        held: Held,
+        plan: &Plan,
+        headers: RateHeaders,
+        in_flight: InFlight,
+    ) -> Ticket {
         let slots = match held {
-            Held::Nothing | Held::Leased(_) => Vec::new(),
-            _ => plan.slots.iter().map(|s| s.key.clone()).collect(),
+            Held::Redis(_) => plan.slots.iter().map(|s| s.key.clone()).collect(),
+            _ => Vec::new(),
         };
         let charged = match held {
             Held::Nothing => Vec::new(),
@@ -295,6 +348,7 @@ impl Admission {
             admission: self.clone(),
             held,
             slots,
+            _in_flight: in_flight,
             charged,
             pending: Vec::new(),
             headers,
@@ -304,12 +358,7 @@ impl Admission {
     fn admit_local(self: &Arc<Self>, plan: &Plan) -> Result<Ticket, Denied> {
         let now = now_ms();
         let Ok(mut state) = self.state.lock() else {
-            return Err(Denied {
-                what: "internal state".into(),
-                concurrency: false,
-                retry_after_ms: 1000,
-                headers: RateHeaders::default(),
-            });
+            return Err(unavailable_state());
         };
         let mut headers = RateHeaders::default();
         let mut refused: Option<(u64, String)> = None;
@@ -337,17 +386,9 @@ impl Admission {
                 headers,
             });
         }
-        if let Some(slot) = plan
-            .slots
-            .iter()
-            .find(|s| state.slots.get(&s.key).copied().unwrap_or(0) >= s.max)
-        {
-            return Err(Denied {
-                what: format!("concurrent requests of the {} ({})", slot.scope, slot.max),
-                concurrency: true,
-                retry_after_ms: 1000,
-                headers,
-            });
+        if let Some(mut full) = full(&state, plan) {
+            full.headers = headers;
+            return Err(full);
         }
         for (c, d) in plan.checks.iter().zip(&decisions) {
             state.buckets.insert(c.bucket.clone(), d.bucket);
@@ -356,7 +397,11 @@ impl Admission {
             *state.slots.entry(s.key.clone()).or_insert(0) += 1;
         }
         drop(state);
-        Ok(self.ticket(Held::Local, plan, headers))
+        let in_flight = InFlight {
+            admission: self.clone(),
+            keys: plan.slots.iter().map(|s| s.key.clone()).collect(),
+        };
+        Ok(self.ticket(Held::Local, plan, headers, in_flight))
     }
 
     /// Current counters of a key and its tenant, taking nothing: per scope (`key`, `tenant`) the
@@ -502,13 +547,47 @@ impl Drop for Ticket {
                 std::mem::take(&mut self.slots),
                 member.clone(),
             );
-            return;
         }
-        if self.slots.is_empty() {
+    }
+}
+
+/// The refusal when the in-process state is unusable (a thread panicked holding its lock).
+fn unavailable_state() -> Denied {
+    Denied {
+        what: "internal state".into(),
+        concurrency: false,
+        retry_after_ms: 1000,
+        headers: RateHeaders::default(),
+    }
+}
+
+/// The first of a plan's slots already at its limit on this replica, as a refusal.
+fn full(state: &State, plan: &Plan) -> Option<Denied> {
+    let slot = plan
+        .slots
+        .iter()
+        .find(|s| state.slots.get(&s.key).copied().unwrap_or(0) >= s.max)?;
+    Some(Denied {
+        what: format!("concurrent requests of the {} ({})", slot.scope, slot.max),
+        concurrency: true,
+        retry_after_ms: 1000,
+        headers: RateHeaders::default(),
+    })
+}
+
+/// A request's slots counted in this replica's in-flight counts; dropping it takes them back.
+struct InFlight {
+    admission: Arc<Admission>,
+    keys: Vec<Arc<str>>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.keys.is_empty() {
             return;
         }
         if let Ok(mut state) = self.admission.state.lock() {
-            for k in &self.slots {
+            for k in &self.keys {
                 if let Some(n) = state.slots.get_mut(k) {
                     *n = n.saturating_sub(1);
                     if *n == 0 {

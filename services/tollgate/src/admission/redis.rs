@@ -24,6 +24,15 @@ const BACKOFF: Duration = Duration::from_secs(1);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Queued endings beyond this are sent at once rather than waiting for a ride.
 const MAX_QUEUED: usize = 512;
+/// Delays between attempts at sending slot releases that failed: a lost release would hold its
+/// slot until the lease expires (the longest request time limit plus a minute), so releases,
+/// which are idempotent (removing a member), are sent again; token corrections are not.
+const RELEASE_RETRIES: [Duration; 4] = [
+    Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_millis(1000),
+];
 /// How often a replica holding leases looks for ended ones.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
@@ -170,9 +179,27 @@ impl RedisQuotas {
         for (s, want) in plan.slots.iter().zip(&slot_wants) {
             call.arg(s.max).arg(*want);
         }
+        // Unless the script answers (an error, a timeout, or this future dropped by a client
+        // that went away), the releases riding along are queued again, and so are releases of
+        // what the call may have taken when it ran all the same: this request's slots and the
+        // slots it asked to lease (removing a member that is not there changes nothing).
+        let mut releases = std::mem::take(&mut endings.releases);
+        for (s, want) in plan.slots.iter().zip(&slot_wants) {
+            releases.push((s.key.clone(), Arc::from(member)));
+            for g in 1..=*want {
+                releases.push((s.key.clone(), Arc::from(format!("{prefix}{g}"))));
+            }
+        }
+        let carried = Carried {
+            quotas: self,
+            releases,
+        };
         let reply: Vec<i64> =
             match tokio::time::timeout(self.timeout, call.invoke_async(&mut conn)).await {
-                Ok(Ok(r)) => r,
+                Ok(Ok(r)) => {
+                    carried.delivered();
+                    r
+                }
                 Ok(Err(e)) => {
                     self.mark_down();
                     return Err(format!("redis admission script: {e}"));
@@ -372,23 +399,74 @@ impl RedisQuotas {
     }
 
     async fn flush(&self) {
-        let endings = self.take_endings();
-        if endings.corrections.is_empty() && endings.releases.is_empty() {
-            return;
+        let mut endings = self.take_endings();
+        let mut retries = RELEASE_RETRIES.iter();
+        loop {
+            if endings.corrections.is_empty() && endings.releases.is_empty() {
+                return;
+            }
+            if self.send(&endings).await {
+                return;
+            }
+            if !endings.corrections.is_empty() {
+                // A call that timed out may still have run: sending a correction again could
+                // count it twice.
+                tracing::warn!(
+                    corrections = endings.corrections.len(),
+                    "redis request endings failed; token corrections lost"
+                );
+                endings.corrections.clear();
+            }
+            let Some(delay) = retries.next() else {
+                tracing::warn!(
+                    releases = endings.releases.len(),
+                    "redis slot releases failed; slots left to their lease"
+                );
+                return;
+            };
+            tokio::time::sleep(*delay).await;
+            // Releases queued meanwhile go in the same call.
+            let more = self.take_endings();
+            endings.corrections = more.corrections;
+            endings.releases.extend(more.releases);
         }
+    }
+
+    /// Sends endings in one script call; `true` once Redis answered.
+    async fn send(&self, endings: &Endings) -> bool {
         let Ok(mut conn) = self.connection().await else {
-            return;
+            return false;
         };
         let mut call = self.script.prepare_invoke();
-        invocation(&mut call, &endings, 0, 0);
+        invocation(&mut call, endings, 0, 0);
         call.arg("").arg(self.lease_ms).arg("").arg("");
-        endings_args(&mut call, &endings);
+        endings_args(&mut call, endings);
         let done: Result<Result<Vec<i64>, _>, _> =
             tokio::time::timeout(self.timeout, call.invoke_async(&mut conn)).await;
-        if !matches!(done, Ok(Ok(_))) {
-            tracing::warn!(
-                "redis request endings failed; token corrections lost, slots left to their lease"
-            );
+        matches!(done, Ok(Ok(_)))
+    }
+}
+
+/// Slot releases riding along with an admission's script call: queued again when dropped
+/// unless the call was answered.
+struct Carried<'a> {
+    quotas: &'a Arc<RedisQuotas>,
+    releases: Vec<(Arc<str>, Arc<str>)>,
+}
+
+impl Carried<'_> {
+    fn delivered(mut self) {
+        self.releases.clear();
+    }
+}
+
+impl Drop for Carried<'_> {
+    fn drop(&mut self) {
+        if !self.releases.is_empty() {
+            self.quotas.queue(Returns {
+                corrections: Vec::new(),
+                releases: std::mem::take(&mut self.releases),
+            });
         }
     }
 }

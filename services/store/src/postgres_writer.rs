@@ -251,6 +251,12 @@ impl Sql {
                 continue;
             };
             self.0.push('"');
+            if !s.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\'' | 0)) {
+                // Nothing to escape (the usual case): copied whole.
+                self.0.push_str(s);
+                self.0.push('"');
+                continue;
+            }
             for c in s.chars() {
                 match c {
                     '\0' => {

@@ -17,7 +17,7 @@ pub struct PgStore {
     pool: PgPool,
     /// Writes usage records and their postings ([`crate::postgres_writer`]).
     writer: std::sync::Arc<Writer>,
-    /// Batches the writer's two-round-trip path failed and the general path wrote (or refused).
+    /// Batches the writer's one-statement path failed and the general path wrote (or refused).
     fallbacks: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -88,7 +88,7 @@ impl PgStore {
         result
     }
 
-    /// How many metering batches the two-round-trip path failed (the general path then wrote
+    /// How many metering batches the one-statement path failed (the general path then wrote
     /// or refused them).
     pub fn metering_fallbacks(&self) -> u64 {
         self.fallbacks.load(std::sync::atomic::Ordering::Relaxed)

@@ -1,18 +1,16 @@
-//! The Postgres metering writer: a batch of usage records and their ledger postings in two round
-//! trips, on connections of its own.
+//! The Postgres metering writer: a batch of usage records and their ledger postings in one
+//! statement (one transaction, one round trip), on connections of its own.
 //!
 //! The general path ([`crate::metering::record_requests_in`]) sends BEGIN, the records, a locking
 //! balance read, the postings, the balance updates and COMMIT as six round trips, and the
-//! balance rows stay locked for four of them plus the commit. Here the statements of each half
-//! travel together in one simple-protocol message: `BEGIN; EXECUTE insert records … RETURNING
-//! id; EXECUTE lock credit balances`, then `EXECUTE insert postings; EXECUTE add to balances;
-//! COMMIT`. The rows stay locked for one round trip and the commit. The four statements are
-//! prepared once per connection ([`PREPARE`]) and take one array literal per column ([`Sql`]),
-//! so Postgres neither parses nor plans a batch's rows as SQL: when every row was a `VALUES`
-//! tuple of literals, parsing, analysing and planning them was 45% of Postgres's CPU under load.
+//! balance rows stay locked for four of them plus the commit. Here one prepared statement
+//! ([`PREPARE`]) does all of it with data-modifying `WITH` clauses: the rows stay locked only
+//! while it runs and commits. It takes one array literal per column ([`Sql`]), so Postgres
+//! neither parses nor plans a batch's rows as SQL: when every row was a `VALUES` tuple of
+//! literals, parsing, analysing and planning them was 45% of Postgres's CPU under load.
 //! (Several batches in flight at once measured slower on the 2-core benchmark machine, where
 //! Postgres shares the cores: more commits and lock waits; the request log writes one batch at a
-//! time. Measured again with the prepared statements: no gain, more Postgres CPU per request.)
+//! time. Measured again with prepared statements: no gain, more Postgres CPU per request.)
 //!
 //! A usage posting's key is derived from its request's id and is only ever written in the
 //! transaction that first inserts that request, so the postings here are inserted without `ON
@@ -22,13 +20,11 @@
 //! The connections are the writer's own, not the pool's: one left inside a transaction (an error,
 //! a cancelled write) is closed, never handed to anyone else.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use sqlx::postgres::PgConnection;
-use sqlx::{Connection, Row};
+use sqlx::Connection;
 
-use crate::metering as m;
 use crate::record::RequestRecord;
 use crate::StoreError;
 
@@ -88,19 +84,9 @@ async fn record_batch(
     conn: &mut PgConnection,
     records: &[RequestRecord],
 ) -> Result<u64, StoreError> {
-    // The credit accounts of every tenant in the batch (a superset of those billed below),
-    // locked in account order as the general path does.
-    let accounts: Vec<String> = records
-        .iter()
-        .filter(|r| r.billing.is_some() && r.provider.is_some())
-        .filter_map(|r| r.tenant_id.as_deref())
-        .map(|t| tollgate_domain::ledger::Account::TenantCredit(t.to_owned()).name())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let mut sql = Sql::with_capacity(records.len() * 300);
-    sql.push("BEGIN;EXECUTE tollgate_insert_requests(");
     let rs = records;
+    let mut sql = Sql::with_capacity(records.len() * 300);
+    sql.push("EXECUTE tollgate_record(");
     sql.texts(rs.iter().map(|r| Some(r.id.as_str())))?;
     sql.sep().ints(rs.iter().map(|r| Some(r.created_at_ms)));
     sql.sep()
@@ -142,78 +128,96 @@ async fn record_batch(
         .ints(rs.iter().map(|r| r.billing.map(|b| b.price.0)));
     sql.sep()
         .ints(rs.iter().map(|r| r.billing.map(|b| b.absorbed.0)));
-    sql.push(");");
-    if !accounts.is_empty() {
-        sql.push("EXECUTE tollgate_lock_balances(");
-        sql.texts(accounts.iter().map(|a| Some(a.as_str())))?;
-        sql.push(");");
-    }
+    sql.push(")");
     let rows = sqlx::Executor::fetch_all(&mut *conn, sqlx::raw_sql(&sql.0)).await?;
-    let mut new_ids: HashSet<String> = HashSet::with_capacity(records.len());
-    let mut credit: HashMap<String, i64> = HashMap::new();
-    for row in rows {
-        if row.len() == 1 {
-            new_ids.insert(row.try_get(0)?);
-        } else {
-            credit.insert(row.try_get(0)?, row.try_get(1)?);
-        }
-    }
-    let inserted = u64::try_from(new_ids.len()).unwrap_or(u64::MAX);
-    let billed = m::billed(records, &mut new_ids);
-    let mut sql = Sql::with_capacity(billed.len() * 300 + 64);
-    if !billed.is_empty() {
-        let postings = m::usage_rows(&billed, credit);
-        let all: HashSet<String> = postings.iter().map(|p| p.key.clone()).collect();
-        let deltas = m::balance_deltas(&postings, &all)?;
-        if !postings.is_empty() {
-            let ps = &postings;
-            sql.push("EXECUTE tollgate_insert_postings(");
-            sql.texts(ps.iter().map(|p| Some(p.key.as_str())))?;
-            sql.sep().ints(ps.iter().map(|p| Some(p.at_ms)));
-            sql.sep().texts(ps.iter().map(|p| Some(p.debit.as_str())))?;
-            sql.sep()
-                .texts(ps.iter().map(|p| Some(p.credit.as_str())))?;
-            sql.sep().ints(ps.iter().map(|p| Some(p.amount)));
-            sql.sep().texts(ps.iter().map(|p| p.tenant_id.as_deref()))?;
-            sql.sep()
-                .texts(ps.iter().map(|p| p.request_id.as_deref()))?;
-            sql.push(");");
-        }
-        if !deltas.is_empty() {
-            sql.push("EXECUTE tollgate_add_balances(");
-            sql.texts(deltas.iter().map(|(a, _)| Some(a.as_str())))?;
-            sql.sep().ints(deltas.iter().map(|(_, d)| Some(*d)));
-            sql.push(");");
-        }
-    }
-    sql.push("COMMIT;");
-    sqlx::Executor::execute(&mut *conn, sqlx::raw_sql(&sql.0)).await?;
-    Ok(inserted)
+    Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX))
 }
 
-/// The statements a writer connection prepares once: each takes its rows as one array per
-/// column (`unnest` turns them back into rows), so a batch of any size is one short statement
-/// whose plan is cached, instead of a `VALUES` list Postgres parses, analyses and plans for every
-/// batch (measured at 45% of Postgres's CPU under load).
+/// The one statement a writer connection prepares: it takes a batch as one array per column
+/// (`unnest` turns them back into rows), so a batch of any size is one short statement whose plan
+/// is cached, instead of a `VALUES` list Postgres parses, analyses and plans for every batch
+/// (measured at 45% of Postgres's CPU under load). In one statement, hence one transaction and one
+/// round trip, it:
+///
+/// 1. inserts the request rows, skipping ids already there (`inserted`);
+/// 2. takes the newly inserted ones that have a tenant, a provider and a charge, each id once
+///    (`billed`, as [`crate::metering::billed`]);
+/// 3. locks their tenants' credit balances in account order (`credit`, as the general path);
+/// 4. draws each tenant's credit in record order until it is spent (`split`: the i-th charge takes
+///    `clamp(credit − the charges before it, 0, price)`, which is what consuming it one charge at
+///    a time in [`crate::metering::usage_rows`] gives);
+/// 5. makes the postings of [`tollgate_domain::ledger::usage_postings`] with their keys
+///    ([`tollgate_domain::ledger::usage_posting_keys`]) and account names
+///    ([`tollgate_domain::ledger::Account::name`]) — the same rows the SQLite writer and the
+///    general path make, which the billing tests check on both backends — inserted without `ON
+///    CONFLICT` (see the module notes);
+/// 6. adds each account's net movement to its balance, in account order.
+///
+/// It returns the ids it inserted.
 const PREPARE: &str = "SET standard_conforming_strings = on;\
-    PREPARE tollgate_insert_requests (text[], bigint[], text[], text[], text[], text[], \
-    boolean[], text[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], \
-    bigint[], bigint[], bigint[], text[], text[], text[], boolean[], bigint[], bigint[], \
-    bigint[], bigint[]) AS INSERT INTO request_log (id, created_at_ms, endpoint, public_model, \
-    provider, deployment, stream, outcome, status, attempts, prompt_tokens, completion_tokens, \
-    total_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, latency_ms, ttft_ms, \
-    error_code, tenant_id, key_id, usage_estimated, price_version, cost_nanos, price_nanos, \
-    absorbed_nanos) SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-    $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26) \
-    ON CONFLICT (id) DO NOTHING RETURNING id;\
-    PREPARE tollgate_lock_balances (text[]) AS SELECT account, balance FROM account_balances \
-    WHERE account = ANY ($1) ORDER BY account FOR UPDATE;\
-    PREPARE tollgate_insert_postings (text[], bigint[], text[], text[], bigint[], text[], \
-    text[]) AS INSERT INTO ledger_postings (key, at_ms, debit, credit, amount, tenant_id, \
-    request_id) SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7);\
-    PREPARE tollgate_add_balances (text[], bigint[]) AS INSERT INTO account_balances \
-    (account, balance) SELECT * FROM unnest($1, $2) ON CONFLICT (account) DO UPDATE SET \
-    balance = account_balances.balance + excluded.balance;";
+    PREPARE tollgate_record (text[], bigint[], text[], text[], text[], text[], boolean[], \
+    text[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], \
+    bigint[], bigint[], text[], text[], text[], boolean[], bigint[], bigint[], bigint[], \
+    bigint[]) AS \
+    WITH input AS (\
+        SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+        $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26) WITH ORDINALITY AS t(id, \
+        created_at_ms, endpoint, public_model, provider, deployment, stream, outcome, status, \
+        attempts, prompt_tokens, completion_tokens, total_tokens, cached_tokens, \
+        cache_write_tokens, reasoning_tokens, latency_ms, ttft_ms, error_code, tenant_id, \
+        key_id, usage_estimated, price_version, cost_nanos, price_nanos, absorbed_nanos, ord)\
+    ), inserted AS (\
+        INSERT INTO request_log (id, created_at_ms, endpoint, public_model, provider, \
+        deployment, stream, outcome, status, attempts, prompt_tokens, completion_tokens, \
+        total_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, latency_ms, ttft_ms, \
+        error_code, tenant_id, key_id, usage_estimated, price_version, cost_nanos, price_nanos, \
+        absorbed_nanos) \
+        SELECT id, created_at_ms, endpoint, public_model, provider, deployment, stream, \
+        outcome, status, attempts, prompt_tokens, completion_tokens, total_tokens, \
+        cached_tokens, cache_write_tokens, reasoning_tokens, latency_ms, ttft_ms, error_code, \
+        tenant_id, key_id, usage_estimated, price_version, cost_nanos, price_nanos, \
+        absorbed_nanos FROM input ORDER BY ord \
+        ON CONFLICT (id) DO NOTHING RETURNING id\
+    ), billed AS (\
+        SELECT DISTINCT ON (i.id) i.ord, i.id, i.created_at_ms, i.tenant_id, i.provider, \
+        i.price_nanos AS price, i.cost_nanos AS cost \
+        FROM input i JOIN inserted USING (id) \
+        WHERE i.tenant_id IS NOT NULL AND i.provider IS NOT NULL AND i.price_nanos IS NOT NULL \
+        ORDER BY i.id, i.ord\
+    ), credit AS (\
+        SELECT account, balance FROM account_balances \
+        WHERE account IN (SELECT 'tenant:' || tenant_id || ':credit' FROM billed) \
+        ORDER BY account FOR UPDATE\
+    ), split AS (\
+        SELECT b.*, GREATEST(0, LEAST(b.price, GREATEST(COALESCE(c.balance, 0), 0) \
+        - (SUM(b.price) OVER (PARTITION BY b.tenant_id ORDER BY b.ord) - b.price)))::bigint \
+        AS from_credit \
+        FROM billed b LEFT JOIN credit c ON c.account = 'tenant:' || b.tenant_id || ':credit'\
+    ), legs AS (\
+        SELECT s.ord, l.n, l.key, s.created_at_ms AS at_ms, l.debit, l.credit, l.amount, \
+        s.tenant_id, s.id AS request_id \
+        FROM split s CROSS JOIN LATERAL (VALUES \
+            (1, 'usage:' || s.id || ':credit', 'tenant:' || s.tenant_id || ':credit', \
+             'platform:revenue', s.from_credit), \
+            (2, 'usage:' || s.id || ':receivable', 'tenant:' || s.tenant_id || ':receivable', \
+             'platform:revenue', s.price - s.from_credit), \
+            (3, 'usage:' || s.id || ':cost', 'provider:' || s.provider || ':cost', \
+             'provider:' || s.provider || ':payable', COALESCE(s.cost, 0)) \
+        ) AS l(n, key, debit, credit, amount) \
+        WHERE l.amount > 0\
+    ), posted AS (\
+        INSERT INTO ledger_postings (key, at_ms, debit, credit, amount, tenant_id, request_id) \
+        SELECT key, at_ms, debit, credit, amount, tenant_id, request_id FROM legs \
+        ORDER BY ord, n RETURNING debit, credit, amount\
+    ), moved AS (\
+        INSERT INTO account_balances (account, balance) \
+        SELECT account, SUM(delta)::bigint FROM (\
+            SELECT debit AS account, -amount AS delta FROM posted \
+            UNION ALL SELECT credit, amount FROM posted\
+        ) d GROUP BY account HAVING SUM(delta) <> 0 ORDER BY account \
+        ON CONFLICT (account) DO UPDATE SET balance = account_balances.balance + \
+        excluded.balance\
+    ) SELECT id FROM inserted;";
 
 /// SQL text with values written as array literals, one array per column: `'{1,NULL}'` for
 /// integers, `'{t,f}'` for booleans, `'{"a",NULL}'` for text. A text element is double-quoted

@@ -228,6 +228,17 @@ pub trait Billing {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<LedgerEntry>, StoreError>> + Send;
 
+    /// A tenant's own entries: the postings of its tenant's accounts (its credit and its
+    /// receivable), in posting order, after the entry whose idempotency key is `after_key`
+    /// (`Ok(None)` when that is not one of them). The operator's own legs (provider cost and
+    /// payable) are not among them.
+    fn tenant_entries(
+        &self,
+        tenant_id: &str,
+        after_key: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Option<Vec<LedgerEntry>>, StoreError>> + Send;
+
     /// Σ of every account balance: zero unless the ledger is broken.
     fn ledger_sum(&self) -> impl Future<Output = Result<i128, StoreError>> + Send;
 }
@@ -712,6 +723,53 @@ impl Billing for Store {
                 }
             };
             rows.iter().map(entry_from_row).collect()
+        })
+    }
+
+    async fn tenant_entries(
+        &self,
+        tenant_id: &str,
+        after_key: Option<&str>,
+        limit: u32,
+    ) -> Result<Option<Vec<LedgerEntry>>, StoreError> {
+        let credit = Account::TenantCredit(tenant_id.to_owned()).name();
+        let receivable = Account::TenantReceivable(tenant_id.to_owned()).name();
+        let limit = i64::from(limit);
+        on_pool!(self, pool => {
+            let after = match after_key {
+                None => 0,
+                Some(key) => {
+                    let seq: Option<i64> = sqlx::query_scalar(
+                        "SELECT seq FROM ledger_postings WHERE key = $1 AND tenant_id = $2 \
+                         AND (debit IN ($3, $4) OR credit IN ($3, $4))",
+                    )
+                    .bind(key)
+                    .bind(tenant_id)
+                    .bind(&credit)
+                    .bind(&receivable)
+                    .fetch_optional(pool)
+                    .await?;
+                    match seq {
+                        Some(seq) => seq,
+                        None => return Ok(None),
+                    }
+                }
+            };
+            let rows = sqlx::query(&format!(
+                "SELECT {LEDGER_COLUMNS} FROM ledger_postings WHERE tenant_id = $1 \
+                 AND (debit IN ($2, $3) OR credit IN ($2, $3)) AND seq > $4 ORDER BY seq LIMIT $5"
+            ))
+            .bind(tenant_id)
+            .bind(&credit)
+            .bind(&receivable)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(entry_from_row)
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
         })
     }
 

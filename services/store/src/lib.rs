@@ -129,6 +129,13 @@ pub trait RequestLog {
     ) -> impl Future<Output = Result<Option<RequestRecord>, StoreError>> + Send;
 
     fn count_requests(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// A tenant's most recent records, newest first, at most `limit`.
+    fn recent_requests(
+        &self,
+        tenant_id: &str,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<RequestRecord>, StoreError>> + Send;
 }
 
 /// The configured store.
@@ -169,6 +176,15 @@ impl Store {
         match self {
             Self::Sqlite(_) => 0,
             Self::Postgres(s) => s.metering_fallbacks(),
+        }
+    }
+
+    /// SQLite's write-ahead log: its size in bytes at the checkpointer's last look and how
+    /// many times it was truncated for passing its bound (`None` on Postgres).
+    pub fn sqlite_wal(&self) -> Option<(u64, u64)> {
+        match self {
+            Self::Sqlite(s) => s.wal(),
+            Self::Postgres(_) => None,
         }
     }
 
@@ -215,6 +231,17 @@ impl RequestLog for Store {
         match self {
             Self::Sqlite(s) => s.count_requests().await,
             Self::Postgres(s) => s.count_requests().await,
+        }
+    }
+
+    async fn recent_requests(
+        &self,
+        tenant_id: &str,
+        limit: u32,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.recent_requests(tenant_id, limit).await,
+            Self::Postgres(s) => s.recent_requests(tenant_id, limit).await,
         }
     }
 }

@@ -110,6 +110,14 @@ pub(crate) const REQUEST_SELECT: &str = "SELECT id, created_at_ms, endpoint, pub
     error_code, tenant_id, key_id, usage_estimated, price_version, cost_nanos, price_nanos, \
     absorbed_nanos FROM request_log WHERE id = $1";
 
+/// A tenant's newest records first (the columns of [`REQUEST_SELECT`]).
+pub(crate) const TENANT_REQUESTS_SELECT: &str = "SELECT id, created_at_ms, endpoint, \
+    public_model, provider, deployment, stream, outcome, status, attempts, prompt_tokens, \
+    completion_tokens, total_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, \
+    latency_ms, ttft_ms, error_code, tenant_id, key_id, usage_estimated, price_version, \
+    cost_nanos, price_nanos, absorbed_nanos FROM request_log WHERE tenant_id = $1 \
+    ORDER BY created_at_ms DESC, id DESC LIMIT $2";
+
 /// Reads the balances of `accounts` (absent accounts have no row), locking them where `lock` says.
 pub(crate) fn select_balances_sql(accounts: usize, lock: &str) -> String {
     let list = values_sql("", 1, accounts, "", numbered(lock));

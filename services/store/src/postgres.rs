@@ -146,6 +146,19 @@ impl RequestLog for PgStore {
             .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
+
+    async fn recent_requests(
+        &self,
+        tenant_id: &str,
+        limit: u32,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        let rows = sqlx::query(crate::metering::TENANT_REQUESTS_SELECT)
+            .bind(tenant_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
 }
 
 fn from_row(r: &PgRow) -> Result<RequestRecord, StoreError> {

@@ -36,8 +36,16 @@ impl SqliteStore {
     /// `url` may end in `?synchronous=normal` (or `&synchronous=normal`): commits then survive
     /// a crash of the process (`kill -9`) but not of the machine; the default, `full`, syncs the
     /// log to disk at every commit and survives both.
+    ///
+    /// `wal_limit_mb=N` (default [`DEFAULT_WAL_LIMIT_MB`]) bounds the write-ahead log: when it
+    /// grows past N MiB the checkpointer truncates it, and every connection keeps it at most
+    /// that size after a reset (`journal_size_limit`).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let (url, synchronous) = synchronous_of(url)?;
+        let UrlOptions {
+            url,
+            synchronous,
+            wal_limit,
+        } = options_of(url)?;
         let options = SqliteConnectOptions::from_str(&url)?;
         let filename = options.get_filename().to_path_buf();
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -46,6 +54,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(synchronous)
             .busy_timeout(Duration::from_secs(10))
+            .pragma("journal_size_limit", wal_limit.to_string())
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
@@ -56,7 +65,7 @@ impl SqliteStore {
                 SqliteSynchronous::Normal => "NORMAL",
                 _ => "FULL",
             };
-            Writer::new(filename, level)
+            Writer::new(filename, level, wal_limit)
         });
         Ok(Self { pool, writer })
     }
@@ -103,20 +112,63 @@ impl SqliteStore {
         &self.pool
     }
 
+    /// Closes the pool, then checkpoints the whole write-ahead log into the database and
+    /// truncates it (`TRUNCATE`), so a stopped gateway leaves no log behind to replay.
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(writer) = self.writer.clone() {
+            match tokio::task::spawn_blocking(move || writer.close()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "final SQLite checkpoint failed"),
+                Err(e) => tracing::warn!(error = %e, "final SQLite checkpoint failed"),
+            }
+        }
+    }
+
+    /// The write-ahead log's size in bytes at the checkpointer's last look, and how many times
+    /// it was truncated for passing its bound.
+    pub fn wal(&self) -> Option<(u64, u64)> {
+        self.writer.as_ref().map(|w| w.wal())
     }
 }
 
-/// Takes our own `synchronous=full|normal` parameter out of a SQLite URL.
-fn synchronous_of(url: &str) -> Result<(String, SqliteSynchronous), StoreError> {
+/// The write-ahead log's bound when the URL sets none (`wal_limit_mb`).
+pub const DEFAULT_WAL_LIMIT_MB: u64 = 64;
+
+/// Our own URL parameters, taken out of a SQLite URL.
+struct UrlOptions {
+    url: String,
+    synchronous: SqliteSynchronous,
+    /// The write-ahead log's bound in bytes.
+    wal_limit: u64,
+}
+
+/// Takes our own parameters (`synchronous=full|normal`, `wal_limit_mb=N`) out of a SQLite URL.
+fn options_of(url: &str) -> Result<UrlOptions, StoreError> {
+    let mut out = UrlOptions {
+        url: url.to_owned(),
+        synchronous: SqliteSynchronous::Full,
+        wal_limit: DEFAULT_WAL_LIMIT_MB << 20,
+    };
     let Some((base, query)) = url.split_once('?') else {
-        return Ok((url.to_owned(), SqliteSynchronous::Full));
+        return Ok(out);
     };
     let mut synchronous = SqliteSynchronous::Full;
     let mut rest = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
+            Some(("wal_limit_mb", n)) => {
+                out.wal_limit = n
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=1 << 20).contains(n))
+                    .map(|n| n << 20)
+                    .ok_or_else(|| {
+                        StoreError::UnsupportedUrl(format!(
+                            "wal_limit_mb={n} (expected a number of MiB from 1)"
+                        ))
+                    })?;
+            }
             Some(("synchronous", "full")) => synchronous = SqliteSynchronous::Full,
             Some(("synchronous", "normal")) => synchronous = SqliteSynchronous::Normal,
             Some(("synchronous", other)) => {
@@ -127,12 +179,13 @@ fn synchronous_of(url: &str) -> Result<(String, SqliteSynchronous), StoreError> 
             _ => rest.push(pair),
         }
     }
-    let url = if rest.is_empty() {
+    out.url = if rest.is_empty() {
         base.to_owned()
     } else {
         format!("{base}?{}", rest.join("&"))
     };
-    Ok((url, synchronous))
+    out.synchronous = synchronous;
+    Ok(out)
 }
 
 impl Health for SqliteStore {
@@ -171,6 +224,19 @@ impl RequestLog for SqliteStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn recent_requests(
+        &self,
+        tenant_id: &str,
+        limit: u32,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        let rows = sqlx::query(crate::metering::TENANT_REQUESTS_SELECT)
+            .bind(tenant_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(from_row).collect()
     }
 }
 
@@ -240,23 +306,29 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn of(url: &str) -> (String, u8, u64) {
+        let o = options_of(url).unwrap();
+        (o.url, o.synchronous as u8, o.wal_limit)
+    }
+
     #[test]
-    fn our_synchronous_parameter_is_taken_out_of_the_url() {
-        let (url, s) = synchronous_of("sqlite:x.db").unwrap();
-        assert_eq!(
-            (url.as_str(), s as u8),
-            ("sqlite:x.db", SqliteSynchronous::Full as u8)
+    fn our_parameters_are_taken_out_of_the_url() {
+        let (full, normal) = (
+            SqliteSynchronous::Full as u8,
+            SqliteSynchronous::Normal as u8,
         );
-        let (url, s) = synchronous_of("sqlite:x.db?synchronous=normal").unwrap();
+        let default = DEFAULT_WAL_LIMIT_MB << 20;
+        assert_eq!(of("sqlite:x.db"), ("sqlite:x.db".into(), full, default));
         assert_eq!(
-            (url.as_str(), s as u8),
-            ("sqlite:x.db", SqliteSynchronous::Normal as u8)
+            of("sqlite:x.db?synchronous=normal"),
+            ("sqlite:x.db".into(), normal, default)
         );
-        let (url, s) = synchronous_of("sqlite:x.db?mode=rwc&synchronous=full").unwrap();
         assert_eq!(
-            (url.as_str(), s as u8),
-            ("sqlite:x.db?mode=rwc", SqliteSynchronous::Full as u8)
+            of("sqlite:x.db?mode=rwc&synchronous=full&wal_limit_mb=8"),
+            ("sqlite:x.db?mode=rwc".into(), full, 8 << 20)
         );
-        assert!(synchronous_of("sqlite:x.db?synchronous=off").is_err());
+        assert!(options_of("sqlite:x.db?synchronous=off").is_err());
+        assert!(options_of("sqlite:x.db?wal_limit_mb=0").is_err());
+        assert!(options_of("sqlite:x.db?wal_limit_mb=lots").is_err());
     }
 }

@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +24,13 @@ use crate::StoreError;
 /// How often the checkpointer copies the write-ahead log back into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
+/// How long the writer's truncating checkpoint waits for readers before giving up until the
+/// next batch.
+const TRUNCATE_WAIT: Duration = Duration::from_millis(100);
+
+/// The writer's busy timeout otherwise.
+const WRITER_BUSY: Duration = Duration::from_secs(10);
+
 /// The writer's connection, opened on first use and reopened after an error.
 ///
 /// The writer's commits never checkpoint (`wal_autocheckpoint = 0`): a checkpoint copies the
@@ -30,50 +38,145 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// waiting on that commit would pay. A checkpointer thread with its own connection does it
 /// instead, every [`CHECKPOINT_EVERY`], in `PASSIVE` mode (it never blocks the writer); it ends
 /// when the writer is dropped.
+///
+/// Passive checkpoints alone do not bound the log: under sustained load a writer or a reader
+/// is always on it, so it is never reset and grows (0.6–1.3 GiB after ten minutes at
+/// saturation). So the checkpointer also looks at the log's size after each pass, and once it
+/// is past `wal_limit` the log is truncated (a `TRUNCATE` checkpoint: everything copied back,
+/// the log reset to zero bytes). Under load the writer does that itself, between two batches:
+/// a checkpointer asking for it would starve, since the writer takes the write lock again as
+/// soon as it commits. It waits at most [`TRUNCATE_WAIT`] for readers to move on (else the next
+/// batch tries again); the batch that runs it pays the checkpoint's time, once per `wal_limit`
+/// bytes of log. When the writer is idle the checkpointer truncates. Every connection also sets
+/// `journal_size_limit`, so an ordinary reset leaves at most `wal_limit` bytes on disk.
+/// [`Writer::close`] truncates the log at shutdown.
 pub(crate) struct Writer {
     path: PathBuf,
     synchronous: &'static str,
     conn: Mutex<Option<Connection>>,
     /// Whether the checkpointer thread runs (if it could not start, commits checkpoint).
     checkpointer: std::sync::OnceLock<bool>,
+    /// The log's bound, in bytes.
+    wal_limit: u64,
+    /// The log's size at the checkpointer's last look.
+    wal_bytes: AtomicU64,
+    /// `TRUNCATE` checkpoints run because the log passed its bound.
+    truncations: AtomicU64,
+    /// Batches written since the checkpointer's last look (it truncates only when idle).
+    batches: AtomicU64,
 }
 
 impl Writer {
-    pub(crate) fn new(path: PathBuf, synchronous: &'static str) -> Arc<Self> {
+    pub(crate) fn new(path: PathBuf, synchronous: &'static str, wal_limit: u64) -> Arc<Self> {
         Arc::new(Self {
             path,
             synchronous,
             conn: Mutex::new(None),
             checkpointer: std::sync::OnceLock::new(),
+            wal_limit,
+            wal_bytes: AtomicU64::new(0),
+            truncations: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
         })
+    }
+
+    /// The log's size at the last look, and the truncations so far.
+    pub(crate) fn wal(&self) -> (u64, u64) {
+        (
+            self.wal_bytes.load(Ordering::Relaxed),
+            self.truncations.load(Ordering::Relaxed),
+        )
+    }
+
+    fn wal_path(path: &std::path::Path) -> PathBuf {
+        let mut name = path.as_os_str().to_owned();
+        name.push("-wal");
+        PathBuf::from(name)
+    }
+
+    /// Checkpoints the whole log and truncates it, then closes the writer's connection (the
+    /// next batch, if any, opens a new one). Blocking.
+    pub(crate) fn close(&self) -> Result<(), StoreError> {
+        let mut guard = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError::Writer("the SQLite writer's lock is poisoned".into()))?;
+        let conn = match guard.take() {
+            Some(conn) => conn,
+            None => self.open(true)?,
+        };
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        self.wal_bytes.store(
+            std::fs::metadata(Self::wal_path(&self.path)).map_or(0, |m| m.len()),
+            Ordering::Relaxed,
+        );
+        Ok(())
     }
 
     fn start_checkpointer(self: &Arc<Self>) -> bool {
         let writer = Arc::downgrade(self);
         let path = self.path.clone();
+        let wal_path = Self::wal_path(&self.path);
+        let limit = self.wal_limit;
         let spawned = std::thread::Builder::new()
             .name("tg-sqlite-checkpoint".into())
             .spawn(move || {
                 let mut conn: Option<Connection> = None;
                 loop {
                     std::thread::sleep(CHECKPOINT_EVERY);
-                    if writer.strong_count() == 0 {
+                    let Some(w) = writer.upgrade() else {
                         return;
-                    }
+                    };
                     if conn.is_none() {
                         conn = Connection::open_with_flags(
                             &path,
                             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                         )
                         .and_then(|c| c.busy_timeout(Duration::from_secs(1)).map(|()| c))
+                        .and_then(|c| {
+                            c.pragma_update(None, "journal_size_limit", limit.to_string())
+                                .map(|()| c)
+                        })
                         .map_err(|e| tracing::warn!(error = %e, "SQLite checkpointer cannot open the database"))
                         .ok();
                     }
                     let Some(c) = &conn else { continue };
-                    if let Err(e) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                        tracing::warn!(error = %e, "SQLite checkpoint failed");
-                        conn = None;
+                    let size = std::fs::metadata(&wal_path).map_or(0, |m| m.len());
+                    w.wal_bytes.store(size, Ordering::Relaxed);
+                    // Past the bound the writer truncates between its batches; a passive pass
+                    // now would only hold the checkpoint lock it needs.
+                    if size <= limit {
+                        if let Err(e) =
+                            c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                        {
+                            tracing::warn!(error = %e, "SQLite checkpoint failed");
+                            conn = None;
+                        }
+                        continue;
                     }
+                    // Past the bound with the writer idle (no batch for a whole pass): truncate
+                    // here.
+                    if w.batches.swap(0, Ordering::Relaxed) == 0 {
+                        match c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                            r.get::<_, i64>(0)
+                        }) {
+                            // 1: busy (a reader or the writer did not move on in time); the
+                            // next pass tries again.
+                            Ok(busy) => {
+                                if busy == 0 {
+                                    w.truncations.fetch_add(1, Ordering::Relaxed);
+                                }
+                                let size = std::fs::metadata(&wal_path).map_or(0, |m| m.len());
+                                w.wal_bytes.store(size, Ordering::Relaxed);
+                                tracing::debug!(busy, size, "SQLite log truncated past its bound");
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "SQLite truncating checkpoint failed");
+                                conn = None;
+                            }
+                        }
+                    }
+                    drop(w);
                 }
             });
         match spawned {
@@ -92,7 +195,7 @@ impl Writer {
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.busy_timeout(WRITER_BUSY)?;
         // The pool's connections already put the file in WAL mode; this one follows it.
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
         conn.pragma_update(None, "synchronous", self.synchronous)?;
@@ -100,6 +203,7 @@ impl Writer {
         if checkpointer {
             conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         }
+        conn.pragma_update(None, "journal_size_limit", self.wal_limit.to_string())?;
         Ok(conn)
     }
 
@@ -119,8 +223,35 @@ impl Writer {
         if result.is_err() {
             // A fresh connection for the retry: whatever state this one is in is dropped.
             *guard = None;
+        } else if checkpointer {
+            self.batches.fetch_add(1, Ordering::Relaxed);
+            let size = std::fs::metadata(Self::wal_path(&self.path)).map_or(0, |m| m.len());
+            self.wal_bytes.store(size, Ordering::Relaxed);
+            if size > self.wal_limit {
+                if let Err(e) = self.truncate(conn) {
+                    tracing::warn!(error = %e, "SQLite truncating checkpoint failed");
+                }
+            }
         }
         result
+    }
+
+    /// A `TRUNCATE` checkpoint on the writer's connection, waiting at most [`TRUNCATE_WAIT`] for
+    /// readers.
+    fn truncate(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.busy_timeout(TRUNCATE_WAIT)?;
+        let busy = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            r.get::<_, i64>(0)
+        });
+        conn.busy_timeout(WRITER_BUSY)?;
+        if busy? == 0 {
+            self.truncations.fetch_add(1, Ordering::Relaxed);
+            self.wal_bytes.store(
+                std::fs::metadata(Self::wal_path(&self.path)).map_or(0, |m| m.len()),
+                Ordering::Relaxed,
+            );
+        }
+        Ok(())
     }
 }
 

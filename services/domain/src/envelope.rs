@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -56,6 +56,8 @@ pub struct EnvelopeLimits {
     pub max_messages: usize,
     /// Entries in `prompt` / `input` when they are arrays.
     pub max_inputs: usize,
+    /// Nesting of arrays and objects anywhere in the body (the top-level object is depth 1).
+    pub max_depth: usize,
 }
 
 impl Default for EnvelopeLimits {
@@ -64,6 +66,7 @@ impl Default for EnvelopeLimits {
             max_fields: 128,
             max_messages: 4096,
             max_inputs: 2048,
+            max_depth: 64,
         }
     }
 }
@@ -117,6 +120,9 @@ pub struct RequestEnvelope<'a> {
     /// The body itself has `stream_options.include_usage: true`.
     sends_include_usage: bool,
     max_output_tokens: Option<u64>,
+    /// Completions the request asks for: `n` (chat), the larger of `n` and `best_of` times the
+    /// number of prompts (completions); at least 1.
+    completions: u64,
     /// The `provider` routing preferences (empty when absent).
     prefs: ProviderPrefs,
     /// The `models` fallback list (empty when absent).
@@ -133,6 +139,7 @@ impl<'a> RequestEnvelope<'a> {
         body: &'a [u8],
         limits: &EnvelopeLimits,
     ) -> Result<Self, InvalidRequest> {
+        check_depth(body, limits.max_depth)?;
         let TopLevel(fields) = parse_top_level(body, limits)?;
         let mut envelope = Self {
             endpoint,
@@ -143,6 +150,7 @@ impl<'a> RequestEnvelope<'a> {
             wants_cost: false,
             sends_include_usage: false,
             max_output_tokens: None,
+            completions: 1,
             prefs: ProviderPrefs::default(),
             fallback_models: Vec::new(),
         };
@@ -196,6 +204,21 @@ impl<'a> RequestEnvelope<'a> {
                 }
             }
         }
+        let mut choices = 1u64;
+        for name in ["n", "best_of"] {
+            let applies = match name {
+                "n" => self.endpoint != Endpoint::Embeddings,
+                _ => self.endpoint == Endpoint::Completions,
+            };
+            if let (true, Some(raw)) = (applies, self.field(name)) {
+                match serde_json::from_str::<Option<u64>>(raw.get()) {
+                    Ok(v) => choices = choices.max(v.unwrap_or(1)),
+                    Err(_) => return Err(InvalidRequest::wrong_type(name, "a positive integer")),
+                }
+            }
+        }
+        self.completions = choices;
+        self.check_output_bound()?;
         if let Some(raw) = self.field("usage") {
             // OpenRouter's usage accounting: `"usage": {"include": true}` asks for `usage.cost`.
             #[derive(Deserialize)]
@@ -245,8 +268,28 @@ impl<'a> RequestEnvelope<'a> {
         }
         match self.endpoint {
             Endpoint::ChatCompletions => self.check_messages(limits),
-            Endpoint::Completions => self.check_inputs("prompt", limits),
-            Endpoint::Embeddings => self.check_inputs("input", limits),
+            Endpoint::Completions => {
+                let prompts = self.check_inputs("prompt", limits)?;
+                self.completions = self.completions.saturating_mul(prompts);
+                self.check_output_bound()
+            }
+            Endpoint::Embeddings => self.check_inputs("input", limits).map(|_| ()),
+        }
+    }
+
+    /// `max_tokens` for each of the request's completions must be a countable number of tokens
+    /// (their product fits 64 bits); anything larger is no real request and is refused.
+    fn check_output_bound(&self) -> Result<(), InvalidRequest> {
+        match self.max_output_tokens {
+            Some(m) if m.checked_mul(self.completions).is_none() => Err(InvalidRequest::new(
+                "invalid_value",
+                Some("max_tokens"),
+                format!(
+                    "max_tokens ({m}) for each of {} completions is more tokens than can be counted.",
+                    self.completions
+                ),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -301,13 +344,15 @@ impl<'a> RequestEnvelope<'a> {
         Ok(())
     }
 
-    fn check_inputs(&self, name: &str, limits: &EnvelopeLimits) -> Result<(), InvalidRequest> {
+    /// Checks `prompt` / `input` and returns how many prompts it holds: 1 for a string or one
+    /// array of token ids, else the array's length.
+    fn check_inputs(&self, name: &str, limits: &EnvelopeLimits) -> Result<u64, InvalidRequest> {
         let raw = self
             .field(name)
             .ok_or_else(|| InvalidRequest::missing(name))?;
         let text = raw.get();
         if text.starts_with('"') {
-            return Ok(());
+            return Ok(1);
         }
         if !text.starts_with('[') {
             return Err(InvalidRequest::wrong_type(
@@ -315,7 +360,7 @@ impl<'a> RequestEnvelope<'a> {
                 "a string, an array of strings, an array of integers or an array of integer arrays",
             ));
         }
-        let items: Vec<IgnoredAny> =
+        let items: Vec<&RawValue> =
             serde_json::from_str(text).map_err(|_| InvalidRequest::wrong_type(name, "an array"))?;
         if items.is_empty() {
             return Err(InvalidRequest::new(
@@ -334,7 +379,16 @@ impl<'a> RequestEnvelope<'a> {
                 ),
             ));
         }
-        Ok(())
+        // An array of token ids is one prompt; an array of strings or of token arrays is many.
+        let one = items.first().is_some_and(|v| {
+            v.get()
+                .starts_with(|c: char| c == '-' || c.is_ascii_digit())
+        });
+        Ok(if one {
+            1
+        } else {
+            u64::try_from(items.len()).unwrap_or(u64::MAX)
+        })
     }
 
     pub fn endpoint(&self) -> Endpoint {
@@ -353,6 +407,13 @@ impl<'a> RequestEnvelope<'a> {
     /// `max_completion_tokens` (or else `max_tokens`), if the client set one.
     pub fn max_output_tokens(&self) -> Option<u64> {
         self.max_output_tokens
+    }
+
+    /// How many completions the request generates (at least 1): `n` for chat; for completions
+    /// the larger of `n` and `best_of`, times the number of prompts. Each may be up to the
+    /// output limit long, so the hold multiplies by it.
+    pub fn completions(&self) -> u64 {
+        self.completions
     }
 
     /// Whether the client asked for `usage.cost` (`"usage": {"include": true}`, as on OpenRouter).
@@ -474,6 +535,54 @@ impl<'a> RequestEnvelope<'a> {
 fn write_json_str(out: &mut Vec<u8>, s: &str) {
     // Serializing a &str into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// Refuses a body nested deeper than `max_depth` arrays and objects, anywhere (an unknown field
+/// is forwarded upstream as it came, so its depth is bounded here, before any parser recurses).
+/// A byte scan: brackets inside strings (and escaped quotes) are skipped.
+pub fn check_depth(body: &[u8], max_depth: usize) -> Result<(), InvalidRequest> {
+    let mut depth = 0usize;
+    let mut at = 0usize;
+    while let Some(&b) = body.get(at) {
+        at += 1;
+        match b {
+            // A string: jump to its closing quote (memchr over the text, skipping escapes).
+            b'"' => loop {
+                match memchr::memchr2(b'"', b'\\', &body[at.min(body.len())..]) {
+                    Some(i) if body[at + i] == b'\\' => at += i + 2,
+                    Some(i) => {
+                        at += i + 1;
+                        break;
+                    }
+                    None => return Ok(()),
+                }
+            },
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max_depth {
+                    return Err(InvalidRequest::new(
+                        "nesting_too_deep",
+                        None,
+                        format!(
+                            "The request body nests arrays and objects more than {max_depth} \
+                             levels deep (the limit)."
+                        ),
+                    ));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a body whose top-level object names a field twice (`duplicate_field`, 400), or that
+/// is not a JSON object: the one rule every entry point applies, so no two readers of a body
+/// can disagree on which of two values counts.
+pub fn check_top_level(body: &[u8], limits: &EnvelopeLimits) -> Result<(), InvalidRequest> {
+    check_depth(body, limits.max_depth)?;
+    parse_top_level(body, limits).map(|_| ())
 }
 
 fn parse_top_level<'a>(

@@ -71,10 +71,13 @@ impl Nanos {
 
     /// Rounds an exact amount in dollars to the minor unit, half to even.
     pub fn from_usd(usd: Decimal) -> Result<Self, MoneyError> {
-        let nanos = (usd * Decimal::from(NANOS_PER_USD))
-            .round_dp_with_strategy(0, RoundingStrategy::MidpointNearestEven);
-        nanos
-            .to_i64()
+        // Rounded at the ninth decimal on the amount's own digits, then scaled as an integer: one
+        // exact rounding, even where `usd × 10⁹` would not fit a decimal's 96-bit mantissa.
+        let rounded = usd.round_dp_with_strategy(9, RoundingStrategy::MidpointNearestEven);
+        10i128
+            .checked_pow(9 - rounded.scale().min(9))
+            .and_then(|scale| rounded.mantissa().checked_mul(scale))
+            .and_then(|n| i64::try_from(n).ok())
             .map(Nanos)
             .ok_or_else(|| MoneyError::OutOfRange(usd.to_string()))
     }
@@ -82,7 +85,9 @@ impl Nanos {
     /// Parses an amount in dollars (`"1.00"`, `"0.000000001"`); sub-nano digits are an error.
     pub fn parse_usd(text: &str) -> Result<Self, MoneyError> {
         let d = parse_decimal(text)?;
-        let scaled = d * Decimal::from(NANOS_PER_USD);
+        let scaled = d
+            .checked_mul(Decimal::from(NANOS_PER_USD))
+            .ok_or_else(|| MoneyError::OutOfRange(text.to_owned()))?;
         if !scaled.fract().is_zero() {
             return Err(MoneyError::OutOfRange(format!(
                 "{text} (finer than 10⁻⁹ USD)"

@@ -214,6 +214,95 @@ pub async fn usage(store: &Store, q: &UsageQuery) -> Result<Value, TenancyError>
     Ok(json!({"object": "list", "data": rows}))
 }
 
+/// A tenant's own usage groups: its prices only, never the operator's provider cost.
+pub async fn tenant_usage(store: &Store, q: &UsageQuery) -> Result<Value, TenancyError> {
+    #[derive(serde::Serialize)]
+    struct TenantRow {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        day: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key_id: Option<String>,
+        requests: i64,
+        prompt_tokens: i64,
+        completion_tokens: i64,
+        cached_tokens: i64,
+        cache_write_tokens: i64,
+        reasoning_tokens: i64,
+        /// What the tenant was charged (nano-dollars).
+        price: Nanos,
+    }
+    let rows: Vec<TenantRow> = store
+        .usage_summary(q)
+        .await?
+        .into_iter()
+        .map(|r| TenantRow {
+            day: r.day,
+            model: r.model,
+            key_id: r.key_id,
+            requests: r.requests,
+            prompt_tokens: r.prompt_tokens,
+            completion_tokens: r.completion_tokens,
+            cached_tokens: r.cached_tokens,
+            cache_write_tokens: r.cache_write_tokens,
+            reasoning_tokens: r.reasoning_tokens,
+            price: r.price,
+        })
+        .collect();
+    Ok(json!({"object": "list", "data": rows}))
+}
+
+/// A tenant's own ledger entries, oldest first, after the entry `after` (an entry's `id`):
+/// the postings of its credit and receivable accounts, each named by its idempotency key. No
+/// global sequence number is shown (it would count every other tenant's postings), and no
+/// posting of the operator's provider cost.
+pub async fn tenant_ledger(
+    store: &Store,
+    tenant_id: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Value, TenancyError> {
+    #[derive(serde::Serialize)]
+    struct Entry {
+        object: &'static str,
+        id: String,
+        at_ms: i64,
+        debit: String,
+        credit: String,
+        amount: Nanos,
+        request_id: Option<String>,
+    }
+    let Some(mut rows) = store
+        .tenant_entries(tenant_id, after, limit.saturating_add(1))
+        .await?
+    else {
+        return Err(TenancyError::Invalid(
+            "after: not one of this tenant's ledger entries".into(),
+        ));
+    };
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_after = if has_more {
+        rows.last().map(|r| r.key.clone())
+    } else {
+        None
+    };
+    let data: Vec<Entry> = rows
+        .into_iter()
+        .map(|r| Entry {
+            object: "ledger_entry",
+            id: r.key,
+            at_ms: r.at_ms,
+            debit: r.debit,
+            credit: r.credit,
+            amount: r.amount,
+            request_id: r.request_id,
+        })
+        .collect();
+    Ok(json!({"object": "list", "data": data, "has_more": has_more, "next_after": next_after}))
+}
+
 /// Ledger postings, oldest first, after a sequence number.
 pub async fn ledger(
     store: &Store,

@@ -519,6 +519,7 @@ impl CatalogBuilder {
                 max_fields: s.limits.max_fields,
                 max_messages: s.limits.max_messages,
                 max_inputs: s.limits.max_inputs,
+                max_depth: s.limits.max_depth,
             },
             max_body_bytes: s.server.max_body_bytes,
             body_read_timeout: Duration::from_millis(s.server.body_read_timeout_ms),

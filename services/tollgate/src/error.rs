@@ -30,6 +30,9 @@ pub enum ApiError {
         available: tollgate_domain::money::Nanos,
         amount: tollgate_domain::money::Nanos,
     },
+    /// The request's maximum possible price is too large to represent, so it cannot be held.
+    #[error("the maximum cost cannot be held: {0}")]
+    HoldTooLarge(String),
     #[error("budget state unavailable: {0}")]
     BudgetUnavailable(String),
     #[error("the usage record could not be committed")]
@@ -119,6 +122,11 @@ impl ApiError {
             Self::BudgetExceeded { .. } => {
                 row(S::PAYMENT_REQUIRED, "insufficient_quota", "budget_exceeded")
             }
+            Self::HoldTooLarge(_) => row(
+                S::PAYMENT_REQUIRED,
+                "insufficient_quota",
+                "max_cost_too_large",
+            ),
             Self::BudgetUnavailable(_) => {
                 row(S::SERVICE_UNAVAILABLE, "server_error", "budget_unavailable")
             }
@@ -233,6 +241,7 @@ impl ApiError {
                 "Insufficient budget: the {what} (${limit}) has ${} left, and this request may cost up to ${amount}. Lower max_tokens, add credit or raise the limit.",
                 Nanos(available.0.max(0))
             ),
+            Self::HoldTooLarge(_) => "Insufficient budget: this request's maximum possible cost (its prompt, and max_tokens for each of its completions) is too large to hold against any budget. Lower max_tokens or n.".into(),
             Self::BudgetUnavailable(_) => "Budgets cannot be checked right now; retry shortly.".into(),
             Self::MeteringFailed => "The response was produced but its usage could not be recorded; it was not delivered. Retry shortly.".into(),
             Self::RateLimited(d) => format!("Rate limit reached for {}; retry after {} ms.", d.what, d.retry_after_ms),
@@ -289,6 +298,11 @@ impl ApiError {
             Self::Store(_) => "The server had an error while processing your request.".into(),
             Self::Internal(_) => "The server had an error while processing your request.".into(),
         }
+    }
+
+    /// The stable `code` of the error body.
+    pub(crate) fn code(&self) -> &'static str {
+        self.row().code
     }
 
     fn param(&self) -> Option<&str> {
@@ -369,6 +383,13 @@ impl ResponseError for ApiError {
                 | Self::InvalidAdminToken
         ) {
             res.insert_header(("www-authenticate", "Bearer"));
+        }
+        if matches!(
+            self,
+            Self::BodyTimeout | Self::BodyRead(_) | Self::BodyTooLarge { .. }
+        ) {
+            // The rest of the body is unread: the connection cannot carry another request.
+            res.force_close();
         }
         res.body(error_body(
             &self.public_message(),

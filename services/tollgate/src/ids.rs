@@ -1,13 +1,21 @@
 //! Request ids: 48 bits of Unix milliseconds followed by 80 bits from a per-thread generator
 //! seeded by the OS (minting one costs no system call). Time-ordered like UUIDv7, so the request
 //! log's primary key grows at its right edge instead of touching a random page per insert.
+//!
+//! The 80 bits are a keyed hash (SipHash, with a secret key drawn per thread) of a per-thread
+//! counter. Tenants see their own request ids: an invertible mix of the counter would let one
+//! recover how many ids the gateway minted between two of its requests, that is, count other
+//! tenants' traffic. A keyed hash reveals nothing without its key.
 
 use std::cell::Cell;
+use std::hash::{BuildHasher, RandomState};
 
 use tollgate_domain::RequestId;
 
 thread_local! {
     static STATE: Cell<(u64, u64)> = Cell::new(seed());
+    /// The secret key of this thread's ids (std draws it from the OS).
+    static KEY: RandomState = RandomState::new();
 }
 
 fn seed() -> (u64, u64) {
@@ -26,12 +34,6 @@ fn seed() -> (u64, u64) {
     x.copy_from_slice(a);
     y.copy_from_slice(b);
     (u64::from_le_bytes(x), u64::from_le_bytes(y) | 1)
-}
-
-fn splitmix(z: u64) -> u64 {
-    let z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// A fresh identifier with `prefix` (`ten_`, `key_`): the same 128 time-ordered bits as request
@@ -58,8 +60,9 @@ pub fn new_request_id() -> RequestId {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
             & 0xffff_ffff_ffff;
-        let hi = (ms << 16) | (splitmix(next) & 0xffff);
-        let lo = splitmix(next ^ 0xa5a5_a5a5_5a5a_5a5a);
+        let (a, b) = KEY.with(|k| (k.hash_one(next), k.hash_one(!next)));
+        let hi = (ms << 16) | (a & 0xffff);
+        let lo = b;
         RequestId::from_random((u128::from(hi) << 64) | u128::from(lo))
     })
 }

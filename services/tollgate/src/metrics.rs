@@ -149,8 +149,9 @@ pub static METRICS: Metrics = Metrics {
 };
 
 impl Metrics {
-    /// The Prometheus text exposition; `metering_fallbacks` comes from the store.
-    pub fn render(&self, metering_fallbacks: u64) -> String {
+    /// The Prometheus text exposition; `metering_fallbacks` and `sqlite_wal` (the log's size
+    /// and its truncations) come from the store.
+    pub fn render(&self, metering_fallbacks: u64, sqlite_wal: Option<(u64, u64)>) -> String {
         let mut out = String::with_capacity(10 * 1024);
         self.auth.render(
             &mut out,
@@ -188,6 +189,17 @@ impl Metrics {
              # TYPE tollgate_metering_fallbacks_total counter\n\
              tollgate_metering_fallbacks_total {metering_fallbacks}"
         );
+        if let Some((bytes, truncations)) = sqlite_wal {
+            let _ = writeln!(
+                out,
+                "# HELP tollgate_sqlite_wal_bytes Size of the SQLite write-ahead log at the checkpointer's last look.\n\
+                 # TYPE tollgate_sqlite_wal_bytes gauge\n\
+                 tollgate_sqlite_wal_bytes {bytes}\n\
+                 # HELP tollgate_sqlite_wal_truncations_total Truncating checkpoints run because the SQLite write-ahead log passed its bound (wal_limit_mb).\n\
+                 # TYPE tollgate_sqlite_wal_truncations_total counter\n\
+                 tollgate_sqlite_wal_truncations_total {truncations}"
+            );
+        }
         out
     }
 }

@@ -6,9 +6,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use rust_decimal::Decimal;
-use tollgate_domain::money::{parse_rate, Nanos};
-use tollgate_domain::pricing::{Markup, PriceSheet};
+use tollgate_domain::money::{parse_rate, MoneyError, Nanos};
+use tollgate_domain::pricing::{max_charge, Bound, Markup, PriceSheet};
 use tollgate_domain::Usage;
 use tollgate_store::{Store, StoreError, Tenant};
 
@@ -155,45 +154,73 @@ impl Pricing {
 
     /// The most the tenant can be charged for a request that any of `deployments` may serve:
     /// the prompt bounded by its body size in bytes (a token is at least one byte of text) plus
-    /// an allowance per image part, the output by `max_tokens`, else the model's output limit,
-    /// else the configured default. `None` when no deployment is priced.
+    /// an allowance per image part, each of its `completions` by `max_tokens`, else the model's
+    /// output limit, else the configured default. `Ok(None)` when no deployment is priced (served
+    /// unbilled, by the operator's choice); an error when the amount cannot be represented, which
+    /// refuses the request (it never means "no hold").
     pub fn hold_amount<'d>(
         &self,
         deployments: impl Iterator<Item = &'d Arc<Deployment>>,
-        body_len: usize,
-        images: u64,
-        max_output: Option<u64>,
+        request: &RequestShape,
         markup: Markup,
-    ) -> Option<Nanos> {
+    ) -> Result<Option<Nanos>, MoneyError> {
         let book = self.book();
-        let prompt = u64::try_from(body_len)
-            .unwrap_or(u64::MAX)
-            .saturating_add(images.saturating_mul(self.image_token_allowance));
-        let mut most: Option<Decimal> = None;
+        let prompt = u64::try_from(request.body_len)
+            .ok()
+            .and_then(|b| {
+                request
+                    .images
+                    .checked_mul(self.image_token_allowance)
+                    .and_then(|i| b.checked_add(i))
+            })
+            .ok_or_else(|| MoneyError::OutOfRange("the prompt bound".into()))?;
+        let mut most: Option<Nanos> = None;
         for d in deployments {
             let Some(p) = book.by_deployment.get(&d.name) else {
                 continue;
             };
-            let output = max_output
-                .or(p.max_output_tokens)
-                .unwrap_or(self.default_max_output_tokens);
-            let cost = markup.apply(p.sheet.max_cost(prompt, output, images));
-            most = Some(most.map_or(cost, |m| m.max(cost)));
+            let bound = Bound {
+                prompt_tokens: prompt,
+                output_tokens: request
+                    .max_output
+                    .or(p.max_output_tokens)
+                    .unwrap_or(self.default_max_output_tokens),
+                completions: request.completions,
+                images: request.images,
+            };
+            let amount = max_charge(&p.sheet, &bound, markup)?;
+            most = Some(most.map_or(amount, |m| m.max(amount)));
         }
-        // Half-even rounding is monotone, so a charge computed from a smaller exact price never
-        // rounds above this.
-        most.and_then(|m| Nanos::from_usd(m).ok())
+        Ok(most)
     }
 }
 
-/// What `usage` costs on `price`, and its tenant price under `markup`.
-pub fn charge(price: &DeploymentPrice, usage: &Usage, images: u64, markup: Markup) -> Charge {
-    let exact = price.sheet.cost(usage, images).total();
-    Charge {
+/// What bounds a request's cost, read from its body.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestShape {
+    pub body_len: usize,
+    pub images: u64,
+    /// `max_tokens` (or `max_completion_tokens`), if the client set one.
+    pub max_output: Option<u64>,
+    /// Completions generated (`n`, `best_of`, prompts): at least 1.
+    pub completions: u64,
+}
+
+/// What `usage` costs on `price`, and its tenant price under `markup`; an error when either is
+/// too large to represent (the meter then charges the whole hold, never nothing).
+pub fn charge(
+    price: &DeploymentPrice,
+    usage: &Usage,
+    images: u64,
+    markup: Markup,
+) -> Result<Charge, MoneyError> {
+    let (cost, price_nanos) =
+        tollgate_domain::pricing::charge(&price.sheet, usage, images, markup)?;
+    Ok(Charge {
         version: price.version,
-        cost: Nanos::from_usd(exact).unwrap_or(Nanos(i64::MAX)),
-        price: Nanos::from_usd(markup.apply(exact)).unwrap_or(Nanos(i64::MAX)),
-    }
+        cost,
+        price: price_nanos,
+    })
 }
 
 /// Looks for a new catalog version every `every` and swaps it in.

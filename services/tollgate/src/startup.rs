@@ -121,6 +121,11 @@ impl Application {
         .backlog(4096)
         .shutdown_timeout(settings.server.shutdown_timeout_s)
         .client_request_timeout(Duration::from_secs(10))
+        // A client that closes its side of the connection has gone away: the dispatcher ends the
+        // connection and drops the request's handler, which cancels its upstream call and gives
+        // its concurrency slot back (the meter records it as abandoned). With half-closed
+        // connections allowed, a plain request would keep both until the upstream answered.
+        .h1_allow_half_closed(false)
         .on_connect(|conn, _| {
             if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
                 let _ = tcp.set_nodelay(true);

@@ -335,7 +335,7 @@ async fn prepaid_tenants_spend_granted_credit_and_get_402_without_it() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p["key"].as_str().unwrap())
+        .map(|p| p["id"].as_str().unwrap())
         .collect();
     assert!(
         keys.contains(&format!("grant:{}", grant["id"].as_str().unwrap()).as_str()),

@@ -207,6 +207,7 @@ fn bounds_are_enforced() {
         max_fields: 3,
         max_messages: 2,
         max_inputs: 2,
+        max_depth: 64,
     };
     let too_many_fields = br#"{"model":"m","input":"x","a":1,"b":2}"#;
     let err = RequestEnvelope::parse(Endpoint::Embeddings, too_many_fields, &limits).unwrap_err();
@@ -316,4 +317,120 @@ fn routing_preferences_are_read_and_never_sent_upstream() {
     let err = RequestEnvelope::parse(Endpoint::ChatCompletions, bad, &EnvelopeLimits::default())
         .expect_err("unknown sort");
     assert_eq!(err.param.as_deref(), Some("provider"));
+}
+
+#[test]
+fn completions_count_every_choice_and_every_prompt() {
+    let chat = |extra: &str| {
+        let body =
+            format!(r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}]{extra}}}"#);
+        parse(Endpoint::ChatCompletions, &body).map(|e| e.completions())
+    };
+    assert_eq!(chat(""), Ok(1));
+    assert_eq!(chat(r#","n":8"#), Ok(8));
+    assert_eq!(chat(r#","n":null"#), Ok(1));
+    assert_eq!(chat(r#","n":0"#), Ok(1));
+    // best_of is a completions parameter; chat ignores it.
+    assert_eq!(chat(r#","best_of":5"#), Ok(1));
+    assert_eq!(chat(r#","n":"8""#).unwrap_err().code, "invalid_type");
+    assert_eq!(chat(r#","n":-1"#).unwrap_err().param.as_deref(), Some("n"));
+
+    let completions = |prompt: &str, extra: &str| {
+        let body = format!(r#"{{"model":"m","prompt":{prompt}{extra}}}"#);
+        parse(Endpoint::Completions, &body).map(|e| e.completions())
+    };
+    assert_eq!(completions(r#""one""#, ""), Ok(1));
+    assert_eq!(completions(r#"["a","b","c"]"#, ""), Ok(3));
+    assert_eq!(completions(r#"["a","b","c"]"#, r#","n":2"#), Ok(6));
+    assert_eq!(completions(r#"["a","b"]"#, r#","n":2,"best_of":5"#), Ok(10));
+    // One prompt of token ids, or several.
+    assert_eq!(completions("[1,2,3]", r#","n":4"#), Ok(4));
+    assert_eq!(completions("[[1,2],[3],[4]]", ""), Ok(3));
+    let hundred = format!("[{}]", vec!["\"p\""; 100].join(","));
+    assert_eq!(completions(&hundred, ""), Ok(100));
+
+    let embeddings = parse(
+        Endpoint::Embeddings,
+        r#"{"model":"m","input":["a","b"],"n":3}"#,
+    );
+    assert_eq!(embeddings.map(|e| e.completions()), Ok(1));
+}
+
+#[test]
+fn nesting_is_bounded_anywhere_in_the_body_but_not_inside_strings() {
+    let limits = EnvelopeLimits {
+        max_depth: 8,
+        ..EnvelopeLimits::default()
+    };
+    let nested = |levels: usize| {
+        format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],"x_vendor":{}1{}}}"#,
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+    };
+    // The top-level object is 1, x_vendor's arrays add `levels`.
+    assert!(
+        RequestEnvelope::parse(Endpoint::ChatCompletions, nested(7).as_bytes(), &limits).is_ok()
+    );
+    let err = RequestEnvelope::parse(Endpoint::ChatCompletions, nested(8).as_bytes(), &limits)
+        .unwrap_err();
+    assert_eq!(err.code, "nesting_too_deep");
+    let deep = nested(100_000);
+    let err = parse(Endpoint::ChatCompletions, &deep).unwrap_err();
+    assert_eq!(err.code, "nesting_too_deep");
+    assert!(err.message.contains("64"), "{}", err.message);
+    // Brackets in strings, escaped quotes included, are text.
+    let text = format!(
+        r#"{{"model":"m","messages":[{{"role":"user","content":"\"{}\\"}}]}}"#,
+        "[{".repeat(1000)
+    );
+    assert!(check_depth(text.as_bytes(), 8).is_ok(), "{text}");
+    assert!(check_depth(br#"{"a":"\\"}"#, 1).is_ok());
+    assert!(check_depth(br#"{"a":"\\\"[[["}"#, 1).is_ok());
+}
+
+#[test]
+fn the_top_level_rule_refuses_duplicates_for_every_entry_point() {
+    let limits = EnvelopeLimits::default();
+    let err = check_top_level(br#"{"model":"a","max_tokens":1,"model":"b"}"#, &limits).unwrap_err();
+    assert_eq!(
+        (err.code, err.param.as_deref()),
+        ("duplicate_field", Some("model"))
+    );
+    // The same name written with an escape is the same field.
+    let err = check_top_level(br#"{"model":"a","mod\u0065l":"b"}"#, &limits).unwrap_err();
+    assert_eq!(err.code, "duplicate_field");
+    assert!(check_top_level(
+        br#"{"model":"a","messages":[{"model":1,"model":2}]}"#,
+        &limits
+    )
+    .is_ok());
+    assert_eq!(
+        check_top_level(b"[1]", &limits).unwrap_err().code,
+        "invalid_json"
+    );
+}
+
+#[test]
+fn max_tokens_times_completions_must_be_countable() {
+    let body = |max: u64, n: u64| {
+        format!(
+            r#"{{"model":"m","max_tokens":{max},"n":{n},"messages":[{{"role":"user","content":"x"}}]}}"#
+        )
+    };
+    assert!(parse(Endpoint::ChatCompletions, &body(u64::MAX, 1)).is_ok());
+    let err = parse(Endpoint::ChatCompletions, &body(u64::MAX, 2)).unwrap_err();
+    assert_eq!(
+        (err.code, err.param.as_deref()),
+        ("invalid_value", Some("max_tokens"))
+    );
+    let prompts = format!(
+        r#"{{"model":"m","max_tokens":{},"prompt":["a","b","c"]}}"#,
+        u64::MAX / 2
+    );
+    assert_eq!(
+        parse(Endpoint::Completions, &prompts).unwrap_err().code,
+        "invalid_value"
+    );
 }

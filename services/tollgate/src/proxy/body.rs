@@ -24,6 +24,7 @@ pub async fn read_body(
         return Err(ApiError::BodyTooLarge { limit });
     }
     let read = async {
+        let payload = &mut payload;
         let mut first: Option<Bytes> = None;
         let mut buf = BytesMut::new();
         while let Some(chunk) = payload.next().await {
@@ -44,7 +45,23 @@ pub async fn read_body(
         }
         Ok(first.unwrap_or_else(|| buf.freeze()))
     };
-    tokio::time::timeout(within, read)
-        .await
-        .map_err(|_| ApiError::BodyTimeout)?
+    let read = match tokio::time::timeout(within, read).await {
+        Ok(Ok(body)) => return Ok(body),
+        Ok(Err(e)) => e,
+        Err(_) => ApiError::BodyTimeout,
+    };
+    keep_until_closed(payload);
+    Err(read)
+}
+
+/// Keeps a request's unread body alive for a while after its error response. Dropped at once,
+/// the HTTP/1 dispatcher would go on draining a chunked body that may never come (a stalled
+/// client kept its socket open for as long as it liked); still alive when the response has been
+/// written, the unread body makes the dispatcher close the connection (after its 1 s linger).
+/// The response itself says `connection: close` ([`ApiError`]'s table).
+fn keep_until_closed(payload: web::Payload) {
+    actix_web::rt::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        drop(payload);
+    });
 }

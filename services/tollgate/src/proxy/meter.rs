@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tollgate_domain::money::Nanos;
+use tollgate_domain::money::{MoneyError, Nanos};
 use tollgate_domain::pricing::Markup;
 use tollgate_domain::{Endpoint, RequestId, Usage};
 use tollgate_store::now_ms;
@@ -31,6 +31,9 @@ pub struct Bill {
     pub markup: Markup,
     pub images: u64,
     pub hold: Option<BudgetHold>,
+    /// What the charge is capped at (the overage rule): the request's maximum price when it is
+    /// subject to a budget, even when that is zero and nothing was held.
+    pub cap: Option<Nanos>,
 }
 
 pub struct Meter {
@@ -159,16 +162,20 @@ impl Meter {
     }
 
     /// What the caller pays for `usage` on the deployment that served: the tenant's price capped
-    /// at its hold (the operator key: the provider cost). `None` when the deployment has no price.
-    fn priced(&self, usage: &Usage) -> Option<(Charge, Nanos)> {
+    /// at its hold (the operator key: the provider cost). `None` when the deployment has no price;
+    /// an error when the usage's price cannot be represented.
+    fn priced(&self, usage: &Usage) -> Option<Result<(Charge, Nanos), MoneyError>> {
         let bill = self.bill.as_ref()?;
         let deployment = self.record.as_ref()?.deployment.as_deref()?;
         let price = bill.pricing.price_of(deployment)?;
-        let c = charge(&price, usage, bill.images, bill.markup);
+        let c = match charge(&price, usage, bill.images, bill.markup) {
+            Ok(c) => c,
+            Err(e) => return Some(Err(e)),
+        };
         let tenant = self.record.as_ref()?.tenant_id.is_some();
         let asked = if tenant { c.price } else { Nanos::ZERO };
-        let charged = match &bill.hold {
-            Some(h) => Nanos(asked.0.min(h.amount().0)),
+        let charged = match bill.cap {
+            Some(cap) => asked.min(cap),
             None => asked,
         };
         let stored = Charge {
@@ -177,7 +184,7 @@ impl Meter {
             price: charged,
             absorbed: asked.saturating_sub(charged),
         };
-        Some((stored, if tenant { charged } else { c.cost }))
+        Some(Ok((stored, if tenant { charged } else { c.cost })))
     }
 
     /// What the caller pays, from the usage reported so far (for `x-tollgate-cost`/`usage.cost`).
@@ -188,6 +195,7 @@ impl Meter {
         self.usage
             .as_ref()
             .and_then(|u| self.priced(u))
+            .and_then(Result::ok)
             .map(|(_, n)| n)
     }
 
@@ -219,7 +227,14 @@ impl Meter {
             self.usage = Some(estimate::usage(prompt, output));
             estimated = true;
         }
-        let priced = self.usage.as_ref().and_then(|u| self.priced(u));
+        let (priced, out_of_range) = match self.usage.as_ref().and_then(|u| self.priced(u)) {
+            Some(Ok(p)) => (Some(p), false),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "the usage's price cannot be represented; the request fails unbilled");
+                (None, true)
+            }
+            None => (None, false),
+        };
         self.quoted = priced.map(|(_, n)| n);
         let mut record = self.record.take()?;
         record.usage_estimated = estimated;
@@ -244,6 +259,13 @@ impl Meter {
         record.latency_ms = latency;
         record.tokens = self.usage.map(Into::into);
         record.error_code = error_code.map(str::to_owned);
+        if out_of_range {
+            // A price too large to represent is never served as free: the response fails (its
+            // client gets `metering_failed` instead of the end) and the record says why.
+            record.outcome = Outcome::Error;
+            record.status = 503;
+            record.error_code = Some("usage_out_of_range".into());
+        }
         record.billing = priced.map(|(c, _)| c);
         if let Some(s) = &self.served {
             match outcome {
@@ -262,7 +284,13 @@ impl Meter {
                 _ => {}
             }
         }
-        Some(self.logger.record_durable(record))
+        let committed = self.logger.record_durable(record);
+        if out_of_range {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let _ = tx.send(false);
+            return Some(rx);
+        }
+        Some(committed)
     }
 }
 

@@ -113,7 +113,15 @@ pub async fn proxy_body(
     if let Some(t) = ticket {
         meter.hold(t);
     }
-    meter.bill(hold(&state, &caller, &plan, &envelope, body.len(), &request_id).await?);
+    match hold(&state, &caller, &plan, &envelope, body.len(), &request_id).await {
+        Ok(bill) => meter.bill(bill),
+        Err(e) => {
+            // Recorded as what it is (a 402 or 503 refusal), not as an abandoned request.
+            let status = actix_web::ResponseError::status_code(&e).as_u16();
+            let _ = meter.finish(Outcome::Error, status, Some(e.code()));
+            return Err(e);
+        }
+    }
 
     let wants_log = req
         .headers()
@@ -455,7 +463,8 @@ async fn admit(
 }
 
 /// The budget phase: price the request and, for a tenant key subject to a budget, hold its
-/// maximum possible price (402 if it does not fit).
+/// maximum possible price (402 if it does not fit, or if it is too large to represent: an
+/// overflow never turns the hold off).
 async fn hold(
     state: &AppState,
     caller: &Caller,
@@ -466,75 +475,80 @@ async fn hold(
 ) -> Result<Bill, ApiError> {
     let pricing = state.pricing.clone();
     let images = envelope.image_parts();
+    let unbudgeted = |markup| Bill {
+        pricing: pricing.clone(),
+        markup,
+        images,
+        hold: None,
+        cap: None,
+    };
     let Caller::Tenant(tk) = caller else {
-        return Ok(Bill {
-            pricing,
-            markup: tollgate_domain::pricing::Markup::default(),
-            images,
-            hold: None,
-        });
+        return Ok(unbudgeted(tollgate_domain::pricing::Markup::default()));
     };
     let markup = pricing.markup(&tk.tenant);
     let budgeted = crate::budget::has_wallet(tk)
         || tk.key.limits.has_spend_limit()
         || tk.tenant.limits.has_spend_limit();
     if !budgeted {
-        return Ok(Bill {
-            pricing,
-            markup,
-            images,
-            hold: None,
-        });
+        return Ok(unbudgeted(markup));
     }
     let _timed = METRICS.budget_hold.timer();
+    let shape = crate::pricing::RequestShape {
+        body_len,
+        images,
+        max_output: envelope.max_output_tokens(),
+        completions: envelope.completions(),
+    };
     let amount = pricing
-        .hold_amount(
-            plan.deployments(),
-            body_len,
-            images,
-            envelope.max_output_tokens(),
-            markup,
+        .hold_amount(plan.deployments(), &shape, markup)
+        .map_err(|e| ApiError::HoldTooLarge(e.to_string()))?;
+    // No priced deployment: served unbilled (the operator's choice), nothing to hold.
+    let Some(amount) = amount else {
+        return Ok(unbudgeted(markup));
+    };
+    let granted = if crate::budget::has_wallet(tk) {
+        Some(
+            state
+                .budget
+                .granted(&tk.tenant.id)
+                .await
+                .map_err(|e| ApiError::BudgetUnavailable(e.to_string()))?,
         )
-        .filter(|a| a.0 > 0);
+    } else {
+        None
+    };
+    let meters = crate::budget::meters_for(tk, tollgate_store::now_ms(), granted);
+    if meters.is_empty() {
+        return Ok(unbudgeted(markup));
+    }
     let mut hold = None;
-    if let Some(amount) = amount {
-        let granted = if crate::budget::has_wallet(tk) {
-            Some(
-                state
-                    .budget
-                    .granted(&tk.tenant.id)
-                    .await
-                    .map_err(|e| ApiError::BudgetUnavailable(e.to_string()))?,
-            )
-        } else {
-            None
-        };
-        let meters = crate::budget::meters_for(tk, tollgate_store::now_ms(), granted);
-        if !meters.is_empty() {
-            match state.budget.hold(meters, request_id.as_str(), amount).await {
-                Ok(h) => hold = Some(h),
-                Err(HoldRefusal::Exceeded {
+    if amount.0 > 0 {
+        match state.budget.hold(meters, request_id.as_str(), amount).await {
+            Ok(h) => hold = Some(h),
+            Err(HoldRefusal::Exceeded {
+                what,
+                limit,
+                available,
+                amount,
+            }) => {
+                return Err(ApiError::BudgetExceeded {
                     what,
                     limit,
                     available,
                     amount,
-                }) => {
-                    return Err(ApiError::BudgetExceeded {
-                        what,
-                        limit,
-                        available,
-                        amount,
-                    })
-                }
-                Err(HoldRefusal::Unavailable(e)) => return Err(ApiError::BudgetUnavailable(e)),
+                })
             }
+            Err(HoldRefusal::Unavailable(e)) => return Err(ApiError::BudgetUnavailable(e)),
         }
     }
+    // A zero maximum holds nothing and caps the charge at zero: whatever a provider reports
+    // beyond the request's bounds is absorbed, never charged past the budget.
     Ok(Bill {
         pricing,
         markup,
         images,
         hold,
+        cap: Some(amount),
     })
 }
 

@@ -63,10 +63,10 @@ async fn usage(
     }
     params.tenant_id = Some(tk.tenant.id.clone());
     let q = params.query()?;
-    Ok(HttpResponse::Ok().json(crate::billing::usage(&state.store, &q).await?))
+    Ok(HttpResponse::Ok().json(crate::billing::tenant_usage(&state.store, &q).await?))
 }
 
-/// The calling key's tenant's ledger postings.
+/// The calling key's tenant's ledger entries (`after` is an entry's `id`).
 async fn ledger(
     caller: Caller,
     req: actix_web::HttpRequest,
@@ -76,7 +76,7 @@ async fn ledger(
     #[serde(deny_unknown_fields)]
     struct Q {
         #[serde(default)]
-        after: Option<i64>,
+        after: Option<String>,
         #[serde(default)]
         limit: Option<u32>,
     }
@@ -85,8 +85,10 @@ async fn ledger(
         .map_err(|e| ApiError::AdminBadRequest(e.to_string()))?
         .into_inner();
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    Ok(HttpResponse::Ok()
-        .json(crate::billing::ledger(&state.store, Some(&tk.tenant.id), q.after, limit).await?))
+    Ok(HttpResponse::Ok().json(
+        crate::billing::tenant_ledger(&state.store, &tk.tenant.id, q.after.as_deref(), limit)
+            .await?,
+    ))
 }
 
 async fn me(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

@@ -52,7 +52,12 @@ fn anthropic_error(status: StatusCode, headers: &HeaderMap, message: &str) -> Ht
 
 fn api_error(e: &ApiError) -> HttpResponse {
     let res = e.error_response();
-    anthropic_error(res.status(), res.headers(), &e.public_message())
+    let mut out = anthropic_error(res.status(), res.headers(), &e.public_message());
+    if res.head().connection_type() == actix_web::http::ConnectionType::Close {
+        out.head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
+    out
 }
 
 fn bad_request(message: &str) -> HttpResponse {
@@ -87,8 +92,14 @@ async fn authenticated_body(
     Ok((caller, body))
 }
 
-/// The request body as an OpenAI chat request (and the model it names).
-fn translate_request(body: &[u8]) -> Result<(Bytes, String), Box<HttpResponse>> {
+/// The request body as an OpenAI chat request (and the model it names). The body is held to
+/// the same rules as the OpenAI routes' first: bounded nesting, no field named twice.
+fn translate_request(
+    body: &[u8],
+    limits: &tollgate_domain::EnvelopeLimits,
+) -> Result<(Bytes, String), Box<HttpResponse>> {
+    tollgate_domain::envelope::check_top_level(body, limits)
+        .map_err(|e| Box::new(api_error(&ApiError::InvalidRequest(e))))?;
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         Box::new(bad_request(&format!(
             "The request body is not valid JSON: {e}."
@@ -115,7 +126,7 @@ async fn create(
         Ok(ok) => ok,
         Err(res) => return *res,
     };
-    let (openai, model) = match translate_request(&body) {
+    let (openai, model) = match translate_request(&body, &state.catalog.limits) {
         Ok(t) => t,
         Err(res) => return *res,
     };
@@ -252,6 +263,9 @@ async fn count_tokens(
         Ok(ok) => ok,
         Err(res) => return *res,
     };
+    if let Err(e) = tollgate_domain::envelope::check_top_level(&body, &state.catalog.limits) {
+        return api_error(&ApiError::InvalidRequest(e));
+    }
     let Ok(value) = serde_json::from_slice::<Value>(&body) else {
         return bad_request("The request body is not valid JSON.");
     };

@@ -14,5 +14,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn metrics(_: Viewer, state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(METRICS.render(state.store.metering_fallbacks()))
+        .body(METRICS.render(state.store.metering_fallbacks(), state.store.sqlite_wal()))
 }

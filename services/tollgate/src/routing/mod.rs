@@ -212,11 +212,17 @@ fn price_key(
     pricing: &Pricing,
 ) -> i64 {
     pricing.price_of(&d.name).map_or(i64::MAX, |p| {
-        let out = envelope.max_output_tokens().unwrap_or(256);
-        let cost = p
-            .sheet
-            .max_cost(prompt_estimate, out, envelope.image_parts());
-        tollgate_domain::money::Nanos::from_usd(cost).map_or(i64::MAX, |n| n.0)
+        let bound = tollgate_domain::pricing::Bound {
+            prompt_tokens: prompt_estimate,
+            output_tokens: envelope.max_output_tokens().unwrap_or(256),
+            completions: envelope.completions(),
+            images: envelope.image_parts(),
+        };
+        // A ranking key only (the hold is computed, and refused on overflow, separately).
+        p.sheet
+            .max_cost(&bound)
+            .and_then(tollgate_domain::money::Nanos::from_usd)
+            .map_or(i64::MAX, |n| n.0)
     })
 }
 

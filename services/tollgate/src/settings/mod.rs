@@ -200,6 +200,7 @@ pub struct LimitSettings {
     pub max_fields: usize,
     pub max_messages: usize,
     pub max_inputs: usize,
+    pub max_depth: usize,
 }
 
 impl Default for LimitSettings {
@@ -209,6 +210,7 @@ impl Default for LimitSettings {
             max_fields: d.max_fields,
             max_messages: d.max_messages,
             max_inputs: d.max_inputs,
+            max_depth: d.max_depth,
         }
     }
 }

@@ -169,6 +169,7 @@ impl Settings {
             ("max_fields", l.max_fields),
             ("max_messages", l.max_messages),
             ("max_inputs", l.max_inputs),
+            ("max_depth", l.max_depth),
         ] {
             if v == 0 {
                 err(format!("limits.{name}"), "must be positive".into());

@@ -179,7 +179,7 @@ impl Store {
         }
     }
 
-    /// SQLite's write-ahead log: its size in bytes at the checkpointer's last look and how
+    /// SQLite's write-ahead log: its size in bytes at the last look and how
     /// many times it was truncated for passing its bound (`None` on Postgres).
     pub fn sqlite_wal(&self) -> Option<(u64, u64)> {
         match self {

@@ -125,7 +125,7 @@ impl SqliteStore {
         }
     }
 
-    /// The write-ahead log's size in bytes at the checkpointer's last look, and how many times
+    /// The write-ahead log's size in bytes at the last look, and how many times
     /// it was truncated for passing its bound.
     pub fn wal(&self) -> Option<(u64, u64)> {
         self.writer.as_ref().map(|w| w.wal())

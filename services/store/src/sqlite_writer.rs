@@ -52,13 +52,15 @@ const WRITER_BUSY: Duration = Duration::from_secs(10);
 /// [`Writer::close`] truncates the log at shutdown.
 pub(crate) struct Writer {
     path: PathBuf,
+    /// The write-ahead log beside it (`<path>-wal`).
+    wal_path: PathBuf,
     synchronous: &'static str,
     conn: Mutex<Option<Connection>>,
     /// Whether the checkpointer thread runs (if it could not start, commits checkpoint).
     checkpointer: std::sync::OnceLock<bool>,
     /// The log's bound, in bytes.
     wal_limit: u64,
-    /// The log's size at the checkpointer's last look.
+    /// The log's size at the last look (the writer's after a batch, or the checkpointer's).
     wal_bytes: AtomicU64,
     /// `TRUNCATE` checkpoints run because the log passed its bound.
     truncations: AtomicU64,
@@ -68,8 +70,11 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub(crate) fn new(path: PathBuf, synchronous: &'static str, wal_limit: u64) -> Arc<Self> {
+        let mut wal_path = path.as_os_str().to_owned();
+        wal_path.push("-wal");
         Arc::new(Self {
             path,
+            wal_path: PathBuf::from(wal_path),
             synchronous,
             conn: Mutex::new(None),
             checkpointer: std::sync::OnceLock::new(),
@@ -88,10 +93,19 @@ impl Writer {
         )
     }
 
-    fn wal_path(path: &std::path::Path) -> PathBuf {
-        let mut name = path.as_os_str().to_owned();
-        name.push("-wal");
-        PathBuf::from(name)
+    /// Looks at the log's size (and remembers it for [`Writer::wal`]).
+    fn measure_wal(&self) -> u64 {
+        let size = std::fs::metadata(&self.wal_path).map_or(0, |m| m.len());
+        self.wal_bytes.store(size, Ordering::Relaxed);
+        size
+    }
+
+    /// A `TRUNCATE` checkpoint on `conn`, within its busy timeout: `true` if it completed,
+    /// `false` if a reader or writer did not move on in time (the next attempt tries again).
+    fn truncate_on(&self, conn: &Connection) -> rusqlite::Result<bool> {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        self.measure_wal();
+        Ok(busy == 0)
     }
 
     /// Checkpoints the whole log and truncates it, then closes the writer's connection (the
@@ -105,18 +119,13 @@ impl Writer {
             Some(conn) => conn,
             None => self.open(true)?,
         };
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        self.wal_bytes.store(
-            std::fs::metadata(Self::wal_path(&self.path)).map_or(0, |m| m.len()),
-            Ordering::Relaxed,
-        );
+        self.truncate_on(&conn)?;
         Ok(())
     }
 
     fn start_checkpointer(self: &Arc<Self>) -> bool {
         let writer = Arc::downgrade(self);
         let path = self.path.clone();
-        let wal_path = Self::wal_path(&self.path);
         let limit = self.wal_limit;
         let spawned = std::thread::Builder::new()
             .name("tg-sqlite-checkpoint".into())
@@ -141,8 +150,7 @@ impl Writer {
                         .ok();
                     }
                     let Some(c) = &conn else { continue };
-                    let size = std::fs::metadata(&wal_path).map_or(0, |m| m.len());
-                    w.wal_bytes.store(size, Ordering::Relaxed);
+                    let size = w.measure_wal();
                     // Past the bound the writer truncates between its batches; a passive pass
                     // now would only hold the checkpoint lock it needs.
                     if size <= limit {
@@ -157,18 +165,11 @@ impl Writer {
                     // Past the bound with the writer idle (no batch for a whole pass): truncate
                     // here.
                     if w.batches.swap(0, Ordering::Relaxed) == 0 {
-                        match c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                            r.get::<_, i64>(0)
-                        }) {
-                            // 1: busy (a reader or the writer did not move on in time); the
-                            // next pass tries again.
-                            Ok(busy) => {
-                                if busy == 0 {
+                        match w.truncate_on(c) {
+                            Ok(done) => {
+                                if done {
                                     w.truncations.fetch_add(1, Ordering::Relaxed);
                                 }
-                                let size = std::fs::metadata(&wal_path).map_or(0, |m| m.len());
-                                w.wal_bytes.store(size, Ordering::Relaxed);
-                                tracing::debug!(busy, size, "SQLite log truncated past its bound");
                             }
                             Err(e) => {
                                 tracing::warn!(error = %e, "SQLite truncating checkpoint failed");
@@ -225,33 +226,24 @@ impl Writer {
             *guard = None;
         } else if checkpointer {
             self.batches.fetch_add(1, Ordering::Relaxed);
-            let size = std::fs::metadata(Self::wal_path(&self.path)).map_or(0, |m| m.len());
-            self.wal_bytes.store(size, Ordering::Relaxed);
-            if size > self.wal_limit {
-                if let Err(e) = self.truncate(conn) {
-                    tracing::warn!(error = %e, "SQLite truncating checkpoint failed");
+            if self.measure_wal() > self.wal_limit {
+                // Readers get at most TRUNCATE_WAIT to move on: the next batch is waiting.
+                let truncated = conn
+                    .busy_timeout(TRUNCATE_WAIT)
+                    .and_then(|()| self.truncate_on(conn));
+                match (truncated, conn.busy_timeout(WRITER_BUSY)) {
+                    (Ok(true), Ok(())) => {
+                        self.truncations.fetch_add(1, Ordering::Relaxed);
+                    }
+                    (Ok(false), Ok(())) => {}
+                    (Err(e), _) | (_, Err(e)) => {
+                        tracing::warn!(error = %e, "SQLite truncating checkpoint failed");
+                        *guard = None;
+                    }
                 }
             }
         }
         result
-    }
-
-    /// A `TRUNCATE` checkpoint on the writer's connection, waiting at most [`TRUNCATE_WAIT`] for
-    /// readers.
-    fn truncate(&self, conn: &Connection) -> rusqlite::Result<()> {
-        conn.busy_timeout(TRUNCATE_WAIT)?;
-        let busy = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-            r.get::<_, i64>(0)
-        });
-        conn.busy_timeout(WRITER_BUSY)?;
-        if busy? == 0 {
-            self.truncations.fetch_add(1, Ordering::Relaxed);
-            self.wal_bytes.store(
-                std::fs::metadata(Self::wal_path(&self.path)).map_or(0, |m| m.len()),
-                Ordering::Relaxed,
-            );
-        }
-        Ok(())
     }
 }
 

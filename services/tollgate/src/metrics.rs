@@ -192,7 +192,7 @@ impl Metrics {
         if let Some((bytes, truncations)) = sqlite_wal {
             let _ = writeln!(
                 out,
-                "# HELP tollgate_sqlite_wal_bytes Size of the SQLite write-ahead log at the checkpointer's last look.\n\
+                "# HELP tollgate_sqlite_wal_bytes Size of the SQLite write-ahead log at the last look (after each metering batch, and every 100 ms).\n\
                  # TYPE tollgate_sqlite_wal_bytes gauge\n\
                  tollgate_sqlite_wal_bytes {bytes}\n\
                  # HELP tollgate_sqlite_wal_truncations_total Truncating checkpoints run because the SQLite write-ahead log passed its bound (wal_limit_mb).\n\

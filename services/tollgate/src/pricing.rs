@@ -207,7 +207,7 @@ pub struct RequestShape {
 }
 
 /// What `usage` costs on `price`, and its tenant price under `markup`; an error when either is
-/// too large to represent (the meter then charges the whole hold, never nothing).
+/// too large to represent (the meter then fails the response: never free, never saturated).
 pub fn charge(
     price: &DeploymentPrice,
     usage: &Usage,

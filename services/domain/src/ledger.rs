@@ -19,6 +19,13 @@
 //! | `provider:<name>:cost` | (negative) what the providers' usage cost the operator |
 //! | `provider:<name>:payable` | what the operator owes each provider |
 //!
+//! **Stored and derived balances.** Only the tenants' accounts keep a stored balance, moved in
+//! the transaction of each posting (a tenant's credit must be read, locked and drawn there). The
+//! platform and provider accounts are shared by every tenant's traffic, so a stored balance would
+//! be one row that every metering batch of every replica updates, and replicas would queue
+//! behind its lock; their balances are derived on read from the postings instead
+//! ([`stored_balance`]). Nothing is lost: the postings are the truth either way.
+//!
 //! **Holds.** Before dispatch a request holds its maximum possible tenant price against every
 //! meter it is subject to (the tenant's wallet, and each daily/monthly/total spend limit of its key
 //! and tenant); all-or-nothing. A meter admits a hold only if `used + held + amount ≤ limit`.
@@ -63,6 +70,15 @@ impl Account {
             Account::ProviderPayable(p) => format!("provider:{p}:payable"),
         }
     }
+}
+
+/// Prefix of the accounts whose balance is stored (the tenants').
+pub const STORED_PREFIX: &str = "tenant:";
+
+/// Whether the account named `account` keeps a stored balance (a tenant's account) or has its
+/// balance derived from the postings on read (the platform's and the providers').
+pub fn stored_balance(account: &str) -> bool {
+    account.starts_with(STORED_PREFIX)
 }
 
 /// One movement of money.

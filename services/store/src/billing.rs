@@ -3,6 +3,7 @@
 //! money posts through [`crate::metering::post_in`], so it is idempotent by posting key and keeps
 //! `account_balances` in step in the same transaction.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
@@ -239,7 +240,16 @@ pub trait Billing {
         limit: u32,
     ) -> impl Future<Output = Result<Option<Vec<LedgerEntry>>, StoreError>> + Send;
 
-    /// Σ of every account balance: zero unless the ledger is broken.
+    /// The balances of the platform's and providers' accounts (`platform:revenue`,
+    /// `provider:<name>:cost`, …), derived from the postings: they keep no stored balance, so
+    /// that no row is updated by every metering batch (see [`tollgate_domain::ledger`]). A scan
+    /// of the postings: for the operator's views and reconciliation, not the request path.
+    fn derived_balances(
+        &self,
+    ) -> impl Future<Output = Result<BTreeMap<String, i64>, StoreError>> + Send;
+
+    /// Σ of every account balance (the tenants' stored ones and the others derived): zero unless
+    /// the ledger is broken.
     fn ledger_sum(&self) -> impl Future<Output = Result<i128, StoreError>> + Send;
 }
 
@@ -262,6 +272,12 @@ const MARK_EXPIRED: &str = "UPDATE credit_grants SET expired_at_ms = $1, expired
 const LATER_GRANTS: &str = "SELECT CAST(COALESCE(SUM(amount_nanos), 0) AS BIGINT) \
     FROM credit_grants WHERE tenant_id = $1 AND id <> $2 AND expired_at_ms IS NULL \
     AND (expires_at_ms IS NULL OR expires_at_ms > $3 OR (expires_at_ms = $3 AND id > $2))";
+
+/// Credits minus debits of every account without a stored balance (not `tenant:…`).
+const DERIVED_BALANCES: &str = "SELECT account, CAST(SUM(delta) AS BIGINT) FROM (\
+    SELECT credit AS account, amount AS delta FROM ledger_postings WHERE credit NOT LIKE 'tenant:%' \
+    UNION ALL SELECT debit, -amount FROM ledger_postings WHERE debit NOT LIKE 'tenant:%') d \
+    GROUP BY account ORDER BY account";
 
 const LEDGER_COLUMNS: &str = "seq, at_ms, key, debit, credit, amount, tenant_id, request_id";
 
@@ -773,13 +789,25 @@ impl Billing for Store {
         })
     }
 
+    async fn derived_balances(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+        let rows: Vec<(String, i64)> = on_pool!(self, pool => {
+            sqlx::query_as(DERIVED_BALANCES).fetch_all(pool).await?
+        });
+        Ok(rows.into_iter().collect())
+    }
+
     async fn ledger_sum(&self) -> Result<i128, StoreError> {
-        let balances: Vec<i64> = on_pool!(self, pool => {
+        let stored: Vec<i64> = on_pool!(self, pool => {
             sqlx::query_scalar("SELECT balance FROM account_balances")
                 .fetch_all(pool)
                 .await?
         });
-        Ok(balances.into_iter().map(i128::from).sum())
+        let derived = self.derived_balances().await?;
+        Ok(stored
+            .into_iter()
+            .chain(derived.into_values())
+            .map(i128::from)
+            .sum())
     }
 }
 

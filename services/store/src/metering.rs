@@ -4,15 +4,17 @@
 //!
 //! **Ledger writes.** A posting is inserted with `ON CONFLICT (key) DO NOTHING RETURNING key`, and
 //! only the postings actually inserted move balances, so replaying any write posts nothing twice.
-//! `account_balances` is updated in the same transaction, one upsert per account, in sorted
-//! account order (two Postgres writers then take their row locks in the same order). A tenant's
+//! `account_balances` is updated in the same transaction for the tenants' accounts, one upsert per
+//! account, in sorted account order (two Postgres writers then take their row locks in the same
+//! order); the platform's and providers' balances are derived from the postings on read
+//! ([`tollgate_domain::ledger::stored_balance`]), so no row is shared by every tenant's traffic. A tenant's
 //! credit balance is read before it is drawn, with `FOR UPDATE` on Postgres (SQLite serializes
 //! writers: every transaction here starts with a write, so it holds the write lock from its first
 //! statement).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use tollgate_domain::ledger::{usage_postings, Account, Posting};
+use tollgate_domain::ledger::{stored_balance, usage_postings, Account, Posting};
 use tollgate_domain::money::Nanos;
 
 use crate::record::RequestRecord;
@@ -177,8 +179,8 @@ impl PostingRow {
     }
 }
 
-/// The net change of each account's balance made by the postings whose keys are in `inserted`,
-/// in account order, without the accounts that net to zero.
+/// The net change of each stored balance (the tenants' accounts) made by the postings whose keys
+/// are in `inserted`, in account order, without the accounts that net to zero.
 pub(crate) fn balance_deltas(
     postings: &[PostingRow],
     inserted: &HashSet<String>,
@@ -190,7 +192,7 @@ pub(crate) fn balance_deltas(
     }
     deltas
         .into_iter()
-        .filter(|(_, d)| *d != 0)
+        .filter(|(account, d)| *d != 0 && stored_balance(account))
         .map(|(account, d)| {
             i64::try_from(d)
                 .map(|d| (account.to_owned(), d))
@@ -404,7 +406,7 @@ mod tests {
     }
 
     #[test]
-    fn deltas_count_only_inserted_postings_and_sum_to_zero() {
+    fn deltas_count_only_inserted_postings_of_stored_accounts() {
         let row = |key: &str, debit: &str, credit: &str, amount| PostingRow {
             key: key.into(),
             at_ms: 1,
@@ -415,16 +417,21 @@ mod tests {
             request_id: None,
         };
         let postings = [
-            row("a", "x", "y", 5),
-            row("b", "y", "z", 2),
-            row("c", "x", "z", 100),
+            row("a", "tenant:x", "tenant:y", 5),
+            row("b", "tenant:y", "tenant:z", 2),
+            row("c", "tenant:x", "tenant:z", 100),
+            row("d", "tenant:z", "platform:revenue", 1),
+            row("e", "provider:p:cost", "provider:p:payable", 7),
         ];
-        let inserted: HashSet<String> = ["a".to_owned(), "b".to_owned()].into();
+        let inserted: HashSet<String> = ["a", "b", "d", "e"].map(str::to_owned).into();
         let deltas = balance_deltas(&postings, &inserted).unwrap();
         assert_eq!(
             deltas,
-            vec![("x".into(), -5), ("y".into(), 3), ("z".into(), 2)]
+            vec![
+                ("tenant:x".into(), -5),
+                ("tenant:y".into(), 3),
+                ("tenant:z".into(), 1)
+            ]
         );
-        assert_eq!(deltas.iter().map(|(_, d)| d).sum::<i64>(), 0);
     }
 }

@@ -45,6 +45,10 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
             "../../../migrations/sqlite/20261125000000_drop_postings_request_index.sql"
         ),
     },
+    Migration {
+        name: "20261207000000_derive_platform_balances",
+        sql: include_str!("../../../migrations/sqlite/20261207000000_derive_platform_balances.sql"),
+    },
 ];
 
 pub static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -84,6 +88,12 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
         name: "20261125000000_drop_postings_request_index",
         sql: include_str!(
             "../../../migrations/postgres/20261125000000_drop_postings_request_index.sql"
+        ),
+    },
+    Migration {
+        name: "20261207000000_derive_platform_balances",
+        sql: include_str!(
+            "../../../migrations/postgres/20261207000000_derive_platform_balances.sql"
         ),
     },
 ];

@@ -151,7 +151,8 @@ async fn record_batch(
 ///    ([`tollgate_domain::ledger::Account::name`]) — the same rows the SQLite writer and the
 ///    general path make, which the billing tests check on both backends — inserted without `ON
 ///    CONFLICT` (see the module notes);
-/// 6. adds each account's net movement to its balance, in account order.
+/// 6. adds each tenant account's net movement to its stored balance, in account order (the
+///    platform's and providers' balances are derived on read: no row every batch updates).
 ///
 /// It returns the ids it inserted.
 const PREPARE: &str = "SET standard_conforming_strings = on;\
@@ -214,7 +215,8 @@ const PREPARE: &str = "SET standard_conforming_strings = on;\
         SELECT account, SUM(delta)::bigint FROM (\
             SELECT debit AS account, -amount AS delta FROM posted \
             UNION ALL SELECT credit, amount FROM posted\
-        ) d GROUP BY account HAVING SUM(delta) <> 0 ORDER BY account \
+        ) d WHERE account LIKE 'tenant:%' GROUP BY account HAVING SUM(delta) <> 0 \
+        ORDER BY account \
         ON CONFLICT (account) DO UPDATE SET balance = account_balances.balance + \
         excluded.balance\
     ) SELECT id FROM inserted;";

@@ -171,6 +171,20 @@ async fn recomputed_balances(store: &Store) -> BTreeMap<String, i64> {
     }
     assert_eq!(balances.values().map(|b| i128::from(*b)).sum::<i128>(), 0);
     assert_eq!(store.ledger_sum().await.unwrap(), 0, "Σ balances");
+    // The platform's and providers' balances, derived on read, are the recomputed ones.
+    let others: BTreeMap<String, i64> = balances
+        .iter()
+        .filter(|(a, b)| !a.starts_with("tenant:") && **b != 0)
+        .map(|(a, b)| (a.clone(), *b))
+        .collect();
+    let derived: BTreeMap<String, i64> = store
+        .derived_balances()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, b)| *b != 0)
+        .collect();
+    assert_eq!(derived, others);
     balances
 }
 
@@ -331,14 +345,15 @@ async fn metering_story(store: &Store) {
     // Every batch so far went through the backend's fast path.
     assert_eq!(store.metering_fallbacks(), 0, "no batch fell back");
 
-    // Atomic: when the ledger half fails (these two charges overflow the revenue balance), the
-    // records are not stored either.
+    // Atomic: when the ledger half fails (these three charges overflow the tenant's receivable
+    // balance), the records are not stored either.
     let count = store.count_requests().await.unwrap();
     let huge = i64::MAX / 2 + 1;
     let failed = store
         .record_requests(&[
             record("req_big_1", "ten_a", "key_1", DAY0, huge, 0),
             record("req_big_2", "ten_a", "key_1", DAY0, huge, 0),
+            record("req_big_3", "ten_a", "key_1", DAY0, huge, 0),
         ])
         .await;
     assert!(matches!(failed, Err(StoreError::Invalid(_))), "{failed:?}");
@@ -938,4 +953,109 @@ async fn reversal_story(store: &Store) {
     );
     assert_eq!(store.ledger_sum().await.unwrap(), 0);
     assert_balances_match_postings(store, &["ten_r"]).await;
+}
+
+/// Four metering writers on Postgres, each billing its own tenant, never wait for a row lock
+/// (table-file extension locks aside):
+/// the platform's and providers' accounts keep no balance row every batch would update (their
+/// balances are derived on read). Sampled from `pg_locks` while they write; the ledger's
+/// invariants hold afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_postgres_writers_never_wait_on_a_balance_row() {
+    let Some(admin) = postgres_admin_url() else {
+        eprintln!("four_postgres_writers_never_wait_on_a_balance_row: TOLLGATE_TEST_POSTGRES is not set; .ci/run sets it");
+        return;
+    };
+    let url = fresh_postgres_database(&admin)
+        .await
+        .expect("create database");
+    let store = Store::connect(&url, 8).await.unwrap();
+    store.migrate().await.unwrap();
+    let tenants = ["ten_w1", "ten_w2", "ten_w3", "ten_w4"];
+    for t in tenants {
+        new_tenant(&store, t).await;
+    }
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (url, stop) = (url.clone(), stop.clone());
+        tokio::spawn(async move {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            let (mut samples, mut waits) = (0u64, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let waiting: Vec<(String, Option<String>)> = sqlx::query_as(
+                    // Row locks: a writer waiting for another's transaction (`transactionid`)
+                    // or for a row (`tuple`). Relation extension locks (`extend`, two writers
+                    // growing one table's file at once) are not about balance rows.
+                    "SELECT l.locktype, a.query FROM pg_locks l JOIN pg_stat_activity a \
+                     USING (pid) WHERE NOT l.granted AND a.datname = current_database() \
+                     AND l.locktype IN ('transactionid', 'tuple')",
+                )
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+                samples += 1;
+                waits.extend(waiting.into_iter().map(|(kind, _)| kind));
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            (samples, waits)
+        })
+    };
+    let mut writers = Vec::new();
+    for (w, t) in tenants.into_iter().enumerate() {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let (mut n, mut price, mut cost) = (0i64, 0i64, 0i64);
+            while started.elapsed() < std::time::Duration::from_secs(3) {
+                let batch: Vec<RequestRecord> = (0..16)
+                    .map(|i| {
+                        let (p, c) = (1_000 + i, 700 + i);
+                        price += p;
+                        cost += c;
+                        record(&format!("req_w{w}_{n}_{i}"), t, "key_w", DAY0 + n, p, c)
+                    })
+                    .collect();
+                store.record_requests(&batch).await.unwrap();
+                n += 1;
+            }
+            (t, n * 16, price, cost)
+        }));
+    }
+    let mut written = Vec::new();
+    for w in writers {
+        written.push(w.await.unwrap());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (samples, waits) = sampler.await.unwrap();
+    let records: i64 = written.iter().map(|w| w.1).sum();
+    eprintln!(
+        "{records} records by 4 writers, {samples} lock samples, {} row lock waits seen",
+        waits.len()
+    );
+    assert!(samples > 100, "sampled while writing: {samples}");
+    assert!(records > 1000, "the writers wrote: {records}");
+    assert!(
+        waits.is_empty(),
+        "{} row lock waits while metering, of kinds {:?}",
+        waits.len(),
+        waits.iter().collect::<std::collections::BTreeSet<_>>()
+    );
+
+    // The ledger's invariants: stored and derived balances agree with the postings and sum to 0.
+    assert_eq!(
+        store.ledger_sum().await.unwrap(),
+        0,
+        "Σ stored and derived balances"
+    );
+    let derived = store.derived_balances().await.unwrap();
+    let (price, cost): (i64, i64) = written.iter().fold((0, 0), |a, w| (a.0 + w.2, a.1 + w.3));
+    assert_eq!(derived.get("platform:revenue"), Some(&price));
+    assert_eq!(derived.get("provider:mock:cost"), Some(&-cost));
+    assert_eq!(derived.get("provider:mock:payable"), Some(&cost));
+    for (t, _, p, _) in &written {
+        assert_eq!(store.balances(t).await.unwrap().receivable, Nanos(-p));
+    }
+    store.close().await;
 }

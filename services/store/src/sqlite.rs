@@ -38,7 +38,7 @@ impl SqliteStore {
     /// log to disk at every commit and survives both.
     ///
     /// `wal_limit_mb=N` (default [`DEFAULT_WAL_LIMIT_MB`]) bounds the write-ahead log: when it
-    /// grows past N MiB the checkpointer truncates it, and every connection keeps it at most
+    /// grows past N MiB it is reset (the writer module says how), and every connection keeps it at most
     /// that size after a reset (`journal_size_limit`).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let UrlOptions {
@@ -126,7 +126,7 @@ impl SqliteStore {
     }
 
     /// The write-ahead log's size in bytes at the last look, and how many times
-    /// it was truncated for passing its bound.
+    /// it was reset for passing its bound.
     pub fn wal(&self) -> Option<(u64, u64)> {
         self.writer.as_ref().map(|w| w.wal())
     }

@@ -78,15 +78,11 @@ async fn a_long_load_leaves_the_log_under_its_bound_and_closing_truncates_it() {
     let started = Instant::now();
     let mut n = 0u64;
     let mut largest = 0u64;
-    let mut written_bytes = 0u64;
     while started.elapsed() < Duration::from_secs(8) {
         let batch: Vec<RequestRecord> = (0..64).map(|i| record(n + i)).collect();
         n += 64;
-        let before = wal_size(&db);
         store.record_requests(&batch).await.unwrap();
-        let after = wal_size(&db);
-        written_bytes += after.saturating_sub(before);
-        largest = largest.max(after);
+        largest = largest.max(wal_size(&db));
     }
     stop.store(true, Ordering::Relaxed);
     let mut reads = 0;
@@ -98,14 +94,12 @@ async fn a_long_load_leaves_the_log_under_its_bound_and_closing_truncates_it() {
 
     let (seen, truncations) = store.sqlite_wal().unwrap();
     eprintln!(
-        "{n} records, {reads} reads, log grew by {written_bytes} bytes in all, largest {largest}, \
-         {truncations} truncations, last seen {seen}"
+        "{n} records, {reads} reads, largest log {largest} bytes, {truncations} resets, \
+         last seen {seen}"
     );
-    assert!(
-        written_bytes > 4 * LIMIT,
-        "the load wrote many times the bound ({written_bytes} bytes)"
-    );
-    assert!(truncations > 0, "the bound was enforced");
+    // Each reset came after the log passed its bound: the load wrote many times the bound, and
+    // the bound was enforced.
+    assert!(truncations >= 4, "{truncations} resets");
     // Between two checkpointer passes (100 ms) the log can pass its bound by what is written
     // meanwhile; it never runs away.
     assert!(largest < 8 * LIMIT, "the log reached {largest} bytes");

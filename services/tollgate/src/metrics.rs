@@ -195,7 +195,7 @@ impl Metrics {
                 "# HELP tollgate_sqlite_wal_bytes Size of the SQLite write-ahead log at the last look (after each metering batch, and every 100 ms).\n\
                  # TYPE tollgate_sqlite_wal_bytes gauge\n\
                  tollgate_sqlite_wal_bytes {bytes}\n\
-                 # HELP tollgate_sqlite_wal_truncations_total Truncating checkpoints run because the SQLite write-ahead log passed its bound (wal_limit_mb).\n\
+                 # HELP tollgate_sqlite_wal_truncations_total Resets (RESTART or TRUNCATE checkpoints) of the SQLite write-ahead log for passing its bound (wal_limit_mb).\n\
                  # TYPE tollgate_sqlite_wal_truncations_total counter\n\
                  tollgate_sqlite_wal_truncations_total {truncations}"
             );

@@ -19,6 +19,12 @@
 //! It prints, per batch size and kind, the batch's write time at p50/p90/p99/p99.9 and the CPU per
 //! record of this process (the SQLite writer runs here) and, on Postgres, of every `postgres`
 //! process. With `--database postgres://…/db` a fresh database is created on that server.
+//!
+//! Its last line is the regression guard (docs/benchmarks.md keeps the baseline): what metering
+//! costs the write as ratios, metered over unmetered, for the backend — write p50 and p99 at the
+//! smallest batch size (a lone request's commit) and CPU per record at the largest (where the
+//! CPU figure is readable): `ratio sqlite: p50 ×1.25, p99 ×1.35 (batches of 1); CPU per record
+//! ×2.18 (batches of 64)`.
 
 use std::time::{Duration, Instant};
 
@@ -221,6 +227,8 @@ async fn main() -> Result<(), Error> {
     println!("|---:|---|---:|---:|---:|---:|---:|---:|");
     let mut seq = 0u64;
     let base_ms = tollgate_store::now_ms();
+    // (size, p50, p99, CPU per record) of each kind, unmetered then metered.
+    let mut figures: Vec<[(usize, f64, f64, f64); 2]> = Vec::new();
     for &size in &args.sizes {
         // Warm-up: statements prepared, pages cached.
         for metered in [false, true] {
@@ -255,9 +263,17 @@ async fn main() -> Result<(), Error> {
             }
             done += n;
         }
+        let mut row = [(size, 0.0, 0.0, 0.0); 2];
         for (kind, sample) in samples.iter_mut().enumerate() {
             sample.times.sort();
             let per = |s: f64| s / sample.records as f64 * 1e6;
+            // The CPU the write costs wherever it runs: this process, plus Postgres's.
+            row[kind] = (
+                size,
+                quantile(&sample.times, 0.5),
+                quantile(&sample.times, 0.99),
+                per(sample.own_cpu + sample.postgres_cpu),
+            );
             println!(
                 "| {size} | {} | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {:.1} | {} |",
                 if kind == 1 { "metered" } else { "unmetered" },
@@ -273,6 +289,20 @@ async fn main() -> Result<(), Error> {
                 },
             );
         }
+        figures.push(row);
+    }
+    let smallest = figures.iter().min_by_key(|f| f[0].0);
+    let largest = figures.iter().max_by_key(|f| f[0].0);
+    if let (Some(s), Some(l)) = (smallest, largest) {
+        println!(
+            "\nratio {}: p50 ×{:.2}, p99 ×{:.2} (batches of {}); CPU per record ×{:.2} (batches of {})",
+            store.backend(),
+            s[1].1 / s[0].1,
+            s[1].2 / s[0].2,
+            s[0].0,
+            l[1].3 / l[0].3,
+            l[0].0,
+        );
     }
     store.close().await;
     Ok(())

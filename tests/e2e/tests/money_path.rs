@@ -490,3 +490,125 @@ async fn a_stalled_body_gets_408_and_the_connection_is_closed() {
     let err: Value = serde_json::from_str(body).unwrap();
     assert_eq!(err["error"]["code"], "request_body_timeout", "{err}");
 }
+
+/// Item 6: requests the HTTP/1 decoder rejects before any route runs (conflicting or malformed
+/// framing headers, a missing or repeated Host, a NUL in a header, 1 MB of headers, a head that
+/// never ends) get their status with an OpenAI-shaped JSON body, and the connection is closed.
+#[tokio::test]
+async fn protocol_rejections_are_openai_shaped() {
+    let mock = Mock::start();
+    let gw = Gateway::start(&cfg(&mock)).await;
+    let addr = gw.url.trim_start_matches("http://").to_owned();
+    let body = r#"{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}"#;
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\n",
+        tollgate_e2e::KEY
+    );
+    let n = body.len();
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "Content-Length and Transfer-Encoding",
+            format!(
+                "{head}host: x\r\ncontent-length: {n}\r\ntransfer-encoding: chunked\r\n\r\n{body}"
+            )
+            .into_bytes(),
+            400,
+            "malformed_http_request",
+        ),
+        (
+            "a bad Content-Length",
+            format!("{head}host: x\r\ncontent-length: 5x\r\n\r\n{body}").into_bytes(),
+            400,
+            "malformed_http_request",
+        ),
+        (
+            "two Content-Lengths",
+            format!("{head}host: x\r\ncontent-length: {n}\r\ncontent-length: {n}\r\n\r\n{body}")
+                .into_bytes(),
+            400,
+            "malformed_http_request",
+        ),
+        (
+            "no Host",
+            format!("{head}content-length: {n}\r\n\r\n{body}").into_bytes(),
+            400,
+            "malformed_http_request",
+        ),
+        (
+            "two Hosts",
+            format!("{head}host: x\r\nhost: y\r\ncontent-length: {n}\r\n\r\n{body}").into_bytes(),
+            400,
+            "malformed_http_request",
+        ),
+        (
+            "a NUL in a header",
+            format!("{head}host: x\r\nx-nul: a\0b\r\ncontent-length: {n}\r\n\r\n{body}")
+                .into_bytes(),
+            400,
+            "malformed_http_request",
+        ),
+        (
+            "1 MB of headers",
+            format!("{head}host: x\r\nx-big: {}\r\n\r\n", "a".repeat(1 << 20)).into_bytes(),
+            431,
+            "request_headers_too_large",
+        ),
+    ];
+    for (what, request, status, code) in cases {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        // The server may answer and close before it has read all of a large request.
+        let _ = s.write_all(&request).await;
+        let mut out = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), async {
+            let mut buf = [0u8; 4096];
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "{what}: the connection stayed open");
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{what}: {text}"
+        );
+        let lower = text.to_ascii_lowercase();
+        assert!(
+            lower.contains("content-type: application/json"),
+            "{what}: {text}"
+        );
+        assert!(lower.contains("connection: close"), "{what}: {text}");
+        let json = &text[text.find("\r\n\r\n").unwrap() + 4..];
+        let err: Value =
+            serde_json::from_str(json).unwrap_or_else(|e| panic!("{what}: {e}: {json}"));
+        assert_eq!(err["error"]["code"], code, "{what}");
+        assert_eq!(err["error"]["type"], "invalid_request_error", "{what}");
+        assert!(err["error"]["message"].as_str().unwrap().len() > 10);
+    }
+    assert_eq!(mock.stats().await["requests"], 0);
+}
+
+/// A request head that never ends gets the decoder's 408 (after the server's 10 s request head
+/// timeout), OpenAI-shaped too.
+#[tokio::test]
+async fn an_unfinished_request_head_gets_an_openai_shaped_408() {
+    let mock = Mock::start();
+    let gw = Gateway::start(&cfg(&mock)).await;
+    let addr = gw.url.trim_start_matches("http://").to_owned();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out)).await;
+    assert!(read.is_ok(), "the connection stayed open");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
+    let json = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    let err: Value = serde_json::from_str(json).unwrap();
+    assert_eq!(err["error"]["code"], "request_head_timeout", "{err}");
+}

@@ -630,11 +630,13 @@ where
                     }
 
                     // handle error message
-                    Some(DispatcherMessage::Error(res)) => {
+                    Some(DispatcherMessage::Error(mut res)) => {
                         // send_response would update InnerDispatcher state to SendPayload or None
                         // (If response body is empty)
                         // continue loop to poll it
-                        self.as_mut().send_error_response(res, BoxBody::new(()))?;
+                        // TOLLGATE PATCH: an OpenAI-shaped JSON body instead of an empty one.
+                        let body = tollgate_error_body(&mut res);
+                        self.as_mut().send_error_response(res, BoxBody::new(body))?;
                     }
 
                     // return with upgrade request and poll it exclusively
@@ -1073,10 +1075,19 @@ where
 
                 trace!("timed out on slow request; replying with 408 and closing connection");
 
-                let _ = self.as_mut().send_error_response(
-                    Response::with_body(StatusCode::REQUEST_TIMEOUT, ()),
-                    BoxBody::new(()),
-                );
+                // TOLLGATE PATCH: an OpenAI-shaped JSON body instead of an empty one, encoded
+                // whole into the write buffer here (the shutdown below flushes that buffer and
+                // would never poll a body left to the response state).
+                let mut res = Response::with_body(StatusCode::REQUEST_TIMEOUT, ());
+                res.head_mut().set_connection_type(ConnectionType::Close);
+                let body = tollgate_error_body(&mut res);
+                let this = self.as_mut().project();
+                let size = BodySize::Sized(body.len() as u64);
+                let _ = this
+                    .codec
+                    .encode(Message::Item((res, size)), this.write_buf)
+                    .and_then(|()| this.codec.encode(Message::Chunk(Some(body)), this.write_buf))
+                    .and_then(|()| this.codec.encode(Message::Chunk(None), this.write_buf));
 
                 self.project().flags.insert(Flags::SHUTDOWN);
             }
@@ -1502,6 +1513,36 @@ where
             }
         }
     }
+}
+
+/// TOLLGATE PATCH: the body of a response this dispatcher writes by itself (a request it cannot
+/// parse, headers too large, a head not received in time), in OpenAI's error shape, with its
+/// `content-type`. Every response Tollgate writes is then OpenAI-shaped JSON.
+fn tollgate_error_body(res: &mut Response<()>) -> bytes::Bytes {
+    let (code, message) = match res.status() {
+        StatusCode::BAD_REQUEST => (
+            "malformed_http_request",
+            "The request is not valid HTTP/1.1 (for example: both Content-Length and \
+             Transfer-Encoding, a bad or repeated Content-Length, a missing or repeated Host, or \
+             a control character in a header).",
+        ),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
+            "request_headers_too_large",
+            "The request's headers are larger than the server accepts.",
+        ),
+        StatusCode::REQUEST_TIMEOUT => (
+            "request_head_timeout",
+            "The request's headers were not received in time.",
+        ),
+        _ => ("http_error", "The request could not be processed."),
+    };
+    res.headers_mut().insert(
+        crate::header::CONTENT_TYPE,
+        crate::header::HeaderValue::from_static("application/json"),
+    );
+    bytes::Bytes::from(format!(
+        r#"{{"error":{{"message":"{message}","type":"invalid_request_error","param":null,"code":"{code}"}}}}"#
+    ))
 }
 
 fn should_close_for_unread_payload(

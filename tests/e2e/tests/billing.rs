@@ -371,6 +371,12 @@ async fn spend_limits_name_the_limit_hit() {
     );
 }
 
+/// The burst tests' billing settings: 500 requests land at once on a 2-core machine that runs
+/// other suites meanwhile, and a budget script can then wait past the default 500 ms, which
+/// refuses the request (503 `budget_unavailable`, the `deny` policy) — not what these tests
+/// are about (CI saw it once). They test overshoot, so they give Redis longer.
+const BURST_BILLING: &str = "\n[billing]\nredis_timeout_ms = 5000\n";
+
 /// 500 concurrent requests of ~1 cent against a $1.00 key limit: spend never exceeds $1.00.
 async fn no_overshoot(gateways: &[Gateway], key: &str) {
     let body = Arc::new(chat_body(100, json!({})));
@@ -446,7 +452,7 @@ async fn no_overshoot(gateways: &[Gateway], key: &str) {
 #[tokio::test]
 async fn no_overshoot_under_500_concurrent_requests() {
     let mock = Mock::start();
-    let gw = Gateway::start_priced(&cfg(&mock, ""), PRICES, None).await;
+    let gw = Gateway::start_priced(&cfg(&mock, BURST_BILLING), PRICES, None).await;
     let (_, _, key) = tenant_key(
         &gw,
         json!({"name": "burst", "billing_mode": "postpaid"}),
@@ -460,7 +466,7 @@ async fn no_overshoot_under_500_concurrent_requests() {
 async fn no_overshoot_across_two_replicas_sharing_redis() {
     let redis = RedisServer::start();
     let mock = Mock::start();
-    let config = cfg(&mock, "");
+    let config = cfg(&mock, BURST_BILLING);
     let a = Gateway::start_priced(&config, PRICES, Some(&redis.url())).await;
     let b = Gateway::start_with_redis(&config, Some(&a.database_url), &redis.url()).await;
     let (_, _, key) = tenant_key(

@@ -373,7 +373,7 @@ impl ResponseError for ApiError {
                     d.retry_after_ms.div_ceil(1000).max(1).to_string(),
                 ));
             }
-            crate::proxy::rate_headers(&mut res, &d.headers);
+            crate::admission::headers::rate_headers(&mut res, &d.headers);
         }
         if matches!(
             self,

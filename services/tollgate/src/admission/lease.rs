@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use tollgate_domain::quota::Limit;
 
-use super::{Plan, RateHeaders, Window};
+use super::plan::{Plan, RateHeaders, Window};
 use crate::FastMap;
 
 /// How long a bucket lease may be spent from.
@@ -426,7 +426,7 @@ fn give_back(bucket: &Arc<str>, lease: BucketLease, returns: &mut Returns) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::admission::{Check, Kind, Slot};
+    use crate::admission::plan::{Check, Kind, Slot};
 
     fn plan(cost: u64, limit: u64, slots: u32) -> Plan {
         Plan {

@@ -14,83 +14,25 @@
 //! `local` (default) falls back to this replica's in-process limits, `allow` admits without limits,
 //! `deny` refuses with 503. Each fallback is logged; Redis is tried again after a second.
 
+pub mod headers;
 pub mod lease;
+pub mod plan;
 pub mod redis;
 
 use std::sync::{Arc, Mutex};
 
 use tollgate_domain::quota::{Bucket, Limit};
-use tollgate_domain::tenant::Limits;
 
 use self::lease::{LeasedSlot, Returns};
+pub use self::plan::{format_reset, Denied, RateHeaders, Window};
+use self::plan::{now_ms, Kind, Plan, Slot};
 use self::redis::{Admitted, RedisQuotas};
 use crate::key_cache::TenantKey;
+pub use crate::settings::policies::FailurePolicy;
 use crate::FastMap;
 
 /// Output tokens assumed when the request sets no cap.
 pub const DEFAULT_OUTPUT_ESTIMATE: u64 = 1024;
-
-/// Limit, remaining and reset (ms) of the most restrictive bucket of one kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub limit: u64,
-    pub remaining: u64,
-    pub reset_ms: u64,
-}
-
-/// What goes into the `x-ratelimit-*` headers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RateHeaders {
-    pub requests: Option<Window>,
-    pub tokens: Option<Window>,
-}
-
-/// A refusal: which limit, and when to retry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Denied {
-    /// e.g. "requests per minute of the key".
-    pub what: String,
-    pub concurrency: bool,
-    /// `u64::MAX` when the request can never pass (its estimate exceeds the limit).
-    pub retry_after_ms: u64,
-    pub headers: RateHeaders,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Requests,
-    Tokens,
-}
-
-pub(crate) struct Check {
-    pub(crate) bucket: Arc<str>,
-    pub(crate) limit: Limit,
-    pub(crate) cost: u64,
-    pub(crate) kind: Kind,
-    pub(crate) what: &'static str,
-}
-
-/// A concurrency slot to hold: its key, the maximum, and whose it is (`key` or `tenant`).
-pub(crate) struct Slot {
-    pub(crate) key: Arc<str>,
-    pub(crate) max: u32,
-    pub(crate) scope: &'static str,
-}
-
-/// What one request must pass.
-pub(crate) struct Plan {
-    pub(crate) checks: Vec<Check>,
-    pub(crate) slots: Vec<Slot>,
-}
-
-/// What to do when Redis is unreachable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FailurePolicy {
-    Local,
-    Allow,
-    Deny,
-}
 
 /// Why a request was not admitted.
 #[derive(Debug)]
@@ -143,72 +85,6 @@ pub struct Ticket {
     pub headers: RateHeaders,
 }
 
-fn now_ms() -> u64 {
-    u64::try_from(tollgate_store::now_ms()).unwrap_or(0)
-}
-
-/// What a refusal names, by scope (key, tenant) and kind (requests, tokens).
-const WHAT: [[&str; 2]; 2] = [
-    [
-        "requests per minute of the key",
-        "tokens per minute of the key",
-    ],
-    [
-        "requests per minute of the tenant",
-        "tokens per minute of the tenant",
-    ],
-];
-
-fn scoped(
-    limits: &Limits,
-    scope: usize,
-    names: &[Arc<str>; 3],
-    estimate: u64,
-    checks: &mut Vec<Check>,
-) {
-    if let Some(limit) = limits
-        .requests_per_minute
-        .and_then(|n| Limit::per_minute(n).ok())
-    {
-        checks.push(Check {
-            bucket: names[0].clone(),
-            limit,
-            cost: 1,
-            kind: Kind::Requests,
-            what: WHAT[scope][0],
-        });
-    }
-    if let Some(limit) = limits
-        .tokens_per_minute
-        .and_then(|n| Limit::per_minute(n).ok())
-    {
-        checks.push(Check {
-            bucket: names[1].clone(),
-            limit,
-            cost: estimate.min(limit.capacity()),
-            kind: Kind::Tokens,
-            what: WHAT[scope][1],
-        });
-    }
-}
-
-impl RateHeaders {
-    /// Counts one bucket's window: the headers show the most restrictive bucket of each kind.
-    pub(crate) fn note(&mut self, kind: Kind, w: Window) {
-        match kind {
-            Kind::Requests => self.requests = tighter(self.requests, w),
-            Kind::Tokens => self.tokens = tighter(self.tokens, w),
-        }
-    }
-}
-
-fn tighter(current: Option<Window>, new: Window) -> Option<Window> {
-    match current {
-        Some(c) if c.remaining <= new.remaining => Some(c),
-        _ => Some(new),
-    }
-}
-
 impl Admission {
     pub fn new(redis: Option<RedisQuotas>, on_failure: FailurePolicy) -> Self {
         Self {
@@ -223,27 +99,6 @@ impl Admission {
         self.redis.clone()
     }
 
-    fn plan(tk: &TenantKey, estimate: u64) -> Plan {
-        let names = &tk.quota.names;
-        let mut checks = Vec::with_capacity(4);
-        scoped(&tk.key.limits, 0, &names[0], estimate, &mut checks);
-        scoped(&tk.tenant.limits, 1, &names[1], estimate, &mut checks);
-        let slots = [
-            (tk.key.limits.max_concurrent, "key", &names[0][2]),
-            (tk.tenant.limits.max_concurrent, "tenant", &names[1][2]),
-        ]
-        .into_iter()
-        .filter_map(|(max, scope, key)| {
-            max.map(|max| Slot {
-                key: key.clone(),
-                max,
-                scope,
-            })
-        })
-        .collect();
-        Plan { checks, slots }
-    }
-
     /// Admits a tenant key's request estimated at `estimate` tokens (`member` names its slots).
     pub async fn admit(
         self: &Arc<Self>,
@@ -251,7 +106,7 @@ impl Admission {
         estimate: u64,
         member: &str,
     ) -> Result<Ticket, Refusal> {
-        let plan = Self::plan(tk, estimate);
+        let plan = Plan::for_key(tk, estimate);
         if plan.checks.is_empty() && plan.slots.is_empty() {
             let none = self.uncounted();
             return Ok(self.ticket(Held::Nothing, &plan, RateHeaders::default(), none));
@@ -407,7 +262,7 @@ impl Admission {
     /// Current counters of a key and its tenant, taking nothing: per scope (`key`, `tenant`) the
     /// remaining requests/tokens of each limit and the requests in flight.
     pub async fn usage(&self, tk: &TenantKey) -> serde_json::Value {
-        let mut plan = Self::plan(tk, 0);
+        let mut plan = Plan::for_key(tk, 0);
         for c in &mut plan.checks {
             c.cost = 0;
         }
@@ -472,19 +327,6 @@ impl Admission {
         }
         out
     }
-}
-
-pub(crate) fn headers_from(plan: &Plan, windows: &[(u64, u64)]) -> RateHeaders {
-    let mut headers = RateHeaders::default();
-    for (c, (remaining, reset_ms)) in plan.checks.iter().zip(windows) {
-        let w = Window {
-            limit: c.limit.capacity(),
-            remaining: *remaining,
-            reset_ms: *reset_ms,
-        };
-        headers.note(c.kind, w);
-    }
-    headers
 }
 
 impl Ticket {
@@ -596,23 +438,6 @@ impl Drop for InFlight {
                 }
             }
         }
-    }
-}
-
-/// OpenAI's reset format: `6s`, `1.5s`, `1m5s`.
-pub fn format_reset(ms: u64) -> String {
-    let minutes = ms / 60_000;
-    let rest = ms % 60_000;
-    let seconds = if rest.is_multiple_of(1000) {
-        format!("{}s", rest / 1000)
-    } else {
-        let fraction = format!("{:03}", rest % 1000);
-        format!("{}.{}s", rest / 1000, fraction.trim_end_matches('0'))
-    };
-    if minutes > 0 {
-        format!("{minutes}m{seconds}")
-    } else {
-        seconds
     }
 }
 

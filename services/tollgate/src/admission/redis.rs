@@ -16,7 +16,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tollgate_domain::quota::Limit;
 
 use super::lease::{LeasedSlot, Leases, Returns};
-use super::{headers_from, Denied, Plan, RateHeaders};
+use super::plan::{headers_from, now_ms, Denied, Plan, RateHeaders, Slot};
 
 /// The quota script, for tests that check it against [`tollgate_domain::quota`].
 pub const QUOTA_LUA: &str = include_str!("quota.lua");
@@ -295,7 +295,7 @@ impl RedisQuotas {
     pub(crate) async fn peek(
         &self,
         plan: &Plan,
-        slots: &[super::Slot],
+        slots: &[Slot],
     ) -> Result<(Vec<(u64, u64)>, Vec<u64>), String> {
         // The admission script with every cost 0 and no slots refills and reports, taking nothing.
         let mut conn = self.connection().await?;
@@ -331,7 +331,7 @@ impl RedisQuotas {
             // Live leases: expiry after now (this replica's clock; a display counter).
             pipe.cmd("ZCOUNT")
                 .arg(&*s.key)
-                .arg(format!("({}", super::now_ms()))
+                .arg(format!("({}", now_ms()))
                 .arg("+inf");
         }
         let counts: Vec<u64> = if slots.is_empty() {

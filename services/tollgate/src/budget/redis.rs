@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tollgate_domain::money::Nanos;
 use tollgate_store::Store;
 
-use super::{load, HoldRefusal, MeterRef};
+use super::meters::{load, HoldRefusal, MeterRef};
 use crate::admission::redis::RedisQuotas;
 
 /// The budget script, for tests that run it directly.

@@ -1,4 +1,5 @@
-//! The command line: `tollgate [serve|migrate|check-config] [--config PATH]`.
+//! The command line, parsed by `clap` (derive): `tollgate [serve|migrate|check-config|…]`
+//! with `--help` on every command and `tollgate completions SHELL` for shell completion scripts.
 //!
 //! Exit codes: 0 success, 1 runtime failure (database unreachable, port taken…), 2 usage or
 //! configuration error.
@@ -8,220 +9,160 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{CommandFactory, Parser, Subcommand};
+
+use self::args::{CreditCommand, KeyCommand, PricesCommand, TenantCommand, TokenArgs};
+use self::output::Failure;
+use crate::catalog::Catalog;
 use crate::settings::env::Environment;
 use crate::settings::Settings;
 use crate::startup::Application;
 use crate::telemetry;
 
-pub const USAGE: &str = "\
-tollgate — a multi-tenant LLM gateway with unified billing
+mod admin;
+pub mod args;
+mod output;
+mod prices;
 
-USAGE:
-    tollgate [COMMAND] [--config PATH]
-
-COMMANDS:
-    serve           Run the gateway (the default)
-    migrate         Apply database migrations and exit
-    check-config    Validate the configuration and exit
-    help            Print this help
-    version         Print the version
-
-OPERATOR COMMANDS (against the configured database; output is JSON):
-    token --subject NAME --role admin|viewer [--ttl-minutes 60]
-                                 Sign an operator JWT for the admin API (needs the JWT secret)
-    tenant create NAME [--billing prepaid|postpaid] [--credit-limit USD] [--plan NAME]
-                       [--markup PERCENT] [limit flags as for set-limits]
-    tenant list
-    tenant suspend|activate TENANT_ID
-    tenant set-limits TENANT_ID [--rpm N] [--tpm N] [--concurrency N]
-                       [--daily-spend USD] [--monthly-spend USD] [--total-spend USD]
-                                 (each a value, or none to clear; spend periods are UTC)
-    key create TENANT_ID NAME [--env live] [--expires-in-days N] [--routing JSON]
-                                 Prints the new key once; only its hash is stored
-    key list TENANT_ID
-    key disable|enable|revoke|rotate TENANT_ID KEY_ID
-    key set-limits TENANT_ID KEY_ID [same flags as tenant set-limits]
-    credit grant TENANT_ID USD [--promo [--expires-in-days N]] [--note TEXT]
-                                 Top up (or give promotional) credit; posted to the ledger
-    credit list TENANT_ID
-    balance TENANT_ID            Credit, receivable, granted, spent
-    prices import [--from PATH|none] [--overrides PATH] [--note TEXT]
-                                 Make a new price catalog version from the public price list
-                                 (default ../shared/data/model_prices_and_context_window.json)
-                                 and/or an overrides file (docs/billing.md)
-    prices versions
-    prices show PROVIDER MODEL [--price-version N]
-
-OPTIONS:
-    -c, --config PATH   Configuration file (TOML). Default: $TOLLGATE_CONFIG, else built-in defaults.
-
+const AFTER_HELP: &str = "\
 ENVIRONMENT:
+    TOLLGATE_CONFIG         The configuration file, when --config is not given
     TOLLGATE_OPERATOR_KEY   The key that authorizes /v1 (name set by auth.operator_key_env)
     TOLLGATE_DATABASE_URL   sqlite:PATH (default sqlite:tollgate.db) or postgres://…
     TOLLGATE_HOST, TOLLGATE_PORT, TOLLGATE_WORKERS, TOLLGATE_LOG, TOLLGATE_LOG_FORMAT
     See docs/configuration.md for every setting.
 
+Operator commands (token, tenant, key, credit, balance, prices) work against the configured
+database and print JSON.
+
 EXIT CODES:
-    0 success · 1 runtime failure · 2 usage or configuration error
-";
+    0 success · 1 runtime failure · 2 usage or configuration error";
 
-mod admin;
-mod prices;
+const TEMPLATE: &str = "\
+{about-with-newline}
+USAGE:
+    {usage}
 
-#[derive(Debug, PartialEq, Eq)]
-enum Command {
-    Serve,
-    Migrate,
-    CheckConfig,
-    Help,
-    Version,
-    /// `token`, `tenant …`, `key …`: operator commands against the configured store.
-    Admin(Vec<String>),
-}
+{all-args}{after-help}";
 
-#[derive(Debug)]
-struct Args {
-    command: Command,
+/// tollgate — a multi-tenant LLM gateway with unified billing
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version, help_template = TEMPLATE, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Configuration file (TOML). Default: $TOLLGATE_CONFIG, else built-in defaults
+    #[arg(short, long, global = true, value_name = "PATH")]
     config: Option<PathBuf>,
-    /// `--name value` options of the operator commands.
-    flags: Vec<(String, String)>,
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
-const VALUE_FLAGS: &[&str] = &[
-    "--daily-spend",
-    "--monthly-spend",
-    "--total-spend",
-    "--credit-limit",
-    "--plan",
-    "--markup",
-    "--rpm",
-    "--tpm",
-    "--concurrency",
-    "--subject",
-    "--role",
-    "--ttl-minutes",
-    "--billing",
-    "--env",
-    "--expires-in-days",
-    "--from",
-    "--overrides",
-    "--note",
-    "--price-version",
-    "--routing",
-];
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway (the default)
+    Serve,
+    /// Apply database migrations and exit
+    Migrate,
+    /// Validate the configuration and exit
+    CheckConfig,
+    /// Print the version
+    Version,
+    /// Sign an operator JWT for the admin API (needs the JWT secret)
+    Token(TokenArgs),
+    /// Create, list, suspend and limit tenants
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Create, list, disable, revoke, rotate and limit API keys
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Grant and list credit
+    #[command(subcommand)]
+    Credit(CreditCommand),
+    /// A tenant's credit, receivable, granted and spent
+    Balance { tenant_id: String },
+    /// The versioned price catalog
+    #[command(subcommand)]
+    Prices(PricesCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions { shell: clap_complete::Shell },
+}
 
-fn parse(args: Vec<OsString>) -> Result<Args, String> {
-    let mut positional = Vec::new();
-    let mut config = None;
-    let mut flags = Vec::new();
-    let mut help = false;
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let arg = arg
-            .into_string()
-            .map_err(|a| format!("argument {a:?} is not UTF-8"))?;
-        match arg.as_str() {
-            "-c" | "--config" => {
-                let path = it.next().ok_or("--config needs a path")?;
-                config = Some(PathBuf::from(path));
-            }
-            s if s.starts_with("--config=") => {
-                config = Some(PathBuf::from(&s["--config=".len()..]))
-            }
-            "-h" | "--help" => help = true,
-            "-V" | "--version" => positional.push("version".to_owned()),
-            "--promo" => flags.push(("promo".to_owned(), String::new())),
-            f if VALUE_FLAGS.contains(&f) => {
-                let value = it.next().ok_or_else(|| format!("{f} needs a value"))?;
-                let value = value
-                    .into_string()
-                    .map_err(|v| format!("{f} {v:?} is not UTF-8"))?;
-                flags.push((f.trim_start_matches("--").to_owned(), value));
-            }
-            f if f.starts_with('-') => return Err(format!("unknown option {f:?}")),
-            _ => positional.push(arg),
+/// Parses the arguments; prints help, the version or a usage error itself.
+fn parse(args: Vec<OsString>) -> Result<Cli, ExitCode> {
+    let argv = std::iter::once(OsString::from("tollgate")).chain(args);
+    Cli::try_parse_from(argv).map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            eprintln!("\n{}", Cli::command().render_help());
         }
-    }
-    let command = if help {
-        Command::Help
-    } else {
-        match positional.first().map(String::as_str) {
-            None | Some("serve") if positional.len() <= 1 => Command::Serve,
-            Some("migrate") if positional.len() == 1 => Command::Migrate,
-            Some("check-config") if positional.len() == 1 => Command::CheckConfig,
-            Some("help") => Command::Help,
-            Some("version") if positional.len() == 1 => Command::Version,
-            Some("token" | "tenant" | "key" | "prices" | "credit" | "balance") => {
-                Command::Admin(positional)
-            }
-            _ => return Err(format!("unexpected arguments {:?}", positional.join(" "))),
-        }
-    };
-    Ok(Args {
-        command,
-        config,
-        flags,
+        ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
     })
 }
 
 /// Runs the CLI; returns the process exit code.
 pub fn main(args: Vec<OsString>) -> ExitCode {
-    let args = match parse(args) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let cli = match parse(args) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
-    match args.command {
-        Command::Help => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
+    let command = cli.command.unwrap_or(Command::Serve);
+    match &command {
         Command::Version => {
             println!("tollgate {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
+        Command::Completions { shell } => {
+            // Generated into memory: clap_complete panics on a write error (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "tollgate", &mut script);
+            let _ = std::io::stdout().write_all(&script);
+            return ExitCode::SUCCESS;
+        }
         _ => {}
     }
-
     let env = Environment::from_process();
-    let config_path = args.config.or_else(|| env.config_path());
+    let (settings, catalog) = match configure(cli.config, &env) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    match command {
+        Command::CheckConfig => {
+            let deployments: usize = catalog.models.values().map(|m| m.deployments.len()).sum();
+            println!(
+                "configuration OK: {} model(s), {deployments} deployment(s)",
+                catalog.models.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Token(args) => match admin::issue_token(&args, &catalog) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => e.exit(),
+        },
+        Command::Serve | Command::Migrate => serve_or_migrate(&command, &settings, catalog),
+        operator => operator_command(&operator, &settings, &env),
+    }
+}
+
+/// Loads the settings (file, then environment) and validates them into the catalog.
+fn configure(config: Option<PathBuf>, env: &Environment) -> Result<(Settings, Catalog), ExitCode> {
+    let config_path = config.or_else(|| env.config_path());
     let loaded = Settings::load(config_path.as_deref())
         .and_then(|mut s| env.apply_overrides(&mut s).map(|()| s));
-    let settings = match loaded {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+    let settings = loaded.map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(2)
+    })?;
     telemetry::init(settings.log.format, &settings.log.level);
-    let catalog = match settings.validate(&env) {
-        Ok(c) => c,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Command::Admin(words) = &args.command {
-        return admin::run(words, &args.flags, &settings, &catalog, &env);
-    }
-    if args.command == Command::CheckConfig {
-        println!(
-            "configuration OK: {} model(s), {} deployment(s)",
-            catalog.models.len(),
-            catalog
-                .models
-                .values()
-                .map(|m| m.deployments.len())
-                .sum::<usize>()
-        );
-        return ExitCode::SUCCESS;
-    }
+    let catalog = settings.validate(env).map_err(|errors| {
+        eprintln!("{errors}");
+        ExitCode::from(2)
+    })?;
+    Ok((settings, catalog))
+}
 
+fn serve_or_migrate(command: &Command, settings: &Settings, catalog: Catalog) -> ExitCode {
+    let migrate = matches!(command, Command::Migrate);
     let result = actix_web::rt::System::new().block_on(async move {
-        if args.command == Command::Migrate {
+        if migrate {
             let url = settings.database.url.expose();
             let store = tollgate_store::Store::connect(url, 1).await?;
             let applied = store.migrate().await?;
@@ -232,7 +173,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             );
             return Ok(());
         }
-        let app = Application::build(&settings, catalog).await?;
+        let app = Application::build(settings, catalog).await?;
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "tollgate listening on {}", app.address());
         let _ = out.flush();
@@ -250,23 +191,52 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     }
 }
 
+/// `tenant …`, `key …`, `credit …`, `balance`, `prices …`: against the configured store.
+fn operator_command(command: &Command, settings: &Settings, env: &Environment) -> ExitCode {
+    let actor = format!("cli:{}", env.get("USER").unwrap_or("operator"));
+    let url = settings.database.url.expose();
+    let outcome = actix_web::rt::System::new().block_on(async {
+        let store = tollgate_store::Store::connect(url, 2)
+            .await
+            .map_err(|e| Failure::Runtime(format!("{e:#}")))?;
+        store.migrate().await?;
+        let done = match command {
+            Command::Tenant(c) => admin::tenant(&store, &actor, c).await,
+            Command::Key(c) => admin::key(&store, &actor, c).await,
+            Command::Credit(c) => admin::credit(&store, &actor, c).await,
+            Command::Balance { tenant_id } => admin::balance(&store, tenant_id).await,
+            Command::Prices(c) => prices::run(&store, &actor, c).await,
+            _ => Err(Failure::Usage("not an operator command".into())),
+        };
+        store.close().await;
+        done
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => e.exit(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn p(args: &[&str]) -> Result<Args, String> {
+    fn p(args: &[&str]) -> Result<Cli, ExitCode> {
         parse(args.iter().map(OsString::from).collect())
     }
 
     #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
     fn parses_commands_and_config() {
-        assert_eq!(p(&[]).unwrap().command, Command::Serve);
+        assert!(p(&[]).unwrap().command.is_none());
         let a = p(&["migrate", "--config", "x.toml"]).unwrap();
-        assert_eq!(
-            (a.command, a.config),
-            (Command::Migrate, Some(PathBuf::from("x.toml")))
-        );
+        assert!(matches!(a.command, Some(Command::Migrate)));
+        assert_eq!(a.config, Some(PathBuf::from("x.toml")));
         assert_eq!(
             p(&["--config=y.toml", "check-config"]).unwrap().config,
             Some(PathBuf::from("y.toml"))
@@ -275,17 +245,44 @@ mod tests {
         assert!(p(&["frobnicate"]).is_err());
         assert!(p(&["serve", "migrate"]).is_err());
         let a = p(&["key", "create", "ten_1", "ci", "--env", "test"]).unwrap();
-        assert_eq!(
-            a.command,
-            Command::Admin(vec![
-                "key".into(),
-                "create".into(),
-                "ten_1".into(),
-                "ci".into()
-            ])
-        );
-        assert_eq!(a.flags, vec![("env".to_owned(), "test".to_owned())]);
+        let Some(Command::Key(KeyCommand::Create {
+            tenant_id,
+            name,
+            env,
+            ..
+        })) = a.command
+        else {
+            panic!("not key create");
+        };
+        assert_eq!((tenant_id.as_str(), name.as_str()), ("ten_1", "ci"));
+        assert_eq!(env.as_deref(), Some("test"));
         assert!(p(&["token", "--role"]).is_err());
         assert!(p(&["token", "--bogus", "x"]).is_err());
+    }
+
+    #[test]
+    fn limit_flags_set_or_clear() {
+        let a = p(&[
+            "tenant",
+            "set-limits",
+            "t",
+            "--tpm",
+            "1000",
+            "--rpm",
+            "none",
+        ])
+        .unwrap();
+        let Some(Command::Tenant(TenantCommand::SetLimits { limits, .. })) = a.command else {
+            panic!("not set-limits");
+        };
+        let before = tollgate_domain::tenant::Limits {
+            requests_per_minute: Some(5),
+            ..Default::default()
+        };
+        let after = limits.apply(before);
+        assert_eq!(after.tokens_per_minute, Some(1000));
+        assert_eq!(after.requests_per_minute, None);
+        assert!(p(&["tenant", "set-limits", "t", "--tpm", "lots"]).is_err());
+        assert!(p(&["tenant", "set-limits", "t", "--daily-spend", "-1"]).is_err());
     }
 }

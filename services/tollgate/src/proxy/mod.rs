@@ -15,7 +15,8 @@ use tollgate_domain::{Endpoint, RequestEnvelope, RequestId, Usage};
 use tollgate_providers::{Disposition, Upstream, UpstreamClient, UpstreamError, UpstreamStream};
 use tollgate_store::Outcome;
 
-use crate::admission::{format_reset, RateHeaders, Refusal, Ticket, DEFAULT_OUTPUT_ESTIMATE};
+use crate::admission::headers::rate_headers;
+use crate::admission::{Refusal, Ticket, DEFAULT_OUTPUT_ESTIMATE};
 use crate::auth::Caller;
 use crate::budget::HoldRefusal;
 use crate::catalog::{Catalog, Deployment};
@@ -565,37 +566,6 @@ fn with_cost(body: Bytes, cost: tollgate_domain::money::Nanos) -> Bytes {
             Bytes::from(out)
         }
         None => body,
-    }
-}
-
-/// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, as OpenAI sends them.
-pub fn rate_headers(res: &mut HttpResponseBuilder, h: &RateHeaders) {
-    const NAMES: [[&str; 3]; 2] = [
-        [
-            "x-ratelimit-limit-requests",
-            "x-ratelimit-remaining-requests",
-            "x-ratelimit-reset-requests",
-        ],
-        [
-            "x-ratelimit-limit-tokens",
-            "x-ratelimit-remaining-tokens",
-            "x-ratelimit-reset-tokens",
-        ],
-    ];
-    for (names, window) in NAMES.iter().zip([h.requests, h.tokens]) {
-        if let Some(w) = window {
-            res.insert_header((
-                HeaderName::from_static(names[0]),
-                HeaderValue::from(w.limit),
-            ));
-            res.insert_header((
-                HeaderName::from_static(names[1]),
-                HeaderValue::from(w.remaining),
-            ));
-            if let Ok(v) = HeaderValue::from_str(&format_reset(w.reset_ms)) {
-                res.insert_header((HeaderName::from_static(names[2]), v));
-            }
-        }
     }
 }
 

@@ -3,7 +3,8 @@
 //! that name the bad field. Every field is documented in `docs/configuration.md`.
 
 pub mod env;
-mod validate;
+mod error;
+pub mod policies;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,7 +12,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-pub use validate::ConfigError;
+pub use error::{ConfigError, ConfigErrors};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -135,7 +136,7 @@ pub struct QuotaSettings {
     /// Longest wait for Redis on the request path before the failure policy applies.
     pub redis_timeout_ms: u64,
     /// `local` (fall back to this replica's limits), `allow` (admit unlimited) or `deny` (503).
-    pub on_redis_failure: crate::admission::FailurePolicy,
+    pub on_redis_failure: policies::FailurePolicy,
 }
 
 impl Default for QuotaSettings {
@@ -143,7 +144,7 @@ impl Default for QuotaSettings {
         Self {
             redis_url: None,
             redis_timeout_ms: 50,
-            on_redis_failure: crate::admission::FailurePolicy::Local,
+            on_redis_failure: policies::FailurePolicy::Local,
         }
     }
 }
@@ -166,7 +167,7 @@ pub struct BillingSettings {
     /// Prompt tokens a hold assumes per image part.
     pub image_token_allowance: u64,
     /// `deny` (default: refuse priced requests with 503) or `local` when Redis is unreachable.
-    pub on_redis_failure: crate::budget::BudgetFailure,
+    pub on_redis_failure: policies::BudgetFailure,
     /// Longest wait for one budget script on Redis, in milliseconds.
     pub redis_timeout_ms: u64,
     /// How often a running gateway looks for a new price-catalog version, in seconds (0: never).
@@ -181,7 +182,7 @@ impl Default for BillingSettings {
             require_prices: false,
             default_max_output_tokens: 8192,
             image_token_allowance: 2000,
-            on_redis_failure: crate::budget::BudgetFailure::Deny,
+            on_redis_failure: policies::BudgetFailure::Deny,
             redis_timeout_ms: 500,
             price_refresh_s: 30,
         }

@@ -1,0 +1,218 @@
+//! The operator commands' arguments, as `clap` derive types: each parsed once into domain types
+//! (dollars into [`Nanos`], limits into "set" or "clear"), so the commands only act.
+
+use clap::{Args, Subcommand};
+use tollgate_domain::money::Nanos;
+use tollgate_domain::tenant::{BillingMode, Limits};
+
+/// Where `prices import` reads the public price list by default (the repository's sibling
+/// `shared/` folder, as checked out for development).
+pub const DEFAULT_PRICE_LIST: &str = "../shared/data/model_prices_and_context_window.json";
+
+/// A limit flag's value: a number or dollars, or `none` to clear the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clearable<T>(pub Option<T>);
+
+fn count<T: std::str::FromStr>(v: &str) -> Result<Clearable<T>, String> {
+    if v == "none" {
+        return Ok(Clearable(None));
+    }
+    v.parse()
+        .map(|n| Clearable(Some(n)))
+        .map_err(|_| "takes a number or \"none\"".to_owned())
+}
+
+fn dollars_or_none(v: &str) -> Result<Clearable<Nanos>, String> {
+    if v == "none" {
+        return Ok(Clearable(None));
+    }
+    dollars(v).map(|n| Clearable(Some(n)))
+}
+
+/// Non-negative dollars (`10.00`), exact to the nano-dollar.
+fn dollars(v: &str) -> Result<Nanos, String> {
+    match Nanos::parse_usd(v) {
+        Ok(n) if n.0 >= 0 => Ok(n),
+        _ => Err("takes non-negative dollars (e.g. 10.00)".to_owned()),
+    }
+}
+
+fn percent(v: &str) -> Result<rust_decimal::Decimal, String> {
+    tollgate_domain::money::parse_rate(v).map_err(|_| "takes a non-negative percentage".to_owned())
+}
+
+fn billing_mode(v: &str) -> Result<BillingMode, String> {
+    BillingMode::parse(v).ok_or_else(|| "must be prepaid or postpaid".to_owned())
+}
+
+fn routing_json(v: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(v).map_err(|e| format!("is not JSON: {e}"))
+}
+
+/// `--rpm`, `--tpm`, `--concurrency`, `--daily-spend`, `--monthly-spend`, `--total-spend`.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Requests per minute (a number, or `none` for unlimited)
+    #[arg(long, value_name = "N|none", value_parser = count::<u64>)]
+    pub rpm: Option<Clearable<u64>>,
+    /// Tokens per minute
+    #[arg(long, value_name = "N|none", value_parser = count::<u64>)]
+    pub tpm: Option<Clearable<u64>>,
+    /// Concurrent requests
+    #[arg(long, value_name = "N|none", value_parser = count::<u32>)]
+    pub concurrency: Option<Clearable<u32>>,
+    /// Spend per UTC day, in dollars
+    #[arg(long, value_name = "USD|none", value_parser = dollars_or_none)]
+    pub daily_spend: Option<Clearable<Nanos>>,
+    /// Spend per UTC calendar month, in dollars
+    #[arg(long, value_name = "USD|none", value_parser = dollars_or_none)]
+    pub monthly_spend: Option<Clearable<Nanos>>,
+    /// Spend in all, in dollars
+    #[arg(long, value_name = "USD|none", value_parser = dollars_or_none)]
+    pub total_spend: Option<Clearable<Nanos>>,
+}
+
+impl LimitArgs {
+    /// `limits` with the flags given applied over it.
+    pub fn apply(&self, mut limits: Limits) -> Limits {
+        fn set<T: Copy>(field: &mut Option<T>, flag: Option<Clearable<T>>) {
+            if let Some(Clearable(v)) = flag {
+                *field = v;
+            }
+        }
+        set(&mut limits.requests_per_minute, self.rpm);
+        set(&mut limits.tokens_per_minute, self.tpm);
+        set(&mut limits.max_concurrent, self.concurrency);
+        set(&mut limits.daily_spend_usd, self.daily_spend);
+        set(&mut limits.monthly_spend_usd, self.monthly_spend);
+        set(&mut limits.total_spend_usd, self.total_spend);
+        limits
+    }
+}
+
+/// `token`: sign an operator JWT for the admin API (needs the JWT secret).
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// Who the token is for
+    #[arg(long, value_name = "NAME")]
+    pub subject: String,
+    /// `admin` (read and write) or `viewer` (read only)
+    #[arg(long, value_parser = ["admin", "viewer"])]
+    pub role: String,
+    /// Lifetime, 1 to 43200 minutes
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=43_200))]
+    pub ttl_minutes: u64,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant
+    Create {
+        name: String,
+        #[arg(long, default_value = "prepaid", value_parser = billing_mode)]
+        billing: BillingMode,
+        /// Postpaid credit limit, in dollars
+        #[arg(long, value_name = "USD", value_parser = dollars)]
+        credit_limit: Option<Nanos>,
+        /// The plan (its markup applies unless --markup is given)
+        #[arg(long, value_name = "NAME")]
+        plan: Option<String>,
+        /// Markup over provider cost, in percent
+        #[arg(long, value_name = "PERCENT", value_parser = percent)]
+        markup: Option<rust_decimal::Decimal>,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// List tenants
+    List,
+    /// Suspend a tenant: its keys are refused until it is activated
+    Suspend { tenant_id: String },
+    /// Activate a suspended tenant
+    Activate { tenant_id: String },
+    /// Change a tenant's limits (each a value, or none to clear; spend periods are UTC)
+    SetLimits {
+        tenant_id: String,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum KeyCommand {
+    /// Create a key; prints it once (only its hash is stored)
+    Create {
+        tenant_id: String,
+        name: String,
+        /// The key's environment, shown in its prefix (`live` by default)
+        #[arg(long)]
+        env: Option<String>,
+        /// Expire the key after this many days (1 to 3650)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..=3650))]
+        expires_in_days: Option<i64>,
+        /// Default routing preferences, as a request's `provider` object in JSON
+        #[arg(long, value_name = "JSON", value_parser = routing_json)]
+        routing: Option<serde_json::Value>,
+    },
+    /// List a tenant's keys (never their secrets)
+    List { tenant_id: String },
+    /// Disable a key (reversible)
+    Disable { tenant_id: String, key_id: String },
+    /// Enable a disabled key
+    Enable { tenant_id: String, key_id: String },
+    /// Revoke a key for good
+    Revoke { tenant_id: String, key_id: String },
+    /// Replace a key's secret; prints the new one once
+    Rotate { tenant_id: String, key_id: String },
+    /// Change a key's limits
+    SetLimits {
+        tenant_id: String,
+        key_id: String,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum CreditCommand {
+    /// Top up (or give promotional) credit; posted to the ledger
+    Grant {
+        tenant_id: String,
+        /// Dollars, as a decimal (`25.00`)
+        amount_usd: String,
+        /// Promotional credit (given away; may expire)
+        #[arg(long)]
+        promo: bool,
+        /// Promotional credit only: expire the unspent rest after this many days (1 to 3650)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..=3650))]
+        expires_in_days: Option<i64>,
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        note: String,
+    },
+    /// List a tenant's grants
+    List { tenant_id: String },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum PricesCommand {
+    /// Make a new price catalog version from the public price list and/or an overrides file
+    Import {
+        /// The public price list (`none` to import only overrides)
+        #[arg(long, value_name = "PATH|none", default_value = DEFAULT_PRICE_LIST)]
+        from: String,
+        /// A TOML file of prices that replace or add to the list (docs/billing.md)
+        #[arg(long, value_name = "PATH")]
+        overrides: Option<String>,
+        #[arg(long, value_name = "TEXT", default_value = "imported")]
+        note: String,
+    },
+    /// List the catalog's versions
+    Versions,
+    /// Show one model's price
+    Show {
+        provider: String,
+        model: String,
+        /// The version to read (the latest by default)
+        #[arg(long, value_name = "N")]
+        price_version: Option<i64>,
+    },
+}

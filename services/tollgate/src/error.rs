@@ -84,6 +84,26 @@ pub enum ApiError {
     Internal(String),
 }
 
+impl From<crate::budget::HoldRefusal> for ApiError {
+    fn from(refusal: crate::budget::HoldRefusal) -> Self {
+        use crate::budget::HoldRefusal;
+        match refusal {
+            HoldRefusal::Exceeded {
+                what,
+                limit,
+                available,
+                amount,
+            } => ApiError::BudgetExceeded {
+                what,
+                limit,
+                available,
+                amount,
+            },
+            HoldRefusal::Unavailable(e) => ApiError::BudgetUnavailable(e),
+        }
+    }
+}
+
 impl From<crate::tenancy::TenancyError> for ApiError {
     fn from(e: crate::tenancy::TenancyError) -> Self {
         use crate::tenancy::TenancyError as T;

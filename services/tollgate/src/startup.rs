@@ -31,115 +31,15 @@ pub struct Application {
 impl Application {
     /// Connects the store, applies migrations, binds the listener (port 0 picks a free one).
     pub async fn build(settings: &Settings, catalog: Catalog) -> anyhow::Result<Self> {
-        let url = settings.database.url.expose();
-        let store = Store::connect(url, settings.database.max_connections)
-            .await
-            .with_context(|| {
-                format!("connecting to the database {}", tollgate_store::redact(url))
-            })?;
-        let applied = store.migrate().await.context("applying migrations")?;
-        if !applied.is_empty() {
-            tracing::info!(?applied, backend = store.backend(), "migrations applied");
-        }
-        let (logger, writer) = RequestLogger::start(store.clone());
-        let catalog = Arc::new(catalog);
-        let admission = Arc::new(admission(settings, &catalog)?);
-        let pricing = Arc::new(pricing(settings, &store, &catalog).await?);
-        crate::pricing::spawn_refresh(
-            pricing.clone(),
-            store.clone(),
-            catalog.clone(),
-            Duration::from_secs(settings.billing.price_refresh_s),
-        );
-        // No request outlives its attempts' total timeouts; a hold outlives that by a minute.
-        let attempts = u32::try_from(catalog.max_attempts.max(1)).unwrap_or(u32::MAX);
-        let hold_ttl = catalog.longest_request * attempts + Duration::from_secs(60);
-        let budget = Arc::new(crate::budget::Budget::new(
-            store.clone(),
-            admission.redis().map(|r| {
-                Arc::new(crate::budget::redis::RedisBudget::new(
-                    r,
-                    u64::try_from(hold_ttl.as_millis()).unwrap_or(u64::MAX),
-                    Duration::from_millis(settings.billing.redis_timeout_ms),
-                ))
-            }),
-            settings.billing.on_redis_failure,
-        ));
-        crate::billing::spawn_expiry(store.clone(), Duration::from_secs(60));
-        let health_sync = match &settings.quota.redis_url {
-            Some(url) => {
-                let sync = Arc::new(
-                    crate::routing::shared::HealthSync::new(
-                        url.expose(),
-                        Duration::from_millis(settings.quota.redis_timeout_ms.max(100)),
-                    )
-                    .context("quota.redis_url")?,
-                );
-                crate::routing::shared::spawn(sync.clone(), catalog.clone());
-                Some(sync)
-            }
-            None => None,
-        };
-        let state = web::Data::new(AppState {
-            catalog: catalog.clone(),
-            store: store.clone(),
-            log: logger.clone(),
-            keys: crate::key_cache::KeyCache::new(catalog.key_cache_ttl, 100_000),
-            admission,
-            pricing,
-            budget,
-            health_sync,
-        });
-
-        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
-            .with_context(|| {
-                format!("binding {}:{}", settings.server.host, settings.server.port)
-            })?;
-        let port = listener.local_addr()?.port();
-        let workers = match settings.server.workers {
-            0 => std::thread::available_parallelism().map_or(1, usize::from),
-            n => n,
-        };
-        let server = HttpServer::new(move || {
-            // One connection pool per worker: no cross-thread contention on the request path.
-            let client = UpstreamClient::new(
-                &catalog.connect_timeouts,
-                catalog.pool_idle_timeout,
-                catalog.pool_max_idle_per_host,
-            );
-            // Each worker connects to Redis as it starts, not on its first request's clock.
-            if let Some(redis) = state.admission.redis() {
-                actix_web::rt::spawn(async move {
-                    if let Err(e) = redis.connection().await {
-                        tracing::warn!(error = %e, "redis not reachable at worker start");
-                    }
-                });
-            }
-            build_app(state.clone(), web::Data::new(client))
-        })
-        .workers(workers)
-        .backlog(4096)
-        .shutdown_timeout(settings.server.shutdown_timeout_s)
-        .client_request_timeout(Duration::from_secs(10))
-        // A client that closes its side of the connection has gone away: the dispatcher ends the
-        // connection and drops the request's handler, which cancels its upstream call and gives
-        // its concurrency slot back (the meter records it as abandoned). With half-closed
-        // connections allowed, a plain request would keep both until the upstream answered.
-        .h1_allow_half_closed(false)
-        .on_connect(|conn, _| {
-            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                let _ = tcp.set_nodelay(true);
-            }
-        })
-        .listen(listener)?
-        .run();
+        let (state, writer) = app_state(settings, catalog).await?;
+        let (server, port) = server(settings, state.clone())?;
         Ok(Self {
             server,
             port,
             host: settings.server.host.clone(),
-            logger,
+            logger: state.log.clone(),
             writer,
-            store,
+            store: state.store.clone(),
         })
     }
 
@@ -161,6 +61,131 @@ impl Application {
         self.store.close().await;
         served.context("HTTP server")
     }
+}
+
+/// The state every worker shares: the store (migrated), the request-log writer (its task is
+/// returned), the catalog, admission, pricing, budgets and the shared health.
+pub async fn app_state(
+    settings: &Settings,
+    catalog: Catalog,
+) -> anyhow::Result<(web::Data<AppState>, tokio::task::JoinHandle<()>)> {
+    let url = settings.database.url.expose();
+    let store = Store::connect(url, settings.database.max_connections)
+        .await
+        .with_context(|| format!("connecting to the database {}", tollgate_store::redact(url)))?;
+    let applied = store.migrate().await.context("applying migrations")?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, backend = store.backend(), "migrations applied");
+    }
+    let (logger, writer) = RequestLogger::start(store.clone());
+    let catalog = Arc::new(catalog);
+    let admission = Arc::new(admission(settings, &catalog)?);
+    let pricing = Arc::new(pricing(settings, &store, &catalog).await?);
+    crate::pricing::spawn_refresh(
+        pricing.clone(),
+        store.clone(),
+        catalog.clone(),
+        Duration::from_secs(settings.billing.price_refresh_s),
+    );
+    let budget = Arc::new(budget(settings, &store, &admission, &catalog));
+    crate::billing::spawn_expiry(store.clone(), Duration::from_secs(60));
+    let state = web::Data::new(AppState {
+        health_sync: health_sync(settings, &catalog)?,
+        keys: crate::key_cache::KeyCache::new(catalog.key_cache_ttl, 100_000),
+        catalog,
+        store,
+        log: logger,
+        admission,
+        pricing,
+        budget,
+    });
+    Ok((state, writer))
+}
+
+/// Budgets, on the admission's Redis when it has one.
+fn budget(
+    settings: &Settings,
+    store: &Store,
+    admission: &crate::admission::Admission,
+    catalog: &Catalog,
+) -> crate::budget::Budget {
+    // No request outlives its attempts' total timeouts; a hold outlives that by a minute.
+    let attempts = u32::try_from(catalog.max_attempts.max(1)).unwrap_or(u32::MAX);
+    let hold_ttl = catalog.longest_request * attempts + Duration::from_secs(60);
+    crate::budget::Budget::new(
+        store.clone(),
+        admission.redis().map(|r| {
+            Arc::new(crate::budget::redis::RedisBudget::new(
+                r,
+                u64::try_from(hold_ttl.as_millis()).unwrap_or(u64::MAX),
+                Duration::from_millis(settings.billing.redis_timeout_ms),
+            ))
+        }),
+        settings.billing.on_redis_failure,
+    )
+}
+
+/// Circuit states shared across replicas, when Redis is configured.
+fn health_sync(
+    settings: &Settings,
+    catalog: &Arc<Catalog>,
+) -> anyhow::Result<Option<Arc<crate::routing::shared::HealthSync>>> {
+    let Some(url) = &settings.quota.redis_url else {
+        return Ok(None);
+    };
+    let timeout = Duration::from_millis(settings.quota.redis_timeout_ms.max(100));
+    let sync = Arc::new(
+        crate::routing::shared::HealthSync::new(url.expose(), timeout)
+            .context("quota.redis_url")?,
+    );
+    crate::routing::shared::spawn(sync.clone(), catalog.clone());
+    Ok(Some(sync))
+}
+
+/// The HTTP server on its listener (port 0 picks a free one), and the port it got.
+fn server(settings: &Settings, state: web::Data<AppState>) -> anyhow::Result<(Server, u16)> {
+    let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+        .with_context(|| format!("binding {}:{}", settings.server.host, settings.server.port))?;
+    let port = listener.local_addr()?.port();
+    let workers = match settings.server.workers {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let catalog = state.catalog.clone();
+    let server = HttpServer::new(move || {
+        // One connection pool per worker: no cross-thread contention on the request path.
+        let client = UpstreamClient::new(
+            &catalog.connect_timeouts,
+            catalog.pool_idle_timeout,
+            catalog.pool_max_idle_per_host,
+        );
+        // Each worker connects to Redis as it starts, not on its first request's clock.
+        if let Some(redis) = state.admission.redis() {
+            actix_web::rt::spawn(async move {
+                if let Err(e) = redis.connection().await {
+                    tracing::warn!(error = %e, "redis not reachable at worker start");
+                }
+            });
+        }
+        build_app(state.clone(), web::Data::new(client))
+    })
+    .workers(workers)
+    .backlog(4096)
+    .shutdown_timeout(settings.server.shutdown_timeout_s)
+    .client_request_timeout(Duration::from_secs(10))
+    // A client that closes its side of the connection has gone away: the dispatcher ends the
+    // connection and drops the request's handler, which cancels its upstream call and gives
+    // its concurrency slot back (the request is recorded as abandoned). With half-closed
+    // connections allowed, a plain request would keep both until the upstream answered.
+    .h1_allow_half_closed(false)
+    .on_connect(|conn, _| {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
+    })
+    .listen(listener)?
+    .run();
+    Ok((server, port))
 }
 
 /// Prices from the newest catalog version; deployments without one are served unbilled (or, with

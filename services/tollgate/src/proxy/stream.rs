@@ -8,8 +8,9 @@ use memchr::memmem;
 use tollgate_domain::Usage;
 use tollgate_providers::{Frame, UpstreamError, UpstreamStream};
 use tollgate_store::Outcome;
+use tracing::Instrument;
 
-use super::meter::Meter;
+use super::context::RequestCtx;
 use crate::error::error_body;
 
 /// Events held before the commit at most (role-only chunks, empty deltas); past it we commit.
@@ -126,7 +127,7 @@ pub struct Relay {
     client_wants_usage: bool,
     /// The client asked for `usage.cost` in the usage chunk.
     wants_cost: bool,
-    meter: Meter,
+    ctx: RequestCtx,
     done: bool,
     /// The record's commit, awaited before the stream's last bytes go out.
     committing: Option<crate::request_log::Committed>,
@@ -179,14 +180,14 @@ impl Relay {
         prelude: Vec<Bytes>,
         client_wants_usage: bool,
         wants_cost: bool,
-        meter: Meter,
+        ctx: RequestCtx,
     ) -> Self {
         Self {
             upstream,
             prelude,
             client_wants_usage,
             wants_cost,
-            meter,
+            ctx,
             done: false,
             committing: None,
             clean_end: false,
@@ -197,7 +198,7 @@ impl Relay {
     /// Handles one event, appending what the client should see to `out`.
     fn event(&mut self, name: Option<&str>, data: &Bytes, out: &mut BytesMut) -> Step {
         if data.as_ref() == b"[DONE]" {
-            self.committing = self.meter.finish(Outcome::Ok, 200, None);
+            self.committing = self.ctx.settle(Outcome::Ok, 200, None);
             self.clean_end = true;
             return Step::End;
         }
@@ -221,17 +222,17 @@ impl Relay {
         let mut cost_at = None;
         if let Some(at) = memmem::find(data, USAGE_OBJECT) {
             if let Ok(Some(usage)) = Usage::from_openai_body(data) {
-                self.meter.set_usage(usage);
+                self.ctx.set_usage(usage);
                 cost_at = Some(at + USAGE_OBJECT.len());
             }
             if !self.client_wants_usage && memmem::find(data, EMPTY_CHOICES).is_some() {
                 return Step::Continue;
             }
         } else {
-            self.meter.produced(data);
+            self.ctx.produced(data);
         }
         out.extend_from_slice(b"data: ");
-        if let (true, Some(at), Some(cost)) = (self.wants_cost, cost_at, self.meter.quote()) {
+        if let (true, Some(at), Some(cost)) = (self.wants_cost, cost_at, self.ctx.quote()) {
             // `usage.cost` (dollars), first in the usage object, as OpenRouter reports it.
             out.extend_from_slice(&data[..at]);
             out.extend_from_slice(format!("\"cost\":{cost},").as_bytes());
@@ -254,8 +255,8 @@ impl Relay {
     fn fail(&mut self, error: &UpstreamError, out: &mut BytesMut) -> Step {
         tracing::warn!(error = %error, code = error.code(), "stream broke after commit");
         self.committing = self
-            .meter
-            .finish(Outcome::UpstreamBroken, 200, Some(error.code()));
+            .ctx
+            .settle(Outcome::UpstreamBroken, 200, Some(error.code()));
         let message = format!("The provider's stream failed: {error}.");
         // A last chunk says the choice ended in error (clients that only read finish reasons
         // see it), then the typed error event.
@@ -300,7 +301,7 @@ impl Relay {
         }
         let mut out = BytesMut::with_capacity(512);
         let mut step = if !self.prelude.is_empty() {
-            self.meter.first_content();
+            self.ctx.first_content();
             let mut step = Step::Continue;
             for data in std::mem::take(&mut self.prelude) {
                 step = self.event(None, &data, &mut out);
@@ -354,7 +355,9 @@ impl Relay {
     pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
         futures_util::stream::unfold(self, |mut relay| async move {
             loop {
-                let chunk = relay.next_chunk().await?;
+                // In the request's span: the stream outlives the handler that opened it.
+                let span = relay.ctx.span.clone();
+                let chunk = relay.next_chunk().instrument(span).await?;
                 if !chunk.is_empty() {
                     return Some((Ok(chunk), relay));
                 }

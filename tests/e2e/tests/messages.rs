@@ -206,3 +206,30 @@ async fn count_tokens_estimates_the_prompt() {
     .await;
     assert_eq!(res.status(), 404);
 }
+
+#[tokio::test]
+async fn an_upstream_failure_with_its_attempt_log_is_anthropic_shaped() {
+    let mock = Mock::start();
+    let extra = "\n[deployments.down]\nprovider = \"mock\"\nmodel = \"mock-gpt@fail=500\"\n\n[models.down]\ndeployments = [\"down\"]\n";
+    let gw = Gateway::start(&config(&mock.url, extra)).await;
+    let res = gw
+        .anonymous(Method::POST, "/v1/messages")
+        .header("x-api-key", KEY)
+        .header("x-tollgate-debug", "attempts")
+        .json(&messages_body("down", json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 502);
+    assert!(
+        header(&res, "x-tollgate-attempt-log").starts_with("down="),
+        "the attempt log is kept"
+    );
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["type"], "error", "{err}");
+    assert_eq!(err["error"]["type"], "api_error", "{err}");
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Upstream request failed"));
+}

@@ -66,12 +66,23 @@ pub(super) struct AttemptLog {
     pub(super) forward: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
+/// The wire the client speaks, chosen at its entry point: how the response is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientWire {
+    /// OpenAI's (the `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings` routes).
+    OpenAi,
+    /// Anthropic's Messages (`/v1/messages`): the request was translated to an OpenAI chat
+    /// request; the answer is translated back, for the model the client named.
+    Anthropic { model: String },
+}
+
 /// One request as it passes through the phases.
 pub struct RequestCtx {
     pub(super) state: web::Data<AppState>,
     pub(super) caller: Caller,
     pub(super) id: RequestId,
     pub(super) endpoint: Endpoint,
+    pub(super) wire: ClientWire,
     pub(super) started: Instant,
     /// The request body as the client sent it (after any inbound translation).
     pub(super) body: Bytes,
@@ -100,6 +111,7 @@ impl RequestCtx {
         caller: Caller,
         id: RequestId,
         endpoint: Endpoint,
+        wire: ClientWire,
         started: Instant,
         body: Bytes,
     ) -> Self {
@@ -116,6 +128,7 @@ impl RequestCtx {
             caller,
             id,
             endpoint,
+            wire,
             started,
             body,
             ticket: None,

@@ -4,6 +4,7 @@
 
 mod body;
 pub mod context;
+mod encode;
 pub(crate) mod estimate;
 mod gate;
 mod relay;
@@ -23,7 +24,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub use body::read_body;
-pub use context::RequestCtx;
+pub use context::{ClientWire, RequestCtx};
 
 /// Handles one proxied request end to end.
 pub async fn proxy(
@@ -42,12 +43,16 @@ pub async fn proxy(
         state.catalog.body_read_timeout,
     )
     .await?;
-    proxy_body(endpoint, caller, &req, body, started, state, client).await
+    let wire = ClientWire::OpenAi;
+    proxy_body(endpoint, wire, caller, &req, body, started, state, client).await
 }
 
-/// [`proxy`] for a body already read (and possibly translated, as `/v1/messages` does).
+/// [`proxy`] for a body already read (and possibly translated, as `/v1/messages` does), answered
+/// on the client's wire.
+#[allow(clippy::too_many_arguments)]
 pub async fn proxy_body(
     endpoint: Endpoint,
+    wire: ClientWire,
     caller: Caller,
     req: &HttpRequest,
     body: Bytes,
@@ -60,6 +65,6 @@ pub async fn proxy_body(
         .get::<RequestId>()
         .cloned()
         .unwrap_or_else(crate::ids::new_request_id);
-    let ctx = RequestCtx::new(state, caller, id, endpoint, started, body);
+    let ctx = RequestCtx::new(state, caller, id, endpoint, wire, started, body);
     ctx.run(&client, req).await
 }

@@ -6,9 +6,10 @@ use actix_web::http::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TY
 use actix_web::{HttpResponse, HttpResponseBuilder};
 use bytes::Bytes;
 use tollgate_domain::RequestEnvelope;
+use tollgate_providers::anthropic::inbound;
 use tollgate_store::Outcome;
 
-use super::context::{AttemptLog, RequestCtx};
+use super::context::{AttemptLog, ClientWire, RequestCtx};
 use super::stream;
 use super::upstream::{Failure, Served};
 use crate::admission::headers::rate_headers;
@@ -65,7 +66,7 @@ impl RequestCtx {
     async fn respond_whole(
         mut self,
         mut res: HttpResponseBuilder,
-        mut body: Bytes,
+        body: Bytes,
         wants_cost: bool,
     ) -> Result<HttpResponse, ApiError> {
         let committed = self.settle(Outcome::Ok, 200, None);
@@ -80,10 +81,12 @@ impl RequestCtx {
             if let Ok(v) = HeaderValue::from_str(&cost.to_string()) {
                 res.insert_header((HeaderName::from_static("x-tollgate-cost"), v));
             }
-            if wants_cost {
-                body = with_cost(body, cost);
-            }
         }
+        let body = match (&self.wire, cost) {
+            (ClientWire::Anthropic { model }, _) => anthropic_body(&body, model)?,
+            (ClientWire::OpenAi, Some(cost)) if wants_cost => with_cost(body, cost),
+            (ClientWire::OpenAi, _) => body,
+        };
         res.insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")));
         Ok(res.body(body))
     }
@@ -111,12 +114,25 @@ impl RequestCtx {
         if !log.enabled {
             return Err(err);
         }
-        let mut res = actix_web::ResponseError::error_response(&err);
+        let mut res = match self.wire {
+            ClientWire::OpenAi => actix_web::ResponseError::error_response(&err),
+            ClientWire::Anthropic { .. } => err.anthropic_response(),
+        };
         if let Ok(v) = HeaderValue::from_str(&log.text) {
             res.headers_mut().insert(ATTEMPT_LOG, v);
         }
         Ok(res)
     }
+}
+
+/// An OpenAI chat completion as an Anthropic Messages response (the record is already
+/// committed: a body that cannot be translated is a 500).
+fn anthropic_body(body: &[u8], model: &str) -> Result<Bytes, ApiError> {
+    let translated = serde_json::from_slice::<serde_json::Value>(body)
+        .map_err(|e| e.to_string())
+        .and_then(|v| inbound::from_openai_response(&v, model).map_err(|e| e.to_string()))
+        .map_err(ApiError::Internal)?;
+    Ok(Bytes::from(translated.to_string()))
 }
 
 /// A response body with `"cost": <dollars>` first in its `usage` object.

@@ -11,6 +11,7 @@ use tollgate_store::Outcome;
 use tracing::Instrument;
 
 use super::context::RequestCtx;
+use super::encode::Encoder;
 use crate::error::error_body;
 
 /// Events held before the commit at most (role-only chunks, empty deltas); past it we commit.
@@ -128,6 +129,8 @@ pub struct Relay {
     /// The client asked for `usage.cost` in the usage chunk.
     wants_cost: bool,
     ctx: RequestCtx,
+    /// Writes the client's wire (OpenAI SSE, or Anthropic events).
+    encoder: Encoder,
     done: bool,
     /// The record's commit, awaited before the stream's last bytes go out.
     committing: Option<crate::request_log::Committed>,
@@ -187,6 +190,7 @@ impl Relay {
             prelude,
             client_wants_usage,
             wants_cost,
+            encoder: Encoder::for_wire(&ctx.wire),
             ctx,
             done: false,
             committing: None,
@@ -231,23 +235,20 @@ impl Relay {
         } else {
             self.ctx.produced(data);
         }
-        out.extend_from_slice(b"data: ");
         if let (true, Some(at), Some(cost)) = (self.wants_cost, cost_at, self.ctx.quote()) {
             // `usage.cost` (dollars), first in the usage object, as OpenRouter reports it.
-            out.extend_from_slice(&data[..at]);
-            out.extend_from_slice(format!("\"cost\":{cost},").as_bytes());
-            out.extend_from_slice(&data[at..]);
-            out.extend_from_slice(b"\n\n");
+            let cost = format!("\"cost\":{cost},");
+            let parts = [&data[..at], cost.as_bytes(), &data[at..]];
+            self.encoder.data_parts(&parts, out);
             return Step::Continue;
         }
         match (self.client_wants_usage, memmem::find(data, USAGE_NULL)) {
             (false, Some(at)) => {
-                out.extend_from_slice(&data[..at]);
-                out.extend_from_slice(&data[at + USAGE_NULL.len()..]);
+                let parts = [&data[..at], &data[at + USAGE_NULL.len()..]];
+                self.encoder.data_parts(&parts, out);
             }
-            _ => out.extend_from_slice(data),
+            _ => self.encoder.data(data, out),
         }
-        out.extend_from_slice(b"\n\n");
         Step::Continue
     }
 
@@ -271,14 +272,10 @@ impl Relay {
             serde_json::json!({"index": 0, "delta": {}, "finish_reason": "error"})
         };
         last.insert("choices".into(), serde_json::Value::Array(vec![choice]));
-        out.extend_from_slice(b"data: ");
-        out.extend_from_slice(serde_json::Value::Object(last).to_string().as_bytes());
-        out.extend_from_slice(b"\n\n");
-        out.extend_from_slice(b"data: ");
-        out.extend_from_slice(
-            error_body(&message, "upstream_error", None, error.code()).as_bytes(),
-        );
-        out.extend_from_slice(b"\n\n");
+        let last = serde_json::Value::Object(last).to_string();
+        self.encoder.data(last.as_bytes(), out);
+        let body = error_body(&message, "upstream_error", None, error.code());
+        self.encoder.data(body.as_bytes(), out);
         Step::End
     }
 
@@ -287,7 +284,7 @@ impl Relay {
             Some(Frame::Event { name, data }) => self.event(name.as_deref(), &data, out),
             // Keep-alives after the commit keep the client's connection warm.
             Some(Frame::Comment) => {
-                out.extend_from_slice(b": keep-alive\n\n");
+                self.encoder.keep_alive(out);
                 Step::Continue
             }
             None => self.fail(&UpstreamError::Truncated, out),
@@ -331,23 +328,20 @@ impl Relay {
                 None => true,
             };
             match (committed, self.clean_end) {
-                (true, true) => out.extend_from_slice(b"data: [DONE]\n\n"),
+                (true, true) => self.encoder.data(b"[DONE]", &mut out),
                 (false, true) => {
-                    out.extend_from_slice(b"data: ");
-                    out.extend_from_slice(
-                        error_body(
-                            "The response was produced but its usage could not be recorded.",
-                            "server_error",
-                            None,
-                            "metering_failed",
-                        )
-                        .as_bytes(),
+                    let body = error_body(
+                        "The response was produced but its usage could not be recorded.",
+                        "server_error",
+                        None,
+                        "metering_failed",
                     );
-                    out.extend_from_slice(b"\n\n");
+                    self.encoder.data(body.as_bytes(), &mut out);
                 }
                 // A broken stream already ends with its error event.
                 (_, false) => {}
             }
+            self.encoder.finish(&mut out);
         }
         Some(out.freeze())
     }

@@ -6,22 +6,19 @@
 
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
-use actix_web::http::header::{
-    HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE,
-};
+use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
-use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
 use serde_json::Value;
 use tollgate_domain::Endpoint;
 use tollgate_providers::anthropic::{inbound, TranslateError};
 use tollgate_providers::UpstreamClient;
 
 use crate::auth::Caller;
+use crate::error::anthropic::anthropic_error;
 use crate::error::ApiError;
-use crate::proxy::{estimate, proxy_body, read_body};
+use crate::proxy::{estimate, proxy_body, read_body, ClientWire};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -37,27 +34,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// An error in Anthropic's shape, keeping the status and the headers of the OpenAI-shaped
-/// answer it replaces (`retry-after`, rate-limit headers, `x-request-id`).
-fn anthropic_error(status: StatusCode, headers: &HeaderMap, message: &str) -> HttpResponse {
-    let mut out = HttpResponse::build(status);
-    for (k, v) in headers {
-        if k != CONTENT_TYPE && k != CONTENT_LENGTH {
-            out.append_header((k.clone(), v.clone()));
-        }
-    }
-    out.content_type("application/json")
-        .body(inbound::error_body(status.as_u16(), message).to_string())
-}
-
 fn api_error(e: &ApiError) -> HttpResponse {
-    let res = e.error_response();
-    let mut out = anthropic_error(res.status(), res.headers(), &e.public_message());
-    if res.head().connection_type() == actix_web::http::ConnectionType::Close {
-        out.head_mut()
-            .set_connection_type(actix_web::http::ConnectionType::Close);
-    }
-    out
+    e.anthropic_response()
 }
 
 fn bad_request(message: &str) -> HttpResponse {
@@ -130,125 +108,14 @@ async fn create(
         Ok(t) => t,
         Err(res) => return *res,
     };
-    let res = match proxy_body(
-        Endpoint::ChatCompletions,
-        caller,
-        &req,
-        openai,
-        started,
-        state,
-        client,
-    )
-    .await
-    {
+    // The answer is written in Anthropic's shape by the relay itself (whole, streamed or an
+    // error with its attempt log); only errors before it are shaped here.
+    let wire = ClientWire::Anthropic { model };
+    let endpoint = Endpoint::ChatCompletions;
+    match proxy_body(endpoint, wire, caller, &req, openai, started, state, client).await {
         Ok(res) => res,
-        Err(e) => return api_error(&e),
-    };
-    if !res.status().is_success() {
-        // An error answered with its attempt log (`x-tollgate-debug`): reshape its body.
-        let (head, body) = res.into_parts();
-        let bytes = actix_web::body::to_bytes(body).await.unwrap_or_default();
-        let message = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| "The request failed.".into());
-        return anthropic_error(head.status(), head.headers(), &message);
+        Err(e) => api_error(&e),
     }
-    let streaming = res
-        .headers()
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    let (head, body) = res.into_parts();
-    let mut out = HttpResponse::build(head.status());
-    for (k, v) in head.headers() {
-        if k != CONTENT_TYPE && k != CONTENT_LENGTH {
-            out.append_header((k.clone(), v.clone()));
-        }
-    }
-    if streaming {
-        out.insert_header((
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream; charset=utf-8"),
-        ));
-        out.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-cache")));
-        return out.streaming(events(body, model));
-    }
-    let bytes = match actix_web::body::to_bytes(body).await {
-        Ok(b) => b,
-        Err(_) => return api_error(&ApiError::Internal("reading the response".into())),
-    };
-    let translated = serde_json::from_slice::<Value>(&bytes)
-        .map_err(|e| TranslateError::Malformed(e.to_string()))
-        .and_then(|v| inbound::from_openai_response(&v, &model));
-    match translated {
-        Ok(v) => out.content_type("application/json").body(v.to_string()),
-        Err(e) => api_error(&ApiError::Internal(e.to_string())),
-    }
-}
-
-/// The relay's OpenAI SSE, re-framed as Anthropic events (keep-alives become `ping`s).
-fn events(
-    body: actix_web::body::BoxBody,
-    model: String,
-) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> {
-    let upstream = futures_util::stream::unfold(Box::pin(body), |mut b| async move {
-        let next = std::future::poll_fn(|cx| b.as_mut().poll_next(cx)).await?;
-        Some((next, b))
-    });
-    let mut translator = inbound::InboundStream::new(&model);
-    let mut pending = BytesMut::new();
-    let mut ended = false;
-    upstream
-        .map(Some)
-        .chain(futures_util::stream::once(async { None }))
-        .map(move |piece| {
-            let mut out = BytesMut::new();
-            let write = |out: &mut BytesMut, events: Vec<(&'static str, String)>| {
-                for (name, data) in events {
-                    out.extend_from_slice(b"event: ");
-                    out.extend_from_slice(name.as_bytes());
-                    out.extend_from_slice(b"\ndata: ");
-                    out.extend_from_slice(data.as_bytes());
-                    out.extend_from_slice(b"\n\n");
-                }
-            };
-            match piece {
-                Some(Ok(bytes)) => {
-                    pending.extend_from_slice(&bytes);
-                    while let Some(at) = memchr::memmem::find(&pending, b"\n\n") {
-                        let frame = pending.split_to(at + 2);
-                        let frame = &frame[..at];
-                        if frame.starts_with(b":") {
-                            out.extend_from_slice(b"event: ping\ndata: {\"type\":\"ping\"}\n\n");
-                            continue;
-                        }
-                        let Some(data) = frame.strip_prefix(b"data: ") else {
-                            continue;
-                        };
-                        if data == b"[DONE]" {
-                            ended = true;
-                        }
-                        match translator.chunk(data) {
-                            Ok(events) => write(&mut out, events),
-                            Err(e) => {
-                                ended = true;
-                                let body = inbound::error_body(502, &e.to_string());
-                                write(&mut out, vec![("error", body.to_string())]);
-                            }
-                        }
-                    }
-                    Ok(out.freeze())
-                }
-                Some(Err(e)) => Err(actix_web::error::ErrorInternalServerError(e.to_string())),
-                None => {
-                    if !ended {
-                        write(&mut out, translator.finish());
-                    }
-                    Ok(out.freeze())
-                }
-            }
-        })
-        .filter(|r| std::future::ready(!matches!(r, Ok(b) if b.is_empty())))
 }
 
 /// `POST /v1/messages/count_tokens`: `{"input_tokens": N}`, counted with the gateway's tokenizer

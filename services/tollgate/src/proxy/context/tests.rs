@@ -77,6 +77,7 @@ fn ctx(f: &Fixture, caller: Caller) -> RequestCtx {
         caller,
         crate::ids::new_request_id(),
         Endpoint::ChatCompletions,
+        ClientWire::OpenAi,
         Instant::now(),
         Bytes::from_static(BODY.as_bytes()),
     )

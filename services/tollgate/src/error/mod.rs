@@ -1,5 +1,7 @@
 //! The edge: every failure becomes an OpenAI-shaped error body with its status, from one table.
 
+pub mod anthropic;
+
 use actix_web::http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};

@@ -160,39 +160,20 @@ impl RedisQuotas {
         } else {
             String::new()
         };
-        let mut call = self.script.prepare_invoke();
-        invocation(&mut call, &endings, plan.checks.len(), plan.slots.len());
-        for c in &plan.checks {
-            call.key(&*c.bucket);
-        }
-        for s in &plan.slots {
-            call.key(&*s.key);
-        }
-        call.arg(member).arg(self.lease_ms).arg("").arg(&prefix);
-        endings_args(&mut call, &endings);
-        for (c, want) in plan.checks.iter().zip(&wants) {
-            call.arg(c.limit.capacity())
-                .arg(c.limit.per_minute_rate())
-                .arg(c.cost)
-                .arg(*want);
-        }
-        for (s, want) in plan.slots.iter().zip(&slot_wants) {
-            call.arg(s.max).arg(*want);
-        }
+        let asked = Asked {
+            plan,
+            member,
+            wants: &wants,
+            slot_wants: &slot_wants,
+            prefix: &prefix,
+        };
+        let call = self.exact_call(&asked, &endings);
         // Unless the script answers (an error, a timeout, or this future dropped by a client
         // that went away), the releases riding along are queued again, and so are releases of
-        // what the call may have taken when it ran all the same: this request's slots and the
-        // slots it asked to lease (removing a member that is not there changes nothing).
-        let mut releases = std::mem::take(&mut endings.releases);
-        for (s, want) in plan.slots.iter().zip(&slot_wants) {
-            releases.push((s.key.clone(), Arc::from(member)));
-            for g in 1..=*want {
-                releases.push((s.key.clone(), Arc::from(format!("{prefix}{g}"))));
-            }
-        }
+        // what the call may have taken when it ran all the same.
         let carried = Carried {
             quotas: self,
-            releases,
+            releases: asked.releases(std::mem::take(&mut endings.releases)),
         };
         let reply: Vec<i64> =
             match tokio::time::timeout(self.timeout, call.invoke_async(&mut conn)).await {
@@ -209,6 +190,47 @@ impl RedisQuotas {
                     return Err("redis admission timed out".into());
                 }
             };
+        self.answer(plan, &reply, &prefix, asking).await
+    }
+
+    /// The exact admission script's call: the plan's buckets and slots, the endings riding
+    /// along, and what this replica asks to lease.
+    fn exact_call(&self, asked: &Asked<'_>, endings: &Endings) -> redis::ScriptInvocation<'_> {
+        let plan = asked.plan;
+        let mut call = self.script.prepare_invoke();
+        invocation(&mut call, endings, plan.checks.len(), plan.slots.len());
+        for c in &plan.checks {
+            call.key(&*c.bucket);
+        }
+        for s in &plan.slots {
+            call.key(&*s.key);
+        }
+        call.arg(asked.member)
+            .arg(self.lease_ms)
+            .arg("")
+            .arg(asked.prefix);
+        endings_args(&mut call, endings);
+        for (c, want) in plan.checks.iter().zip(asked.wants) {
+            call.arg(c.limit.capacity())
+                .arg(c.limit.per_minute_rate())
+                .arg(c.cost)
+                .arg(*want);
+        }
+        for (s, want) in plan.slots.iter().zip(asked.slot_wants) {
+            call.arg(s.max).arg(*want);
+        }
+        call
+    }
+
+    /// Reads the script's reply: admitted (with what was leased), or refused (unless a lease
+    /// granted meanwhile covers the request).
+    async fn answer(
+        self: &Arc<Self>,
+        plan: &Plan,
+        reply: &[i64],
+        prefix: &str,
+        asking: impl Drop,
+    ) -> Result<Result<Admitted, Denied>, String> {
         let n = plan.checks.len();
         if reply.len() != 3 + 3 * n + plan.slots.len() {
             return Err("unexpected reply from the admission script".into());
@@ -223,7 +245,7 @@ impl RedisQuotas {
                 .iter()
                 .map(|g| u32::try_from(*g).unwrap_or(0))
                 .collect();
-            let headers = self.leases.granted(plan, &windows, &slots, &prefix);
+            let headers = self.leases.granted(plan, &windows, &slots, prefix);
             drop(asking);
             if windows.iter().any(|w| w.2 > 0) || slots.iter().any(|g| *g > 0) {
                 self.sweep_leases();
@@ -238,29 +260,7 @@ impl RedisQuotas {
             return Ok(Ok(Admitted::Leased(headers, slots)));
         }
         let windows: Vec<(u64, u64)> = windows.iter().map(|w| (w.0, w.1)).collect();
-        let headers = headers_from(plan, &windows);
-        let index = usize::try_from(reply[1]).unwrap_or(0);
-        let retry_after_ms = u64::try_from(reply[2]).unwrap_or(u64::MAX);
-        let denied = match index.checked_sub(1) {
-            Some(i) if i < plan.checks.len() => Denied {
-                what: plan.checks[i].what.to_owned(),
-                concurrency: false,
-                retry_after_ms,
-                headers,
-            },
-            Some(i) => {
-                let slot =
-                    &plan.slots[(i - plan.checks.len()).min(plan.slots.len().saturating_sub(1))];
-                Denied {
-                    what: format!("concurrent requests of the {} ({})", slot.scope, slot.max),
-                    concurrency: true,
-                    retry_after_ms,
-                    headers,
-                }
-            }
-            None => return Err("unexpected refusal index from the admission script".into()),
-        };
-        Ok(Err(denied))
+        refusal(plan, reply, headers_from(plan, &windows)).map(Err)
     }
 
     /// Keeps one background task ending this replica's leases on time while it holds any.
@@ -444,6 +444,56 @@ impl RedisQuotas {
         let done: Result<Result<Vec<i64>, _>, _> =
             tokio::time::timeout(self.timeout, call.invoke_async(&mut conn)).await;
         matches!(done, Ok(Ok(_)))
+    }
+}
+
+/// What one exact admission asks of the script.
+struct Asked<'a> {
+    plan: &'a Plan,
+    member: &'a str,
+    /// Tokens and slots this replica asks to lease alongside, per check and per slot.
+    wants: &'a [u64],
+    slot_wants: &'a [u32],
+    /// The member-name prefix of leased slots.
+    prefix: &'a str,
+}
+
+impl Asked<'_> {
+    /// `releases`, and the releases of what the call may take: this request's slots and the
+    /// slots it asks to lease (removing a member that is not there changes nothing).
+    fn releases(&self, mut releases: Vec<(Arc<str>, Arc<str>)>) -> Vec<(Arc<str>, Arc<str>)> {
+        for (s, want) in self.plan.slots.iter().zip(self.slot_wants) {
+            releases.push((s.key.clone(), Arc::from(self.member)));
+            for g in 1..=*want {
+                releases.push((s.key.clone(), Arc::from(format!("{}{g}", self.prefix))));
+            }
+        }
+        releases
+    }
+}
+
+/// The refusal the script's reply names: `reply[1]` is the 1-based index of the check (or,
+/// past the checks, the slot) that refused, `reply[2]` when to retry.
+fn refusal(plan: &Plan, reply: &[i64], headers: RateHeaders) -> Result<Denied, String> {
+    let index = usize::try_from(reply[1]).unwrap_or(0);
+    let retry_after_ms = u64::try_from(reply[2]).unwrap_or(u64::MAX);
+    match index.checked_sub(1) {
+        Some(i) if i < plan.checks.len() => Ok(Denied {
+            what: plan.checks[i].what.to_owned(),
+            concurrency: false,
+            retry_after_ms,
+            headers,
+        }),
+        Some(i) => {
+            let slot = &plan.slots[(i - plan.checks.len()).min(plan.slots.len().saturating_sub(1))];
+            Ok(Denied {
+                what: format!("concurrent requests of the {} ({})", slot.scope, slot.max),
+                concurrency: true,
+                retry_after_ms,
+                headers,
+            })
+        }
+        None => Err("unexpected refusal index from the admission script".into()),
     }
 }
 

@@ -138,31 +138,12 @@ impl ApiError {
             Self::MissingKey => row(S::UNAUTHORIZED, "invalid_request_error", "missing_api_key"),
             Self::InvalidKey => row(S::UNAUTHORIZED, "invalid_request_error", "invalid_api_key"),
             Self::ExpiredKey => row(S::UNAUTHORIZED, "invalid_request_error", "expired_api_key"),
-            Self::QuotaUnavailable => {
-                row(S::SERVICE_UNAVAILABLE, "server_error", "quota_unavailable")
-            }
-            Self::BudgetExceeded { .. } => {
-                row(S::PAYMENT_REQUIRED, "insufficient_quota", "budget_exceeded")
-            }
-            Self::HoldTooLarge(_) => row(
-                S::PAYMENT_REQUIRED,
-                "insufficient_quota",
-                "max_cost_too_large",
-            ),
-            Self::BudgetUnavailable(_) => {
-                row(S::SERVICE_UNAVAILABLE, "server_error", "budget_unavailable")
-            }
-            Self::MeteringFailed => row(S::SERVICE_UNAVAILABLE, "server_error", "metering_failed"),
-            Self::RateLimited(d) if d.concurrency => row(
-                S::TOO_MANY_REQUESTS,
-                "rate_limit_error",
-                "concurrency_limit_exceeded",
-            ),
-            Self::RateLimited(_) => row(
-                S::TOO_MANY_REQUESTS,
-                "rate_limit_error",
-                "rate_limit_exceeded",
-            ),
+            Self::QuotaUnavailable
+            | Self::BudgetExceeded { .. }
+            | Self::HoldTooLarge(_)
+            | Self::BudgetUnavailable(_)
+            | Self::MeteringFailed
+            | Self::RateLimited(_) => self.limit_row(),
             Self::TenantSuspended => row(S::FORBIDDEN, "invalid_request_error", "tenant_suspended"),
             Self::ModelNotFound(_) => row(S::NOT_FOUND, "invalid_request_error", "model_not_found"),
             Self::EndpointNotSupported { .. } => row(
@@ -180,69 +161,20 @@ impl ApiError {
                 "server_error",
                 "deployments_saturated",
             ),
-            Self::UnknownUrl { .. } => row(S::NOT_FOUND, "invalid_request_error", "unknown_url"),
-            Self::MethodNotAllowed { .. } => row(
-                S::METHOD_NOT_ALLOWED,
-                "invalid_request_error",
-                "method_not_allowed",
-            ),
-            Self::BodyTooLarge { .. } => row(
-                S::PAYLOAD_TOO_LARGE,
-                "invalid_request_error",
-                "request_too_large",
-            ),
-            Self::BodyTimeout => row(
-                S::REQUEST_TIMEOUT,
-                "invalid_request_error",
-                "request_body_timeout",
-            ),
-            Self::BodyRead(_) => row(
-                S::BAD_REQUEST,
-                "invalid_request_error",
-                "request_body_unreadable",
-            ),
-            Self::Upstream { error, .. } => {
-                let status = match error {
-                    UpstreamError::ConnectTimeout(_)
-                    | UpstreamError::FirstByteTimeout(_)
-                    | UpstreamError::IdleTimeout(_)
-                    | UpstreamError::TotalTimeout(_) => S::GATEWAY_TIMEOUT,
-                    UpstreamError::Status {
-                        status: 429 | 503, ..
-                    } => S::SERVICE_UNAVAILABLE,
-                    UpstreamError::Status {
-                        status: 400 | 413 | 422,
-                        ..
-                    } => S::BAD_REQUEST,
-                    _ => S::BAD_GATEWAY,
-                };
-                let kind = if status == S::BAD_REQUEST {
-                    "invalid_request_error"
-                } else {
-                    "upstream_error"
-                };
-                row(status, kind, error.code())
-            }
-            Self::NotReady => row(S::SERVICE_UNAVAILABLE, "server_error", "store_unavailable"),
-            Self::AdminDisabled => {
-                row(S::SERVICE_UNAVAILABLE, "server_error", "admin_api_disabled")
-            }
-            Self::AdminTokenRequired => row(
-                S::UNAUTHORIZED,
-                "invalid_request_error",
-                "admin_token_required",
-            ),
-            Self::InvalidAdminToken => row(
-                S::UNAUTHORIZED,
-                "invalid_request_error",
-                "invalid_admin_token",
-            ),
-            Self::Forbidden => row(S::FORBIDDEN, "invalid_request_error", "insufficient_role"),
-            Self::NotFound(_) => row(S::NOT_FOUND, "invalid_request_error", "not_found"),
-            Self::Conflict(_) => row(S::CONFLICT, "invalid_request_error", "conflict"),
-            Self::AdminBadRequest(_) => {
-                row(S::BAD_REQUEST, "invalid_request_error", "invalid_request")
-            }
+            Self::UnknownUrl { .. }
+            | Self::MethodNotAllowed { .. }
+            | Self::BodyTooLarge { .. }
+            | Self::BodyTimeout
+            | Self::BodyRead(_) => self.http_row(),
+            Self::Upstream { error, .. } => upstream_row(error),
+            Self::NotReady
+            | Self::AdminDisabled
+            | Self::AdminTokenRequired
+            | Self::InvalidAdminToken
+            | Self::Forbidden
+            | Self::NotFound(_)
+            | Self::Conflict(_)
+            | Self::AdminBadRequest(_) => self.admin_row(),
             Self::Store(_) => row(S::INTERNAL_SERVER_ERROR, "server_error", "internal_error"),
             Self::Internal(_) => row(S::INTERNAL_SERVER_ERROR, "server_error", "internal_error"),
         }
@@ -284,31 +216,7 @@ impl ApiError {
             Self::BodyTooLarge { limit } => format!("The request body is larger than the limit of {limit} bytes."),
             Self::BodyTimeout => "The request body was not received in time.".into(),
             Self::BodyRead(_) => "The request body could not be read.".into(),
-            Self::Upstream { error, attempts } => {
-                let reason = match error {
-                    // Never repeat what a provider said about our credentials.
-                    UpstreamError::Status { status: 401 | 403, .. } => {
-                        "the provider refused the gateway's credentials".to_owned()
-                    }
-                    UpstreamError::Status { status, message, .. } => match message {
-                        Some(m) => format!("the provider answered HTTP {status}: {m}"),
-                        None => format!("the provider answered HTTP {status}"),
-                    },
-                    UpstreamError::Connect(_) => "could not connect to the provider".to_owned(),
-                    UpstreamError::Broken(_) => "the connection to the provider broke".to_owned(),
-                    other => other.to_string(),
-                };
-                if matches!(error, UpstreamError::Status { status: 400 | 413 | 422, .. }) {
-                    // The client's own mistake, as the provider explained it.
-                    let mut r = reason;
-                    if let Some(first) = r.get(0..1) {
-                        r.replace_range(0..1, &first.to_uppercase());
-                    }
-                    return format!("{r}.");
-                }
-                let tried = if *attempts == 1 { "1 attempt".to_owned() } else { format!("{attempts} attempts") };
-                format!("Upstream request failed ({tried}): {reason}.")
-            }
+            Self::Upstream { error, attempts } => upstream_message(error, *attempts),
             Self::NotReady => "The gateway's store is not reachable.".into(),
             Self::AdminDisabled => "The admin API is disabled: set the JWT secret (auth.jwt_secret_env).".into(),
             Self::AdminTokenRequired => "The admin API needs an operator token: `Authorization: Bearer <JWT>` (`tollgate token`).".into(),
@@ -319,6 +227,96 @@ impl ApiError {
             Self::AdminBadRequest(m) => format!("Invalid request: {m}."),
             Self::Store(_) => "The server had an error while processing your request.".into(),
             Self::Internal(_) => "The server had an error while processing your request.".into(),
+        }
+    }
+
+    /// Refusals by a limit or a budget, and what metering could not do.
+    fn limit_row(&self) -> Row {
+        use StatusCode as S;
+        match self {
+            Self::QuotaUnavailable => {
+                row(S::SERVICE_UNAVAILABLE, "server_error", "quota_unavailable")
+            }
+            Self::BudgetExceeded { .. } => {
+                row(S::PAYMENT_REQUIRED, "insufficient_quota", "budget_exceeded")
+            }
+            Self::HoldTooLarge(_) => row(
+                S::PAYMENT_REQUIRED,
+                "insufficient_quota",
+                "max_cost_too_large",
+            ),
+            Self::BudgetUnavailable(_) => {
+                row(S::SERVICE_UNAVAILABLE, "server_error", "budget_unavailable")
+            }
+            Self::MeteringFailed => row(S::SERVICE_UNAVAILABLE, "server_error", "metering_failed"),
+            Self::RateLimited(d) if d.concurrency => row(
+                S::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "concurrency_limit_exceeded",
+            ),
+            Self::RateLimited(_) => row(
+                S::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "rate_limit_exceeded",
+            ),
+            _ => row(S::INTERNAL_SERVER_ERROR, "server_error", "internal_error"),
+        }
+    }
+
+    /// What the HTTP layer refuses: unknown URLs and methods, bodies too large, late or unreadable.
+    fn http_row(&self) -> Row {
+        use StatusCode as S;
+        match self {
+            Self::UnknownUrl { .. } => row(S::NOT_FOUND, "invalid_request_error", "unknown_url"),
+            Self::MethodNotAllowed { .. } => row(
+                S::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                "method_not_allowed",
+            ),
+            Self::BodyTooLarge { .. } => row(
+                S::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "request_too_large",
+            ),
+            Self::BodyTimeout => row(
+                S::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                "request_body_timeout",
+            ),
+            Self::BodyRead(_) => row(
+                S::BAD_REQUEST,
+                "invalid_request_error",
+                "request_body_unreadable",
+            ),
+            _ => row(S::INTERNAL_SERVER_ERROR, "server_error", "internal_error"),
+        }
+    }
+
+    /// The admin API's own errors.
+    fn admin_row(&self) -> Row {
+        use StatusCode as S;
+        match self {
+            Self::NotReady => row(S::SERVICE_UNAVAILABLE, "server_error", "store_unavailable"),
+            Self::AdminDisabled => {
+                row(S::SERVICE_UNAVAILABLE, "server_error", "admin_api_disabled")
+            }
+            Self::AdminTokenRequired => row(
+                S::UNAUTHORIZED,
+                "invalid_request_error",
+                "admin_token_required",
+            ),
+            Self::InvalidAdminToken => row(
+                S::UNAUTHORIZED,
+                "invalid_request_error",
+                "invalid_admin_token",
+            ),
+            Self::Forbidden => row(S::FORBIDDEN, "invalid_request_error", "insufficient_role"),
+            Self::NotFound(_) => row(S::NOT_FOUND, "invalid_request_error", "not_found"),
+            Self::Conflict(_) => row(S::CONFLICT, "invalid_request_error", "conflict"),
+            Self::AdminBadRequest(_) => {
+                row(S::BAD_REQUEST, "invalid_request_error", "invalid_request")
+            }
+            _ => row(S::INTERNAL_SERVER_ERROR, "server_error", "internal_error"),
         }
     }
 
@@ -420,6 +418,71 @@ impl ResponseError for ApiError {
             row.code,
         ))
     }
+}
+
+/// How an upstream failure is answered: timeouts 504, the provider's overload 503, its refusal of
+/// the request 400, anything else 502.
+fn upstream_row(error: &UpstreamError) -> Row {
+    use StatusCode as S;
+    let status = match error {
+        UpstreamError::ConnectTimeout(_)
+        | UpstreamError::FirstByteTimeout(_)
+        | UpstreamError::IdleTimeout(_)
+        | UpstreamError::TotalTimeout(_) => S::GATEWAY_TIMEOUT,
+        UpstreamError::Status {
+            status: 429 | 503, ..
+        } => S::SERVICE_UNAVAILABLE,
+        UpstreamError::Status {
+            status: 400 | 413 | 422,
+            ..
+        } => S::BAD_REQUEST,
+        _ => S::BAD_GATEWAY,
+    };
+    let kind = if status == S::BAD_REQUEST {
+        "invalid_request_error"
+    } else {
+        "upstream_error"
+    };
+    row(status, kind, error.code())
+}
+
+/// The message of an upstream failure: what the provider said (never about our credentials).
+fn upstream_message(error: &UpstreamError, attempts: u32) -> String {
+    let reason = match error {
+        // Never repeat what a provider said about our credentials.
+        UpstreamError::Status {
+            status: 401 | 403, ..
+        } => "the provider refused the gateway's credentials".to_owned(),
+        UpstreamError::Status {
+            status, message, ..
+        } => match message {
+            Some(m) => format!("the provider answered HTTP {status}: {m}"),
+            None => format!("the provider answered HTTP {status}"),
+        },
+        UpstreamError::Connect(_) => "could not connect to the provider".to_owned(),
+        UpstreamError::Broken(_) => "the connection to the provider broke".to_owned(),
+        other => other.to_string(),
+    };
+    if matches!(
+        error,
+        UpstreamError::Status {
+            status: 400 | 413 | 422,
+            ..
+        }
+    ) {
+        // The client's own mistake, as the provider explained it.
+        let mut r = reason;
+        if let Some(first) = r.get(0..1) {
+            r.replace_range(0..1, &first.to_uppercase());
+        }
+        return format!("{r}.");
+    }
+    let tried = if attempts == 1 {
+        "1 attempt".to_owned()
+    } else {
+        format!("{attempts} attempts")
+    };
+    format!("Upstream request failed ({tried}): {reason}.")
 }
 
 #[cfg(test)]

@@ -87,26 +87,43 @@ fn exclusion(
     envelope: &RequestEnvelope<'_>,
     pricing: &Pricing,
 ) -> Option<&'static str> {
-    if let Caller::Tenant(tk) = caller {
-        let policy = &tk.tenant.policy;
-        if let Some(allowed) = &policy.allowed_providers {
-            if !allowed.iter().any(|p| names(d, p)) {
-                return Some("from providers the tenant's policy does not allow");
-            }
-        }
-        if let Some(allowed) = &policy.allowed_regions {
-            if !d
-                .region
-                .as_ref()
-                .is_some_and(|r| allowed.iter().any(|a| a == r))
-            {
-                return Some("outside the regions the tenant's policy allows");
-            }
-        }
-        if policy.zero_retention_only && !d.zdr {
-            return Some("without zero data retention, which the tenant's policy requires");
+    policy_exclusion(d, caller)
+        .or_else(|| prefs_exclusion(d, prefs, envelope))
+        .or_else(|| price_exclusion(d, prefs, pricing))
+}
+
+/// The tenant's policy: allowed providers and regions, zero data retention.
+fn policy_exclusion(d: &Deployment, caller: &Caller) -> Option<&'static str> {
+    let Caller::Tenant(tk) = caller else {
+        return None;
+    };
+    let policy = &tk.tenant.policy;
+    if let Some(allowed) = &policy.allowed_providers {
+        if !allowed.iter().any(|p| names(d, p)) {
+            return Some("from providers the tenant's policy does not allow");
         }
     }
+    if let Some(allowed) = &policy.allowed_regions {
+        if !d
+            .region
+            .as_ref()
+            .is_some_and(|r| allowed.iter().any(|a| a == r))
+        {
+            return Some("outside the regions the tenant's policy allows");
+        }
+    }
+    if policy.zero_retention_only && !d.zdr {
+        return Some("without zero data retention, which the tenant's policy requires");
+    }
+    None
+}
+
+/// The request's `provider` preferences, but its price ceiling.
+fn prefs_exclusion(
+    d: &Deployment,
+    prefs: &ProviderPrefs,
+    envelope: &RequestEnvelope<'_>,
+) -> Option<&'static str> {
     if let Some(only) = &prefs.only {
         if !only.iter().any(|p| names(d, p)) {
             return Some("not in provider.only");
@@ -145,20 +162,28 @@ fn exclusion(
             return Some("not known to support every parameter (provider.require_parameters)");
         }
     }
-    if let Some(max) = &prefs.max_price {
-        let Some(price) = pricing.price_of(&d.name) else {
-            return Some("without a known price (provider.max_price)");
-        };
-        let million = Decimal::from(1_000_000u32);
-        let rates = &price.sheet.rates;
-        let over = |limit: Option<Decimal>, price: Decimal| limit.is_some_and(|l| price > l);
-        if over(max.prompt, rates.input * million)
-            || over(max.completion, rates.output * million)
-            || over(max.request, price.sheet.per_request)
-            || over(max.image, price.sheet.per_image)
-        {
-            return Some("priced above provider.max_price");
-        }
+    None
+}
+
+/// `provider.max_price`: per million prompt or completion tokens, per request, per image.
+fn price_exclusion(
+    d: &Deployment,
+    prefs: &ProviderPrefs,
+    pricing: &Pricing,
+) -> Option<&'static str> {
+    let max = prefs.max_price.as_ref()?;
+    let Some(price) = pricing.price_of(&d.name) else {
+        return Some("without a known price (provider.max_price)");
+    };
+    let million = Decimal::from(1_000_000u32);
+    let rates = &price.sheet.rates;
+    let over = |limit: Option<Decimal>, price: Decimal| limit.is_some_and(|l| price > l);
+    if over(max.prompt, rates.input * million)
+        || over(max.completion, rates.output * million)
+        || over(max.request, price.sheet.per_request)
+        || over(max.image, price.sheet.per_image)
+    {
+        return Some("priced above provider.max_price");
     }
     None
 }
@@ -240,6 +265,58 @@ pub fn plan<'c>(
     body_len: usize,
     now_ms: i64,
 ) -> Result<Plan<'c>, ApiError> {
+    let models = requested_models(catalog, caller, envelope)?;
+    let ranking = Ranking {
+        caller,
+        prefs,
+        envelope,
+        pricing,
+        prompt_estimate: u64::try_from(body_len / 4).unwrap_or(u64::MAX),
+        now_ms,
+    };
+    let mut excluded = Excluded::default();
+    let mut candidates: Vec<Candidate<'c>> = Vec::new();
+    for (model, suffix) in &models {
+        let strategy = match prefs.sort.or(*suffix) {
+            Some(Sort::Price) => Strategy::Price,
+            Some(Sort::Latency) => Strategy::Latency,
+            Some(Sort::Throughput) => Strategy::Throughput,
+            None => model.strategy,
+        };
+        let mut ranked = ranking.rank(model, strategy, &mut excluded);
+        if prefs.allow_fallbacks == Some(false) {
+            if prefs.order.is_some() {
+                ranked.retain(|r| r.1 != usize::MAX);
+            } else {
+                ranked.truncate(1);
+            }
+        }
+        for r in ranked {
+            if !candidates.iter().any(|c| Arc::ptr_eq(c.deployment, r.5)) {
+                candidates.push(Candidate {
+                    deployment: r.5,
+                    model,
+                });
+            }
+        }
+    }
+    if candidates.is_empty() {
+        let names: Vec<&str> = models.iter().map(|(m, _)| m.name.as_str()).collect();
+        return Err(ApiError::NoEligibleDeployment {
+            model: names.join(", "),
+            reasons: excluded.describe(),
+        });
+    }
+    Ok(Plan { candidates })
+}
+
+/// The public models a request names (its model, then its fallback `models`), each with the
+/// ranking its name's suffix asks for (`:floor`, `:nitro`).
+fn requested_models<'c>(
+    catalog: &'c Catalog,
+    caller: &Caller,
+    envelope: &RequestEnvelope<'_>,
+) -> Result<Vec<(&'c PublicModel, Option<Sort>)>, ApiError> {
     let endpoint = envelope.endpoint();
     let requested = std::iter::once(envelope.model())
         .chain(envelope.fallback_models().iter().map(String::as_str));
@@ -273,16 +350,31 @@ pub fn plan<'c>(
         }
     }
 
-    let prompt_estimate = u64::try_from(body_len / 4).unwrap_or(u64::MAX);
-    let mut excluded = Excluded::default();
-    let mut candidates: Vec<Candidate<'c>> = Vec::new();
-    for (model, suffix) in &models {
-        let strategy = match prefs.sort.or(*suffix) {
-            Some(Sort::Price) => Strategy::Price,
-            Some(Sort::Latency) => Strategy::Latency,
-            Some(Sort::Throughput) => Strategy::Throughput,
-            None => model.strategy,
-        };
+    Ok(models)
+}
+
+/// What ranking a model's deployments reads.
+struct Ranking<'r, 'e> {
+    caller: &'r Caller,
+    prefs: &'r ProviderPrefs,
+    envelope: &'r RequestEnvelope<'e>,
+    pricing: &'r Pricing,
+    prompt_estimate: u64,
+    now_ms: i64,
+}
+
+impl Ranking<'_, '_> {
+    /// A model's eligible deployments with their sort keys, sorted (`excluded` counts the others).
+    fn rank<'c>(
+        &self,
+        model: &'c PublicModel,
+        strategy: Strategy,
+        excluded: &mut Excluded,
+    ) -> Vec<Ranked<'c>> {
+        let (caller, prefs, envelope, pricing) =
+            (self.caller, self.prefs, self.envelope, self.pricing);
+        let (prompt_estimate, now_ms) = (self.prompt_estimate, self.now_ms);
+        let endpoint = envelope.endpoint();
         let mut ranked: Vec<Ranked<'c>> = Vec::new();
         for (index, d) in model.deployments.iter().enumerate() {
             if d.uri(endpoint).is_none() {
@@ -311,30 +403,8 @@ pub fn plan<'c>(
                 .then(a.3.total_cmp(&b.3))
                 .then(a.4.cmp(&b.4))
         });
-        if prefs.allow_fallbacks == Some(false) {
-            if prefs.order.is_some() {
-                ranked.retain(|r| r.1 != usize::MAX);
-            } else {
-                ranked.truncate(1);
-            }
-        }
-        for r in ranked {
-            if !candidates.iter().any(|c| Arc::ptr_eq(c.deployment, r.5)) {
-                candidates.push(Candidate {
-                    deployment: r.5,
-                    model,
-                });
-            }
-        }
+        ranked
     }
-    if candidates.is_empty() {
-        let names: Vec<&str> = models.iter().map(|(m, _)| m.name.as_str()).collect();
-        return Err(ApiError::NoEligibleDeployment {
-            model: names.join(", "),
-            reasons: excluded.describe(),
-        });
-    }
-    Ok(Plan { candidates })
 }
 
 /// Records an attempt's outcome on its deployment's breaker, and shares a transition.

@@ -14,6 +14,7 @@
 //! `local` (default) falls back to this replica's in-process limits, `allow` admits without limits,
 //! `deny` refuses with 503. Each fallback is logged; Redis is tried again after a second.
 
+mod exact;
 pub mod headers;
 pub mod lease;
 pub mod plan;

@@ -30,6 +30,20 @@ pub struct MeterRef {
 
 const DAY_MS: i64 = 86_400_000;
 
+/// What a refusal names, by scope (key, tenant) and period (day, month, all time).
+const WHAT: [[&str; 3]; 2] = [
+    [
+        "daily spend limit of the key",
+        "monthly spend limit of the key",
+        "total spend limit of the key",
+    ],
+    [
+        "daily spend limit of the tenant",
+        "monthly spend limit of the tenant",
+        "total spend limit of the tenant",
+    ],
+];
+
 /// The meters of a key and its tenant at `now_ms` (empty when nothing limits its spend);
 /// `granted` is the tenant's net credit granted, when it has a wallet.
 pub fn meters_for(tk: &TenantKey, now_ms: i64, granted: Option<Nanos>) -> Vec<MeterRef> {
@@ -37,26 +51,8 @@ pub fn meters_for(tk: &TenantKey, now_ms: i64, granted: Option<Nanos>) -> Vec<Me
     let day = utc_day(now_ms);
     let month = utc_month(now_ms);
     let scopes: [(bool, &str, &Limits, [&'static str; 3]); 2] = [
-        (
-            false,
-            &tk.key.id,
-            &tk.key.limits,
-            [
-                "daily spend limit of the key",
-                "monthly spend limit of the key",
-                "total spend limit of the key",
-            ],
-        ),
-        (
-            true,
-            &tk.tenant.id,
-            &tk.tenant.limits,
-            [
-                "daily spend limit of the tenant",
-                "monthly spend limit of the tenant",
-                "total spend limit of the tenant",
-            ],
-        ),
+        (false, &tk.key.id, &tk.key.limits, WHAT[0]),
+        (true, &tk.tenant.id, &tk.tenant.limits, WHAT[1]),
     ];
     for (tenant, id, limits, what) in scopes {
         let scope = if tenant { "tenant" } else { "key" };
@@ -91,32 +87,38 @@ pub fn meters_for(tk: &TenantKey, now_ms: i64, granted: Option<Nanos>) -> Vec<Me
             }
         }
     }
-    // The wallet: all-time spend against the net credit granted (plus the postpaid credit
-    // limit), so credit + receivable never goes below −credit limit. It is the tenant's total
-    // meter, with the tighter of the two limits.
-    let wallet = granted.and_then(|g| wallet_limit(&tk.tenant, g));
-    if let Some((limit, what)) = wallet {
-        let name = meter_name("tenant", &tk.tenant.id, Suffix::Total);
-        match out.iter_mut().find(|m| m.name == name) {
-            Some(total) if total.limit <= limit => {}
-            Some(total) => {
-                total.limit = limit;
-                total.what = what;
-            }
-            None => out.push(MeterRef {
-                name,
-                limit,
-                what,
-                init: Init {
-                    tenant: true,
-                    id: tk.tenant.id.clone(),
-                    from_ms: 0,
-                    ttl_ms: 0,
-                },
-            }),
-        }
+    if let Some(g) = granted {
+        add_wallet(&mut out, &tk.tenant, g);
     }
     out
+}
+
+/// The wallet: all-time spend against the net credit granted (plus the postpaid credit limit),
+/// so credit + receivable never goes below −credit limit. It is the tenant's total meter, with
+/// the tighter of the two limits.
+fn add_wallet(out: &mut Vec<MeterRef>, tenant: &Tenant, granted: Nanos) {
+    let Some((limit, what)) = wallet_limit(tenant, granted) else {
+        return;
+    };
+    let name = meter_name("tenant", &tenant.id, Suffix::Total);
+    match out.iter_mut().find(|m| m.name == name) {
+        Some(total) if total.limit <= limit => {}
+        Some(total) => {
+            total.limit = limit;
+            total.what = what;
+        }
+        None => out.push(MeterRef {
+            name,
+            limit,
+            what,
+            init: Init {
+                tenant: true,
+                id: tenant.id.clone(),
+                from_ms: 0,
+                ttl_ms: 0,
+            },
+        }),
+    }
 }
 
 /// A meter's period: a UTC day (`d:YYYYMMDD`) or month (`m:YYYYMM`), or all time (`t`).

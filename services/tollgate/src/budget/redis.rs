@@ -74,41 +74,10 @@ impl RedisBudget {
             let reply = self.run(&call).await.map_err(Failure::Unreachable)?;
             match reply.first() {
                 Some(1) => return Ok(()),
-                Some(0) => {
-                    let i = reply
-                        .get(1)
-                        .and_then(|i| usize::try_from(*i).ok())
-                        .and_then(|i| i.checked_sub(1))
-                        .filter(|i| *i < meters.len())
-                        .ok_or_else(|| Failure::Unreachable("unexpected budget reply".into()))?;
-                    return Err(Failure::Refused(HoldRefusal::Exceeded {
-                        what: meters[i].what,
-                        limit: meters[i].limit,
-                        available: Nanos(reply.get(2).copied().unwrap_or(0)),
-                        amount,
-                    }));
-                }
+                Some(0) => return Err(refused(meters, &reply, amount)),
                 Some(2) => {
-                    let mut init = self.script.prepare_invoke();
-                    init.arg("init");
-                    for i in &reply[1..] {
-                        let Some(m) = usize::try_from(*i)
-                            .ok()
-                            .and_then(|i| i.checked_sub(1))
-                            .and_then(|i| meters.get(i))
-                        else {
-                            return Err(Failure::Unreachable("unexpected budget reply".into()));
-                        };
-                        let value = load(store, &m.init).await.map_err(|e| {
-                            Failure::Refused(HoldRefusal::Unavailable(format!(
-                                "loading spend: {e}"
-                            )))
-                        })?;
-                        init.key(&m.name);
-                        init.arg(value).arg(m.init.ttl_ms);
-                    }
-                    init.key(&hold_key).key(HOLDS);
-                    self.run(&init).await.map_err(Failure::Unreachable)?;
+                    self.load_meters(store, meters, &reply[1..], &hold_key)
+                        .await?
                 }
                 _ => return Err(Failure::Unreachable("unexpected budget reply".into())),
             }
@@ -116,6 +85,36 @@ impl RedisBudget {
         Err(Failure::Unreachable(
             "budget meters could not be loaded".into(),
         ))
+    }
+
+    /// Loads the meters the script found missing (`missing`: their 1-based indices) from the
+    /// store into Redis.
+    async fn load_meters(
+        &self,
+        store: &Store,
+        meters: &[MeterRef],
+        missing: &[i64],
+        hold_key: &str,
+    ) -> Result<(), Failure> {
+        let mut init = self.script.prepare_invoke();
+        init.arg("init");
+        for i in missing {
+            let Some(m) = usize::try_from(*i)
+                .ok()
+                .and_then(|i| i.checked_sub(1))
+                .and_then(|i| meters.get(i))
+            else {
+                return Err(Failure::Unreachable("unexpected budget reply".into()));
+            };
+            let value = load(store, &m.init).await.map_err(|e| {
+                Failure::Refused(HoldRefusal::Unavailable(format!("loading spend: {e}")))
+            })?;
+            init.key(&m.name);
+            init.arg(value).arg(m.init.ttl_ms);
+        }
+        init.key(hold_key).key(HOLDS);
+        self.run(&init).await.map_err(Failure::Unreachable)?;
+        Ok(())
     }
 
     /// Ends a hold in the background (charged 0: void). If it cannot be sent, the hold expires
@@ -185,5 +184,24 @@ impl RedisBudget {
                 })
             })
             .collect())
+    }
+}
+
+/// The refusal a hold's reply names: `reply[1]` is the 1-based index of the meter that did not
+/// fit, `reply[2]` what was left on it.
+fn refused(meters: &[MeterRef], reply: &[i64], amount: Nanos) -> Failure {
+    let meter = reply
+        .get(1)
+        .and_then(|i| usize::try_from(*i).ok())
+        .and_then(|i| i.checked_sub(1))
+        .and_then(|i| meters.get(i));
+    match meter {
+        Some(m) => Failure::Refused(HoldRefusal::Exceeded {
+            what: m.what,
+            limit: m.limit,
+            available: Nanos(reply.get(2).copied().unwrap_or(0)),
+            amount,
+        }),
+        None => Failure::Unreachable("unexpected budget reply".into()),
     }
 }

@@ -23,7 +23,7 @@ pub(crate) struct CatalogBuilder {
     models: HashMap<String, PublicModel>,
 }
 
-type Report<'a> = &'a mut dyn FnMut(String, String);
+pub(super) type Report<'a> = &'a mut dyn FnMut(String, String);
 
 fn header(v: &str) -> HeaderValue {
     HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("invalid"))

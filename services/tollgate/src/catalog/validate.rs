@@ -1,6 +1,6 @@
 //! Turns [`Settings`] into the runtime [`Catalog`], checking every reference and value.
 
-use super::builder::CatalogBuilder;
+use super::builder::{CatalogBuilder, Report};
 use super::Catalog;
 use crate::settings::env::Environment;
 use crate::settings::{ConfigError, ConfigErrors, Settings};
@@ -10,7 +10,26 @@ impl Settings {
     pub fn validate(&self, env: &Environment) -> Result<Catalog, ConfigErrors> {
         let mut errors = Vec::new();
         let mut err = |path: String, message: String| errors.push(ConfigError::new(path, message));
+        self.check_server(&mut err);
+        self.check_database_and_auth(env, &mut err);
+        self.check_quota_and_billing(&mut err);
+        self.check_limits(&mut err);
+        self.check_routing(&mut err);
+        let (key_env, jwt_env) = (&self.auth.operator_key_env, &self.auth.jwt_secret_env);
+        let mut builder = CatalogBuilder::new(self);
+        builder.add_providers(self, env, &mut err);
+        builder.add_deployments(self, &mut err);
+        builder.add_models(self, &mut err);
+        let operator_key = env.get(key_env);
+        if errors.is_empty() {
+            Ok(builder.finish(self, operator_key, env.get(jwt_env)))
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
 
+    /// `[server]`: the listener and request bodies.
+    fn check_server(&self, err: Report<'_>) {
         let s = &self.server;
         if s.host.parse::<std::net::IpAddr>().is_err() && s.host != "localhost" {
             err(
@@ -36,6 +55,10 @@ impl Settings {
                 "must be positive".into(),
             );
         }
+    }
+
+    /// `[database]` and `[auth]` (the operator key and JWT secret as the environment has them).
+    fn check_database_and_auth(&self, env: &Environment, err: Report<'_>) {
         let url = self.database.url.expose();
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")
@@ -72,6 +95,10 @@ impl Settings {
                 format!("the JWT secret in {jwt_env} is shorter than 32 bytes"),
             );
         }
+    }
+
+    /// `[quota]`, `[billing]` and `[log]`.
+    fn check_quota_and_billing(&self, err: Report<'_>) {
         if let Some(url) = &self.quota.redis_url {
             if redis::Client::open(url.expose()).is_err() {
                 err("quota.redis_url".into(), "not a valid redis:// URL".into());
@@ -113,6 +140,10 @@ impl Settings {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             err("log.level".into(), format!("not a valid filter: {e}"));
         }
+    }
+
+    /// `[limits]` and `[upstream_defaults]`.
+    fn check_limits(&self, err: Report<'_>) {
         let l = &self.limits;
         for (name, v) in [
             ("max_fields", l.max_fields),
@@ -144,6 +175,10 @@ impl Settings {
                 "must be between 1 and 10".into(),
             );
         }
+    }
+
+    /// `[routing]` and its breaker.
+    fn check_routing(&self, err: Report<'_>) {
         let r = &self.routing;
         for (name, v, min, max) in [
             ("attempt_deadline_ms", r.attempt_deadline_ms, 1, 3_600_000),
@@ -184,17 +219,6 @@ impl Settings {
                 "routing.stats_window".into(),
                 "must be between 8 and 65536".into(),
             );
-        }
-
-        let mut builder = CatalogBuilder::new(self);
-        builder.add_providers(self, env, &mut err);
-        builder.add_deployments(self, &mut err);
-        builder.add_models(self, &mut err);
-        let operator_key = env.get(key_env);
-        if errors.is_empty() {
-            Ok(builder.finish(self, operator_key, env.get(jwt_env)))
-        } else {
-            Err(ConfigErrors(errors))
         }
     }
 }

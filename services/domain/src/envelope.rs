@@ -13,6 +13,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+pub use crate::invalid::InvalidRequest;
 use crate::routing::{parse_models, Needs, ProviderPrefs};
 
 /// The proxied OpenAI endpoints.
@@ -68,43 +69,6 @@ impl Default for EnvelopeLimits {
             max_inputs: 2048,
             max_depth: 64,
         }
-    }
-}
-
-/// A request the gateway refuses; maps to HTTP 400 with an OpenAI-shaped body at the edge.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct InvalidRequest {
-    pub message: String,
-    /// The offending parameter, as OpenAI reports it (`messages[2].role`).
-    pub param: Option<String>,
-    /// A stable machine-readable code.
-    pub code: &'static str,
-}
-
-impl InvalidRequest {
-    pub(crate) fn new(code: &'static str, param: Option<&str>, message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            param: param.map(str::to_owned),
-            code,
-        }
-    }
-
-    fn missing(param: &str) -> Self {
-        Self::new(
-            "missing_required_parameter",
-            Some(param),
-            format!("Missing required parameter: '{param}'."),
-        )
-    }
-
-    fn wrong_type(param: &str, expected: &str) -> Self {
-        Self::new(
-            "invalid_type",
-            Some(param),
-            format!("Invalid type for '{param}': expected {expected}."),
-        )
     }
 }
 

@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::envelope::InvalidRequest;
+use crate::invalid::InvalidRequest;
 
 /// Most entries in `models`, and in each list of the `provider` object.
 pub const MAX_LIST: usize = 32;

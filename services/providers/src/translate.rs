@@ -3,7 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 /// Longest provider error message kept.
 pub(crate) const MAX_ERROR_MESSAGE: usize = 500;
@@ -11,16 +11,29 @@ pub(crate) const MAX_ERROR_MESSAGE: usize = 500;
 /// Whether a parameter's value means "not used" (so it may be dropped rather than refused).
 pub(crate) type Harmless = fn(&Value) -> bool;
 
-/// Refuses a request that is not an object, or that uses a parameter of `table` with a value
-/// that means something (the provider has no equivalent: refused, never ignored).
+/// OpenAI parameters that no translated family has an equivalent for (audio, predicted outputs,
+/// web search, the deprecated function calling), each with a test for the values that mean
+/// "not used".
+pub(crate) const OPENAI_ONLY: &[(&str, Harmless)] = &[
+    ("audio", |_| false),
+    ("modalities", |v| v == &json!(["text"])),
+    ("prediction", |_| false),
+    ("web_search_options", |_| false),
+    ("functions", |_| false),
+    ("function_call", |_| false),
+];
+
+/// Refuses a request that is not an object, or that uses a parameter of one of `tables` with a
+/// value that means something (the provider has no equivalent: refused, never ignored). The
+/// tables are read in order; the first parameter found is the one reported.
 pub(crate) fn refuse_unsupported(
     openai: &Value,
-    table: &[(&str, Harmless)],
+    tables: &[&[(&str, Harmless)]],
 ) -> Result<(), TranslateError> {
     if !openai.is_object() {
         return Err(invalid("body", "the request must be a JSON object"));
     }
-    for (param, harmless) in table {
+    for (param, harmless) in tables.iter().copied().flatten() {
         if field(openai, param).is_some_and(|v| !harmless(v)) {
             return Err(unsupported(*param));
         }
@@ -217,4 +230,11 @@ pub(crate) fn function_tools(tools: &Value) -> Result<Vec<FunctionTool<'_>>, Tra
         });
     }
     Ok(out)
+}
+
+/// `{"key": value}`.
+pub(crate) fn object(key: &str, value: Value) -> Value {
+    let mut m = Map::new();
+    m.insert(key.into(), value);
+    Value::Object(m)
 }

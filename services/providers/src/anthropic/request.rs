@@ -1,7 +1,35 @@
 //! OpenAI chat requests → Anthropic Messages requests.
 
+use serde_json::{json, Map, Value};
+
+use super::api::JSON_OUTPUT_TOOL;
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
+
+/// Anthropic's smallest thinking budget.
+const MIN_THINKING_BUDGET: u64 = 1024;
+
+/// Thinking budgets for `reasoning_effort` (`none` disables thinking).
+const EFFORT_BUDGETS: &[(&str, u64)] = &[
+    ("minimal", 1024),
+    ("low", 2048),
+    ("medium", 8192),
+    ("high", 16384),
+    ("xhigh", 32768),
+];
+
+/// OpenAI parameters Anthropic has no equivalent for, each with a test for the values that mean
+/// "not used" (accepted and dropped, as is `null`). Any other value is refused, never ignored.
+/// [`OPENAI_ONLY`] is refused too.
+const UNSUPPORTED: &[(&str, Harmless)] = &[
+    ("n", |v| v.as_u64() == Some(1)),
+    ("logprobs", |v| v == &Value::Bool(false)),
+    ("top_logprobs", |v| v.as_u64() == Some(0)),
+    ("presence_penalty", |v| v.as_f64() == Some(0.0)),
+    ("frequency_penalty", |v| v.as_f64() == Some(0.0)),
+    ("logit_bias", |v| v.as_object().is_some_and(Map::is_empty)),
+    ("seed", |_| false),
+];
 
 /// Translates an OpenAI chat request into an Anthropic Messages request for `upstream_model`.
 ///
@@ -15,7 +43,7 @@ pub fn to_anthropic_request(
     upstream_model: &str,
     default_max_tokens: u64,
 ) -> Result<Value, TranslateError> {
-    refuse_unsupported(openai, UNSUPPORTED)?;
+    refuse_unsupported(openai, &[UNSUPPORTED, OPENAI_ONLY])?;
     let mut out = Map::new();
     out.insert("model".into(), upstream_model.into());
     let (system, messages) = convert_messages(openai.get("messages"))?;

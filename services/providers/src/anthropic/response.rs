@@ -1,7 +1,12 @@
 //! Anthropic Messages responses and error bodies → OpenAI chat completions.
 
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use tollgate_domain::usage::{AnthropicUsage, Usage};
+
+use super::api::{ERROR_TYPES, JSON_OUTPUT_TOOL, UNKNOWN_ID};
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
 
 #[derive(Deserialize)]
 pub(super) struct Message {

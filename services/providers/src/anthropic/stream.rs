@@ -1,9 +1,13 @@
 //! Anthropic Messages SSE events → OpenAI `chat.completion.chunk`s.
 
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use tollgate_domain::usage::AnthropicUsage;
+
+use super::api::{JSON_OUTPUT_TOOL, UNKNOWN_ID};
+use super::response::{finish_reason, usage_json, Block, ErrorBody};
 #[allow(clippy::wildcard_imports)]
-use super::response::*;
-#[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

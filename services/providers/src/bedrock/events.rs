@@ -9,11 +9,13 @@
 use bytes::Bytes;
 use serde::Deserialize;
 
+use serde_json::{json, Value};
+
 use super::eventstream::Message;
 use super::response::TokenUsage;
-#[allow(clippy::wildcard_imports)]
-use super::*;
 use crate::sse::Frame;
+#[allow(clippy::wildcard_imports)]
+use crate::translate::*;
 
 /// The ConverseStream event names.
 pub(super) const EVENTS: &[&str] = &[

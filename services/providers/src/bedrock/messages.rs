@@ -1,7 +1,9 @@
 //! OpenAI chat messages → Converse `system` blocks and `messages` (turns of content blocks).
 
+use serde_json::{json, Value};
+
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
 
 /// Image media types and their Converse `format`.
 const IMAGE_FORMATS: &[(&str, &str)] = &[

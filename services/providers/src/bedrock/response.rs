@@ -3,8 +3,34 @@
 use serde::Deserialize;
 use tollgate_domain::usage::{AnthropicUsage, Usage};
 
+use serde_json::{json, Map, Value};
+
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
+
+/// A completion id: Converse responses carry none. Unique within the process.
+pub(super) fn completion_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("bedrock-{nanos:x}-{n:x}")
+}
+
+/// Exception names by HTTP status, from the Converse reference's error list, for error bodies
+/// that name none.
+const ERROR_TYPES: &[(u16, &str)] = &[
+    (400, "ValidationException"),
+    (403, "AccessDeniedException"),
+    (404, "ResourceNotFoundException"),
+    (408, "ModelTimeoutException"),
+    (424, "ModelErrorException"),
+    (429, "ThrottlingException"),
+    (500, "InternalServerException"),
+    (503, "ServiceUnavailableException"),
+];
 
 #[derive(Deserialize)]
 struct ConverseResponse {

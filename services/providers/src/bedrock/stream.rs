@@ -5,11 +5,13 @@
 //! `contentBlockStop`; `messageStop` (the stop reason); `metadata` (usage), the last one. How
 //! they are named and framed: [`super::events`].
 
+use serde_json::{json, Map, Value};
+
 #[allow(clippy::wildcard_imports)]
 use super::events::*;
 use super::response::*;
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
 
 /// What a content block turned into on the OpenAI side.
 #[derive(Debug, Clone, Copy)]

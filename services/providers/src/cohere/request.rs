@@ -1,7 +1,21 @@
 //! OpenAI chat requests → Cohere v2 chat requests.
 
+use serde_json::{json, Map, Value};
+
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
+
+/// OpenAI parameters Cohere has no equivalent for, each with a test for the values that mean
+/// "not used" (accepted and dropped, as is `null`). Any other value is refused, never ignored.
+/// (Cohere's own `logprobs` reports token ids, not OpenAI's per-token alternatives.)
+/// [`OPENAI_ONLY`] is refused too.
+const UNSUPPORTED: &[(&str, Harmless)] = &[
+    ("n", |v| v.as_u64() == Some(1)),
+    ("logprobs", |v| v == &Value::Bool(false)),
+    ("top_logprobs", |v| v.as_u64() == Some(0)),
+    ("logit_bias", |v| v.as_object().is_some_and(Map::is_empty)),
+    ("parallel_tool_calls", |v| v == &Value::Bool(true)),
+];
 
 /// Numeric parameters copied under Cohere's names: `(OpenAI, Cohere, integer)`.
 const NUMBERS: &[(&str, &str, bool)] = &[
@@ -32,7 +46,7 @@ const EFFORTS: &[&str] = &["minimal", "low", "medium", "high", "xhigh"];
 /// [`UNSUPPORTED`], content parts other than text and images, and a named `tool_choice` among
 /// several tools.
 pub fn to_cohere_request(openai: &Value, upstream_model: &str) -> Result<Value, TranslateError> {
-    refuse_unsupported(openai, UNSUPPORTED)?;
+    refuse_unsupported(openai, &[UNSUPPORTED, OPENAI_ONLY])?;
     let mut out = Map::new();
     out.insert("model".into(), upstream_model.into());
     let messages = convert_messages(openai.get("messages"))?;

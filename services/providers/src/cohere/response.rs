@@ -2,8 +2,34 @@
 
 use serde::Deserialize;
 
+use serde_json::{json, Map, Value};
+
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
+
+/// The id used when the provider sent none.
+pub(super) const UNKNOWN_ID: &str = "cohere-unknown";
+
+/// Cohere finish reasons that mean the generation failed.
+pub(super) const FAILED: &[&str] = &["ERROR", "TIMEOUT"];
+
+/// Native error codes by HTTP status: the statuses Cohere documents for `/v2/chat`, named as
+/// its SDKs name their errors (`TooManyRequestsError` → `too_many_requests`).
+const ERROR_CODES: &[(u16, &str)] = &[
+    (400, "bad_request"),
+    (401, "unauthorized"),
+    (402, "payment_required"),
+    (403, "forbidden"),
+    (404, "not_found"),
+    (422, "unprocessable_entity"),
+    (429, "too_many_requests"),
+    (498, "invalid_token"),
+    (499, "client_closed_request"),
+    (500, "internal_server_error"),
+    (501, "not_implemented"),
+    (503, "service_unavailable"),
+    (504, "gateway_timeout"),
+];
 
 #[derive(Deserialize)]
 struct ChatResponse {

@@ -9,9 +9,11 @@
 
 use serde::Deserialize;
 
+use serde_json::{json, Map, Value};
+
 use super::response::*;
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
 
 #[derive(Deserialize)]
 struct Event {

@@ -1,9 +1,9 @@
 //! OpenAI chat messages → Gemini `systemInstruction` and `contents` (turns of parts).
 
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
 
 /// One Gemini turn being assembled.
 struct Turn {

@@ -1,27 +1,35 @@
 //! OpenAI chat requests → Gemini `GenerateContentRequest` bodies (camelCase, arrays throughout).
 
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 use super::messages::convert_messages;
 use super::schema::to_gemini_schema;
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
+
+/// Thinking budgets for `reasoning_effort` (0 turns thinking off where the model allows it).
+const EFFORT_BUDGETS: &[(&str, u64)] = &[
+    ("none", 0),
+    ("minimal", 0),
+    ("low", 1024),
+    ("medium", 8192),
+    ("high", 24576),
+];
 
 /// Whether a parameter's value means "not used".
 /// OpenAI parameters Gemini has no equivalent for, each with a test for the values that mean
 /// "not used" (accepted and dropped, as is `null`). Any other value is refused, never ignored.
 /// Gemini's `responseLogprobs` exists but is not enabled on every model and its result is not
-/// translated back, so `logprobs` is refused too.
+/// translated back, so `logprobs` is refused too. Checked before [`OPENAI_ONLY`], then
+/// [`UNSUPPORTED_MODES`].
 const UNSUPPORTED: &[(&str, Harmless)] = &[
     ("logprobs", |v| v == &Value::Bool(false)),
     ("top_logprobs", |v| v.as_u64() == Some(0)),
     ("logit_bias", |v| v.as_object().is_some_and(Map::is_empty)),
-    ("audio", |_| false),
-    ("modalities", |v| v == &json!(["text"])),
-    ("prediction", |_| false),
-    ("web_search_options", |_| false),
-    ("functions", |_| false),
-    ("function_call", |_| false),
+];
+
+/// Modes Gemini cannot be put in, checked after [`OPENAI_ONLY`].
+const UNSUPPORTED_MODES: &[(&str, Harmless)] = &[
     // Gemini cannot be told to make one call at a time.
     ("parallel_tool_calls", |v| v == &Value::Bool(true)),
 ];
@@ -42,7 +50,7 @@ pub fn to_gemini_request(
     openai: &Value,
     default_max_tokens: Option<u64>,
 ) -> Result<Value, TranslateError> {
-    refuse_unsupported(openai, UNSUPPORTED)?;
+    refuse_unsupported(openai, &[UNSUPPORTED, OPENAI_ONLY, UNSUPPORTED_MODES])?;
     let mut out = Map::new();
     let (system, contents) = convert_messages(openai.get("messages"))?;
     out.insert("contents".into(), Value::Array(contents));

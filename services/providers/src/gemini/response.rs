@@ -4,11 +4,26 @@
 //! proto-JSON), and `parts` may be one object instead of an array.
 
 use serde::{Deserialize, Deserializer};
-use serde_json::json;
+use serde_json::{json, Map, Value};
 use tollgate_domain::usage::{GeminiUsage, Usage};
 
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
+
+/// The id used when the provider sent none.
+pub(super) const UNKNOWN_ID: &str = "gemini-unknown";
+
+/// Gemini's status names by HTTP status, as its troubleshooting page documents them, for error
+/// bodies that carry none.
+const STATUSES: &[(u16, &str)] = &[
+    (400, "INVALID_ARGUMENT"),
+    (403, "PERMISSION_DENIED"),
+    (404, "NOT_FOUND"),
+    (429, "RESOURCE_EXHAUSTED"),
+    (500, "INTERNAL"),
+    (503, "UNAVAILABLE"),
+    (504, "DEADLINE_EXCEEDED"),
+];
 
 #[derive(Deserialize)]
 pub(super) struct GenerateContentResponse {

@@ -22,8 +22,10 @@
 
 use std::cell::Cell;
 
+use serde_json::{Map, Value};
+
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
 
 /// The `Schema` fields Gemini documents, copied as they are (the nested ones are translated).
 const KEPT: &[&str] = &[

@@ -8,11 +8,11 @@
 //! finished and usage is reported, a blocked prompt, or the end of the body
 //! ([`StreamTranslator::end`]).
 
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 use super::response::*;
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
 
 /// The finish reason recorded for a blocked prompt (not one of Gemini's).
 const PROMPT_BLOCKED: &str = "(prompt blocked)";

@@ -1,8 +1,11 @@
 //! Anthropic Messages requests → OpenAI chat requests.
 
-use super::*;
-#[allow(clippy::wildcard_imports)]
-use crate::translate::Harmless;
+use serde_json::{json, Map, Value};
+
+use crate::translate::{
+    field, invalid, reasoning_detail, redacted_detail, str_field, unsupported, Harmless,
+    TranslateError,
+};
 
 /// Top-level fields that are translated.
 const KNOWN: &[&str] = &[

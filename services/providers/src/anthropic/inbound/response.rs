@@ -1,7 +1,10 @@
 //! OpenAI chat completions → Anthropic Messages responses.
 
-#[allow(clippy::wildcard_imports)]
-use super::*;
+use serde_json::{json, Value};
+
+use super::errors::provider_error;
+use crate::anthropic::api::UNKNOWN_ID;
+use crate::translate::{field, str_field, TranslateError};
 
 /// Anthropic's `stop_reason` for an OpenAI `finish_reason`; `None` for `error` (the answer is
 /// broken and must not look complete). `stop` with tool calls (as some providers report it) is

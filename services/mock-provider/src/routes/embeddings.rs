@@ -2,9 +2,10 @@
 
 use actix_web::web::{self, Bytes, Data};
 use actix_web::{HttpRequest, HttpResponse};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::base64;
 use crate::error::ApiError;
 use crate::generate::{count_words, embedding, fnv1a};
 use crate::routes::{admit, json_response, ModelRequest};
@@ -117,7 +118,7 @@ async fn create(
                 object: "embedding",
                 index,
                 embedding: if base64 {
-                    EmbeddingVector::Base64(base64::encode_f32s(&vector))
+                    EmbeddingVector::Base64(base64_f32s(&vector))
                 } else {
                     EmbeddingVector::Float(vector)
                 },
@@ -135,4 +136,11 @@ async fn create(
     };
     let body = serde_json::to_vec(&list)?;
     Ok(json_response(body, &admitted.directives, admitted.guard))
+}
+
+/// Floats the way OpenAI sends them for `encoding_format: "base64"`: little-endian `f32`s in
+/// standard, padded base64.
+fn base64_f32s(values: &[f32]) -> String {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    STANDARD.encode(bytes)
 }

@@ -13,6 +13,7 @@
 
 pub mod anthropic;
 pub mod bedrock;
+mod chunk;
 pub mod client;
 pub mod cohere;
 pub mod error;

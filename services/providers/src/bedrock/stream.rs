@@ -5,11 +5,12 @@
 //! `contentBlockStop`; `messageStop` (the stop reason); `metadata` (usage), the last one. How
 //! they are named and framed: [`super::events`].
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 #[allow(clippy::wildcard_imports)]
 use super::events::*;
 use super::response::*;
+use crate::chunk::ChunkWriter;
 #[allow(clippy::wildcard_imports)]
 use crate::translate::*;
 
@@ -30,9 +31,7 @@ enum Opened {
 #[derive(Debug)]
 pub struct StreamTranslator {
     id: String,
-    model: String,
-    created: u64,
-    include_usage: bool,
+    chunks: ChunkWriter,
     started: bool,
     usage: Option<TokenUsage>,
     /// Content blocks by their Bedrock index.
@@ -50,9 +49,7 @@ impl StreamTranslator {
     pub fn new(public_model: &str, include_usage: bool) -> Self {
         Self {
             id: completion_id(),
-            model: public_model.into(),
-            created: now(),
-            include_usage,
+            chunks: ChunkWriter::new(public_model, include_usage),
             started: false,
             usage: None,
             blocks: Vec::new(),
@@ -277,33 +274,13 @@ impl StreamTranslator {
 
     /// The usage chunk (if usage was reported); the stream is then over.
     fn finish(&mut self, out: &mut Vec<String>) {
-        if let (true, Some(usage)) = (self.include_usage, self.usage) {
-            out.push(self.envelope(Value::Array(Vec::new()), usage_json(usage)));
+        if let (true, Some(usage)) = (self.chunks.include_usage(), self.usage) {
+            out.push(self.chunks.usage(&self.id, usage_json(usage)));
         }
         self.finished = true;
     }
 
     fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> String {
-        let choice = json!({
-            "index": 0,
-            "delta": delta,
-            "logprobs": null,
-            "finish_reason": finish_reason,
-        });
-        self.envelope(Value::Array(vec![choice]), Value::Null)
-    }
-
-    /// A chunk; `usage` is left out when it is `null` and the client did not ask for usage.
-    fn envelope(&self, choices: Value, usage: Value) -> String {
-        let mut chunk = Map::new();
-        chunk.insert("id".into(), self.id.as_str().into());
-        chunk.insert("object".into(), "chat.completion.chunk".into());
-        chunk.insert("created".into(), self.created.into());
-        chunk.insert("model".into(), self.model.as_str().into());
-        chunk.insert("choices".into(), choices);
-        if self.include_usage || !usage.is_null() {
-            chunk.insert("usage".into(), usage);
-        }
-        Value::Object(chunk).to_string()
+        self.chunks.delta(&self.id, 0, delta, finish_reason)
     }
 }

@@ -9,9 +9,10 @@
 
 use serde::Deserialize;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::response::*;
+use crate::chunk::ChunkWriter;
 #[allow(clippy::wildcard_imports)]
 use crate::translate::*;
 
@@ -108,9 +109,7 @@ struct Call {
 #[derive(Debug)]
 pub struct StreamTranslator {
     id: Option<String>,
-    model: String,
-    created: u64,
-    include_usage: bool,
+    chunks: ChunkWriter,
     /// Whether the role chunk was sent.
     started: bool,
     calls: Vec<Call>,
@@ -127,9 +126,7 @@ impl StreamTranslator {
     pub fn new(public_model: &str, include_usage: bool) -> Self {
         Self {
             id: None,
-            model: public_model.into(),
-            created: now(),
-            include_usage,
+            chunks: ChunkWriter::new(public_model, include_usage),
             started: false,
             calls: Vec::new(),
             reasoning_sent: false,
@@ -258,8 +255,11 @@ impl StreamTranslator {
         );
         self.start(out);
         out.push(self.chunk(json!({}), Some(finish)));
-        if let (true, Some(usage)) = (self.include_usage, delta.usage) {
-            out.push(self.envelope(Value::Array(Vec::new()), usage_json(usage)));
+        if let (true, Some(usage)) = (self.chunks.include_usage(), delta.usage) {
+            out.push(
+                self.chunks
+                    .usage(self.id.as_deref().unwrap_or(UNKNOWN_ID), usage_json(usage)),
+            );
         }
         self.finished = true;
         Ok(())
@@ -337,26 +337,11 @@ impl StreamTranslator {
     }
 
     fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> String {
-        let choice = json!({
-            "index": 0,
-            "delta": delta,
-            "logprobs": null,
-            "finish_reason": finish_reason,
-        });
-        self.envelope(Value::Array(vec![choice]), Value::Null)
-    }
-
-    /// A chunk; `usage` is left out when it is `null` and the client did not ask for usage.
-    fn envelope(&self, choices: Value, usage: Value) -> String {
-        let mut chunk = Map::new();
-        chunk.insert("id".into(), self.id.as_deref().unwrap_or(UNKNOWN_ID).into());
-        chunk.insert("object".into(), "chat.completion.chunk".into());
-        chunk.insert("created".into(), self.created.into());
-        chunk.insert("model".into(), self.model.as_str().into());
-        chunk.insert("choices".into(), choices);
-        if self.include_usage || !usage.is_null() {
-            chunk.insert("usage".into(), usage);
-        }
-        Value::Object(chunk).to_string()
+        self.chunks.delta(
+            self.id.as_deref().unwrap_or(UNKNOWN_ID),
+            0,
+            delta,
+            finish_reason,
+        )
     }
 }

@@ -17,6 +17,7 @@ pub mod bedrock;
 mod chunk;
 pub mod client;
 pub mod cohere;
+mod completion;
 pub mod error;
 pub mod gemini;
 pub mod google_auth;

@@ -26,6 +26,7 @@ pub use crate::translate::TranslateError;
 
 mod api;
 pub mod inbound;
+mod messages;
 pub(crate) mod request;
 mod response;
 mod stream;

@@ -71,6 +71,19 @@ pub(crate) fn truncate(message: String) -> String {
     }
 }
 
+/// `stop`: a string or an array of strings, as a list; `None` when absent or empty.
+pub(crate) fn stop_sequences(openai: &Value) -> Result<Option<Vec<Value>>, TranslateError> {
+    let Some(stop) = field(openai, "stop") else {
+        return Ok(None);
+    };
+    let stops = match stop {
+        Value::String(s) => vec![Value::String(s.clone())],
+        Value::Array(a) if a.iter().all(Value::is_string) => a.clone(),
+        _ => return Err(invalid("stop", "must be a string or an array of strings")),
+    };
+    Ok((!stops.is_empty()).then_some(stops))
+}
+
 /// Unix seconds (the `created` of translated completions).
 pub(crate) fn now() -> u64 {
     SystemTime::now()

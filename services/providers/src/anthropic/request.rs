@@ -74,15 +74,8 @@ fn copy_options(openai: &Value, out: &mut Map<String, Value>) -> Result<(), Tran
             out.insert(key.into(), v.clone());
         }
     }
-    if let Some(stop) = field(openai, "stop") {
-        let stops = match stop {
-            Value::String(s) => vec![Value::String(s.clone())],
-            Value::Array(a) if a.iter().all(Value::is_string) => a.clone(),
-            _ => return Err(invalid("stop", "must be a string or an array of strings")),
-        };
-        if !stops.is_empty() {
-            out.insert("stop_sequences".into(), Value::Array(stops));
-        }
+    if let Some(stops) = stop_sequences(openai)? {
+        out.insert("stop_sequences".into(), Value::Array(stops));
     }
     if field(openai, "stream") == Some(&Value::Bool(true)) {
         out.insert("stream".into(), Value::Bool(true));

@@ -121,15 +121,8 @@ fn inference_config(
             config.insert(bedrock.into(), v.clone());
         }
     }
-    if let Some(stop) = field(openai, "stop") {
-        let stops = match stop {
-            Value::String(s) => vec![Value::String(s.clone())],
-            Value::Array(a) if a.iter().all(Value::is_string) => a.clone(),
-            _ => return Err(invalid("stop", "must be a string or an array of strings")),
-        };
-        if !stops.is_empty() {
-            config.insert("stopSequences".into(), Value::Array(stops));
-        }
+    if let Some(stops) = stop_sequences(openai)? {
+        config.insert("stopSequences".into(), Value::Array(stops));
     }
     Ok((config, thinking))
 }

@@ -88,23 +88,8 @@ impl StreamTranslator {
         if name.is_some_and(|n| !EVENTS.contains(&n)) {
             return Ok(Vec::new());
         }
-        let payload: Value =
-            serde_json::from_slice(data).map_err(|e| TranslateError::Malformed(e.to_string()))?;
-        let (name, payload) = match name {
-            Some(name) => (name, payload),
-            None => match payload {
-                Value::Object(mut wrapped) if wrapped.len() == 1 => {
-                    let Some((name, inner)) = wrapped
-                        .iter_mut()
-                        .next()
-                        .and_then(|(k, v)| Some((EVENTS.iter().find(|e| *e == k)?, v.take())))
-                    else {
-                        return Ok(Vec::new());
-                    };
-                    (*name, inner)
-                }
-                _ => return Ok(Vec::new()),
-            },
+        let Some((name, payload)) = named_payload(name, data)? else {
+            return Ok(Vec::new());
         };
         let malformed = |e: serde_json::Error| TranslateError::Malformed(e.to_string());
         let mut out = Vec::new();
@@ -125,14 +110,7 @@ impl StreamTranslator {
             "messageStop" if self.stopped => {}
             "messageStop" => {
                 let stop: MessageStop = serde_json::from_value(payload).map_err(malformed)?;
-                self.start(&mut out);
-                let reason = stop.stop_reason.as_deref().unwrap_or("end_turn");
-                let finish = finish_reason(reason, self.tool_calls > 0);
-                out.push(self.chunk(json!({}), Some(finish)));
-                self.stopped = true;
-                if self.metadata {
-                    self.finish(&mut out);
-                }
+                self.message_stop(&stop, &mut out);
             }
             _ => {
                 let metadata: Metadata = serde_json::from_value(payload).map_err(malformed)?;
@@ -162,6 +140,19 @@ impl StreamTranslator {
         let mut out = Vec::new();
         self.finish(&mut out);
         Ok(out)
+    }
+
+    /// The finish chunk (after the role chunk if none was sent), then the usage chunk if the
+    /// metadata already arrived.
+    fn message_stop(&mut self, stop: &MessageStop, out: &mut Vec<String>) {
+        self.start(out);
+        let reason = stop.stop_reason.as_deref().unwrap_or("end_turn");
+        let finish = finish_reason(reason, self.tool_calls > 0);
+        out.push(self.chunk(json!({}), Some(finish)));
+        self.stopped = true;
+        if self.metadata {
+            self.finish(out);
+        }
     }
 
     /// The role chunk, once.
@@ -283,4 +274,24 @@ impl StreamTranslator {
     fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> String {
         self.chunks.delta(&self.id, 0, delta, finish_reason)
     }
+}
+
+/// An event's name and payload: the name from the `:event-type` header, or (a body read as JSON
+/// without one) the single known key that wraps the payload. `None` for anything else.
+fn named_payload<'n>(
+    name: Option<&'n str>,
+    data: &[u8],
+) -> Result<Option<(&'n str, Value)>, TranslateError> {
+    let payload: Value =
+        serde_json::from_slice(data).map_err(|e| TranslateError::Malformed(e.to_string()))?;
+    Ok(match name {
+        Some(name) => Some((name, payload)),
+        None => match payload {
+            Value::Object(mut wrapped) if wrapped.len() == 1 => wrapped
+                .iter_mut()
+                .next()
+                .and_then(|(k, v)| Some((*EVENTS.iter().find(|e| *e == k)?, v.take()))),
+            _ => None,
+        },
+    })
 }

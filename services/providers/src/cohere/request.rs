@@ -68,29 +68,9 @@ pub fn to_cohere_request(openai: &Value, upstream_model: &str) -> Result<Value, 
             .ok_or_else(|| invalid(param, "must be a positive integer"))?;
         out.insert("max_tokens".into(), n.into());
     }
-    for (from, to, integer) in NUMBERS {
-        if let Some(v) = field(openai, from) {
-            let ok = if *integer {
-                v.is_i64() || v.is_u64()
-            } else {
-                v.is_number()
-            };
-            if !ok {
-                let kind = if *integer { "an integer" } else { "a number" };
-                return Err(invalid(*from, format!("must be {kind}")));
-            }
-            out.insert((*to).into(), v.clone());
-        }
-    }
-    if let Some(stop) = field(openai, "stop") {
-        let stops = match stop {
-            Value::String(s) => vec![Value::String(s.clone())],
-            Value::Array(a) if a.iter().all(Value::is_string) => a.clone(),
-            _ => return Err(invalid("stop", "must be a string or an array of strings")),
-        };
-        if !stops.is_empty() {
-            out.insert("stop_sequences".into(), Value::Array(stops));
-        }
+    copy_numbers(openai, &mut out)?;
+    if let Some(stops) = stop_sequences(openai)? {
+        out.insert("stop_sequences".into(), Value::Array(stops));
     }
 
     let (tools, strict) = match field(openai, "tools") {
@@ -111,19 +91,43 @@ pub fn to_cohere_request(openai: &Value, upstream_model: &str) -> Result<Value, 
         out.insert("response_format".into(), format);
     }
     if let Some(effort) = field(openai, "reasoning_effort") {
-        let thinking = match effort.as_str() {
-            Some("none") => "disabled",
-            Some(e) if EFFORTS.contains(&e) => "enabled",
-            _ => {
-                return Err(invalid(
-                    "reasoning_effort",
-                    "must be none, minimal, low, medium, high or xhigh",
-                ))
-            }
-        };
-        out.insert("thinking".into(), json!({ "type": thinking }));
+        out.insert("thinking".into(), thinking(effort)?);
     }
     Ok(Value::Object(out))
+}
+
+/// The [`NUMBERS`] the request sets, under Cohere's names.
+fn copy_numbers(openai: &Value, out: &mut Map<String, Value>) -> Result<(), TranslateError> {
+    for (from, to, integer) in NUMBERS {
+        if let Some(v) = field(openai, from) {
+            let ok = if *integer {
+                v.is_i64() || v.is_u64()
+            } else {
+                v.is_number()
+            };
+            if !ok {
+                let kind = if *integer { "an integer" } else { "a number" };
+                return Err(invalid(*from, format!("must be {kind}")));
+            }
+            out.insert((*to).into(), v.clone());
+        }
+    }
+    Ok(())
+}
+
+/// `thinking` for a `reasoning_effort`: disabled for `none`, else enabled.
+fn thinking(effort: &Value) -> Result<Value, TranslateError> {
+    let thinking = match effort.as_str() {
+        Some("none") => "disabled",
+        Some(e) if EFFORTS.contains(&e) => "enabled",
+        _ => {
+            return Err(invalid(
+                "reasoning_effort",
+                "must be none, minimal, low, medium, high or xhigh",
+            ))
+        }
+    };
+    Ok(json!({ "type": thinking }))
 }
 
 fn convert_messages(messages: Option<&Value>) -> Result<Vec<Value>, TranslateError> {

@@ -163,16 +163,7 @@ impl StreamTranslator {
         if self.finished {
             return Ok(Vec::new());
         }
-        let event = match serde_json::from_slice::<Event>(data) {
-            Ok(event) => event,
-            Err(_) if name == Some("error") => {
-                return Err(TranslateError::ProviderError {
-                    kind: "error".into(),
-                    message: truncate(String::from_utf8_lossy(data).into_owned()),
-                })
-            }
-            Err(e) => return Err(TranslateError::Malformed(e.to_string())),
-        };
+        let event = parse_event(name, data)?;
         let mut out = Vec::new();
         let mut delta = event.delta.unwrap_or_default();
         let message = delta.message.take().unwrap_or_default();
@@ -184,24 +175,9 @@ impl StreamTranslator {
                 self.start(&mut out);
             }
             Some("content-start" | "content-delta") => {
-                let content = message.content.unwrap_or_default();
-                if let Some(thinking) = content.thinking.filter(|t| !t.is_empty()) {
-                    self.reasoning_sent = true;
-                    self.push(json!({ "reasoning_content": thinking }), &mut out);
-                }
-                if let Some(text) = content.text.filter(|t| !t.is_empty()) {
-                    self.push(json!({ "content": text }), &mut out);
-                }
+                self.content(message.content.unwrap_or_default(), &mut out);
             }
-            Some("tool-plan-delta") => {
-                if let Some(mut plan) = message.tool_plan.filter(|p| !p.is_empty()) {
-                    if !self.plan_started && self.reasoning_sent {
-                        plan.insert_str(0, "\n\n");
-                    }
-                    self.plan_started = true;
-                    self.push(json!({ "reasoning_content": plan }), &mut out);
-                }
-            }
+            Some("tool-plan-delta") => self.plan(message.tool_plan, &mut out),
             Some("tool-call-start") => {
                 let call = message
                     .tool_calls
@@ -323,6 +299,28 @@ impl StreamTranslator {
         self.push(delta, out);
     }
 
+    /// Thinking, then text.
+    fn content(&mut self, content: DeltaContent, out: &mut Vec<String>) {
+        if let Some(thinking) = content.thinking.filter(|t| !t.is_empty()) {
+            self.reasoning_sent = true;
+            self.push(json!({ "reasoning_content": thinking }), out);
+        }
+        if let Some(text) = content.text.filter(|t| !t.is_empty()) {
+            self.push(json!({ "content": text }), out);
+        }
+    }
+
+    /// The tool plan, as reasoning (after a blank line when thinking came before).
+    fn plan(&mut self, plan: Option<String>, out: &mut Vec<String>) {
+        if let Some(mut plan) = plan.filter(|p| !p.is_empty()) {
+            if !self.plan_started && self.reasoning_sent {
+                plan.insert_str(0, "\n\n");
+            }
+            self.plan_started = true;
+            self.push(json!({ "reasoning_content": plan }), out);
+        }
+    }
+
     /// The role chunk, once.
     fn start(&mut self, out: &mut Vec<String>) {
         if !self.started {
@@ -343,5 +341,17 @@ impl StreamTranslator {
             delta,
             finish_reason,
         )
+    }
+}
+
+/// One event; a body that is not one is an error when the event is named `error`.
+fn parse_event(name: Option<&str>, data: &[u8]) -> Result<Event, TranslateError> {
+    match serde_json::from_slice::<Event>(data) {
+        Ok(event) => Ok(event),
+        Err(_) if name == Some("error") => Err(TranslateError::ProviderError {
+            kind: "error".into(),
+            message: truncate(String::from_utf8_lossy(data).into_owned()),
+        }),
+        Err(e) => Err(TranslateError::Malformed(e.to_string())),
     }
 }

@@ -88,10 +88,8 @@ pub fn to_gemini_request(
     Ok(Value::Object(out))
 }
 
-fn generation_config(
-    openai: &Value,
-    default_max_tokens: Option<u64>,
-) -> Result<Map<String, Value>, TranslateError> {
+/// Temperature, `top_p`, `top_k` and non-zero penalties, under Gemini's names.
+fn sampling(openai: &Value) -> Result<Map<String, Value>, TranslateError> {
     let mut config = Map::new();
     for (key, gemini) in [
         ("temperature", "temperature"),
@@ -109,6 +107,14 @@ fn generation_config(
             config.insert(gemini.into(), v.clone());
         }
     }
+    Ok(config)
+}
+
+fn generation_config(
+    openai: &Value,
+    default_max_tokens: Option<u64>,
+) -> Result<Map<String, Value>, TranslateError> {
+    let mut config = sampling(openai)?;
     let thinking = thinking_config(openai)?;
     let budget = thinking
         .as_ref()
@@ -125,15 +131,8 @@ fn generation_config(
     if let Some(max_tokens) = max_tokens {
         config.insert("maxOutputTokens".into(), max_tokens.into());
     }
-    if let Some(stop) = field(openai, "stop") {
-        let stops = match stop {
-            Value::String(s) => vec![Value::String(s.clone())],
-            Value::Array(a) if a.iter().all(Value::is_string) => a.clone(),
-            _ => return Err(invalid("stop", "must be a string or an array of strings")),
-        };
-        if !stops.is_empty() {
-            config.insert("stopSequences".into(), Value::Array(stops));
-        }
+    if let Some(stops) = stop_sequences(openai)? {
+        config.insert("stopSequences".into(), Value::Array(stops));
     }
     if field(openai, "n").is_some() {
         let n = positive(openai, "n")?;

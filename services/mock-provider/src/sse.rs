@@ -12,6 +12,7 @@ use futures_util::Stream;
 use serde::Serialize;
 
 use crate::directives::Directives;
+use crate::generate::Generation;
 use crate::state::InFlight;
 use crate::wire::Usage;
 
@@ -162,6 +163,19 @@ pub struct Shape {
     pub finish_reason: &'static str,
     pub include_usage: bool,
     pub usage: Usage,
+}
+
+impl Shape {
+    /// `choices` choices of `generation`.
+    pub fn new(choices: u64, generation: &Generation, include_usage: bool, usage: Usage) -> Self {
+        Self {
+            choices,
+            words: generation.words,
+            finish_reason: generation.finish_reason,
+            include_usage,
+            usage,
+        }
+    }
 }
 
 /// Plans a whole SSE body, applying the streaming directives.

@@ -190,13 +190,12 @@ async fn respond(
         "end_turn"
     };
     if stream {
-        let shape = Shape {
-            choices: 1,
-            words: generation.words,
-            finish_reason: generation.finish_reason,
-            include_usage: true,
-            usage: Usage::new(prompt, generation.words, d.cached, 0),
-        };
+        let shape = Shape::new(
+            1,
+            &generation,
+            true,
+            Usage::new(prompt, generation.words, d.cached, 0),
+        );
         let plan = sse::script(&ConverseStream { stop }, &shape, d);
         return Ok(
             plan.into_streamed_response("application/vnd.amazon.eventstream", admitted.guard)

@@ -149,13 +149,12 @@ async fn respond(
     };
     if stream {
         let format = CohereStream { id: &id, finish };
-        let shape = Shape {
-            choices: 1,
-            words: generation.words,
-            finish_reason: generation.finish_reason,
-            include_usage: true,
-            usage: Usage::new(prompt, generation.words, 0, 0),
-        };
+        let shape = Shape::new(
+            1,
+            &generation,
+            true,
+            Usage::new(prompt, generation.words, 0, 0),
+        );
         return Ok(sse::script(&format, &shape, d).into_sse_response(admitted.guard));
     }
     let json_mode = request

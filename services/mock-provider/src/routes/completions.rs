@@ -109,13 +109,7 @@ async fn create(
                 .and_then(|options| options.include_usage)
                 .unwrap_or(false),
         };
-        let shape = Shape {
-            choices: total,
-            words: generation.words,
-            finish_reason: generation.finish_reason,
-            include_usage: format.include_usage,
-            usage,
-        };
+        let shape = Shape::new(total, &generation, format.include_usage, usage);
         let plan = sse::script(&format, &shape, d);
         return Ok(plan.into_sse_response(admitted.guard));
     }

@@ -221,13 +221,7 @@ async fn respond(
     }
     let usage = Usage::new(prompt, generation.words, cached, d.reasoning);
     if stream {
-        let shape = Shape {
-            choices: 1,
-            words: generation.words,
-            finish_reason: generation.finish_reason,
-            include_usage: true,
-            usage,
-        };
+        let shape = Shape::new(1, &generation, true, usage);
         let plan = sse::script(&format, &shape, d);
         return Ok(plan.into_sse_response(admitted.guard));
     }

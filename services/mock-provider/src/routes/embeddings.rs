@@ -87,25 +87,8 @@ async fn create(
             message: format!("input must have between 1 and {MAX_INPUTS} items"),
         });
     }
-    let dimensions = match request.dimensions.unwrap_or(DEFAULT_DIMENSIONS) {
-        d @ 1..=MAX_DIMENSIONS => d as usize,
-        _ => {
-            return Err(ApiError::InvalidParam {
-                param: "dimensions",
-                message: format!("dimensions must be between 1 and {MAX_DIMENSIONS}"),
-            })
-        }
-    };
-    let base64 = match request.encoding_format.as_deref() {
-        None | Some("float") => false,
-        Some("base64") => true,
-        Some(other) => {
-            return Err(ApiError::InvalidParam {
-                param: "encoding_format",
-                message: format!("encoding_format must be 'float' or 'base64', not '{other}'"),
-            })
-        }
-    };
+    let dimensions = vector_length(request.dimensions)?;
+    let base64 = is_base64(request.encoding_format.as_deref())?;
     admitted.prelude(&state).await?;
 
     let prompt_tokens = items.iter().map(|(tokens, _)| tokens).sum();
@@ -143,4 +126,27 @@ async fn create(
 fn base64_f32s(values: &[f32]) -> String {
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     STANDARD.encode(bytes)
+}
+
+/// The vector length: `dimensions`, [`DEFAULT_DIMENSIONS`] when absent.
+fn vector_length(requested: Option<u64>) -> Result<usize, ApiError> {
+    match requested.unwrap_or(DEFAULT_DIMENSIONS) {
+        d @ 1..=MAX_DIMENSIONS => Ok(d as usize),
+        _ => Err(ApiError::InvalidParam {
+            param: "dimensions",
+            message: format!("dimensions must be between 1 and {MAX_DIMENSIONS}"),
+        }),
+    }
+}
+
+/// Whether `encoding_format` asks for base64 (else floats).
+fn is_base64(encoding_format: Option<&str>) -> Result<bool, ApiError> {
+    match encoding_format {
+        None | Some("float") => Ok(false),
+        Some("base64") => Ok(true),
+        Some(other) => Err(ApiError::InvalidParam {
+            param: "encoding_format",
+            message: format!("encoding_format must be 'float' or 'base64', not '{other}'"),
+        }),
+    }
 }

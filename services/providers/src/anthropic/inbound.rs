@@ -38,6 +38,9 @@
 //! document, tool_use, tool_result, thinking and redacted_thinking. Note that the `Display` of
 //! `Unsupported` speaks of "Anthropic models": the `/v1/messages` handler words its own message
 //! from `param`.
+//!
+//! [`TranslateError::ProviderError`]: crate::translate::TranslateError::ProviderError
+//! [`TranslateError::Unsupported`]: crate::translate::TranslateError::Unsupported
 
 use serde_json::{json, Value};
 

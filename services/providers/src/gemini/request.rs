@@ -35,7 +35,7 @@ const UNSUPPORTED_MODES: &[(&str, Harmless)] = &[
 ];
 
 /// Translates an OpenAI chat request into a Gemini `generateContent` body (the model and
-/// streaming are in the URL: see [`path`]).
+/// streaming are in the URL: see [`path`](super::path)).
 ///
 /// System and developer messages become `systemInstruction`; user, tool and assistant messages
 /// become `user`/`model` turns, adjacent ones of one role merged. `maxOutputTokens` is

@@ -71,6 +71,54 @@ pub(crate) fn truncate(message: String) -> String {
     }
 }
 
+/// The request's `messages` array.
+pub(crate) fn messages_array(messages: Option<&Value>) -> Result<&Vec<Value>, TranslateError> {
+    messages
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("messages", "must be an array of messages"))
+}
+
+/// The refusal of a message whose `role` (at `at`) is none of OpenAI's.
+pub(crate) fn unknown_role(at: &str) -> TranslateError {
+    invalid(
+        format!("{at}.role"),
+        "must be system, developer, user, assistant or tool",
+    )
+}
+
+/// Conversation turns being assembled: a message's blocks join the previous turn when it has
+/// the same role; messages without blocks are dropped.
+pub(crate) struct Turns<B> {
+    turns: Vec<(&'static str, Vec<B>)>,
+}
+
+impl<B> Turns<B> {
+    pub(crate) fn new() -> Self {
+        Self { turns: Vec::new() }
+    }
+
+    pub(crate) fn push(&mut self, role: &'static str, mut blocks: Vec<B>) {
+        if blocks.is_empty() {
+            return;
+        }
+        match self.turns.last_mut() {
+            Some((last, turn)) if *last == role => turn.append(&mut blocks),
+            _ => self.turns.push((role, blocks)),
+        }
+    }
+
+    /// The turns, `(role, blocks)`; a conversation without any is refused.
+    pub(crate) fn finish(self) -> Result<Vec<(&'static str, Vec<B>)>, TranslateError> {
+        if self.turns.is_empty() {
+            return Err(invalid(
+                "messages",
+                "needs at least one non-empty user or assistant message",
+            ));
+        }
+        Ok(self.turns)
+    }
+}
+
 /// `stop`: a string or an array of strings, as a list; `None` when absent or empty.
 pub(crate) fn stop_sequences(openai: &Value) -> Result<Option<Vec<Value>>, TranslateError> {
     let Some(stop) = field(openai, "stop") else {

@@ -37,11 +37,9 @@ impl Turn {
 pub(super) fn convert_messages(
     messages: Option<&Value>,
 ) -> Result<(Option<Value>, Vec<Value>), TranslateError> {
-    let messages = messages
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid("messages", "must be an array of messages"))?;
+    let messages = messages_array(messages)?;
     let mut system = Vec::new();
-    let mut turns: Vec<Turn> = Vec::new();
+    let mut turns = Turns::new();
     for (i, m) in messages.iter().enumerate() {
         let at = format!("messages[{i}]");
         let (role, mut blocks) = match str_field(m, "role") {
@@ -49,12 +47,7 @@ pub(super) fn convert_messages(
             Some("user") => ("user", content_blocks(m.get("content"), &at)?),
             Some("assistant") => ("assistant", assistant_blocks(m, &at)?),
             Some("tool") => ("user", vec![tool_result(m, &at)?]),
-            _ => {
-                return Err(invalid(
-                    format!("{at}.role"),
-                    "must be system, developer, user, assistant or tool",
-                ))
-            }
+            _ => return Err(unknown_role(&at)),
         };
         if let (Some(cc), Some(Value::Object(last))) =
             (field(m, "cache_control"), blocks.last_mut())
@@ -65,20 +58,9 @@ pub(super) fn convert_messages(
             system.append(&mut blocks);
             continue;
         }
-        if blocks.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            Some(turn) if turn.role == role => turn.blocks.append(&mut blocks),
-            _ => turns.push(Turn { role, blocks }),
-        }
+        turns.push(role, blocks);
     }
-    if turns.is_empty() {
-        return Err(invalid(
-            "messages",
-            "needs at least one non-empty user or assistant message",
-        ));
-    }
+    let turns = turns.finish()?;
     let system = if system.is_empty() {
         None
     } else if system.iter().all(|b| b.get("cache_control").is_none()) {
@@ -87,7 +69,10 @@ pub(super) fn convert_messages(
     } else {
         Some(Value::Array(system))
     };
-    Ok((system, turns.into_iter().map(Turn::into_value).collect()))
+    let turns = turns
+        .into_iter()
+        .map(|(role, blocks)| Turn { role, blocks });
+    Ok((system, turns.map(Turn::into_value).collect()))
 }
 
 /// A text block, keeping the part's `cache_control`; `None` for empty text (Anthropic refuses it).

@@ -89,11 +89,9 @@ impl Turn {
 pub(super) fn convert_messages(
     messages: Option<&Value>,
 ) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
-    let messages = messages
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid("messages", "must be an array of messages"))?;
+    let messages = messages_array(messages)?;
     let mut system = Vec::new();
-    let mut turns: Vec<Turn> = Vec::new();
+    let mut turns = Turns::new();
     for (i, m) in messages.iter().enumerate() {
         let at = format!("messages[{i}]");
         let (role, mut blocks) = match str_field(m, "role") {
@@ -101,12 +99,7 @@ pub(super) fn convert_messages(
             Some("user") => ("user", content_blocks(m.get("content"), &at)?),
             Some("assistant") => ("assistant", assistant_blocks(m, &at)?),
             Some("tool") => ("user", vec![tool_result(m, &at)?]),
-            _ => {
-                return Err(invalid(
-                    format!("{at}.role"),
-                    "must be system, developer, user, assistant or tool",
-                ))
-            }
+            _ => return Err(unknown_role(&at)),
         };
         if let (Some(_), Some(last)) = (field(m, "cache_control"), blocks.last_mut()) {
             last.cache = true;
@@ -121,24 +114,11 @@ pub(super) fn convert_messages(
             system.append(&mut blocks);
             continue;
         }
-        if blocks.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            Some(turn) if turn.role == role => turn.blocks.append(&mut blocks),
-            _ => turns.push(Turn { role, blocks }),
-        }
+        turns.push(role, blocks);
     }
-    if turns.is_empty() {
-        return Err(invalid(
-            "messages",
-            "needs at least one non-empty user or assistant message",
-        ));
-    }
-    Ok((
-        flatten(system),
-        turns.into_iter().map(Turn::into_value).collect(),
-    ))
+    let turns = turns.finish()?.into_iter();
+    let turns = turns.map(|(role, blocks)| Turn { role, blocks }.into_value());
+    Ok((flatten(system), turns.collect()))
 }
 
 fn text_block(text: &str) -> Option<Block> {

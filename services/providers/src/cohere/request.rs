@@ -131,9 +131,7 @@ fn thinking(effort: &Value) -> Result<Value, TranslateError> {
 }
 
 fn convert_messages(messages: Option<&Value>) -> Result<Vec<Value>, TranslateError> {
-    let messages = messages
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid("messages", "must be an array of messages"))?;
+    let messages = messages_array(messages)?;
     let mut out = Vec::with_capacity(messages.len());
     for (i, m) in messages.iter().enumerate() {
         let at = format!("messages[{i}]");
@@ -146,12 +144,7 @@ fn convert_messages(messages: Option<&Value>) -> Result<Vec<Value>, TranslateErr
             })),
             Some("assistant") => assistant(m, &at)?,
             Some("tool") => Some(tool_result(m, &at)?),
-            _ => {
-                return Err(invalid(
-                    format!("{at}.role"),
-                    "must be system, developer, user, assistant or tool",
-                ))
-            }
+            _ => return Err(unknown_role(&at)),
         };
         out.extend(message);
     }

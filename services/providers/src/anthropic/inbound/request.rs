@@ -3,8 +3,8 @@
 use serde_json::{json, Map, Value};
 
 use crate::translate::{
-    field, invalid, reasoning_detail, redacted_detail, str_field, unsupported, Harmless,
-    TranslateError,
+    field, invalid, messages_array, reasoning_detail, redacted_detail, str_field, unsupported,
+    Harmless, TranslateError,
 };
 
 /// Top-level fields that are translated.
@@ -89,9 +89,7 @@ fn convert_messages(anthropic: &Value) -> Result<Vec<Value>, TranslateError> {
     if let Some(system) = field(anthropic, "system") {
         messages.extend(system_message(system)?);
     }
-    let turns = field(anthropic, "messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid("messages", "must be an array of messages"))?;
+    let turns = messages_array(field(anthropic, "messages"))?;
     for (i, m) in turns.iter().enumerate() {
         convert_message(m, &format!("messages[{i}]"), &mut messages)?;
     }

@@ -208,6 +208,52 @@ pub(crate) fn redacted_detail(index: usize, data: &str) -> Value {
     json!({ "type": "reasoning.encrypted", "data": data, "format": REASONING_FORMAT, "index": index })
 }
 
+/// The `reasoning_details` of the message `m`, and how many are `reasoning.text` entries.
+pub(crate) fn reasoning_details(m: &Value) -> (&[Value], usize) {
+    let details = m
+        .get("reasoning_details")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    let texts = details
+        .iter()
+        .filter(|d| str_field(d, "type") == Some("reasoning.text"))
+        .count();
+    (details, texts)
+}
+
+/// A `reasoning_details` entry sent back by a client, as Claude (on Anthropic or Bedrock) takes
+/// it back.
+pub(crate) enum ClientReasoning<'a> {
+    /// Thinking text and its signature.
+    Signed { text: &'a str, signature: &'a str },
+    /// Redacted (encrypted) thinking.
+    Redacted { data: &'a str },
+}
+
+/// The `reasoning_details` of the assistant message `m` that Claude takes back: signed text
+/// entries (a streamed entry without text takes the message's `reasoning_content` when it is
+/// the only text entry) and encrypted entries. Unsigned entries are skipped: Claude refuses
+/// them.
+pub(crate) fn client_reasoning(m: &Value) -> impl Iterator<Item = ClientReasoning<'_>> {
+    let (details, texts) = reasoning_details(m);
+    let fallback = str_field(m, "reasoning_content").filter(|_| texts == 1);
+    details
+        .iter()
+        .filter_map(move |d| match str_field(d, "type")? {
+            "reasoning.text" => {
+                let signature = str_field(d, "signature").filter(|s| !s.is_empty())?;
+                let text = str_field(d, "text")
+                    .filter(|t| !t.is_empty())
+                    .or(fallback)?;
+                Some(ClientReasoning::Signed { text, signature })
+            }
+            "reasoning.encrypted" => Some(ClientReasoning::Redacted {
+                data: str_field(d, "data")?,
+            }),
+            _ => None,
+        })
+}
+
 /// One `tool_calls` entry of an assistant message, its arguments parsed.
 pub(crate) struct ToolCall<'a> {
     pub call: &'a Value,

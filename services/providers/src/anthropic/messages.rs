@@ -193,33 +193,16 @@ fn assistant_blocks(m: &Value, at: &str) -> Result<Vec<Value>, TranslateError> {
     Ok(blocks)
 }
 
-/// `reasoning_details` sent back by a client. Entries without a signature are skipped (Anthropic
-/// refuses unsigned thinking). A signed entry without text (as streamed) takes the message's
-/// `reasoning_content` when it is the only such entry.
+/// `reasoning_details` sent back by a client ([`client_reasoning`]) as thinking blocks.
 fn thinking_blocks(m: &Value) -> Vec<Value> {
-    let Some(details) = m.get("reasoning_details").and_then(Value::as_array) else {
-        return Vec::new();
-    };
-    let texts = details
-        .iter()
-        .filter(|d| str_field(d, "type") == Some("reasoning.text"))
-        .count();
-    let fallback = str_field(m, "reasoning_content").filter(|_| texts == 1);
-    details
-        .iter()
-        .filter_map(|d| match str_field(d, "type")? {
-            "reasoning.text" => {
-                let signature = str_field(d, "signature").filter(|s| !s.is_empty())?;
-                let text = str_field(d, "text")
-                    .filter(|t| !t.is_empty())
-                    .or(fallback)?;
-                Some(json!({ "type": "thinking", "thinking": text, "signature": signature }))
+    client_reasoning(m)
+        .map(|r| match r {
+            ClientReasoning::Signed { text, signature } => {
+                json!({ "type": "thinking", "thinking": text, "signature": signature })
             }
-            "reasoning.encrypted" => Some(json!({
-                "type": "redacted_thinking",
-                "data": str_field(d, "data")?,
-            })),
-            _ => None,
+            ClientReasoning::Redacted { data } => {
+                json!({ "type": "redacted_thinking", "data": data })
+            }
         })
         .collect()
 }

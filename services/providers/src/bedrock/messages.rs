@@ -236,33 +236,17 @@ fn assistant_blocks(m: &Value, at: &str) -> Result<Vec<Block>, TranslateError> {
     Ok(blocks)
 }
 
-/// `reasoning_details` sent back by a client, as the Anthropic family reads them: signed text
-/// entries (a streamed entry without text takes the message's `reasoning_content` when it is the
-/// only one) and encrypted entries. Unsigned entries are skipped: Claude refuses them.
+/// `reasoning_details` sent back by a client ([`client_reasoning`]) as `reasoningContent` blocks.
 fn reasoning_blocks(m: &Value) -> Vec<Block> {
-    let Some(details) = m.get("reasoning_details").and_then(Value::as_array) else {
-        return Vec::new();
-    };
-    let texts = details
-        .iter()
-        .filter(|d| str_field(d, "type") == Some("reasoning.text"))
-        .count();
-    let fallback = str_field(m, "reasoning_content").filter(|_| texts == 1);
-    details
-        .iter()
-        .filter_map(|d| {
-            let content = match str_field(d, "type")? {
-                "reasoning.text" => {
-                    let signature = str_field(d, "signature").filter(|s| !s.is_empty())?;
-                    let text = str_field(d, "text")
-                        .filter(|t| !t.is_empty())
-                        .or(fallback)?;
+    client_reasoning(m)
+        .map(|r| {
+            let content = match r {
+                ClientReasoning::Signed { text, signature } => {
                     json!({ "reasoningText": { "text": text, "signature": signature } })
                 }
-                "reasoning.encrypted" => json!({ "redactedContent": str_field(d, "data")? }),
-                _ => return None,
+                ClientReasoning::Redacted { data } => json!({ "redactedContent": data }),
             };
-            Some(Block::new(json!({ "reasoningContent": content })))
+            Block::new(json!({ "reasoningContent": content }))
         })
         .collect()
 }

@@ -10,12 +10,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tollgate_providers::bedrock::eventstream::encode_message;
 
-use crate::directives::Directives;
 use crate::error::ApiError;
 use crate::generate::{count_words, Generation};
-use crate::routes::{admit_as, json_response, reshaped_error, ModelRequest};
+use crate::routes::{
+    admit_as, json_response, reshaped_error, tool_response, ModelRequest, ToolAnswer,
+};
 use crate::sse::{self, ChunkFormat, Plan, Shape};
-use crate::state::{InFlight, Route, State};
+use crate::state::{Route, State};
 use crate::wire::Usage;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -136,7 +137,7 @@ async fn respond(
             tool,
             usage: json!({"inputTokens": prompt, "outputTokens": 10, "totalTokens": prompt + 10}),
         };
-        return call.respond(stream, d, admitted.guard);
+        return tool_response(&call, stream, d, admitted.guard);
     }
 
     let stop = if generation.finish_reason == "length" {
@@ -190,27 +191,18 @@ struct ToolUse<'a> {
     usage: Value,
 }
 
-impl ToolUse<'_> {
-    fn respond(
-        &self,
-        stream: bool,
-        d: &Directives,
-        guard: InFlight,
-    ) -> Result<HttpResponse, ApiError> {
+impl ToolAnswer for ToolUse<'_> {
+    const CONTENT_TYPE: &'static str = "application/vnd.amazon.eventstream";
+
+    fn whole(&self, input: Value) -> Value {
         let (tool_id, tool, usage) = (&self.id, self.tool, &self.usage);
-        let input: Value = serde_json::from_str(crate::tools::ARGUMENTS)?;
-        if !stream {
-            let body = json!({"output": {"message": {"role": "assistant", "content": [
-                {"toolUse": {"toolUseId": tool_id, "name": tool, "input": input}}]}},
-                "stopReason": "tool_use", "usage": usage, "metrics": {"latencyMs": 1}});
-            return Ok(json_response(body.to_string().into_bytes(), d, guard));
-        }
-        let plan = self.stream();
-        Ok(plan.into_streamed_response("application/vnd.amazon.eventstream", guard))
+        json!({"output": {"message": {"role": "assistant", "content": [
+            {"toolUse": {"toolUseId": tool_id, "name": tool, "input": input}}]}},
+            "stopReason": "tool_use", "usage": usage, "metrics": {"latencyMs": 1}})
     }
 
     /// The call streamed: the block opens with the tool's name, then its input in fragments.
-    fn stream(&self) -> Plan {
+    fn streamed(&self) -> Plan {
         let (tool_id, tool, usage) = (&self.id, self.tool, &self.usage);
         let mut plan = Plan::new();
         event(&mut plan, "messageStart", &json!({"role": "assistant"}));

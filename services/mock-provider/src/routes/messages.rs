@@ -13,9 +13,11 @@ use serde_json::{json, Value};
 use crate::directives::Directives;
 use crate::error::ApiError;
 use crate::generate::{count_words, Generation};
-use crate::routes::{admit, json_response, reshaped_error, ModelRequest};
+use crate::routes::{
+    admit, json_response, reshaped_error, tool_response, ModelRequest, ToolAnswer,
+};
 use crate::sse::{self, ChunkFormat, Plan, Shape};
-use crate::state::{InFlight, Route, State};
+use crate::state::{Route, State};
 use crate::wire::Usage;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -129,7 +131,7 @@ async fn respond(
             tool,
             usage: usage_json(input, 10, cached),
         };
-        return call.respond(request.stream.unwrap_or(false), d, admitted.guard);
+        return tool_response(&call, request.stream.unwrap_or(false), d, admitted.guard);
     }
 
     if request.stream.unwrap_or(false) {
@@ -219,22 +221,8 @@ struct ToolUse<'a> {
     usage: Value,
 }
 
-impl ToolUse<'_> {
-    fn respond(
-        &self,
-        stream: bool,
-        d: &Directives,
-        guard: InFlight,
-    ) -> Result<HttpResponse, ApiError> {
-        let input: Value = serde_json::from_str(crate::tools::ARGUMENTS)?;
-        if !stream {
-            let message = self.message(input);
-            return Ok(json_response(message.to_string().into_bytes(), d, guard));
-        }
-        Ok(self.stream().into_sse_response(guard))
-    }
-
-    fn message(&self, input: Value) -> Value {
+impl ToolAnswer for ToolUse<'_> {
+    fn whole(&self, input: Value) -> Value {
         let (id, model, call_id, tool) = (self.id, self.model, &self.call_id, self.tool);
         json!({"id": id, "type": "message", "role": "assistant", "model": model,
             "content": [{"type": "tool_use", "id": call_id, "name": tool, "input": input}],
@@ -242,7 +230,7 @@ impl ToolUse<'_> {
     }
 
     /// The call streamed: the block opens with an empty input, then the input in fragments.
-    fn stream(&self) -> Plan {
+    fn streamed(&self) -> Plan {
         let (id, model, call_id, tool) = (self.id, self.model, &self.call_id, self.tool);
         let mut plan = Plan::new();
         let mut start_usage = self.usage.clone();

@@ -16,6 +16,7 @@
 pub mod calendar;
 pub mod envelope;
 pub mod ids;
+mod invalid;
 pub mod keys;
 pub mod ledger;
 pub mod money;

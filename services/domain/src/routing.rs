@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::envelope::InvalidRequest;
+use crate::invalid::InvalidRequest;
 
 /// Most entries in `models`, and in each list of the `provider` object.
 pub const MAX_LIST: usize = 32;
@@ -69,79 +69,91 @@ pub struct ProviderPrefs {
     pub versions: Option<Vec<String>>,
 }
 
+/// The `provider` field as it is sent.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WirePrefs<'a> {
+    #[serde(default)]
+    order: Option<Vec<String>>,
+    #[serde(default)]
+    only: Option<Vec<String>>,
+    #[serde(default)]
+    ignore: Option<Vec<String>>,
+    #[serde(default)]
+    allow_fallbacks: Option<bool>,
+    #[serde(default)]
+    sort: Option<Sort>,
+    #[serde(default, borrow)]
+    max_price: Option<WirePrice<'a>>,
+    #[serde(default)]
+    require_parameters: Option<bool>,
+    #[serde(default)]
+    data_collection: Option<DataCollection>,
+    #[serde(default)]
+    zdr: Option<bool>,
+    #[serde(default)]
+    quantizations: Option<Vec<String>>,
+    #[serde(default)]
+    versions: Option<Vec<String>>,
+}
+
+/// `provider.max_price` as it is sent: each price a number or a numeric string.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WirePrice<'a> {
+    #[serde(default, borrow)]
+    prompt: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    completion: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    request: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    image: Option<&'a RawValue>,
+}
+
+impl WirePrice<'_> {
+    fn parse(self) -> Result<MaxPrice, InvalidRequest> {
+        Ok(MaxPrice {
+            prompt: price("prompt", self.prompt)?,
+            completion: price("completion", self.completion)?,
+            request: price("request", self.request)?,
+            image: price("image", self.image)?,
+        })
+    }
+}
+
+/// One `provider.max_price` entry: a non-negative decimal.
+fn price(name: &str, v: Option<&RawValue>) -> Result<Option<Decimal>, InvalidRequest> {
+    let Some(v) = v else { return Ok(None) };
+    let text = v.get().trim_matches('"');
+    Decimal::from_str(text)
+        .ok()
+        .filter(|d| !d.is_sign_negative())
+        .map(Some)
+        .ok_or_else(|| {
+            InvalidRequest::new(
+                "invalid_value",
+                Some(&format!("provider.max_price.{name}")),
+                format!("'provider.max_price.{name}' must be a non-negative number."),
+            )
+        })
+}
+
 impl ProviderPrefs {
     /// Parses the raw JSON of a `provider` field; errors name the offending parameter.
     pub fn parse(raw: &str) -> Result<Self, InvalidRequest> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Wire<'a> {
-            #[serde(default)]
-            order: Option<Vec<String>>,
-            #[serde(default)]
-            only: Option<Vec<String>>,
-            #[serde(default)]
-            ignore: Option<Vec<String>>,
-            #[serde(default)]
-            allow_fallbacks: Option<bool>,
-            #[serde(default)]
-            sort: Option<Sort>,
-            #[serde(default, borrow)]
-            max_price: Option<WirePrice<'a>>,
-            #[serde(default)]
-            require_parameters: Option<bool>,
-            #[serde(default)]
-            data_collection: Option<DataCollection>,
-            #[serde(default)]
-            zdr: Option<bool>,
-            #[serde(default)]
-            quantizations: Option<Vec<String>>,
-            #[serde(default)]
-            versions: Option<Vec<String>>,
-        }
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct WirePrice<'a> {
-            #[serde(default, borrow)]
-            prompt: Option<&'a RawValue>,
-            #[serde(default, borrow)]
-            completion: Option<&'a RawValue>,
-            #[serde(default, borrow)]
-            request: Option<&'a RawValue>,
-            #[serde(default, borrow)]
-            image: Option<&'a RawValue>,
-        }
         if raw.trim() == "null" {
             return Ok(Self::default());
         }
-        let w: Wire<'_> = serde_json::from_str(raw).map_err(|e| {
+        let w: WirePrefs<'_> = serde_json::from_str(raw).map_err(|e| {
             InvalidRequest::new(
                 "invalid_value",
                 Some("provider"),
                 format!("Invalid 'provider' preferences: {e}."),
             )
         })?;
-        let price = |name: &str, v: Option<&RawValue>| -> Result<Option<Decimal>, InvalidRequest> {
-            let Some(v) = v else { return Ok(None) };
-            let text = v.get().trim_matches('"');
-            Decimal::from_str(text)
-                .ok()
-                .filter(|d| !d.is_sign_negative())
-                .map(Some)
-                .ok_or_else(|| {
-                    InvalidRequest::new(
-                        "invalid_value",
-                        Some(&format!("provider.max_price.{name}")),
-                        format!("'provider.max_price.{name}' must be a non-negative number."),
-                    )
-                })
-        };
         let max_price = match w.max_price {
-            Some(p) => Some(MaxPrice {
-                prompt: price("prompt", p.prompt)?,
-                completion: price("completion", p.completion)?,
-                request: price("request", p.request)?,
-                image: price("image", p.image)?,
-            }),
+            Some(p) => Some(p.parse()?),
             None => None,
         };
         let prefs = Self {
@@ -157,12 +169,18 @@ impl ProviderPrefs {
             quantizations: w.quantizations,
             versions: w.versions,
         };
+        prefs.check_list_lengths()?;
+        Ok(prefs)
+    }
+
+    /// Refuses a list with more than [`MAX_LIST`] entries.
+    fn check_list_lengths(&self) -> Result<(), InvalidRequest> {
         for (name, list) in [
-            ("order", &prefs.order),
-            ("only", &prefs.only),
-            ("ignore", &prefs.ignore),
-            ("quantizations", &prefs.quantizations),
-            ("versions", &prefs.versions),
+            ("order", &self.order),
+            ("only", &self.only),
+            ("ignore", &self.ignore),
+            ("quantizations", &self.quantizations),
+            ("versions", &self.versions),
         ] {
             if list.as_ref().is_some_and(|l| l.len() > MAX_LIST) {
                 return Err(InvalidRequest::new(
@@ -172,7 +190,7 @@ impl ProviderPrefs {
                 ));
             }
         }
-        Ok(prefs)
+        Ok(())
     }
 
     /// `self` with each field the request left unset taken from `defaults` (a key's defaults).

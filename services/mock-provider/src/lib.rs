@@ -7,7 +7,6 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
-pub mod base64;
 pub mod directives;
 pub mod error;
 pub mod generate;

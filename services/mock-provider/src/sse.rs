@@ -12,6 +12,7 @@ use futures_util::Stream;
 use serde::Serialize;
 
 use crate::directives::Directives;
+use crate::generate::Generation;
 use crate::state::InFlight;
 use crate::wire::Usage;
 
@@ -164,18 +165,23 @@ pub struct Shape {
     pub usage: Usage,
 }
 
+impl Shape {
+    /// `choices` choices of `generation`.
+    pub fn new(choices: u64, generation: &Generation, include_usage: bool, usage: Usage) -> Self {
+        Self {
+            choices,
+            words: generation.words,
+            finish_reason: generation.finish_reason,
+            include_usage,
+            usage,
+        }
+    }
+}
+
 /// Plans a whole SSE body, applying the streaming directives.
 pub fn script<F: ChunkFormat>(format: &F, shape: &Shape, directives: &Directives) -> Plan {
     let mut plan = Plan::new();
-    let ttft = directives.ttft.unwrap_or_default();
-    // Keep-alive comments are spread evenly over the time to first token.
-    let slices = u32::try_from(directives.keepalive.saturating_add(1)).unwrap_or(u32::MAX);
-    let slice = ttft / slices;
-    for _ in 0..directives.keepalive {
-        plan.pause(slice);
-        plan.push(KEEPALIVE);
-    }
-    plan.pause(ttft.saturating_sub(slice * (slices - 1)));
+    wait_first_token(&mut plan, directives);
 
     if directives.first_error {
         format.first_error(&mut plan);
@@ -187,30 +193,8 @@ pub fn script<F: ChunkFormat>(format: &F, shape: &Shape, directives: &Directives
     }
 
     format.opening(&mut plan);
-    let gap = directives.tps.map_or(Duration::ZERO, |tps| {
-        Duration::from_secs(1) / tps_divisor(tps)
-    });
-    let mut word = String::with_capacity(16);
-    for i in 0..=shape.words {
-        if directives.cut_after == Some(i) {
-            plan.cut();
-            return plan;
-        }
-        if directives.stall_after == Some(i) {
-            plan.stall();
-            return plan;
-        }
-        if i == shape.words {
-            break;
-        }
-        if i > 0 {
-            plan.pause(gap);
-        }
-        word.clear();
-        crate::generate::push_word(&mut word, i, i + 1 == shape.words);
-        for choice in 0..shape.choices {
-            format.token(&mut plan, choice, &word);
-        }
+    if !tokens(&mut plan, format, shape, directives) {
+        return plan;
     }
     // A cut or stall past the last token happens before the finish chunk.
     if directives.cut_after.is_some_and(|n| n > shape.words) {
@@ -231,6 +215,54 @@ pub fn script<F: ChunkFormat>(format: &F, shape: &Shape, directives: &Directives
         format.done(&mut plan);
     }
     plan
+}
+
+/// Keep-alive comments spread evenly over the time to first token, then the rest of that time.
+fn wait_first_token(plan: &mut Plan, directives: &Directives) {
+    let ttft = directives.ttft.unwrap_or_default();
+    let slices = u32::try_from(directives.keepalive.saturating_add(1)).unwrap_or(u32::MAX);
+    let slice = ttft / slices;
+    for _ in 0..directives.keepalive {
+        plan.pause(slice);
+        plan.push(KEEPALIVE);
+    }
+    plan.pause(ttft.saturating_sub(slice * (slices - 1)));
+}
+
+/// The tokens, one word for every choice at a time, paced by `tps`; `false` when a cut or a
+/// stall ended the stream among them.
+fn tokens<F: ChunkFormat>(
+    plan: &mut Plan,
+    format: &F,
+    shape: &Shape,
+    directives: &Directives,
+) -> bool {
+    let gap = directives.tps.map_or(Duration::ZERO, |tps| {
+        Duration::from_secs(1) / tps_divisor(tps)
+    });
+    let mut word = String::with_capacity(16);
+    for i in 0..=shape.words {
+        if directives.cut_after == Some(i) {
+            plan.cut();
+            return false;
+        }
+        if directives.stall_after == Some(i) {
+            plan.stall();
+            return false;
+        }
+        if i == shape.words {
+            break;
+        }
+        if i > 0 {
+            plan.pause(gap);
+        }
+        word.clear();
+        crate::generate::push_word(&mut word, i, i + 1 == shape.words);
+        for choice in 0..shape.choices {
+            format.token(plan, choice, &word);
+        }
+    }
+    true
 }
 
 fn tps_divisor(tps: u64) -> u32 {

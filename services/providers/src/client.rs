@@ -3,10 +3,10 @@
 use std::error::Error as _;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -16,9 +16,9 @@ use tokio::time::{timeout, Instant};
 
 use crate::error::UpstreamError;
 use crate::preset::Wire;
-use crate::sse::{Frame, SseDecoder, SseLimits};
-use crate::target::ProviderTarget;
-use crate::wire::StreamWire;
+pub use crate::reader::UpstreamStream;
+use crate::reader::{describe, BodyReader};
+use crate::target::{AwsSigning, ProviderTarget, Timeouts};
 
 /// Largest non-streaming response body accepted from a provider.
 pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
@@ -93,23 +93,7 @@ impl UpstreamClient {
             _ => uri,
         };
         // SigV4 covers the headers sent, so they are computed before the request is built.
-        let signed = target.aws().map(|aws| {
-            let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
-            crate::bedrock::sigv4::sign(
-                "POST",
-                &uri,
-                &mut headers,
-                &body,
-                &crate::bedrock::sigv4::SigningParams {
-                    credentials: &aws.credentials,
-                    region: &aws.region,
-                    service: "bedrock",
-                    time: std::time::SystemTime::now(),
-                    content_sha256: false,
-                },
-            );
-            headers
-        });
+        let signed = target.aws().map(|aws| sigv4_headers(aws, &uri, &body));
         let t = *target.timeouts();
         let started = Instant::now();
         let deadline = started + t.total;
@@ -119,41 +103,11 @@ impl UpstreamClient {
         };
         let mut builder = Request::builder().method(Method::POST).uri(uri);
         if let Some(headers) = builder.headers_mut() {
-            headers.reserve(target.headers().len() + 2);
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            headers.insert(
-                ACCEPT,
-                HeaderValue::from_static(match (wire, stream) {
-                    (Wire::Bedrock, true) => "application/vnd.amazon.eventstream",
-                    (_, true) => "text/event-stream",
-                    (_, false) => "application/json",
-                }),
-            );
-            for (k, v) in signed.iter().flatten() {
-                // `host` is set by the client from the URL, as signed.
-                if k == "host" || k == "content-type" {
-                    continue;
-                }
-                if let (Ok(k), Ok(v)) = (
-                    http::HeaderName::from_bytes(k.as_bytes()),
-                    HeaderValue::from_str(v),
-                ) {
-                    headers.insert(k, v);
-                }
-            }
-            for (k, v) in target.headers() {
-                headers.insert(k.clone(), v.clone());
-            }
-            if let Some(bearer) = bearer {
-                headers.insert(http::header::AUTHORIZATION, bearer);
-            }
-            if wire == Wire::Anthropic {
-                for (k, v) in forward {
-                    if k.as_str() == "anthropic-beta" {
-                        headers.insert(k.clone(), v.clone());
-                    }
-                }
-            }
+            let auth = Auth {
+                signed: signed.as_deref(),
+                bearer,
+            };
+            set_headers(headers, target, stream, auth, forward);
         }
         let request = builder
             .body(Full::new(body))
@@ -169,50 +123,127 @@ impl UpstreamClient {
             Ok(Err(e)) => return Err(classify_send_error(&e, t.connect)),
             Ok(Ok(r)) => r,
         };
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let mut body = BodyReader {
-            body: response.into_body(),
-            idle: t.idle,
-            total: t.total,
-            deadline,
-        };
-        if !status.is_success() {
-            let bytes = body
-                .read_to_end(MAX_ERROR_BYTES, true)
-                .await
-                .unwrap_or_default();
-            let (message, code) = crate::wire::error_details(wire, status.as_u16(), &bytes);
-            return Err(UpstreamError::Status {
-                status: status.as_u16(),
-                retry_after,
-                message,
-                code,
-            });
-        }
-        if stream {
-            return Ok(Upstream::Stream(UpstreamStream {
-                body,
-                decoder: if wire == Wire::Bedrock {
-                    FrameDecoder::Aws(crate::bedrock::eventstream::EventStreamDecoder::new(
-                        crate::bedrock::eventstream::MAX_MESSAGE,
-                    ))
-                } else {
-                    FrameDecoder::Sse(SseDecoder::new(SseLimits::default()))
-                },
-                ended: false,
-                wire: StreamWire::new(target.preset(), upstream_model),
-            }));
-        }
-        let bytes = body.read_to_end(MAX_RESPONSE_BYTES, false).await?;
-        Ok(Upstream::Complete {
+        answer(response, target, &t, deadline, stream, upstream_model).await
+    }
+}
+
+/// Reads an answer. An error status is [`UpstreamError::Status`] with the provider's message and
+/// code; a stream is returned as soon as its status arrives; a body is read whole.
+async fn answer(
+    response: http::Response<Incoming>,
+    target: &ProviderTarget,
+    t: &Timeouts,
+    deadline: Instant,
+    stream: bool,
+    upstream_model: &str,
+) -> Result<Upstream, UpstreamError> {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let mut body = BodyReader::new(response.into_body(), t, deadline);
+    if !status.is_success() {
+        let bytes = body
+            .read_to_end(MAX_ERROR_BYTES, true)
+            .await
+            .unwrap_or_default();
+        let wire = target.preset().wire;
+        let (message, code) = crate::wire::error_details(wire, status.as_u16(), &bytes);
+        return Err(UpstreamError::Status {
             status: status.as_u16(),
-            body: crate::wire::response_body(target.preset(), bytes, upstream_model)?,
-        })
+            retry_after,
+            message,
+            code,
+        });
+    }
+    if stream {
+        return Ok(Upstream::Stream(UpstreamStream::open(
+            body,
+            target,
+            upstream_model,
+        )));
+    }
+    let bytes = body.read_to_end(MAX_RESPONSE_BYTES, false).await?;
+    Ok(Upstream::Complete {
+        status: status.as_u16(),
+        body: crate::wire::response_body(target.preset(), bytes, upstream_model)?,
+    })
+}
+
+/// The headers SigV4 signs for a Bedrock request (computed before the request is built, since
+/// the signature covers them).
+fn sigv4_headers(aws: &AwsSigning, uri: &Uri, body: &[u8]) -> Vec<(String, String)> {
+    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    crate::bedrock::sigv4::sign(
+        "POST",
+        uri,
+        &mut headers,
+        body,
+        &crate::bedrock::sigv4::SigningParams {
+            credentials: &aws.credentials,
+            region: &aws.region,
+            service: "bedrock",
+            time: std::time::SystemTime::now(),
+            content_sha256: false,
+        },
+    );
+    headers
+}
+
+/// How a request proves who sends it, besides the provider's own headers.
+struct Auth<'a> {
+    /// The SigV4-signed headers (Bedrock).
+    signed: Option<&'a [(String, String)]>,
+    /// A Google OAuth `Authorization` value (Vertex).
+    bearer: Option<HeaderValue>,
+}
+
+/// The request headers: content type, what is accepted back, the signature or token, the
+/// provider's headers, and the client headers the provider reads.
+fn set_headers(
+    headers: &mut http::HeaderMap,
+    target: &ProviderTarget,
+    stream: bool,
+    auth: Auth<'_>,
+    forward: &[(http::HeaderName, HeaderValue)],
+) {
+    let wire = target.preset().wire;
+    headers.reserve(target.headers().len() + 2);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        ACCEPT,
+        HeaderValue::from_static(match (wire, stream) {
+            (Wire::Bedrock, true) => "application/vnd.amazon.eventstream",
+            (_, true) => "text/event-stream",
+            (_, false) => "application/json",
+        }),
+    );
+    for (k, v) in auth.signed.into_iter().flatten() {
+        // `host` is set by the client from the URL, as signed.
+        if k == "host" || k == "content-type" {
+            continue;
+        }
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            headers.insert(k, v);
+        }
+    }
+    for (k, v) in target.headers() {
+        headers.insert(k.clone(), v.clone());
+    }
+    if let Some(bearer) = auth.bearer {
+        headers.insert(http::header::AUTHORIZATION, bearer);
+    }
+    if wire == Wire::Anthropic {
+        for (k, v) in forward {
+            if k.as_str() == "anthropic-beta" {
+                headers.insert(k.clone(), v.clone());
+            }
+        }
     }
 }
 
@@ -232,27 +263,7 @@ impl UpstreamClient {
         {
             return Ok(token.header.clone());
         }
-        let refused = |message: String| UpstreamError::Status {
-            status: 401,
-            retry_after: None,
-            message: Some(format!("Google token exchange: {message}")),
-            code: Some("token_exchange_failed".into()),
-        };
-        let form = google
-            .account
-            .token_request(std::time::SystemTime::now())
-            .map_err(|e| refused(e.to_string()))?;
-        let uri: Uri = google
-            .account
-            .token_uri
-            .parse()
-            .map_err(|_| refused("the token_uri is not a URL".into()))?;
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(uri)
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Full::new(Bytes::from(form)))
-            .map_err(|e| refused(e.to_string()))?;
+        let request = token_request(&google.account)?;
         let client = self
             .pool(t.connect)
             .ok_or_else(|| UpstreamError::Connect("no HTTP client configured".into()))?;
@@ -262,15 +273,10 @@ impl UpstreamClient {
             Ok(Ok(r)) => r,
         };
         let status = response.status();
-        let mut body = BodyReader {
-            body: response.into_body(),
-            idle: t.idle,
-            total: t.total,
-            deadline: Instant::now() + t.total,
-        };
+        let mut body = BodyReader::new(response.into_body(), t, Instant::now() + t.total);
         let bytes = body.read_to_end(MAX_ERROR_BYTES, true).await?;
         if !status.is_success() {
-            return Err(refused(format!(
+            return Err(token_refused(format!(
                 "HTTP {}: {}",
                 status.as_u16(),
                 String::from_utf8_lossy(&bytes)
@@ -280,11 +286,40 @@ impl UpstreamClient {
             )));
         }
         let token = crate::google_auth::CachedToken::from_response(&bytes, Instant::now().into())
-            .map_err(|e| refused(e.to_string()))?;
+            .map_err(|e| token_refused(e.to_string()))?;
         let header = token.header.clone();
         *cached = Some(token);
         Ok(header)
     }
+}
+
+/// A failed token exchange: a 401 for the router (this deployment cannot serve).
+fn token_refused(message: String) -> UpstreamError {
+    UpstreamError::Status {
+        status: 401,
+        retry_after: None,
+        message: Some(format!("Google token exchange: {message}")),
+        code: Some("token_exchange_failed".into()),
+    }
+}
+
+/// The token request for a service account: a signed assertion posted to its `token_uri`.
+fn token_request(
+    account: &crate::google_auth::ServiceAccount,
+) -> Result<Request<Full<Bytes>>, UpstreamError> {
+    let form = account
+        .token_request(std::time::SystemTime::now())
+        .map_err(|e| token_refused(e.to_string()))?;
+    let uri: Uri = account
+        .token_uri
+        .parse()
+        .map_err(|_| token_refused("the token_uri is not a URL".into()))?;
+    Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(form)))
+        .map_err(|e| token_refused(e.to_string()))
 }
 
 /// What a successful attempt returned.
@@ -293,160 +328,6 @@ pub enum Upstream {
     Complete { status: u16, body: Bytes },
     /// An SSE stream, headers received, body still coming.
     Stream(UpstreamStream),
-}
-
-struct BodyReader {
-    body: Incoming,
-    idle: Duration,
-    total: Duration,
-    deadline: Instant,
-}
-
-impl BodyReader {
-    /// The next piece of the body; `Ok(None)` at its end.
-    async fn next_data(&mut self) -> Result<Option<Bytes>, UpstreamError> {
-        loop {
-            let now = Instant::now();
-            if now >= self.deadline {
-                return Err(UpstreamError::TotalTimeout(self.total));
-            }
-            let left = self.deadline - now;
-            let wait = self.idle.min(left);
-            match timeout(wait, self.body.frame()).await {
-                Err(_) if wait == left => return Err(UpstreamError::TotalTimeout(self.total)),
-                Err(_) => return Err(UpstreamError::IdleTimeout(self.idle)),
-                Ok(None) => return Ok(None),
-                Ok(Some(Err(e))) => return Err(UpstreamError::Broken(describe(&e))),
-                Ok(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        return Ok(Some(data));
-                    }
-                }
-            }
-        }
-    }
-
-    async fn read_to_end(&mut self, limit: usize, truncate: bool) -> Result<Bytes, UpstreamError> {
-        let mut first: Option<Bytes> = None;
-        let mut buf = BytesMut::new();
-        while let Some(data) = self.next_data().await? {
-            let have = first.as_ref().map_or(0, Bytes::len) + buf.len();
-            if have + data.len() > limit {
-                if truncate {
-                    break;
-                }
-                return Err(UpstreamError::TooLarge(format!("more than {limit} bytes")));
-            }
-            // Most bodies arrive in one piece: keep it without copying.
-            match first.take() {
-                None if buf.is_empty() => first = Some(data),
-                Some(f) => {
-                    buf.extend_from_slice(&f);
-                    buf.extend_from_slice(&data);
-                }
-                None => buf.extend_from_slice(&data),
-            }
-        }
-        Ok(first.unwrap_or_else(|| buf.freeze()))
-    }
-}
-
-/// A provider's SSE stream, read frame by frame under the idle and total limits.
-/// Splits a response body into frames: SSE, or AWS's binary event stream (Bedrock).
-enum FrameDecoder {
-    Sse(SseDecoder),
-    Aws(crate::bedrock::eventstream::EventStreamDecoder),
-}
-
-impl FrameDecoder {
-    fn feed(&mut self, data: &[u8]) {
-        match self {
-            Self::Sse(d) => d.feed(data),
-            Self::Aws(d) => d.feed(data),
-        }
-    }
-
-    fn next_frame(&mut self) -> Result<Option<Frame>, UpstreamError> {
-        match self {
-            Self::Sse(d) => Ok(d.next_frame()?),
-            Self::Aws(d) => match d.next_message() {
-                Ok(m) => Ok(m.map(crate::bedrock::to_frame)),
-                Err(e) => Err(UpstreamError::Malformed(e.to_string())),
-            },
-        }
-    }
-
-    /// The body ended: what is left (an SSE event without its blank line; for an event stream,
-    /// nothing — a partial message is an error).
-    fn finish(&mut self) -> Result<Option<Frame>, UpstreamError> {
-        match self {
-            Self::Sse(d) => Ok(d.finish()),
-            Self::Aws(d) => d
-                .finish()
-                .map(|()| None)
-                .map_err(|e| UpstreamError::Malformed(e.to_string())),
-        }
-    }
-}
-
-pub struct UpstreamStream {
-    body: BodyReader,
-    decoder: FrameDecoder,
-    ended: bool,
-    /// Translates the provider's events into OpenAI chunk events.
-    wire: StreamWire,
-}
-
-impl UpstreamStream {
-    /// A frame already received (and translated), without waiting.
-    pub fn buffered_frame(&mut self) -> Result<Option<Frame>, UpstreamError> {
-        loop {
-            if let Some(frame) = self.wire.pop() {
-                return Ok(Some(frame));
-            }
-            match self.decoder.next_frame()? {
-                Some(frame) => {
-                    if let Some(f) = self.wire.accept(frame) {
-                        return Ok(Some(f));
-                    }
-                }
-                None => return Ok(None),
-            }
-        }
-    }
-
-    /// The next frame, waiting for the provider if needed; `Ok(None)` when the body ended.
-    pub async fn next_frame(&mut self) -> Result<Option<Frame>, UpstreamError> {
-        loop {
-            if let Some(frame) = self.buffered_frame()? {
-                return Ok(Some(frame));
-            }
-            if self.ended {
-                if let Some(frame) = self.decoder.finish()? {
-                    if let Some(f) = self.wire.accept(frame) {
-                        return Ok(Some(f));
-                    }
-                }
-                self.wire.end();
-                return Ok(self.wire.pop());
-            }
-            match self.body.next_data().await? {
-                Some(data) => self.decoder.feed(&data),
-                None => self.ended = true,
-            }
-        }
-    }
-}
-
-fn describe(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn classify_send_error(
@@ -466,62 +347,5 @@ fn classify_send_error(
         UpstreamError::Connect(describe(e))
     } else {
         UpstreamError::Broken(describe(e))
-    }
-}
-
-/// The message and code of an OpenAI-shaped (or similar) error body, if it has them.
-pub(crate) fn openai_error_details(body: &[u8]) -> (Option<String>, Option<String>) {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return (None, None);
-    };
-    let error = value.get("error").unwrap_or(&value);
-    let message = match error {
-        serde_json::Value::String(s) => Some(s.clone()),
-        _ => error
-            .get("message")
-            .and_then(|m| m.as_str())
-            .map(str::to_owned),
-    };
-    let code = ["code", "type"].iter().find_map(|k| match error.get(*k) {
-        Some(serde_json::Value::String(s)) => Some(s.clone()),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    });
-    let message = message.map(|m| {
-        if m.chars().count() > 500 {
-            m.chars().take(500).collect::<String>() + "…"
-        } else {
-            m
-        }
-    });
-    (message, code)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::openai_error_details as error_details;
-
-    #[test]
-    fn reads_error_bodies_of_several_shapes() {
-        assert_eq!(
-            error_details(
-                br#"{"error":{"message":"bad","type":"invalid_request_error","code":"x"}}"#
-            ),
-            (Some("bad".into()), Some("x".into()))
-        );
-        assert_eq!(
-            error_details(br#"{"error":"plain"}"#),
-            (Some("plain".into()), None)
-        );
-        assert_eq!(
-            error_details(br#"{"message":"m","code":429}"#),
-            (Some("m".into()), Some("429".into()))
-        );
-        assert_eq!(error_details(b"<html>"), (None, None));
-        let long = format!(r#"{{"error":{{"message":"{}"}}}}"#, "a".repeat(900));
-        assert_eq!(
-            error_details(long.as_bytes()).0.map(|m| m.chars().count()),
-            Some(501)
-        );
     }
 }

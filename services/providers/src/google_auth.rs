@@ -6,10 +6,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use ring::rand::SystemRandom;
-use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use ring::signature::{KeyPair as _, RsaKeyPair};
 use serde::Deserialize;
 
 /// The OAuth scope Vertex AI needs.
@@ -44,7 +44,9 @@ struct KeyFile {
 pub struct ServiceAccount {
     pub client_email: String,
     pub token_uri: String,
-    key: RsaKeyPair,
+    key: EncodingKey,
+    /// The public key (DER, PKCS#1).
+    public_key: Vec<u8>,
 }
 
 impl std::fmt::Debug for ServiceAccount {
@@ -78,26 +80,29 @@ impl ServiceAccount {
                 "expected a PKCS#8 PEM block".into(),
             ));
         }
+        // Parsed and checked once here, so a bad key is refused at start-up, not at the first
+        // request; the key pair also gives the public key.
         let der = pem_der(&file.private_key)?;
-        let key =
+        let pair =
             RsaKeyPair::from_pkcs8(&der).map_err(|e| GoogleAuthError::BadKey(e.to_string()))?;
+        let key = EncodingKey::from_rsa_pem(file.private_key.as_bytes())
+            .map_err(|e| GoogleAuthError::BadKey(e.to_string()))?;
         Ok(Self {
             client_email: file.client_email,
             token_uri: file.token_uri,
             key,
+            public_key: pair.public_key().as_ref().to_vec(),
         })
     }
 
     /// The public key (DER, PKCS#1), for verifying assertions in tests.
     pub fn public_key(&self) -> &[u8] {
-        use ring::signature::KeyPair as _;
-        self.key.public_key().as_ref()
+        &self.public_key
     }
 
     /// A signed JWT assertion for a token at `now`.
     pub fn assertion(&self, now: SystemTime) -> Result<String, GoogleAuthError> {
         let iat = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
         let claims = serde_json::json!({
             "iss": self.client_email,
             "scope": SCOPE,
@@ -105,21 +110,8 @@ impl ServiceAccount {
             "iat": iat,
             "exp": iat + ASSERTION_LIFETIME,
         });
-        let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
-        let signing_input = format!("{header}.{claims}");
-        let mut signature = vec![0u8; self.key.public().modulus_len()];
-        self.key
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                signing_input.as_bytes(),
-                &mut signature,
-            )
-            .map_err(|_| GoogleAuthError::Signing)?;
-        Ok(format!(
-            "{signing_input}.{}",
-            URL_SAFE_NO_PAD.encode(signature)
-        ))
+        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &self.key)
+            .map_err(|_| GoogleAuthError::Signing)
     }
 
     /// The form body of the token request.
@@ -170,6 +162,7 @@ impl CachedToken {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     fn account() -> ServiceAccount {
         let json = include_str!("../../../tests/fixtures/google/service-account.json");

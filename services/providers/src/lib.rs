@@ -7,19 +7,23 @@
 //! - [`gemini`]: OpenAI chat completions ⇄ Gemini `generateContent` (requests, responses, streams).
 //! - [`preset`]: the OpenAI-compatible vendors, their URLs, auth styles and quirks.
 //! - [`target`]: one configured provider, ready to address (URLs and headers precomputed).
-//! - [`client`]: the pooled HTTP client with its four timeouts, and the streaming reader.
+//! - [`client`]: the pooled HTTP client with its four timeouts; its answers are read (bodies and
+//!   event streams, under the idle and total limits) by the private `reader` module.
 //! - [`sse`]: an incremental, bounded SSE decoder.
 #![forbid(unsafe_code)]
 
 pub mod anthropic;
 pub mod bedrock;
+mod chunk;
 pub mod client;
 pub mod cohere;
+mod completion;
 pub mod error;
 pub mod gemini;
 pub mod google_auth;
 pub mod preset;
 pub mod quirks;
+mod reader;
 pub mod sse;
 pub mod target;
 pub mod translate;

@@ -3,7 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 /// Longest provider error message kept.
 pub(crate) const MAX_ERROR_MESSAGE: usize = 500;
@@ -11,16 +11,29 @@ pub(crate) const MAX_ERROR_MESSAGE: usize = 500;
 /// Whether a parameter's value means "not used" (so it may be dropped rather than refused).
 pub(crate) type Harmless = fn(&Value) -> bool;
 
-/// Refuses a request that is not an object, or that uses a parameter of `table` with a value
-/// that means something (the provider has no equivalent: refused, never ignored).
+/// OpenAI parameters that no translated family has an equivalent for (audio, predicted outputs,
+/// web search, the deprecated function calling), each with a test for the values that mean
+/// "not used".
+pub(crate) const OPENAI_ONLY: &[(&str, Harmless)] = &[
+    ("audio", |_| false),
+    ("modalities", |v| v == &json!(["text"])),
+    ("prediction", |_| false),
+    ("web_search_options", |_| false),
+    ("functions", |_| false),
+    ("function_call", |_| false),
+];
+
+/// Refuses a request that is not an object, or that uses a parameter of one of `tables` with a
+/// value that means something (the provider has no equivalent: refused, never ignored). The
+/// tables are read in order; the first parameter found is the one reported.
 pub(crate) fn refuse_unsupported(
     openai: &Value,
-    table: &[(&str, Harmless)],
+    tables: &[&[(&str, Harmless)]],
 ) -> Result<(), TranslateError> {
     if !openai.is_object() {
         return Err(invalid("body", "the request must be a JSON object"));
     }
-    for (param, harmless) in table {
+    for (param, harmless) in tables.iter().copied().flatten() {
         if field(openai, param).is_some_and(|v| !harmless(v)) {
             return Err(unsupported(*param));
         }
@@ -56,6 +69,67 @@ pub(crate) fn truncate(message: String) -> String {
     } else {
         message
     }
+}
+
+/// The request's `messages` array.
+pub(crate) fn messages_array(messages: Option<&Value>) -> Result<&Vec<Value>, TranslateError> {
+    messages
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("messages", "must be an array of messages"))
+}
+
+/// The refusal of a message whose `role` (at `at`) is none of OpenAI's.
+pub(crate) fn unknown_role(at: &str) -> TranslateError {
+    invalid(
+        format!("{at}.role"),
+        "must be system, developer, user, assistant or tool",
+    )
+}
+
+/// Conversation turns being assembled: a message's blocks join the previous turn when it has
+/// the same role; messages without blocks are dropped.
+pub(crate) struct Turns<B> {
+    turns: Vec<(&'static str, Vec<B>)>,
+}
+
+impl<B> Turns<B> {
+    pub(crate) fn new() -> Self {
+        Self { turns: Vec::new() }
+    }
+
+    pub(crate) fn push(&mut self, role: &'static str, mut blocks: Vec<B>) {
+        if blocks.is_empty() {
+            return;
+        }
+        match self.turns.last_mut() {
+            Some((last, turn)) if *last == role => turn.append(&mut blocks),
+            _ => self.turns.push((role, blocks)),
+        }
+    }
+
+    /// The turns, `(role, blocks)`; a conversation without any is refused.
+    pub(crate) fn finish(self) -> Result<Vec<(&'static str, Vec<B>)>, TranslateError> {
+        if self.turns.is_empty() {
+            return Err(invalid(
+                "messages",
+                "needs at least one non-empty user or assistant message",
+            ));
+        }
+        Ok(self.turns)
+    }
+}
+
+/// `stop`: a string or an array of strings, as a list; `None` when absent or empty.
+pub(crate) fn stop_sequences(openai: &Value) -> Result<Option<Vec<Value>>, TranslateError> {
+    let Some(stop) = field(openai, "stop") else {
+        return Ok(None);
+    };
+    let stops = match stop {
+        Value::String(s) => vec![Value::String(s.clone())],
+        Value::Array(a) if a.iter().all(Value::is_string) => a.clone(),
+        _ => return Err(invalid("stop", "must be a string or an array of strings")),
+    };
+    Ok((!stops.is_empty()).then_some(stops))
 }
 
 /// Unix seconds (the `created` of translated completions).
@@ -132,6 +206,52 @@ pub(crate) fn reasoning_detail(index: usize, text: Option<&str>, signature: Opti
 /// A `reasoning_details` entry for redacted (encrypted) thinking.
 pub(crate) fn redacted_detail(index: usize, data: &str) -> Value {
     json!({ "type": "reasoning.encrypted", "data": data, "format": REASONING_FORMAT, "index": index })
+}
+
+/// The `reasoning_details` of the message `m`, and how many are `reasoning.text` entries.
+pub(crate) fn reasoning_details(m: &Value) -> (&[Value], usize) {
+    let details = m
+        .get("reasoning_details")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    let texts = details
+        .iter()
+        .filter(|d| str_field(d, "type") == Some("reasoning.text"))
+        .count();
+    (details, texts)
+}
+
+/// A `reasoning_details` entry sent back by a client, as Claude (on Anthropic or Bedrock) takes
+/// it back.
+pub(crate) enum ClientReasoning<'a> {
+    /// Thinking text and its signature.
+    Signed { text: &'a str, signature: &'a str },
+    /// Redacted (encrypted) thinking.
+    Redacted { data: &'a str },
+}
+
+/// The `reasoning_details` of the assistant message `m` that Claude takes back: signed text
+/// entries (a streamed entry without text takes the message's `reasoning_content` when it is
+/// the only text entry) and encrypted entries. Unsigned entries are skipped: Claude refuses
+/// them.
+pub(crate) fn client_reasoning(m: &Value) -> impl Iterator<Item = ClientReasoning<'_>> {
+    let (details, texts) = reasoning_details(m);
+    let fallback = str_field(m, "reasoning_content").filter(|_| texts == 1);
+    details
+        .iter()
+        .filter_map(move |d| match str_field(d, "type")? {
+            "reasoning.text" => {
+                let signature = str_field(d, "signature").filter(|s| !s.is_empty())?;
+                let text = str_field(d, "text")
+                    .filter(|t| !t.is_empty())
+                    .or(fallback)?;
+                Some(ClientReasoning::Signed { text, signature })
+            }
+            "reasoning.encrypted" => Some(ClientReasoning::Redacted {
+                data: str_field(d, "data")?,
+            }),
+            _ => None,
+        })
 }
 
 /// One `tool_calls` entry of an assistant message, its arguments parsed.
@@ -217,4 +337,11 @@ pub(crate) fn function_tools(tools: &Value) -> Result<Vec<FunctionTool<'_>>, Tra
         });
     }
     Ok(out)
+}
+
+/// `{"key": value}`.
+pub(crate) fn object(key: &str, value: Value) -> Value {
+    let mut m = Map::new();
+    m.insert(key.into(), value);
+    Value::Object(m)
 }

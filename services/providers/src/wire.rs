@@ -121,7 +121,7 @@ pub(crate) fn bedrock_stream_uri(uri: &http::Uri) -> Result<http::Uri, UpstreamE
 /// An error body's message and native code, read the way the provider's wire writes them.
 pub fn error_details(wire: Wire, status: u16, body: &[u8]) -> (Option<String>, Option<String>) {
     match wire {
-        Wire::OpenAi => crate::client::openai_error_details(body),
+        Wire::OpenAi => openai_error_details(body),
         Wire::Anthropic => anthropic::error_from_anthropic(status, body),
         Wire::Gemini => gemini::error_from_gemini(status, body),
         Wire::Cohere => cohere::error_from_cohere(status, body),
@@ -273,5 +273,55 @@ impl StreamWire {
                 t.push(result);
             }
         }
+    }
+}
+
+/// The message and code of an OpenAI-shaped (or similar) error body, if it has them.
+pub(crate) fn openai_error_details(body: &[u8]) -> (Option<String>, Option<String>) {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return (None, None);
+    };
+    let error = value.get("error").unwrap_or(&value);
+    let message = match error {
+        serde_json::Value::String(s) => Some(s.clone()),
+        _ => error
+            .get("message")
+            .and_then(|m| m.as_str())
+            .map(str::to_owned),
+    };
+    let code = ["code", "type"].iter().find_map(|k| match error.get(*k) {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    });
+    (message.map(crate::translate::truncate), code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::openai_error_details as error_details;
+
+    #[test]
+    fn reads_error_bodies_of_several_shapes() {
+        assert_eq!(
+            error_details(
+                br#"{"error":{"message":"bad","type":"invalid_request_error","code":"x"}}"#
+            ),
+            (Some("bad".into()), Some("x".into()))
+        );
+        assert_eq!(
+            error_details(br#"{"error":"plain"}"#),
+            (Some("plain".into()), None)
+        );
+        assert_eq!(
+            error_details(br#"{"message":"m","code":429}"#),
+            (Some("m".into()), Some("429".into()))
+        );
+        assert_eq!(error_details(b"<html>"), (None, None));
+        let long = format!(r#"{{"error":{{"message":"{}"}}}}"#, "a".repeat(900));
+        assert_eq!(
+            error_details(long.as_bytes()).0.map(|m| m.chars().count()),
+            Some(501)
+        );
     }
 }

@@ -92,6 +92,53 @@ fn tier_field(name: &str) -> Option<(usize, u64)> {
     Some((i, k.checked_mul(1000)?))
 }
 
+/// The price sheet of the entry `name` with `fields`; `None` when it has no per-token price.
+fn price_sheet(
+    name: &str,
+    fields: &BTreeMap<String, Box<RawValue>>,
+) -> Result<Option<PriceSheet>, CatalogError> {
+    let text = |f: &str| fields.get(f).map(|v| v.get());
+    let number = |field: &str, t: &str| {
+        parse_rate(t).map_err(|source| CatalogError::Number {
+            model: name.to_owned(),
+            field: field.to_owned(),
+            source,
+        })
+    };
+    let mut sheet = PriceSheet::default();
+    let mut priced = false;
+    for (i, field) in BASE.iter().enumerate() {
+        if let Some(t) = text(field) {
+            set(&mut sheet.rates, i, number(field, t)?);
+            priced = true;
+        }
+    }
+    if !priced {
+        return Ok(None);
+    }
+    if let Some(t) = text("input_cost_per_image") {
+        sheet.per_image = number("input_cost_per_image", t)?;
+    }
+    if let Some(t) = text("input_cost_per_request") {
+        sheet.per_request = number("input_cost_per_request", t)?;
+    }
+    let mut tiers: BTreeMap<u64, Rates> = BTreeMap::new();
+    for (field, value) in fields {
+        if let Some((i, above)) = tier_field(field) {
+            let rates = tiers.entry(above).or_insert_with(|| sheet.rates.clone());
+            set(rates, i, number(field, value.get())?);
+        }
+    }
+    sheet.tiers = tiers
+        .into_iter()
+        .map(|(above_tokens, rates)| Tier {
+            above_tokens,
+            rates,
+        })
+        .collect();
+    Ok(Some(sheet))
+}
+
 /// Parses the public price list.
 pub fn import_litellm(json: &str) -> Result<ImportReport, CatalogError> {
     let models: BTreeMap<String, Box<RawValue>> =
@@ -110,45 +157,10 @@ pub fn import_litellm(json: &str) -> Result<ImportReport, CatalogError> {
             report.skipped += 1;
             continue;
         };
-        let number = |field: &str, t: &str| {
-            parse_rate(t).map_err(|source| CatalogError::Number {
-                model: name.clone(),
-                field: field.to_owned(),
-                source,
-            })
-        };
-        let mut sheet = PriceSheet::default();
-        let mut priced = false;
-        for (i, field) in BASE.iter().enumerate() {
-            if let Some(t) = text(field) {
-                set(&mut sheet.rates, i, number(field, t)?);
-                priced = true;
-            }
-        }
-        if !priced {
+        let Some(sheet) = price_sheet(name, &fields)? else {
             report.skipped += 1;
             continue;
-        }
-        if let Some(t) = text("input_cost_per_image") {
-            sheet.per_image = number("input_cost_per_image", t)?;
-        }
-        if let Some(t) = text("input_cost_per_request") {
-            sheet.per_request = number("input_cost_per_request", t)?;
-        }
-        let mut tiers: BTreeMap<u64, Rates> = BTreeMap::new();
-        for (field, value) in &fields {
-            if let Some((i, above)) = tier_field(field) {
-                let rates = tiers.entry(above).or_insert_with(|| sheet.rates.clone());
-                set(rates, i, number(field, value.get())?);
-            }
-        }
-        sheet.tiers = tiers
-            .into_iter()
-            .map(|(above_tokens, rates)| Tier {
-                above_tokens,
-                rates,
-            })
-            .collect();
+        };
         let count = |f: &str| text(f).and_then(|t| t.parse::<u64>().ok());
         let prefix = format!("{provider}/");
         let (model, prefixed) = match name.strip_prefix(&prefix) {

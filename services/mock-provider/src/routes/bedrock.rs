@@ -12,7 +12,9 @@ use tollgate_providers::bedrock::eventstream::encode_message;
 
 use crate::error::ApiError;
 use crate::generate::{count_words, Generation};
-use crate::routes::{admit_as, json_response, reshaped_error, ModelRequest};
+use crate::routes::{
+    admit_as, json_response, reshaped_error, tool_response, ModelRequest, ToolAnswer,
+};
 use crate::sse::{self, ChunkFormat, Plan, Shape};
 use crate::state::{Route, State};
 use crate::wire::Usage;
@@ -111,16 +113,7 @@ async fn respond(
     action: &str,
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let stream = match action {
-        "converse" => false,
-        "converse-stream" => true,
-        _ => {
-            return Err(ApiError::UnknownUrl {
-                method: "POST".into(),
-                path: format!("/model/{id}/{action}"),
-            })
-        }
-    };
+    let stream = streams(id, action)?;
     let admitted = admit_as::<ConverseRequest>(&state, Route::Converse, &req, body, Some(id))?;
     let request = &admitted.request;
     let messages = request
@@ -139,19 +132,78 @@ async fn respond(
         .last()
         .is_some_and(|m| m.content.iter().any(|b| b.get("toolResult").is_some()));
     if let (Some(tool), false) = (d.tool_call.as_deref(), answered) {
-        let tool_id = crate::tools::call_id("tooluse_mock", n);
-        let input: Value = serde_json::from_str(crate::tools::ARGUMENTS)?;
-        let usage = json!({"inputTokens": prompt, "outputTokens": 10, "totalTokens": prompt + 10});
-        if !stream {
-            let body = json!({"output": {"message": {"role": "assistant", "content": [
-                {"toolUse": {"toolUseId": tool_id, "name": tool, "input": input}}]}},
-                "stopReason": "tool_use", "usage": usage, "metrics": {"latencyMs": 1}});
-            return Ok(json_response(
-                body.to_string().into_bytes(),
-                d,
-                admitted.guard,
-            ));
-        }
+        let call = ToolUse {
+            id: crate::tools::call_id("tooluse_mock", n),
+            tool,
+            usage: json!({"inputTokens": prompt, "outputTokens": 10, "totalTokens": prompt + 10}),
+        };
+        return tool_response(&call, stream, d, admitted.guard);
+    }
+
+    let stop = if generation.finish_reason == "length" {
+        "max_tokens"
+    } else {
+        "end_turn"
+    };
+    if stream {
+        let shape = Shape::new(
+            1,
+            &generation,
+            true,
+            Usage::new(prompt, generation.words, d.cached, 0),
+        );
+        let plan = sse::script(&ConverseStream { stop }, &shape, d);
+        return Ok(
+            plan.into_streamed_response("application/vnd.amazon.eventstream", admitted.guard)
+        );
+    }
+    let body = text_body(&generation, prompt, d.cached.min(prompt), stop);
+    Ok(json_response(body.into_bytes(), d, admitted.guard))
+}
+
+/// Whether `action` streams (`converse-stream`) or not (`converse`).
+fn streams(id: &str, action: &str) -> Result<bool, ApiError> {
+    match action {
+        "converse" => Ok(false),
+        "converse-stream" => Ok(true),
+        _ => Err(ApiError::UnknownUrl {
+            method: "POST".into(),
+            path: format!("/model/{id}/{action}"),
+        }),
+    }
+}
+
+/// A text answer, as its JSON text.
+fn text_body(generation: &Generation, prompt: u64, cached: u64, stop: &str) -> String {
+    let output = generation.words;
+    json!({"output": {"message": {"role": "assistant", "content": [{"text": generation.text()}]}},
+        "stopReason": stop, "metrics": {"latencyMs": 1},
+        "usage": {"inputTokens": prompt - cached, "outputTokens": output,
+                  "totalTokens": prompt + output, "cacheReadInputTokens": cached,
+                  "cacheWriteInputTokens": 0}})
+    .to_string()
+}
+
+/// The `tool_call=NAME` directive's answer: one `toolUse` block.
+struct ToolUse<'a> {
+    id: String,
+    tool: &'a str,
+    usage: Value,
+}
+
+impl ToolAnswer for ToolUse<'_> {
+    const CONTENT_TYPE: &'static str = "application/vnd.amazon.eventstream";
+
+    fn whole(&self, input: Value) -> Value {
+        let (tool_id, tool, usage) = (&self.id, self.tool, &self.usage);
+        json!({"output": {"message": {"role": "assistant", "content": [
+            {"toolUse": {"toolUseId": tool_id, "name": tool, "input": input}}]}},
+            "stopReason": "tool_use", "usage": usage, "metrics": {"latencyMs": 1}})
+    }
+
+    /// The call streamed: the block opens with the tool's name, then its input in fragments.
+    fn streamed(&self) -> Plan {
+        let (tool_id, tool, usage) = (&self.id, self.tool, &self.usage);
         let mut plan = Plan::new();
         event(&mut plan, "messageStart", &json!({"role": "assistant"}));
         event(
@@ -179,40 +231,8 @@ async fn respond(
             "metadata",
             &json!({"usage": usage, "metrics": {"latencyMs": 1}}),
         );
-        return Ok(
-            plan.into_streamed_response("application/vnd.amazon.eventstream", admitted.guard)
-        );
+        plan
     }
-
-    let stop = if generation.finish_reason == "length" {
-        "max_tokens"
-    } else {
-        "end_turn"
-    };
-    if stream {
-        let shape = Shape {
-            choices: 1,
-            words: generation.words,
-            finish_reason: generation.finish_reason,
-            include_usage: true,
-            usage: Usage::new(prompt, generation.words, d.cached, 0),
-        };
-        let plan = sse::script(&ConverseStream { stop }, &shape, d);
-        return Ok(
-            plan.into_streamed_response("application/vnd.amazon.eventstream", admitted.guard)
-        );
-    }
-    let output = generation.words;
-    let body = json!({"output": {"message": {"role": "assistant", "content": [{"text": generation.text()}]}},
-        "stopReason": stop, "metrics": {"latencyMs": 1},
-        "usage": {"inputTokens": prompt - d.cached.min(prompt), "outputTokens": output,
-                  "totalTokens": prompt + output, "cacheReadInputTokens": d.cached.min(prompt),
-                  "cacheWriteInputTokens": 0}});
-    Ok(json_response(
-        body.to_string().into_bytes(),
-        d,
-        admitted.guard,
-    ))
 }
 
 /// ConverseStream events (binary event-stream frames).

@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::directives::Directives;
 use crate::error::ApiError;
 use crate::generate::{count_words, unix_now, Generation};
 use crate::routes::{admit, json_response, ModelRequest};
@@ -112,41 +113,148 @@ async fn create(
         request.max_completion_tokens.or(request.max_tokens),
         d.tokens,
     );
+    let n_request = state.next_id();
+    let head = Head {
+        id: format!("chatcmpl-mock-{n_request}"),
+        created: unix_now(),
+        model: admitted.model.as_str(),
+    };
+
+    let answered = messages.last().and_then(|m| m.role.as_deref()) == Some("tool");
+    if let (Some(tool), false) = (d.tool_call.as_deref(), answered) {
+        let call = ToolCall {
+            tool,
+            id: crate::tools::call_id("call_mock", n_request),
+            usage: Usage::new(prompt_tokens(messages), 10, d.cached, d.reasoning),
+        };
+        if !request.stream.unwrap_or(false) {
+            let body = call.completion(&head)?;
+            return Ok(json_response(body, d, admitted.guard));
+        }
+        let plan = call.stream(&head, include_usage(request))?;
+        return Ok(plan.into_sse_response(admitted.guard));
+    }
+
     let usage = Usage::new(
         prompt_tokens(messages),
         generation.words * n,
         d.cached,
         d.reasoning,
     );
-    let n_request = state.next_id();
-    let id = format!("chatcmpl-mock-{n_request}");
-    let created = unix_now();
-    let model = admitted.model.as_str();
+    if request.stream.unwrap_or(false) {
+        let plan = stream(&head, request, n, generation, usage, d);
+        return Ok(plan.into_sse_response(admitted.guard));
+    }
+    let body = completion(&head, request, n, generation, &usage)?;
+    Ok(json_response(body, d, admitted.guard))
+}
 
-    let answered = messages.last().and_then(|m| m.role.as_deref()) == Some("tool");
-    if let (Some(tool), false) = (d.tool_call.as_deref(), answered) {
-        let usage = Usage::new(prompt_tokens(messages), 10, d.cached, d.reasoning);
-        let head = json!({"id": id, "created": created, "model": model, "system_fingerprint": FINGERPRINT});
-        let call_id = crate::tools::call_id("call_mock", n_request);
-        if !request.stream.unwrap_or(false) {
-            let mut body = head;
-            body["object"] = json!("chat.completion");
-            body["choices"] = json!([{"index": 0, "logprobs": null, "finish_reason": "tool_calls",
-                "message": {"role": "assistant", "content": null, "refusal": null, "tool_calls": [
-                    {"id": call_id, "type": "function",
-                     "function": {"name": tool, "arguments": crate::tools::ARGUMENTS}}]}}]);
-            body["usage"] = serde_json::to_value(usage)?;
-            return Ok(json_response(
-                body.to_string().into_bytes(),
-                d,
-                admitted.guard,
-            ));
-        }
-        let include_usage = request
-            .stream_options
-            .as_ref()
-            .and_then(|o| o.include_usage)
-            .unwrap_or(false);
+/// What every answer to one request shares.
+struct Head<'a> {
+    id: String,
+    created: u64,
+    model: &'a str,
+}
+
+/// `stream_options.include_usage`.
+fn include_usage(request: &ChatRequest) -> bool {
+    request
+        .stream_options
+        .as_ref()
+        .and_then(|options| options.include_usage)
+        .unwrap_or(false)
+}
+
+/// A streamed answer with `n` choices.
+fn stream(
+    head: &Head<'_>,
+    request: &ChatRequest,
+    n: u64,
+    generation: Generation,
+    usage: Usage,
+    d: &Directives,
+) -> Plan {
+    let format = ChatStream {
+        id: &head.id,
+        created: head.created,
+        model: head.model,
+        include_usage: include_usage(request),
+        choices: n,
+        groq_usage: d.groq_usage,
+    };
+    let shape = Shape::new(n, &generation, format.include_usage || d.groq_usage, usage);
+    sse::script(&format, &shape, d)
+}
+
+/// A completion with `n` identical choices (a JSON object when `response_format` asks for one).
+fn completion(
+    head: &Head<'_>,
+    request: &ChatRequest,
+    n: u64,
+    generation: Generation,
+    usage: &Usage,
+) -> Result<Vec<u8>, ApiError> {
+    let json_mode = request
+        .response_format
+        .as_ref()
+        .is_some_and(|f| f["type"] == "json_object" || f["type"] == "json_schema");
+    let text = if json_mode {
+        crate::tools::json_answer(&generation.text())
+    } else {
+        generation.text()
+    };
+    let completion = ChatCompletion {
+        id: &head.id,
+        object: "chat.completion",
+        created: head.created,
+        model: head.model,
+        choices: (0..n)
+            .map(|index| ChatChoice {
+                index,
+                message: AssistantMessage {
+                    role: "assistant",
+                    content: &text,
+                    refusal: (),
+                },
+                logprobs: (),
+                finish_reason: generation.finish_reason,
+            })
+            .collect(),
+        usage,
+        system_fingerprint: FINGERPRINT,
+    };
+    Ok(serde_json::to_vec(&completion)?)
+}
+
+/// The `tool_call=NAME` directive's answer: one call of the tool.
+struct ToolCall<'a> {
+    tool: &'a str,
+    id: String,
+    usage: Usage,
+}
+
+impl ToolCall<'_> {
+    /// The fields every answer carries.
+    fn head(head: &Head<'_>) -> Value {
+        json!({"id": head.id, "created": head.created, "model": head.model, "system_fingerprint": FINGERPRINT})
+    }
+
+    fn completion(&self, head: &Head<'_>) -> Result<Vec<u8>, ApiError> {
+        let (tool, call_id) = (self.tool, &self.id);
+        let mut body = Self::head(head);
+        body["object"] = json!("chat.completion");
+        body["choices"] = json!([{"index": 0, "logprobs": null, "finish_reason": "tool_calls",
+            "message": {"role": "assistant", "content": null, "refusal": null, "tool_calls": [
+                {"id": call_id, "type": "function",
+                 "function": {"name": tool, "arguments": crate::tools::ARGUMENTS}}]}}]);
+        body["usage"] = serde_json::to_value(self.usage)?;
+        Ok(body.to_string().into_bytes())
+    }
+
+    /// The call streamed: its name, its arguments in fragments, the finish, then the usage.
+    fn stream(&self, head: &Head<'_>, include_usage: bool) -> Result<Plan, ApiError> {
+        let (tool, call_id) = (self.tool, &self.id);
+        let head = Self::head(head);
         let chunk = |choices: Value| {
             let mut c = head.clone();
             c["object"] = json!("chat.completion.chunk");
@@ -168,68 +276,12 @@ async fn create(
         ));
         if include_usage {
             let mut last = chunk(json!([]));
-            last["usage"] = serde_json::to_value(usage)?;
+            last["usage"] = serde_json::to_value(self.usage)?;
             plan.event(&last);
         }
         plan.push(b"data: [DONE]\n\n");
-        return Ok(plan.into_sse_response(admitted.guard));
+        Ok(plan)
     }
-
-    if request.stream.unwrap_or(false) {
-        let format = ChatStream {
-            id: &id,
-            created,
-            model,
-            include_usage: request
-                .stream_options
-                .as_ref()
-                .and_then(|options| options.include_usage)
-                .unwrap_or(false),
-            choices: n,
-            groq_usage: d.groq_usage,
-        };
-        let shape = Shape {
-            choices: n,
-            words: generation.words,
-            finish_reason: generation.finish_reason,
-            include_usage: format.include_usage || d.groq_usage,
-            usage,
-        };
-        let plan = sse::script(&format, &shape, d);
-        return Ok(plan.into_sse_response(admitted.guard));
-    }
-
-    let json_mode = request
-        .response_format
-        .as_ref()
-        .is_some_and(|f| f["type"] == "json_object" || f["type"] == "json_schema");
-    let text = if json_mode {
-        crate::tools::json_answer(&generation.text())
-    } else {
-        generation.text()
-    };
-    let completion = ChatCompletion {
-        id: &id,
-        object: "chat.completion",
-        created,
-        model,
-        choices: (0..n)
-            .map(|index| ChatChoice {
-                index,
-                message: AssistantMessage {
-                    role: "assistant",
-                    content: &text,
-                    refusal: (),
-                },
-                logprobs: (),
-                finish_reason: generation.finish_reason,
-            })
-            .collect(),
-        usage: &usage,
-        system_fingerprint: FINGERPRINT,
-    };
-    let body = serde_json::to_vec(&completion)?;
-    Ok(json_response(body, d, admitted.guard))
 }
 
 /// Chunks of `chat.completion.chunk` streams.

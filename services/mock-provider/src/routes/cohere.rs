@@ -10,11 +10,12 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::directives::Directives;
 use crate::error::ApiError;
 use crate::generate::{count_words, Generation};
 use crate::routes::{admit, json_response, reshaped_error, ModelRequest};
 use crate::sse::{self, ChunkFormat, Plan, Shape};
-use crate::state::{Route, State};
+use crate::state::{InFlight, Route, State};
 use crate::wire::Usage;
 
 /// Input tokens Cohere processes on its own (its preamble), reported in `tokens` only.
@@ -93,19 +94,77 @@ async fn respond(
 
     let answered = messages.last().and_then(|m| m.role.as_deref()) == Some("tool");
     if let (Some(tool), false) = (d.tool_call.as_deref(), answered) {
-        let call_id = format!("{tool}_{id}");
-        let usage = usage_json(prompt, 10);
+        let call = ToolCall {
+            id: &id,
+            call_id: format!("{tool}_{id}"),
+            tool,
+            usage: usage_json(prompt, 10),
+        };
+        return Ok(call.respond(stream, d, admitted.guard));
+    }
+
+    let finish = if generation.finish_reason == "length" {
+        "MAX_TOKENS"
+    } else {
+        "COMPLETE"
+    };
+    if stream {
+        let format = CohereStream { id: &id, finish };
+        let shape = Shape::new(
+            1,
+            &generation,
+            true,
+            Usage::new(prompt, generation.words, 0, 0),
+        );
+        return Ok(sse::script(&format, &shape, d).into_sse_response(admitted.guard));
+    }
+    let text = answer_text(request, &generation);
+    let body = json!({"id": id, "finish_reason": finish, "usage": usage_json(prompt, generation.words),
+        "message": {"role": "assistant", "content": [{"type": "text", "text": text}]}});
+    Ok(json_response(
+        body.to_string().into_bytes(),
+        d,
+        admitted.guard,
+    ))
+}
+
+/// The generated text, as a JSON object when `response_format` asks for one.
+fn answer_text(request: &ChatRequest, generation: &Generation) -> String {
+    let json_mode = request
+        .response_format
+        .as_ref()
+        .is_some_and(|f| f["type"] == "json_object");
+    if json_mode {
+        crate::tools::json_answer(&generation.text())
+    } else {
+        generation.text()
+    }
+}
+
+/// The `tool_call=NAME` directive's answer: a tool plan and one call.
+struct ToolCall<'a> {
+    id: &'a str,
+    call_id: String,
+    tool: &'a str,
+    usage: Value,
+}
+
+impl ToolCall<'_> {
+    fn respond(&self, stream: bool, d: &Directives, guard: InFlight) -> HttpResponse {
+        let (id, call_id, tool, usage) = (self.id, &self.call_id, self.tool, &self.usage);
         if !stream {
             let body = json!({"id": id, "finish_reason": "TOOL_CALL", "usage": usage,
                 "message": {"role": "assistant", "tool_plan": "I will call the tool.",
                     "tool_calls": [{"id": call_id, "type": "function",
                         "function": {"name": tool, "arguments": crate::tools::ARGUMENTS}}]}});
-            return Ok(json_response(
-                body.to_string().into_bytes(),
-                d,
-                admitted.guard,
-            ));
+            return json_response(body.to_string().into_bytes(), d, guard);
         }
+        self.stream().into_sse_response(guard)
+    }
+
+    /// The plan, then the call: its name, its arguments in fragments.
+    fn stream(&self) -> Plan {
+        let (id, call_id, tool, usage) = (self.id, &self.call_id, self.tool, &self.usage);
         let mut plan = Plan::new();
         plan.named_event(
             "message-start",
@@ -139,41 +198,8 @@ async fn respond(
             &json!({"type": "message-end",
             "delta": {"finish_reason": "TOOL_CALL", "usage": usage}}),
         );
-        return Ok(plan.into_sse_response(admitted.guard));
+        plan
     }
-
-    let finish = if generation.finish_reason == "length" {
-        "MAX_TOKENS"
-    } else {
-        "COMPLETE"
-    };
-    if stream {
-        let format = CohereStream { id: &id, finish };
-        let shape = Shape {
-            choices: 1,
-            words: generation.words,
-            finish_reason: generation.finish_reason,
-            include_usage: true,
-            usage: Usage::new(prompt, generation.words, 0, 0),
-        };
-        return Ok(sse::script(&format, &shape, d).into_sse_response(admitted.guard));
-    }
-    let json_mode = request
-        .response_format
-        .as_ref()
-        .is_some_and(|f| f["type"] == "json_object");
-    let text = if json_mode {
-        crate::tools::json_answer(&generation.text())
-    } else {
-        generation.text()
-    };
-    let body = json!({"id": id, "finish_reason": finish, "usage": usage_json(prompt, generation.words),
-        "message": {"role": "assistant", "content": [{"type": "text", "text": text}]}});
-    Ok(json_response(
-        body.to_string().into_bytes(),
-        d,
-        admitted.guard,
-    ))
 }
 
 /// Events of a Cohere v2 chat stream (no `[DONE]`: `message-end` ends it).

@@ -76,14 +76,7 @@ async fn create(
         .as_ref()
         .ok_or(ApiError::MissingParam("prompt"))?;
     let (prompts, prompt_tokens) = prompt.measure();
-    // OpenAI returns `n` choices per prompt, indexed prompt-major.
-    let total = prompts.max(1) * choices(request.n)?;
-    if total > MAX_TOTAL_CHOICES {
-        return Err(ApiError::InvalidParam {
-            param: "prompt",
-            message: format!("mock: at most {MAX_TOTAL_CHOICES} choices (prompts × n)"),
-        });
-    }
+    let total = total_choices(prompts, request.n)?;
     admitted.prelude(&state).await?;
 
     let d = &admitted.directives;
@@ -109,17 +102,36 @@ async fn create(
                 .and_then(|options| options.include_usage)
                 .unwrap_or(false),
         };
-        let shape = Shape {
-            choices: total,
-            words: generation.words,
-            finish_reason: generation.finish_reason,
-            include_usage: format.include_usage,
-            usage,
-        };
+        let shape = Shape::new(total, &generation, format.include_usage, usage);
         let plan = sse::script(&format, &shape, d);
         return Ok(plan.into_sse_response(admitted.guard));
     }
 
+    let body = completion(&id, created, model, total, generation, &usage)?;
+    Ok(json_response(body, d, admitted.guard))
+}
+
+/// Choices in all: OpenAI returns `n` per prompt, indexed prompt-major.
+fn total_choices(prompts: u64, n: Option<u64>) -> Result<u64, ApiError> {
+    let total = prompts.max(1) * choices(n)?;
+    if total > MAX_TOTAL_CHOICES {
+        return Err(ApiError::InvalidParam {
+            param: "prompt",
+            message: format!("mock: at most {MAX_TOTAL_CHOICES} choices (prompts × n)"),
+        });
+    }
+    Ok(total)
+}
+
+/// A completion with `total` identical choices.
+fn completion(
+    id: &str,
+    created: u64,
+    model: &str,
+    total: u64,
+    generation: Generation,
+    usage: &Usage,
+) -> Result<Vec<u8>, ApiError> {
     let text = generation.text();
     let choices: Vec<TextChoice<'_>> = (0..total)
         .map(|index| TextChoice {
@@ -130,16 +142,15 @@ async fn create(
         })
         .collect();
     let completion = TextCompletion {
-        id: &id,
+        id,
         object: "text_completion",
         created,
         model,
         system_fingerprint: FINGERPRINT,
         choices: &choices,
-        usage: Some(Some(&usage)),
+        usage: Some(Some(usage)),
     };
-    let body = serde_json::to_vec(&completion)?;
-    Ok(json_response(body, d, admitted.guard))
+    Ok(serde_json::to_vec(&completion)?)
 }
 
 /// Chunks of legacy completion streams (object `text_completion`).

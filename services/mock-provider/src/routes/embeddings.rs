@@ -2,9 +2,10 @@
 
 use actix_web::web::{self, Bytes, Data};
 use actix_web::{HttpRequest, HttpResponse};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::base64;
 use crate::error::ApiError;
 use crate::generate::{count_words, embedding, fnv1a};
 use crate::routes::{admit, json_response, ModelRequest};
@@ -86,25 +87,8 @@ async fn create(
             message: format!("input must have between 1 and {MAX_INPUTS} items"),
         });
     }
-    let dimensions = match request.dimensions.unwrap_or(DEFAULT_DIMENSIONS) {
-        d @ 1..=MAX_DIMENSIONS => d as usize,
-        _ => {
-            return Err(ApiError::InvalidParam {
-                param: "dimensions",
-                message: format!("dimensions must be between 1 and {MAX_DIMENSIONS}"),
-            })
-        }
-    };
-    let base64 = match request.encoding_format.as_deref() {
-        None | Some("float") => false,
-        Some("base64") => true,
-        Some(other) => {
-            return Err(ApiError::InvalidParam {
-                param: "encoding_format",
-                message: format!("encoding_format must be 'float' or 'base64', not '{other}'"),
-            })
-        }
-    };
+    let dimensions = vector_length(request.dimensions)?;
+    let base64 = is_base64(request.encoding_format.as_deref())?;
     admitted.prelude(&state).await?;
 
     let prompt_tokens = items.iter().map(|(tokens, _)| tokens).sum();
@@ -117,7 +101,7 @@ async fn create(
                 object: "embedding",
                 index,
                 embedding: if base64 {
-                    EmbeddingVector::Base64(base64::encode_f32s(&vector))
+                    EmbeddingVector::Base64(base64_f32s(&vector))
                 } else {
                     EmbeddingVector::Float(vector)
                 },
@@ -135,4 +119,34 @@ async fn create(
     };
     let body = serde_json::to_vec(&list)?;
     Ok(json_response(body, &admitted.directives, admitted.guard))
+}
+
+/// Floats the way OpenAI sends them for `encoding_format: "base64"`: little-endian `f32`s in
+/// standard, padded base64.
+fn base64_f32s(values: &[f32]) -> String {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    STANDARD.encode(bytes)
+}
+
+/// The vector length: `dimensions`, [`DEFAULT_DIMENSIONS`] when absent.
+fn vector_length(requested: Option<u64>) -> Result<usize, ApiError> {
+    match requested.unwrap_or(DEFAULT_DIMENSIONS) {
+        d @ 1..=MAX_DIMENSIONS => Ok(d as usize),
+        _ => Err(ApiError::InvalidParam {
+            param: "dimensions",
+            message: format!("dimensions must be between 1 and {MAX_DIMENSIONS}"),
+        }),
+    }
+}
+
+/// Whether `encoding_format` asks for base64 (else floats).
+fn is_base64(encoding_format: Option<&str>) -> Result<bool, ApiError> {
+    match encoding_format {
+        None | Some("float") => Ok(false),
+        Some("base64") => Ok(true),
+        Some(other) => Err(ApiError::InvalidParam {
+            param: "encoding_format",
+            message: format!("encoding_format must be 'float' or 'base64', not '{other}'"),
+        }),
+    }
 }

@@ -158,16 +158,7 @@ async fn respond(
     action: &str,
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let (model, stream) = match action.rsplit_once(':') {
-        Some((m, "generateContent")) => (m, false),
-        Some((m, "streamGenerateContent")) => (m, true),
-        _ => {
-            return Err(ApiError::UnknownUrl {
-                method: "POST".into(),
-                path: format!("/v1beta/models/{action}"),
-            })
-        }
-    };
+    let (model, stream) = model_and_method(action)?;
     let admitted =
         admit_as::<GenerateRequest>(&state, Route::GenerateContent, &req, body, Some(model))?;
     let request = &admitted.request;
@@ -186,28 +177,15 @@ async fn respond(
     let prompt = contents.iter().map(words).sum::<u64>()
         + request.system_instruction.as_ref().map_or(0, words);
     let cached = d.cached.min(prompt);
-    let finish = if generation.finish_reason == "length" {
-        "MAX_TOKENS"
-    } else {
-        "STOP"
-    };
+    let finish = finish_reason(&generation);
     let format = GeminiStream {
         model: admitted.model.clone(),
         finish,
         response_id: format!("mock-{}", state.next_id()),
     };
-    let answered = contents.last().is_some_and(|c| {
-        c["parts"]
-            .as_array()
-            .is_some_and(|parts| parts.iter().any(|p| p.get("functionResponse").is_some()))
-    });
-    if let (Some(tool), false) = (d.tool_call.as_deref(), answered) {
-        // Gemini sends a function call whole, in one part (streamed or not).
-        let args: Value = serde_json::from_str(crate::tools::ARGUMENTS)?;
-        let mut body = format.candidate("", Some("STOP"));
-        body["candidates"][0]["content"]["parts"] =
-            json!([{"functionCall": {"name": tool, "args": args}}]);
-        body["usageMetadata"] = usage_metadata(&Usage::new(prompt, 10, cached, d.reasoning));
+    if let (Some(tool), false) = (d.tool_call.as_deref(), answered(contents)) {
+        let usage = Usage::new(prompt, 10, cached, d.reasoning);
+        let body = function_call(&format, tool, &usage)?;
         if !stream {
             return Ok(json_response(
                 body.to_string().into_bytes(),
@@ -221,33 +199,73 @@ async fn respond(
     }
     let usage = Usage::new(prompt, generation.words, cached, d.reasoning);
     if stream {
-        let shape = Shape {
-            choices: 1,
-            words: generation.words,
-            finish_reason: generation.finish_reason,
-            include_usage: true,
-            usage,
-        };
+        let shape = Shape::new(1, &generation, true, usage);
         let plan = sse::script(&format, &shape, d);
         return Ok(plan.into_sse_response(admitted.guard));
     }
-    let json_mode = request
-        .generation_config
-        .as_ref()
-        .and_then(|g| g.response_mime_type.as_deref())
-        == Some("application/json");
-    let text = if json_mode {
-        crate::tools::json_answer(&generation.text())
-    } else {
-        generation.text()
-    };
-    let mut body = format.candidate(&text, Some(finish));
+    let mut body = format.candidate(&answer_text(request, &generation), Some(finish));
     body["usageMetadata"] = usage_metadata(&usage);
     Ok(json_response(
         body.to_string().into_bytes(),
         d,
         admitted.guard,
     ))
+}
+
+/// The model and whether the method streams, from `{model}:generateContent` or
+/// `{model}:streamGenerateContent`.
+fn model_and_method(action: &str) -> Result<(&str, bool), ApiError> {
+    match action.rsplit_once(':') {
+        Some((m, "generateContent")) => Ok((m, false)),
+        Some((m, "streamGenerateContent")) => Ok((m, true)),
+        _ => Err(ApiError::UnknownUrl {
+            method: "POST".into(),
+            path: format!("/v1beta/models/{action}"),
+        }),
+    }
+}
+
+/// Gemini's `finishReason` for how the generation ended.
+fn finish_reason(generation: &Generation) -> &'static str {
+    if generation.finish_reason == "length" {
+        "MAX_TOKENS"
+    } else {
+        "STOP"
+    }
+}
+
+/// Whether the last turn answers a function call.
+fn answered(contents: &[Value]) -> bool {
+    contents.last().is_some_and(|c| {
+        c["parts"]
+            .as_array()
+            .is_some_and(|parts| parts.iter().any(|p| p.get("functionResponse").is_some()))
+    })
+}
+
+/// The `tool_call=NAME` directive's answer. Gemini sends a function call whole, in one part
+/// (streamed or not).
+fn function_call(format: &GeminiStream, tool: &str, usage: &Usage) -> Result<Value, ApiError> {
+    let args: Value = serde_json::from_str(crate::tools::ARGUMENTS)?;
+    let mut body = format.candidate("", Some("STOP"));
+    body["candidates"][0]["content"]["parts"] =
+        json!([{"functionCall": {"name": tool, "args": args}}]);
+    body["usageMetadata"] = usage_metadata(usage);
+    Ok(body)
+}
+
+/// The generated text, as a JSON object when `responseMimeType` asks for one.
+fn answer_text(request: &GenerateRequest, generation: &Generation) -> String {
+    let json_mode = request
+        .generation_config
+        .as_ref()
+        .and_then(|g| g.response_mime_type.as_deref())
+        == Some("application/json");
+    if json_mode {
+        crate::tools::json_answer(&generation.text())
+    } else {
+        generation.text()
+    }
 }
 
 fn usage_metadata(u: &Usage) -> Value {

@@ -8,11 +8,14 @@
 use actix_web::web::{self, Bytes, Data};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
+use crate::directives::Directives;
 use crate::error::ApiError;
 use crate::generate::{count_words, Generation};
-use crate::routes::{admit, json_response, reshaped_error, ModelRequest};
+use crate::routes::{
+    admit, json_response, reshaped_error, tool_response, ModelRequest, ToolAnswer,
+};
 use crate::sse::{self, ChunkFormat, Plan, Shape};
 use crate::state::{Route, State};
 use crate::wire::Usage;
@@ -111,49 +114,126 @@ async fn respond(
 
     let d = &admitted.directives;
     let generation = Generation::new(Some(max_tokens), d.tokens);
-    let prompt = messages.iter().map(|m| words(&m.content)).sum::<u64>()
-        + request.system.as_ref().map_or(0, words);
+    let prompt = prompt_words(request, messages);
     let cached = d.cached.min(prompt);
     let input = input_tokens_of(prompt, cached);
     let output = generation.words;
-    let stop_reason = if generation.finish_reason == "length" {
-        "max_tokens"
-    } else {
-        "end_turn"
-    };
+    let stop_reason = stop_reason(&generation);
     let n_request = state.next_id();
     let id = format!("msg_mock_{n_request}");
     let model = admitted.model.as_str();
 
+    if let Some(tool) = tool_to_call(request, messages, d) {
+        let call = ToolUse {
+            id: &id,
+            model,
+            call_id: crate::tools::call_id("toolu_mock", n_request),
+            tool,
+            usage: usage_json(input, 10, cached),
+        };
+        return tool_response(&call, request.stream.unwrap_or(false), d, admitted.guard);
+    }
+
+    if request.stream.unwrap_or(false) {
+        let format = MessagesStream {
+            id: &id,
+            model,
+            input,
+            cached,
+            stop_reason,
+        };
+        let usage = Usage::new(prompt, output, cached, 0);
+        let plan = sse::script(&format, &Shape::new(1, &generation, true, usage), d);
+        return Ok(plan.into_sse_response(admitted.guard));
+    }
+    let usage = usage_json(input, output, cached);
+    let message = text_message(&id, model, &generation.text(), stop_reason, usage);
+    Ok(json_response(message.into_bytes(), d, admitted.guard))
+}
+
+/// Anthropic's `stop_reason` for how the generation ended.
+fn stop_reason(generation: &Generation) -> &'static str {
+    if generation.finish_reason == "length" {
+        "max_tokens"
+    } else {
+        "end_turn"
+    }
+}
+
+/// The words of the system prompt and of every message.
+fn prompt_words(request: &MessagesRequest, messages: &[Message]) -> u64 {
+    messages.iter().map(|m| words(&m.content)).sum::<u64>()
+        + request.system.as_ref().map_or(0, words)
+}
+
+/// The tool to call, if any: a forced one (`tool_choice: {"type": "tool", "name": …}`) is always
+/// called; the `tool_call` directive's, unless the last message answers a call.
+fn tool_to_call<'a>(
+    request: &'a MessagesRequest,
+    messages: &[Message],
+    d: &'a Directives,
+) -> Option<&'a str> {
     let answered = messages.last().is_some_and(|m| {
         m.content
             .as_array()
             .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "tool_result"))
     });
-    // A forced tool (`tool_choice: {"type": "tool", "name": …}`) is always called.
     let forced = request
         .tool_choice
         .as_ref()
         .filter(|c| c["type"] == "tool")
         .and_then(|c| c["name"].as_str());
     let scripted = d.tool_call.as_deref().filter(|_| !answered);
-    if let Some(tool) = forced.or(scripted) {
-        let call_id = crate::tools::call_id("toolu_mock", n_request);
-        let input: serde_json::Value = serde_json::from_str(crate::tools::ARGUMENTS)?;
-        let usage = json!({"input_tokens": input_tokens_of(prompt, cached), "output_tokens": 10,
-                           "cache_read_input_tokens": cached, "cache_creation_input_tokens": 0});
-        if !request.stream.unwrap_or(false) {
-            let message = json!({"id": id, "type": "message", "role": "assistant", "model": model,
-                "content": [{"type": "tool_use", "id": call_id, "name": tool, "input": input}],
-                "stop_reason": "tool_use", "stop_sequence": null, "usage": usage});
-            return Ok(json_response(
-                message.to_string().into_bytes(),
-                d,
-                admitted.guard,
-            ));
-        }
+    forced.or(scripted)
+}
+
+/// Anthropic's `usage` (no cache writes).
+fn usage_json(input: u64, output: u64, cached: u64) -> Value {
+    json!({
+        "input_tokens": input,
+        "output_tokens": output,
+        "cache_read_input_tokens": cached,
+        "cache_creation_input_tokens": 0,
+    })
+}
+
+/// A text answer, as its JSON text.
+fn text_message(id: &str, model: &str, text: &str, stop_reason: &str, usage: Value) -> String {
+    json!({
+        "id": id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": stop_reason,
+        "stop_sequence": null,
+        "usage": usage,
+    })
+    .to_string()
+}
+
+/// A forced or scripted tool's answer: one `tool_use` block.
+struct ToolUse<'a> {
+    id: &'a str,
+    model: &'a str,
+    call_id: String,
+    tool: &'a str,
+    usage: Value,
+}
+
+impl ToolAnswer for ToolUse<'_> {
+    fn whole(&self, input: Value) -> Value {
+        let (id, model, call_id, tool) = (self.id, self.model, &self.call_id, self.tool);
+        json!({"id": id, "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "tool_use", "id": call_id, "name": tool, "input": input}],
+            "stop_reason": "tool_use", "stop_sequence": null, "usage": self.usage})
+    }
+
+    /// The call streamed: the block opens with an empty input, then the input in fragments.
+    fn streamed(&self) -> Plan {
+        let (id, model, call_id, tool) = (self.id, self.model, &self.call_id, self.tool);
         let mut plan = Plan::new();
-        let mut start_usage = usage.clone();
+        let mut start_usage = self.usage.clone();
         start_usage["output_tokens"] = json!(1);
         plan.named_event(
             "message_start",
@@ -180,47 +260,8 @@ async fn respond(
         plan.named_event("message_delta", &json!({"type": "message_delta",
             "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 10}}));
         plan.named_event("message_stop", &json!({"type": "message_stop"}));
-        return Ok(plan.into_sse_response(admitted.guard));
+        plan
     }
-
-    if request.stream.unwrap_or(false) {
-        let format = MessagesStream {
-            id: &id,
-            model,
-            input,
-            cached,
-            stop_reason,
-        };
-        let shape = Shape {
-            choices: 1,
-            words: generation.words,
-            finish_reason: generation.finish_reason,
-            include_usage: true,
-            usage: Usage::new(prompt, output, cached, 0),
-        };
-        let plan = sse::script(&format, &shape, d);
-        return Ok(plan.into_sse_response(admitted.guard));
-    }
-    let message = json!({
-        "id": id,
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": [{"type": "text", "text": generation.text()}],
-        "stop_reason": stop_reason,
-        "stop_sequence": null,
-        "usage": {
-            "input_tokens": input,
-            "output_tokens": output,
-            "cache_read_input_tokens": cached,
-            "cache_creation_input_tokens": 0,
-        },
-    });
-    Ok(json_response(
-        message.to_string().into_bytes(),
-        d,
-        admitted.guard,
-    ))
 }
 
 /// Events of an Anthropic Messages stream.

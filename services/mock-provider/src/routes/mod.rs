@@ -15,6 +15,7 @@ pub mod models;
 use actix_web::web::{Bytes, Data};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::directives::{self, Directives};
 use crate::error::ApiError;
@@ -144,6 +145,33 @@ impl<T> Admitted<T> {
     pub async fn prelude(&self, state: &State) -> Result<(), ApiError> {
         prelude(state, &self.directives, &self.fail_key).await
     }
+}
+
+/// A scripted tool call (`tool_call=NAME`, or a forced tool) in one wire format.
+pub trait ToolAnswer {
+    /// The streamed body's content type.
+    const CONTENT_TYPE: &'static str = "text/event-stream";
+    /// The whole answer, the call's input being `input`.
+    fn whole(&self, input: Value) -> Value;
+    /// The answer as events.
+    fn streamed(&self) -> Plan;
+}
+
+/// Answers with a scripted tool call, whole or streamed.
+pub fn tool_response<T: ToolAnswer>(
+    answer: &T,
+    stream: bool,
+    directives: &Directives,
+    guard: InFlight,
+) -> Result<HttpResponse, ApiError> {
+    let input: Value = serde_json::from_str(crate::tools::ARGUMENTS)?;
+    if !stream {
+        let body = answer.whole(input).to_string().into_bytes();
+        return Ok(json_response(body, directives, guard));
+    }
+    Ok(answer
+        .streamed()
+        .into_streamed_response(T::CONTENT_TYPE, guard))
 }
 
 /// A JSON response honouring `malformed` (truncated body) and `cut_after` / `stall_after` (a

@@ -38,62 +38,23 @@
 //! document, tool_use, tool_result, thinking and redacted_thinking. Note that the `Display` of
 //! `Unsupported` speaks of "Anthropic models": the `/v1/messages` handler words its own message
 //! from `param`.
+//!
+//! [`TranslateError::ProviderError`]: crate::translate::TranslateError::ProviderError
+//! [`TranslateError::Unsupported`]: crate::translate::TranslateError::Unsupported
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::{field, invalid, str_field, unsupported, TranslateError, ERROR_TYPES, UNKNOWN_ID};
-use crate::translate::{reasoning_detail, redacted_detail, truncate};
+use crate::translate::str_field;
 
+mod errors;
 mod request;
 mod response;
 mod stream;
 
+pub use errors::error_body;
 pub use request::to_openai_request;
 pub use response::from_openai_response;
 pub use stream::InboundStream;
-
-/// An Anthropic error body (`{"type":"error","error":{"type","message"}}`) with the type
-/// Anthropic documents for `status`; other 4xx are `invalid_request_error`, the rest `api_error`.
-pub fn error_body(status: u16, message: &str) -> Value {
-    let kind = ERROR_TYPES.iter().find(|(s, _)| *s == status).map_or(
-        if (400..500).contains(&status) {
-            "invalid_request_error"
-        } else {
-            "api_error"
-        },
-        |(_, kind)| *kind,
-    );
-    json!({ "type": "error", "error": { "type": kind, "message": message } })
-}
-
-/// The Anthropic error type for an OpenAI-shaped error object: Anthropic's own types (which the
-/// gateway passes through) are kept, timeouts and rate limits are recognised by their `code`,
-/// anything else is `api_error`.
-fn error_kind(error: &Value) -> &'static str {
-    let kind = str_field(error, "type").unwrap_or_default();
-    let code = str_field(error, "code").unwrap_or_default();
-    if let Some((_, known)) = ERROR_TYPES.iter().find(|(_, k)| *k == kind) {
-        known
-    } else if code.contains("timeout") {
-        "timeout_error"
-    } else if code.contains("rate_limit") {
-        "rate_limit_error"
-    } else {
-        "api_error"
-    }
-}
-
-/// The error an OpenAI-shaped `error` value (an object, or a bare string) reports.
-fn provider_error(error: &Value) -> TranslateError {
-    let message = match error {
-        Value::String(s) => s.clone(),
-        e => str_field(e, "message").map_or_else(|| e.to_string(), str::to_owned),
-    };
-    TranslateError::ProviderError {
-        kind: error_kind(error).into(),
-        message: truncate(message),
-    }
-}
 
 /// The text of a request, for a tokenizer: the system prompt, the text of every message
 /// (tool calls as their name and input JSON, tool results as their text), and each tool's name,

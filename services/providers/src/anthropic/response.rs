@@ -1,7 +1,13 @@
 //! Anthropic Messages responses and error bodies → OpenAI chat completions.
 
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tollgate_domain::usage::{AnthropicUsage, Usage};
+
+use super::api::{ERROR_TYPES, JSON_OUTPUT_TOOL, UNKNOWN_ID};
+use crate::completion::{chat_completion, choice, MessageParts};
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
 
 #[derive(Deserialize)]
 pub(super) struct Message {
@@ -90,6 +96,42 @@ pub(super) fn usage_json(usage: AnthropicUsage) -> Value {
     })
 }
 
+/// A response's content blocks, gathered into the OpenAI message's parts.
+fn gather(blocks: Vec<Block>) -> MessageParts {
+    let mut parts = MessageParts::default();
+    for block in blocks {
+        match block {
+            Block::Text { text } => parts.push_text(&text),
+            Block::Thinking {
+                thinking,
+                signature,
+            } => {
+                parts.push_reasoning(&thinking);
+                let index = parts.details.len();
+                parts.details.push(reasoning_detail(
+                    index,
+                    Some(thinking.as_str()),
+                    signature.as_deref(),
+                ));
+            }
+            Block::RedactedThinking { data } => {
+                let detail = redacted_detail(parts.details.len(), &data);
+                parts.details.push(detail);
+            }
+            Block::ToolUse { name, input, .. } if name == JSON_OUTPUT_TOOL => {
+                parts.push_text(&arguments_json(&input));
+            }
+            Block::ToolUse { id, name, input } => parts.tool_calls.push(json!({
+                "id": id,
+                "type": "function",
+                "function": { "name": name, "arguments": arguments_json(&input) },
+            })),
+            Block::Other => {}
+        }
+    }
+    parts
+}
+
 /// Translates a Messages response body into an OpenAI `chat.completion` for `public_model`.
 /// An Anthropic error body becomes [`TranslateError::ProviderError`].
 pub fn from_anthropic_response(body: &[u8], public_model: &str) -> Result<Value, TranslateError> {
@@ -98,72 +140,20 @@ pub fn from_anthropic_response(body: &[u8], public_model: &str) -> Result<Value,
     if msg.kind.as_deref() == Some("error") {
         return Err(msg.error.unwrap_or_default().into());
     }
-    let mut text: Option<String> = None;
-    let mut reasoning: Option<String> = None;
-    let mut details = Vec::new();
-    let mut tool_calls = Vec::new();
-    for block in msg.content {
-        match block {
-            Block::Text { text: t } => text.get_or_insert_with(String::new).push_str(&t),
-            Block::Thinking {
-                thinking,
-                signature,
-            } => {
-                reasoning
-                    .get_or_insert_with(String::new)
-                    .push_str(&thinking);
-                let index = details.len();
-                details.push(reasoning_detail(
-                    index,
-                    Some(thinking.as_str()),
-                    signature.as_deref(),
-                ));
-            }
-            Block::RedactedThinking { data } => details.push(redacted_detail(details.len(), &data)),
-            Block::ToolUse { name, input, .. } if name == JSON_OUTPUT_TOOL => {
-                text.get_or_insert_with(String::new)
-                    .push_str(&arguments_json(&input));
-            }
-            Block::ToolUse { id, name, input } => tool_calls.push(json!({
-                "id": id,
-                "type": "function",
-                "function": { "name": name, "arguments": arguments_json(&input) },
-            })),
-            Block::Other => {}
-        }
-    }
-    let mut message = Map::new();
-    message.insert("role".into(), "assistant".into());
-    message.insert("content".into(), text.into());
-    if let Some(reasoning) = reasoning {
-        message.insert("reasoning_content".into(), reasoning.into());
-    }
-    if !details.is_empty() {
-        message.insert("reasoning_details".into(), details.into());
-    }
+    let mut parts = gather(msg.content);
     let finish = msg
         .stop_reason
         .as_deref()
-        .map(|r| finish_reason(r, !tool_calls.is_empty()));
-    if !tool_calls.is_empty() {
-        message.insert("tool_calls".into(), tool_calls.into());
-    }
-    let mut out = json!({
-        "id": msg.id.as_deref().unwrap_or(UNKNOWN_ID),
-        "object": "chat.completion",
-        "created": now(),
-        "model": public_model,
-        "choices": [{
-            "index": 0,
-            "message": message,
-            "logprobs": null,
-            "finish_reason": finish,
-        }],
-    });
-    if let (Some(usage), Value::Object(o)) = (msg.usage, &mut out) {
-        o.insert("usage".into(), usage_json(usage));
-    }
-    Ok(out)
+        .map(|r| finish_reason(r, parts.has_tool_calls()));
+    let content = parts.text.take().into();
+    let choices = vec![choice(0, parts.into_message(content), finish)];
+    let id = msg.id.as_deref().unwrap_or(UNKNOWN_ID);
+    Ok(chat_completion(
+        id,
+        public_model,
+        choices,
+        msg.usage.map(usage_json),
+    ))
 }
 
 /// The message and the native error type (e.g. `overloaded_error`) of an Anthropic error body;

@@ -1,9 +1,14 @@
 //! Anthropic Messages SSE events → OpenAI `chat.completion.chunk`s.
 
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tollgate_domain::usage::AnthropicUsage;
+
+use super::api::{JSON_OUTPUT_TOOL, UNKNOWN_ID};
+use super::response::{finish_reason, usage_json, Block, ErrorBody};
+use crate::chunk::ChunkWriter;
 #[allow(clippy::wildcard_imports)]
-use super::response::*;
-#[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -93,9 +98,7 @@ enum Opened {
 #[derive(Debug)]
 pub struct StreamTranslator {
     id: String,
-    model: String,
-    created: u64,
-    include_usage: bool,
+    chunks: ChunkWriter,
     /// `message_start`'s usage merged with `message_delta`'s; `None` while none was reported.
     usage: Option<AnthropicUsage>,
     /// Content blocks by their Anthropic index.
@@ -111,9 +114,7 @@ impl StreamTranslator {
     pub fn new(public_model: &str, include_usage: bool) -> Self {
         Self {
             id: UNKNOWN_ID.into(),
-            model: public_model.into(),
-            created: now(),
-            include_usage,
+            chunks: ChunkWriter::new(public_model, include_usage),
             usage: None,
             blocks: Vec::new(),
             tool_calls: 0,
@@ -173,8 +174,8 @@ impl StreamTranslator {
             }
             Event::MessageStop {} => {
                 self.finished = true;
-                if let (true, Some(usage)) = (self.include_usage, self.usage) {
-                    out.push(self.envelope(Value::Array(Vec::new()), usage_json(usage)));
+                if let (true, Some(usage)) = (self.chunks.include_usage(), self.usage) {
+                    out.push(self.chunks.usage(&self.id, usage_json(usage)));
                 }
             }
             Event::Error { error } => return Err(error.into()),
@@ -281,26 +282,6 @@ impl StreamTranslator {
     }
 
     fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> String {
-        let choice = json!({
-            "index": 0,
-            "delta": delta,
-            "logprobs": null,
-            "finish_reason": finish_reason,
-        });
-        self.envelope(Value::Array(vec![choice]), Value::Null)
-    }
-
-    /// A chunk; `usage` is left out when it is `null` and the client did not ask for usage.
-    fn envelope(&self, choices: Value, usage: Value) -> String {
-        let mut chunk = Map::new();
-        chunk.insert("id".into(), self.id.as_str().into());
-        chunk.insert("object".into(), "chat.completion.chunk".into());
-        chunk.insert("created".into(), self.created.into());
-        chunk.insert("model".into(), self.model.as_str().into());
-        chunk.insert("choices".into(), choices);
-        if self.include_usage || !usage.is_null() {
-            chunk.insert("usage".into(), usage);
-        }
-        Value::Object(chunk).to_string()
+        self.chunks.delta(&self.id, 0, delta, finish_reason)
     }
 }

@@ -9,11 +9,13 @@
 use bytes::Bytes;
 use serde::Deserialize;
 
+use serde_json::{json, Value};
+
 use super::eventstream::Message;
 use super::response::TokenUsage;
-#[allow(clippy::wildcard_imports)]
-use super::*;
 use crate::sse::Frame;
+#[allow(clippy::wildcard_imports)]
+use crate::translate::*;
 
 /// The ConverseStream event names.
 pub(super) const EVENTS: &[&str] = &[
@@ -25,7 +27,7 @@ pub(super) const EVENTS: &[&str] = &[
     "metadata",
 ];
 
-/// A decoded event-stream message as the frame [`StreamTranslator::event`] reads: an event is
+/// A decoded event-stream message as the frame [`StreamTranslator::event`](super::StreamTranslator::event) reads: an event is
 /// named by its `:event-type` (no name if it has none); an exception by its `:exception-type`
 /// (`exception` if it has none); an error message (`:message-type` `error`) is an `error` frame
 /// whose data is `{"message": <:error-message>, "code": <:error-code>}`.

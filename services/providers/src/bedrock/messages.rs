@@ -1,7 +1,9 @@
 //! OpenAI chat messages → Converse `system` blocks and `messages` (turns of content blocks).
 
+use serde_json::{json, Value};
+
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
 
 /// Image media types and their Converse `format`.
 const IMAGE_FORMATS: &[(&str, &str)] = &[
@@ -87,11 +89,9 @@ impl Turn {
 pub(super) fn convert_messages(
     messages: Option<&Value>,
 ) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
-    let messages = messages
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid("messages", "must be an array of messages"))?;
+    let messages = messages_array(messages)?;
     let mut system = Vec::new();
-    let mut turns: Vec<Turn> = Vec::new();
+    let mut turns = Turns::new();
     for (i, m) in messages.iter().enumerate() {
         let at = format!("messages[{i}]");
         let (role, mut blocks) = match str_field(m, "role") {
@@ -99,12 +99,7 @@ pub(super) fn convert_messages(
             Some("user") => ("user", content_blocks(m.get("content"), &at)?),
             Some("assistant") => ("assistant", assistant_blocks(m, &at)?),
             Some("tool") => ("user", vec![tool_result(m, &at)?]),
-            _ => {
-                return Err(invalid(
-                    format!("{at}.role"),
-                    "must be system, developer, user, assistant or tool",
-                ))
-            }
+            _ => return Err(unknown_role(&at)),
         };
         if let (Some(_), Some(last)) = (field(m, "cache_control"), blocks.last_mut()) {
             last.cache = true;
@@ -119,24 +114,11 @@ pub(super) fn convert_messages(
             system.append(&mut blocks);
             continue;
         }
-        if blocks.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            Some(turn) if turn.role == role => turn.blocks.append(&mut blocks),
-            _ => turns.push(Turn { role, blocks }),
-        }
+        turns.push(role, blocks);
     }
-    if turns.is_empty() {
-        return Err(invalid(
-            "messages",
-            "needs at least one non-empty user or assistant message",
-        ));
-    }
-    Ok((
-        flatten(system),
-        turns.into_iter().map(Turn::into_value).collect(),
-    ))
+    let turns = turns.finish()?.into_iter();
+    let turns = turns.map(|(role, blocks)| Turn { role, blocks }.into_value());
+    Ok((flatten(system), turns.collect()))
 }
 
 fn text_block(text: &str) -> Option<Block> {
@@ -254,33 +236,17 @@ fn assistant_blocks(m: &Value, at: &str) -> Result<Vec<Block>, TranslateError> {
     Ok(blocks)
 }
 
-/// `reasoning_details` sent back by a client, as the Anthropic family reads them: signed text
-/// entries (a streamed entry without text takes the message's `reasoning_content` when it is the
-/// only one) and encrypted entries. Unsigned entries are skipped: Claude refuses them.
+/// `reasoning_details` sent back by a client ([`client_reasoning`]) as `reasoningContent` blocks.
 fn reasoning_blocks(m: &Value) -> Vec<Block> {
-    let Some(details) = m.get("reasoning_details").and_then(Value::as_array) else {
-        return Vec::new();
-    };
-    let texts = details
-        .iter()
-        .filter(|d| str_field(d, "type") == Some("reasoning.text"))
-        .count();
-    let fallback = str_field(m, "reasoning_content").filter(|_| texts == 1);
-    details
-        .iter()
-        .filter_map(|d| {
-            let content = match str_field(d, "type")? {
-                "reasoning.text" => {
-                    let signature = str_field(d, "signature").filter(|s| !s.is_empty())?;
-                    let text = str_field(d, "text")
-                        .filter(|t| !t.is_empty())
-                        .or(fallback)?;
+    client_reasoning(m)
+        .map(|r| {
+            let content = match r {
+                ClientReasoning::Signed { text, signature } => {
                     json!({ "reasoningText": { "text": text, "signature": signature } })
                 }
-                "reasoning.encrypted" => json!({ "redactedContent": str_field(d, "data")? }),
-                _ => return None,
+                ClientReasoning::Redacted { data } => json!({ "redactedContent": data }),
             };
-            Some(Block::new(json!({ "reasoningContent": content })))
+            Block::new(json!({ "reasoningContent": content }))
         })
         .collect()
 }

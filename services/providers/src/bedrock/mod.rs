@@ -38,58 +38,7 @@
 //!   `{"cachePoint":{"type":"default"}}` block after it.
 //! - **Ids.** Converse responses carry none: each completion gets a fresh `bedrock-…` id.
 
-use serde_json::{json, Map, Value};
-
 pub use crate::translate::TranslateError;
-#[allow(clippy::wildcard_imports)]
-use crate::translate::*;
-
-/// Exception names by HTTP status, from the Converse reference's error list, for error bodies
-/// that name none.
-const ERROR_TYPES: &[(u16, &str)] = &[
-    (400, "ValidationException"),
-    (403, "AccessDeniedException"),
-    (404, "ResourceNotFoundException"),
-    (408, "ModelTimeoutException"),
-    (424, "ModelErrorException"),
-    (429, "ThrottlingException"),
-    (500, "InternalServerException"),
-    (503, "ServiceUnavailableException"),
-];
-
-/// OpenAI parameters Converse has no equivalent for, each with a test for the values that mean
-/// "not used" (accepted and dropped, as is `null`). Any other value is refused, never ignored.
-/// `top_k` has no model-independent spelling; `response_format` JSON modes are not emulated.
-const UNSUPPORTED: &[(&str, Harmless)] = &[
-    ("n", |v| v.as_u64() == Some(1)),
-    ("logprobs", |v| v == &Value::Bool(false)),
-    ("top_logprobs", |v| v.as_u64() == Some(0)),
-    ("presence_penalty", |v| v.as_f64() == Some(0.0)),
-    ("frequency_penalty", |v| v.as_f64() == Some(0.0)),
-    ("logit_bias", |v| v.as_object().is_some_and(Map::is_empty)),
-    ("seed", |_| false),
-    ("top_k", |_| false),
-    ("audio", |_| false),
-    ("modalities", |v| v == &json!(["text"])),
-    ("prediction", |_| false),
-    ("web_search_options", |_| false),
-    ("functions", |_| false),
-    ("function_call", |_| false),
-    ("response_format", |v| str_field(v, "type") == Some("text")),
-    // Converse cannot be told to make one call at a time.
-    ("parallel_tool_calls", |v| v == &Value::Bool(true)),
-];
-
-/// A completion id: Converse responses carry none. Unique within the process.
-fn completion_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("bedrock-{nanos:x}-{n:x}")
-}
 
 /// The request path, relative to the runtime endpoint
 /// (`https://bedrock-runtime.{region}.amazonaws.com`), for a model id, an inference profile id or

@@ -1,9 +1,34 @@
 //! OpenAI chat requests → Converse request bodies (camelCase; the model and streaming are in the
 //! path: see [`converse_path`]).
 
+use serde_json::{json, Map, Value};
+
 use super::messages::convert_messages;
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
+
+/// OpenAI parameters Converse has no equivalent for, each with a test for the values that mean
+/// "not used" (accepted and dropped, as is `null`). Any other value is refused, never ignored.
+/// `top_k` has no model-independent spelling. Checked before [`OPENAI_ONLY`], then
+/// [`UNSUPPORTED_MODES`].
+const UNSUPPORTED: &[(&str, Harmless)] = &[
+    ("n", |v| v.as_u64() == Some(1)),
+    ("logprobs", |v| v == &Value::Bool(false)),
+    ("top_logprobs", |v| v.as_u64() == Some(0)),
+    ("presence_penalty", |v| v.as_f64() == Some(0.0)),
+    ("frequency_penalty", |v| v.as_f64() == Some(0.0)),
+    ("logit_bias", |v| v.as_object().is_some_and(Map::is_empty)),
+    ("seed", |_| false),
+    ("top_k", |_| false),
+];
+
+/// Modes Converse cannot be put in, checked after [`OPENAI_ONLY`]: `response_format` JSON modes
+/// are not emulated.
+const UNSUPPORTED_MODES: &[(&str, Harmless)] = &[
+    ("response_format", |v| str_field(v, "type") == Some("text")),
+    // Converse cannot be told to make one call at a time.
+    ("parallel_tool_calls", |v| v == &Value::Bool(true)),
+];
 
 /// Translates an OpenAI chat request into a Converse (or ConverseStream: the body is the same)
 /// request body.
@@ -25,7 +50,7 @@ pub fn to_bedrock_request(
     openai: &Value,
     default_max_tokens: u64,
 ) -> Result<Value, TranslateError> {
-    refuse_unsupported(openai, UNSUPPORTED)?;
+    refuse_unsupported(openai, &[UNSUPPORTED, OPENAI_ONLY, UNSUPPORTED_MODES])?;
     let mut out = Map::new();
     let (system, messages) = convert_messages(openai.get("messages"))?;
     let has_tool_blocks = messages.iter().any(|turn| {
@@ -96,15 +121,8 @@ fn inference_config(
             config.insert(bedrock.into(), v.clone());
         }
     }
-    if let Some(stop) = field(openai, "stop") {
-        let stops = match stop {
-            Value::String(s) => vec![Value::String(s.clone())],
-            Value::Array(a) if a.iter().all(Value::is_string) => a.clone(),
-            _ => return Err(invalid("stop", "must be a string or an array of strings")),
-        };
-        if !stops.is_empty() {
-            config.insert("stopSequences".into(), Value::Array(stops));
-        }
+    if let Some(stops) = stop_sequences(openai)? {
+        config.insert("stopSequences".into(), Value::Array(stops));
     }
     Ok((config, thinking))
 }

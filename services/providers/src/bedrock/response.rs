@@ -3,8 +3,35 @@
 use serde::Deserialize;
 use tollgate_domain::usage::{AnthropicUsage, Usage};
 
+use serde_json::{json, Value};
+
+use crate::completion::{chat_completion, choice, MessageParts};
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
+
+/// A completion id: Converse responses carry none. Unique within the process.
+pub(super) fn completion_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("bedrock-{nanos:x}-{n:x}")
+}
+
+/// Exception names by HTTP status, from the Converse reference's error list, for error bodies
+/// that name none.
+const ERROR_TYPES: &[(u16, &str)] = &[
+    (400, "ValidationException"),
+    (403, "AccessDeniedException"),
+    (404, "ResourceNotFoundException"),
+    (408, "ModelTimeoutException"),
+    (424, "ModelErrorException"),
+    (429, "ThrottlingException"),
+    (500, "InternalServerException"),
+    (503, "ServiceUnavailableException"),
+];
 
 #[derive(Deserialize)]
 struct ConverseResponse {
@@ -136,68 +163,48 @@ pub fn from_bedrock_response(body: &[u8], public_model: &str) -> Result<Value, T
         });
     };
     let blocks = output.message.and_then(|m| m.content).unwrap_or_default();
-    let mut text: Option<String> = None;
-    let mut reasoning: Option<String> = None;
-    let mut details = Vec::new();
-    let mut tool_calls = Vec::new();
+    let mut parts = gather(blocks);
+    let finish = response
+        .stop_reason
+        .as_deref()
+        .map(|r| finish_reason(r, parts.has_tool_calls()));
+    let content = parts.take_content();
+    let choices = vec![choice(0, parts.into_message(content), finish)];
+    Ok(chat_completion(
+        &completion_id(),
+        public_model,
+        choices,
+        response.usage.map(usage_json),
+    ))
+}
+
+/// A response's content blocks, gathered into the OpenAI message's parts.
+fn gather(blocks: Vec<ContentBlock>) -> MessageParts {
+    let mut parts = MessageParts::default();
     for block in blocks {
         if let Some(t) = block.text {
-            text.get_or_insert_with(String::new).push_str(&t);
+            parts.push_text(&t);
         } else if let Some(call) = block.tool_use {
-            tool_calls.push(json!({
+            parts.tool_calls.push(json!({
                 "id": call.id,
                 "type": "function",
                 "function": { "name": call.name, "arguments": arguments_json(&call.input) },
             }));
         } else if let Some(r) = block.reasoning {
             if let Some(t) = r.text {
-                reasoning.get_or_insert_with(String::new).push_str(&t.text);
+                parts.push_reasoning(&t.text);
                 if let Some(signature) = t.signature.filter(|s| !s.is_empty()) {
-                    let index = details.len();
-                    details.push(reasoning_detail(index, Some(&t.text), Some(&signature)));
+                    let index = parts.details.len();
+                    let detail = reasoning_detail(index, Some(&t.text), Some(&signature));
+                    parts.details.push(detail);
                 }
             } else if let Some(data) = r.redacted {
-                details.push(redacted_detail(details.len(), &data));
+                let detail = redacted_detail(parts.details.len(), &data);
+                parts.details.push(detail);
             }
         }
     }
-    let mut message = Map::new();
-    message.insert("role".into(), "assistant".into());
-    let content = match text {
-        Some(text) => Value::String(text),
-        None if tool_calls.is_empty() => Value::String(String::new()),
-        None => Value::Null,
-    };
-    message.insert("content".into(), content);
-    if let Some(reasoning) = reasoning {
-        message.insert("reasoning_content".into(), reasoning.into());
-    }
-    if !details.is_empty() {
-        message.insert("reasoning_details".into(), details.into());
-    }
-    let finish = response
-        .stop_reason
-        .as_deref()
-        .map(|r| finish_reason(r, !tool_calls.is_empty()));
-    if !tool_calls.is_empty() {
-        message.insert("tool_calls".into(), tool_calls.into());
-    }
-    let mut out = json!({
-        "id": completion_id(),
-        "object": "chat.completion",
-        "created": now(),
-        "model": public_model,
-        "choices": [{
-            "index": 0,
-            "message": message,
-            "logprobs": null,
-            "finish_reason": finish,
-        }],
-    });
-    if let (Some(usage), Value::Object(o)) = (response.usage, &mut out) {
-        o.insert("usage".into(), usage_json(usage));
-    }
-    Ok(out)
+    parts
 }
 
 /// The exception name in an `x-amzn-ErrorType` header or a body's `__type`, as the Smithy

@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
+use tollgate_domain::calendar::civil_from_days;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -278,7 +279,8 @@ fn hex(bytes: &[u8]) -> String {
 fn timestamps(time: SystemTime) -> (String, String) {
     let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days);
+    // A u64 of seconds is fewer than 2^48 days: the conversion cannot fail.
+    let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(0));
     let date = format!("{y:04}{m:02}{d:02}");
     let amz_date = format!(
         "{date}T{:02}{:02}{:02}Z",
@@ -287,20 +289,6 @@ fn timestamps(time: SystemTime) -> (String, String) {
         rest % 60
     );
     (amz_date, date)
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]

@@ -5,11 +5,14 @@
 //! `contentBlockStop`; `messageStop` (the stop reason); `metadata` (usage), the last one. How
 //! they are named and framed: [`super::events`].
 
+use serde_json::{json, Value};
+
 #[allow(clippy::wildcard_imports)]
 use super::events::*;
 use super::response::*;
+use crate::chunk::ChunkWriter;
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
 
 /// What a content block turned into on the OpenAI side.
 #[derive(Debug, Clone, Copy)]
@@ -28,9 +31,7 @@ enum Opened {
 #[derive(Debug)]
 pub struct StreamTranslator {
     id: String,
-    model: String,
-    created: u64,
-    include_usage: bool,
+    chunks: ChunkWriter,
     started: bool,
     usage: Option<TokenUsage>,
     /// Content blocks by their Bedrock index.
@@ -48,9 +49,7 @@ impl StreamTranslator {
     pub fn new(public_model: &str, include_usage: bool) -> Self {
         Self {
             id: completion_id(),
-            model: public_model.into(),
-            created: now(),
-            include_usage,
+            chunks: ChunkWriter::new(public_model, include_usage),
             started: false,
             usage: None,
             blocks: Vec::new(),
@@ -89,23 +88,8 @@ impl StreamTranslator {
         if name.is_some_and(|n| !EVENTS.contains(&n)) {
             return Ok(Vec::new());
         }
-        let payload: Value =
-            serde_json::from_slice(data).map_err(|e| TranslateError::Malformed(e.to_string()))?;
-        let (name, payload) = match name {
-            Some(name) => (name, payload),
-            None => match payload {
-                Value::Object(mut wrapped) if wrapped.len() == 1 => {
-                    let Some((name, inner)) = wrapped
-                        .iter_mut()
-                        .next()
-                        .and_then(|(k, v)| Some((EVENTS.iter().find(|e| *e == k)?, v.take())))
-                    else {
-                        return Ok(Vec::new());
-                    };
-                    (*name, inner)
-                }
-                _ => return Ok(Vec::new()),
-            },
+        let Some((name, payload)) = named_payload(name, data)? else {
+            return Ok(Vec::new());
         };
         let malformed = |e: serde_json::Error| TranslateError::Malformed(e.to_string());
         let mut out = Vec::new();
@@ -126,14 +110,7 @@ impl StreamTranslator {
             "messageStop" if self.stopped => {}
             "messageStop" => {
                 let stop: MessageStop = serde_json::from_value(payload).map_err(malformed)?;
-                self.start(&mut out);
-                let reason = stop.stop_reason.as_deref().unwrap_or("end_turn");
-                let finish = finish_reason(reason, self.tool_calls > 0);
-                out.push(self.chunk(json!({}), Some(finish)));
-                self.stopped = true;
-                if self.metadata {
-                    self.finish(&mut out);
-                }
+                self.message_stop(&stop, &mut out);
             }
             _ => {
                 let metadata: Metadata = serde_json::from_value(payload).map_err(malformed)?;
@@ -163,6 +140,19 @@ impl StreamTranslator {
         let mut out = Vec::new();
         self.finish(&mut out);
         Ok(out)
+    }
+
+    /// The finish chunk (after the role chunk if none was sent), then the usage chunk if the
+    /// metadata already arrived.
+    fn message_stop(&mut self, stop: &MessageStop, out: &mut Vec<String>) {
+        self.start(out);
+        let reason = stop.stop_reason.as_deref().unwrap_or("end_turn");
+        let finish = finish_reason(reason, self.tool_calls > 0);
+        out.push(self.chunk(json!({}), Some(finish)));
+        self.stopped = true;
+        if self.metadata {
+            self.finish(out);
+        }
     }
 
     /// The role chunk, once.
@@ -275,33 +265,33 @@ impl StreamTranslator {
 
     /// The usage chunk (if usage was reported); the stream is then over.
     fn finish(&mut self, out: &mut Vec<String>) {
-        if let (true, Some(usage)) = (self.include_usage, self.usage) {
-            out.push(self.envelope(Value::Array(Vec::new()), usage_json(usage)));
+        if let (true, Some(usage)) = (self.chunks.include_usage(), self.usage) {
+            out.push(self.chunks.usage(&self.id, usage_json(usage)));
         }
         self.finished = true;
     }
 
     fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> String {
-        let choice = json!({
-            "index": 0,
-            "delta": delta,
-            "logprobs": null,
-            "finish_reason": finish_reason,
-        });
-        self.envelope(Value::Array(vec![choice]), Value::Null)
+        self.chunks.delta(&self.id, 0, delta, finish_reason)
     }
+}
 
-    /// A chunk; `usage` is left out when it is `null` and the client did not ask for usage.
-    fn envelope(&self, choices: Value, usage: Value) -> String {
-        let mut chunk = Map::new();
-        chunk.insert("id".into(), self.id.as_str().into());
-        chunk.insert("object".into(), "chat.completion.chunk".into());
-        chunk.insert("created".into(), self.created.into());
-        chunk.insert("model".into(), self.model.as_str().into());
-        chunk.insert("choices".into(), choices);
-        if self.include_usage || !usage.is_null() {
-            chunk.insert("usage".into(), usage);
-        }
-        Value::Object(chunk).to_string()
-    }
+/// An event's name and payload: the name from the `:event-type` header, or (a body read as JSON
+/// without one) the single known key that wraps the payload. `None` for anything else.
+fn named_payload<'n>(
+    name: Option<&'n str>,
+    data: &[u8],
+) -> Result<Option<(&'n str, Value)>, TranslateError> {
+    let payload: Value =
+        serde_json::from_slice(data).map_err(|e| TranslateError::Malformed(e.to_string()))?;
+    Ok(match name {
+        Some(name) => Some((name, payload)),
+        None => match payload {
+            Value::Object(mut wrapped) if wrapped.len() == 1 => wrapped
+                .iter_mut()
+                .next()
+                .and_then(|(k, v)| Some((*EVENTS.iter().find(|e| *e == k)?, v.take()))),
+            _ => None,
+        },
+    })
 }

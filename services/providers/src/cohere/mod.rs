@@ -32,52 +32,7 @@
 //!   [`TranslateError::ProviderError`] whose kind is that finish reason.
 //! - **Ids.** Cohere's response id is the completion id; tool-call ids are Cohere's.
 
-use serde_json::{json, Map, Value};
-
 pub use crate::translate::TranslateError;
-#[allow(clippy::wildcard_imports)]
-use crate::translate::*;
-
-/// The id used when the provider sent none.
-const UNKNOWN_ID: &str = "cohere-unknown";
-
-/// Native error codes by HTTP status: the statuses Cohere documents for `/v2/chat`, named as
-/// its SDKs name their errors (`TooManyRequestsError` → `too_many_requests`).
-const ERROR_CODES: &[(u16, &str)] = &[
-    (400, "bad_request"),
-    (401, "unauthorized"),
-    (402, "payment_required"),
-    (403, "forbidden"),
-    (404, "not_found"),
-    (422, "unprocessable_entity"),
-    (429, "too_many_requests"),
-    (498, "invalid_token"),
-    (499, "client_closed_request"),
-    (500, "internal_server_error"),
-    (501, "not_implemented"),
-    (503, "service_unavailable"),
-    (504, "gateway_timeout"),
-];
-
-/// OpenAI parameters Cohere has no equivalent for, each with a test for the values that mean
-/// "not used" (accepted and dropped, as is `null`). Any other value is refused, never ignored.
-/// (Cohere's own `logprobs` reports token ids, not OpenAI's per-token alternatives.)
-const UNSUPPORTED: &[(&str, Harmless)] = &[
-    ("n", |v| v.as_u64() == Some(1)),
-    ("logprobs", |v| v == &Value::Bool(false)),
-    ("top_logprobs", |v| v.as_u64() == Some(0)),
-    ("logit_bias", |v| v.as_object().is_some_and(Map::is_empty)),
-    ("parallel_tool_calls", |v| v == &Value::Bool(true)),
-    ("audio", |_| false),
-    ("modalities", |v| v == &json!(["text"])),
-    ("prediction", |_| false),
-    ("web_search_options", |_| false),
-    ("functions", |_| false),
-    ("function_call", |_| false),
-];
-
-/// Cohere finish reasons that mean the generation failed.
-const FAILED: &[&str] = &["ERROR", "TIMEOUT"];
 
 mod request;
 mod response;

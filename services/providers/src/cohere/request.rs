@@ -1,7 +1,21 @@
 //! OpenAI chat requests → Cohere v2 chat requests.
 
+use serde_json::{json, Map, Value};
+
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
+
+/// OpenAI parameters Cohere has no equivalent for, each with a test for the values that mean
+/// "not used" (accepted and dropped, as is `null`). Any other value is refused, never ignored.
+/// (Cohere's own `logprobs` reports token ids, not OpenAI's per-token alternatives.)
+/// [`OPENAI_ONLY`] is refused too.
+const UNSUPPORTED: &[(&str, Harmless)] = &[
+    ("n", |v| v.as_u64() == Some(1)),
+    ("logprobs", |v| v == &Value::Bool(false)),
+    ("top_logprobs", |v| v.as_u64() == Some(0)),
+    ("logit_bias", |v| v.as_object().is_some_and(Map::is_empty)),
+    ("parallel_tool_calls", |v| v == &Value::Bool(true)),
+];
 
 /// Numeric parameters copied under Cohere's names: `(OpenAI, Cohere, integer)`.
 const NUMBERS: &[(&str, &str, bool)] = &[
@@ -32,7 +46,7 @@ const EFFORTS: &[&str] = &["minimal", "low", "medium", "high", "xhigh"];
 /// [`UNSUPPORTED`], content parts other than text and images, and a named `tool_choice` among
 /// several tools.
 pub fn to_cohere_request(openai: &Value, upstream_model: &str) -> Result<Value, TranslateError> {
-    refuse_unsupported(openai, UNSUPPORTED)?;
+    refuse_unsupported(openai, &[UNSUPPORTED, OPENAI_ONLY])?;
     let mut out = Map::new();
     out.insert("model".into(), upstream_model.into());
     let messages = convert_messages(openai.get("messages"))?;
@@ -54,29 +68,9 @@ pub fn to_cohere_request(openai: &Value, upstream_model: &str) -> Result<Value, 
             .ok_or_else(|| invalid(param, "must be a positive integer"))?;
         out.insert("max_tokens".into(), n.into());
     }
-    for (from, to, integer) in NUMBERS {
-        if let Some(v) = field(openai, from) {
-            let ok = if *integer {
-                v.is_i64() || v.is_u64()
-            } else {
-                v.is_number()
-            };
-            if !ok {
-                let kind = if *integer { "an integer" } else { "a number" };
-                return Err(invalid(*from, format!("must be {kind}")));
-            }
-            out.insert((*to).into(), v.clone());
-        }
-    }
-    if let Some(stop) = field(openai, "stop") {
-        let stops = match stop {
-            Value::String(s) => vec![Value::String(s.clone())],
-            Value::Array(a) if a.iter().all(Value::is_string) => a.clone(),
-            _ => return Err(invalid("stop", "must be a string or an array of strings")),
-        };
-        if !stops.is_empty() {
-            out.insert("stop_sequences".into(), Value::Array(stops));
-        }
+    copy_numbers(openai, &mut out)?;
+    if let Some(stops) = stop_sequences(openai)? {
+        out.insert("stop_sequences".into(), Value::Array(stops));
     }
 
     let (tools, strict) = match field(openai, "tools") {
@@ -97,25 +91,47 @@ pub fn to_cohere_request(openai: &Value, upstream_model: &str) -> Result<Value, 
         out.insert("response_format".into(), format);
     }
     if let Some(effort) = field(openai, "reasoning_effort") {
-        let thinking = match effort.as_str() {
-            Some("none") => "disabled",
-            Some(e) if EFFORTS.contains(&e) => "enabled",
-            _ => {
-                return Err(invalid(
-                    "reasoning_effort",
-                    "must be none, minimal, low, medium, high or xhigh",
-                ))
-            }
-        };
-        out.insert("thinking".into(), json!({ "type": thinking }));
+        out.insert("thinking".into(), thinking(effort)?);
     }
     Ok(Value::Object(out))
 }
 
+/// The [`NUMBERS`] the request sets, under Cohere's names.
+fn copy_numbers(openai: &Value, out: &mut Map<String, Value>) -> Result<(), TranslateError> {
+    for (from, to, integer) in NUMBERS {
+        if let Some(v) = field(openai, from) {
+            let ok = if *integer {
+                v.is_i64() || v.is_u64()
+            } else {
+                v.is_number()
+            };
+            if !ok {
+                let kind = if *integer { "an integer" } else { "a number" };
+                return Err(invalid(*from, format!("must be {kind}")));
+            }
+            out.insert((*to).into(), v.clone());
+        }
+    }
+    Ok(())
+}
+
+/// `thinking` for a `reasoning_effort`: disabled for `none`, else enabled.
+fn thinking(effort: &Value) -> Result<Value, TranslateError> {
+    let thinking = match effort.as_str() {
+        Some("none") => "disabled",
+        Some(e) if EFFORTS.contains(&e) => "enabled",
+        _ => {
+            return Err(invalid(
+                "reasoning_effort",
+                "must be none, minimal, low, medium, high or xhigh",
+            ))
+        }
+    };
+    Ok(json!({ "type": thinking }))
+}
+
 fn convert_messages(messages: Option<&Value>) -> Result<Vec<Value>, TranslateError> {
-    let messages = messages
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid("messages", "must be an array of messages"))?;
+    let messages = messages_array(messages)?;
     let mut out = Vec::with_capacity(messages.len());
     for (i, m) in messages.iter().enumerate() {
         let at = format!("messages[{i}]");
@@ -128,12 +144,7 @@ fn convert_messages(messages: Option<&Value>) -> Result<Vec<Value>, TranslateErr
             })),
             Some("assistant") => assistant(m, &at)?,
             Some("tool") => Some(tool_result(m, &at)?),
-            _ => {
-                return Err(invalid(
-                    format!("{at}.role"),
-                    "must be system, developer, user, assistant or tool",
-                ))
-            }
+            _ => return Err(unknown_role(&at)),
         };
         out.extend(message);
     }

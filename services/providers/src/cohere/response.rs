@@ -2,8 +2,35 @@
 
 use serde::Deserialize;
 
+use serde_json::{json, Value};
+
+use crate::completion::{chat_completion, choice, MessageParts};
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
+
+/// The id used when the provider sent none.
+pub(super) const UNKNOWN_ID: &str = "cohere-unknown";
+
+/// Cohere finish reasons that mean the generation failed.
+pub(super) const FAILED: &[&str] = &["ERROR", "TIMEOUT"];
+
+/// Native error codes by HTTP status: the statuses Cohere documents for `/v2/chat`, named as
+/// its SDKs name their errors (`TooManyRequestsError` → `too_many_requests`).
+const ERROR_CODES: &[(u16, &str)] = &[
+    (400, "bad_request"),
+    (401, "unauthorized"),
+    (402, "payment_required"),
+    (403, "forbidden"),
+    (404, "not_found"),
+    (422, "unprocessable_entity"),
+    (429, "too_many_requests"),
+    (498, "invalid_token"),
+    (499, "client_closed_request"),
+    (500, "internal_server_error"),
+    (501, "not_implemented"),
+    (503, "service_unavailable"),
+    (504, "gateway_timeout"),
+];
 
 #[derive(Deserialize)]
 struct ChatResponse {
@@ -171,20 +198,37 @@ pub fn from_cohere_response(body: &[u8], public_model: &str) -> Result<Value, Tr
             return Err(failure(reason, None));
         }
     }
-    let mut text: Option<String> = None;
+    let mut parts = MessageParts::default();
     let mut thinking: Option<String> = None;
     for item in message.content.unwrap_or_default() {
         match item {
-            ContentItem::Text { text: t } => text.get_or_insert_with(String::new).push_str(&t),
+            ContentItem::Text { text } => parts.push_text(&text),
             ContentItem::Thinking { thinking: t } if !t.is_empty() => {
                 thinking.get_or_insert_with(String::new).push_str(&t);
             }
             ContentItem::Thinking { .. } | ContentItem::Other => {}
         }
     }
-    let tool_calls: Vec<Value> = message
-        .tool_calls
-        .unwrap_or_default()
+    parts.reasoning = join_reasoning(thinking, message.tool_plan);
+    parts.tool_calls = tool_calls(&message.tool_calls.unwrap_or_default());
+    let finish = response
+        .finish_reason
+        .as_deref()
+        .map(|r| finish_reason(r, parts.has_tool_calls()));
+    let content = parts.take_content();
+    let choices = vec![choice(0, parts.into_message(content), finish)];
+    let id = response.id.as_deref().unwrap_or(UNKNOWN_ID);
+    Ok(chat_completion(
+        id,
+        public_model,
+        choices,
+        response.usage.map(usage_json),
+    ))
+}
+
+/// A response's tool calls in OpenAI's shape (`call_{n}` when Cohere sent no id).
+fn tool_calls(calls: &[ToolCall]) -> Vec<Value> {
+    calls
         .iter()
         .enumerate()
         .map(|(n, call)| {
@@ -198,42 +242,7 @@ pub fn from_cohere_response(body: &[u8], public_model: &str) -> Result<Value, Tr
                 },
             })
         })
-        .collect();
-
-    let mut out_message = Map::new();
-    out_message.insert("role".into(), "assistant".into());
-    let content = match text {
-        Some(text) => Value::String(text),
-        None if tool_calls.is_empty() => Value::String(String::new()),
-        None => Value::Null,
-    };
-    out_message.insert("content".into(), content);
-    if let Some(reasoning) = join_reasoning(thinking, message.tool_plan) {
-        out_message.insert("reasoning_content".into(), reasoning.into());
-    }
-    let finish = response
-        .finish_reason
-        .as_deref()
-        .map(|r| finish_reason(r, !tool_calls.is_empty()));
-    if !tool_calls.is_empty() {
-        out_message.insert("tool_calls".into(), tool_calls.into());
-    }
-    let mut out = json!({
-        "id": response.id.as_deref().unwrap_or(UNKNOWN_ID),
-        "object": "chat.completion",
-        "created": now(),
-        "model": public_model,
-        "choices": [{
-            "index": 0,
-            "message": out_message,
-            "logprobs": null,
-            "finish_reason": finish,
-        }],
-    });
-    if let (Some(usage), Value::Object(o)) = (response.usage, &mut out) {
-        o.insert("usage".into(), usage_json(usage));
-    }
-    Ok(out)
+        .collect()
 }
 
 /// The message and the native code of a Cohere error body (`{"id", "message"}`); the code is

@@ -9,9 +9,12 @@
 
 use serde::Deserialize;
 
+use serde_json::{json, Value};
+
 use super::response::*;
+use crate::chunk::ChunkWriter;
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
 
 #[derive(Deserialize)]
 struct Event {
@@ -106,9 +109,7 @@ struct Call {
 #[derive(Debug)]
 pub struct StreamTranslator {
     id: Option<String>,
-    model: String,
-    created: u64,
-    include_usage: bool,
+    chunks: ChunkWriter,
     /// Whether the role chunk was sent.
     started: bool,
     calls: Vec<Call>,
@@ -125,9 +126,7 @@ impl StreamTranslator {
     pub fn new(public_model: &str, include_usage: bool) -> Self {
         Self {
             id: None,
-            model: public_model.into(),
-            created: now(),
-            include_usage,
+            chunks: ChunkWriter::new(public_model, include_usage),
             started: false,
             calls: Vec::new(),
             reasoning_sent: false,
@@ -164,16 +163,7 @@ impl StreamTranslator {
         if self.finished {
             return Ok(Vec::new());
         }
-        let event = match serde_json::from_slice::<Event>(data) {
-            Ok(event) => event,
-            Err(_) if name == Some("error") => {
-                return Err(TranslateError::ProviderError {
-                    kind: "error".into(),
-                    message: truncate(String::from_utf8_lossy(data).into_owned()),
-                })
-            }
-            Err(e) => return Err(TranslateError::Malformed(e.to_string())),
-        };
+        let event = parse_event(name, data)?;
         let mut out = Vec::new();
         let mut delta = event.delta.unwrap_or_default();
         let message = delta.message.take().unwrap_or_default();
@@ -185,24 +175,9 @@ impl StreamTranslator {
                 self.start(&mut out);
             }
             Some("content-start" | "content-delta") => {
-                let content = message.content.unwrap_or_default();
-                if let Some(thinking) = content.thinking.filter(|t| !t.is_empty()) {
-                    self.reasoning_sent = true;
-                    self.push(json!({ "reasoning_content": thinking }), &mut out);
-                }
-                if let Some(text) = content.text.filter(|t| !t.is_empty()) {
-                    self.push(json!({ "content": text }), &mut out);
-                }
+                self.content(message.content.unwrap_or_default(), &mut out);
             }
-            Some("tool-plan-delta") => {
-                if let Some(mut plan) = message.tool_plan.filter(|p| !p.is_empty()) {
-                    if !self.plan_started && self.reasoning_sent {
-                        plan.insert_str(0, "\n\n");
-                    }
-                    self.plan_started = true;
-                    self.push(json!({ "reasoning_content": plan }), &mut out);
-                }
-            }
+            Some("tool-plan-delta") => self.plan(message.tool_plan, &mut out),
             Some("tool-call-start") => {
                 let call = message
                     .tool_calls
@@ -256,8 +231,11 @@ impl StreamTranslator {
         );
         self.start(out);
         out.push(self.chunk(json!({}), Some(finish)));
-        if let (true, Some(usage)) = (self.include_usage, delta.usage) {
-            out.push(self.envelope(Value::Array(Vec::new()), usage_json(usage)));
+        if let (true, Some(usage)) = (self.chunks.include_usage(), delta.usage) {
+            out.push(
+                self.chunks
+                    .usage(self.id.as_deref().unwrap_or(UNKNOWN_ID), usage_json(usage)),
+            );
         }
         self.finished = true;
         Ok(())
@@ -321,6 +299,28 @@ impl StreamTranslator {
         self.push(delta, out);
     }
 
+    /// Thinking, then text.
+    fn content(&mut self, content: DeltaContent, out: &mut Vec<String>) {
+        if let Some(thinking) = content.thinking.filter(|t| !t.is_empty()) {
+            self.reasoning_sent = true;
+            self.push(json!({ "reasoning_content": thinking }), out);
+        }
+        if let Some(text) = content.text.filter(|t| !t.is_empty()) {
+            self.push(json!({ "content": text }), out);
+        }
+    }
+
+    /// The tool plan, as reasoning (after a blank line when thinking came before).
+    fn plan(&mut self, plan: Option<String>, out: &mut Vec<String>) {
+        if let Some(mut plan) = plan.filter(|p| !p.is_empty()) {
+            if !self.plan_started && self.reasoning_sent {
+                plan.insert_str(0, "\n\n");
+            }
+            self.plan_started = true;
+            self.push(json!({ "reasoning_content": plan }), out);
+        }
+    }
+
     /// The role chunk, once.
     fn start(&mut self, out: &mut Vec<String>) {
         if !self.started {
@@ -335,26 +335,23 @@ impl StreamTranslator {
     }
 
     fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> String {
-        let choice = json!({
-            "index": 0,
-            "delta": delta,
-            "logprobs": null,
-            "finish_reason": finish_reason,
-        });
-        self.envelope(Value::Array(vec![choice]), Value::Null)
+        self.chunks.delta(
+            self.id.as_deref().unwrap_or(UNKNOWN_ID),
+            0,
+            delta,
+            finish_reason,
+        )
     }
+}
 
-    /// A chunk; `usage` is left out when it is `null` and the client did not ask for usage.
-    fn envelope(&self, choices: Value, usage: Value) -> String {
-        let mut chunk = Map::new();
-        chunk.insert("id".into(), self.id.as_deref().unwrap_or(UNKNOWN_ID).into());
-        chunk.insert("object".into(), "chat.completion.chunk".into());
-        chunk.insert("created".into(), self.created.into());
-        chunk.insert("model".into(), self.model.as_str().into());
-        chunk.insert("choices".into(), choices);
-        if self.include_usage || !usage.is_null() {
-            chunk.insert("usage".into(), usage);
-        }
-        Value::Object(chunk).to_string()
+/// One event; a body that is not one is an error when the event is named `error`.
+fn parse_event(name: Option<&str>, data: &[u8]) -> Result<Event, TranslateError> {
+    match serde_json::from_slice::<Event>(data) {
+        Ok(event) => Ok(event),
+        Err(_) if name == Some("error") => Err(TranslateError::ProviderError {
+            kind: "error".into(),
+            message: truncate(String::from_utf8_lossy(data).into_owned()),
+        }),
+        Err(e) => Err(TranslateError::Malformed(e.to_string())),
     }
 }

@@ -1,30 +1,22 @@
 //! OpenAI chat messages → Gemini `systemInstruction` and `contents` (turns of parts).
 
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 #[allow(clippy::wildcard_imports)]
-use super::*;
-
-/// One Gemini turn being assembled.
-struct Turn {
-    role: &'static str,
-    parts: Vec<Value>,
-}
+use crate::translate::*;
 
 /// `(systemInstruction, contents)`.
 pub(super) fn convert_messages(
     messages: Option<&Value>,
 ) -> Result<(Option<Value>, Vec<Value>), TranslateError> {
-    let messages = messages
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid("messages", "must be an array of messages"))?;
+    let messages = messages_array(messages)?;
     let mut system = Vec::new();
-    let mut turns: Vec<Turn> = Vec::new();
+    let mut turns = Turns::new();
     // `(id, function name)` of the assistant tool calls seen so far.
     let mut calls: Vec<(String, String)> = Vec::new();
     for (i, m) in messages.iter().enumerate() {
         let at = format!("messages[{i}]");
-        let (role, mut parts) = match str_field(m, "role") {
+        let (role, parts) = match str_field(m, "role") {
             Some("system" | "developer") => {
                 let parts = content_parts(m.get("content"), &at)?;
                 if parts.iter().any(|p| p.get("text").is_none()) {
@@ -39,31 +31,15 @@ pub(super) fn convert_messages(
             Some("user") => ("user", content_parts(m.get("content"), &at)?),
             Some("assistant") => ("model", model_parts(m, &at, &mut calls)?),
             Some("tool") => ("user", vec![function_response(m, &at, &calls)?]),
-            _ => {
-                return Err(invalid(
-                    format!("{at}.role"),
-                    "must be system, developer, user, assistant or tool",
-                ))
-            }
+            _ => return Err(unknown_role(&at)),
         };
-        if parts.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            Some(turn) if turn.role == role => turn.parts.append(&mut parts),
-            _ => turns.push(Turn { role, parts }),
-        }
+        turns.push(role, parts);
     }
-    if turns.is_empty() {
-        return Err(invalid(
-            "messages",
-            "needs at least one non-empty user or assistant message",
-        ));
-    }
+    let turns = turns.finish()?;
     let system = (!system.is_empty()).then(|| object("parts", Value::Array(system)));
     let contents = turns
         .into_iter()
-        .map(|t| json!({ "role": t.role, "parts": t.parts }))
+        .map(|(role, parts)| json!({ "role": role, "parts": parts }))
         .collect();
     Ok((system, contents))
 }

@@ -32,40 +32,8 @@
 //!   `blockReason` is one choice with empty content and `finish_reason` `content_filter`.
 //! - **Ids.** Gemini's `responseId` is the completion id when present.
 
-use serde_json::{Map, Value};
-
+use crate::translate::invalid;
 pub use crate::translate::TranslateError;
-#[allow(clippy::wildcard_imports)]
-use crate::translate::*;
-
-/// The id used when the provider sent none.
-const UNKNOWN_ID: &str = "gemini-unknown";
-/// Thinking budgets for `reasoning_effort` (0 turns thinking off where the model allows it).
-const EFFORT_BUDGETS: &[(&str, u64)] = &[
-    ("none", 0),
-    ("minimal", 0),
-    ("low", 1024),
-    ("medium", 8192),
-    ("high", 24576),
-];
-/// Gemini's status names by HTTP status, as its troubleshooting page documents them, for error
-/// bodies that carry none.
-const STATUSES: &[(u16, &str)] = &[
-    (400, "INVALID_ARGUMENT"),
-    (403, "PERMISSION_DENIED"),
-    (404, "NOT_FOUND"),
-    (429, "RESOURCE_EXHAUSTED"),
-    (500, "INTERNAL"),
-    (503, "UNAVAILABLE"),
-    (504, "DEADLINE_EXCEEDED"),
-];
-
-/// `{"key": value}`.
-fn object(key: &str, value: Value) -> Value {
-    let mut m = Map::new();
-    m.insert(key.into(), value);
-    Value::Object(m)
-}
 
 /// The path, relative to the API base (e.g. `https://generativelanguage.googleapis.com/v1beta`),
 /// for `model`: `/models/{model}:generateContent`, or

@@ -1,33 +1,41 @@
 //! OpenAI chat requests → Gemini `GenerateContentRequest` bodies (camelCase, arrays throughout).
 
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 use super::messages::convert_messages;
 use super::schema::to_gemini_schema;
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
+
+/// Thinking budgets for `reasoning_effort` (0 turns thinking off where the model allows it).
+const EFFORT_BUDGETS: &[(&str, u64)] = &[
+    ("none", 0),
+    ("minimal", 0),
+    ("low", 1024),
+    ("medium", 8192),
+    ("high", 24576),
+];
 
 /// Whether a parameter's value means "not used".
 /// OpenAI parameters Gemini has no equivalent for, each with a test for the values that mean
 /// "not used" (accepted and dropped, as is `null`). Any other value is refused, never ignored.
 /// Gemini's `responseLogprobs` exists but is not enabled on every model and its result is not
-/// translated back, so `logprobs` is refused too.
+/// translated back, so `logprobs` is refused too. Checked before [`OPENAI_ONLY`], then
+/// [`UNSUPPORTED_MODES`].
 const UNSUPPORTED: &[(&str, Harmless)] = &[
     ("logprobs", |v| v == &Value::Bool(false)),
     ("top_logprobs", |v| v.as_u64() == Some(0)),
     ("logit_bias", |v| v.as_object().is_some_and(Map::is_empty)),
-    ("audio", |_| false),
-    ("modalities", |v| v == &json!(["text"])),
-    ("prediction", |_| false),
-    ("web_search_options", |_| false),
-    ("functions", |_| false),
-    ("function_call", |_| false),
+];
+
+/// Modes Gemini cannot be put in, checked after [`OPENAI_ONLY`].
+const UNSUPPORTED_MODES: &[(&str, Harmless)] = &[
     // Gemini cannot be told to make one call at a time.
     ("parallel_tool_calls", |v| v == &Value::Bool(true)),
 ];
 
 /// Translates an OpenAI chat request into a Gemini `generateContent` body (the model and
-/// streaming are in the URL: see [`path`]).
+/// streaming are in the URL: see [`path`](super::path)).
 ///
 /// System and developer messages become `systemInstruction`; user, tool and assistant messages
 /// become `user`/`model` turns, adjacent ones of one role merged. `maxOutputTokens` is
@@ -42,7 +50,7 @@ pub fn to_gemini_request(
     openai: &Value,
     default_max_tokens: Option<u64>,
 ) -> Result<Value, TranslateError> {
-    refuse_unsupported(openai, UNSUPPORTED)?;
+    refuse_unsupported(openai, &[UNSUPPORTED, OPENAI_ONLY, UNSUPPORTED_MODES])?;
     let mut out = Map::new();
     let (system, contents) = convert_messages(openai.get("messages"))?;
     out.insert("contents".into(), Value::Array(contents));
@@ -80,10 +88,8 @@ pub fn to_gemini_request(
     Ok(Value::Object(out))
 }
 
-fn generation_config(
-    openai: &Value,
-    default_max_tokens: Option<u64>,
-) -> Result<Map<String, Value>, TranslateError> {
+/// Temperature, `top_p`, `top_k` and non-zero penalties, under Gemini's names.
+fn sampling(openai: &Value) -> Result<Map<String, Value>, TranslateError> {
     let mut config = Map::new();
     for (key, gemini) in [
         ("temperature", "temperature"),
@@ -101,6 +107,14 @@ fn generation_config(
             config.insert(gemini.into(), v.clone());
         }
     }
+    Ok(config)
+}
+
+fn generation_config(
+    openai: &Value,
+    default_max_tokens: Option<u64>,
+) -> Result<Map<String, Value>, TranslateError> {
+    let mut config = sampling(openai)?;
     let thinking = thinking_config(openai)?;
     let budget = thinking
         .as_ref()
@@ -117,15 +131,8 @@ fn generation_config(
     if let Some(max_tokens) = max_tokens {
         config.insert("maxOutputTokens".into(), max_tokens.into());
     }
-    if let Some(stop) = field(openai, "stop") {
-        let stops = match stop {
-            Value::String(s) => vec![Value::String(s.clone())],
-            Value::Array(a) if a.iter().all(Value::is_string) => a.clone(),
-            _ => return Err(invalid("stop", "must be a string or an array of strings")),
-        };
-        if !stops.is_empty() {
-            config.insert("stopSequences".into(), Value::Array(stops));
-        }
+    if let Some(stops) = stop_sequences(openai)? {
+        config.insert("stopSequences".into(), Value::Array(stops));
     }
     if field(openai, "n").is_some() {
         let n = positive(openai, "n")?;

@@ -4,11 +4,27 @@
 //! proto-JSON), and `parts` may be one object instead of an array.
 
 use serde::{Deserialize, Deserializer};
-use serde_json::json;
+use serde_json::{json, Value};
 use tollgate_domain::usage::{GeminiUsage, Usage};
 
+use crate::completion::{chat_completion, choice, MessageParts};
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
+
+/// The id used when the provider sent none.
+pub(super) const UNKNOWN_ID: &str = "gemini-unknown";
+
+/// Gemini's status names by HTTP status, as its troubleshooting page documents them, for error
+/// bodies that carry none.
+const STATUSES: &[(u16, &str)] = &[
+    (400, "INVALID_ARGUMENT"),
+    (403, "PERMISSION_DENIED"),
+    (404, "NOT_FOUND"),
+    (429, "RESOURCE_EXHAUSTED"),
+    (500, "INTERNAL"),
+    (503, "UNAVAILABLE"),
+    (504, "DEADLINE_EXCEEDED"),
+];
 
 #[derive(Deserialize)]
 pub(super) struct GenerateContentResponse {
@@ -251,67 +267,35 @@ pub fn from_gemini_response(body: &[u8], public_model: &str) -> Result<Value, Tr
             .map(|(index, c)| candidate_choice(index, c))
             .collect()
     };
-    let mut out = json!({
-        "id": response.response_id.as_deref().unwrap_or(UNKNOWN_ID),
-        "object": "chat.completion",
-        "created": now(),
-        "model": public_model,
-        "choices": choices,
-    });
-    if let (Some(usage), Value::Object(o)) = (response.usage, &mut out) {
-        o.insert("usage".into(), usage_json(&usage));
-    }
-    Ok(out)
-}
-
-fn choice(index: u32, message: Value, finish_reason: Option<&str>) -> Value {
-    json!({
-        "index": index,
-        "message": message,
-        "logprobs": null,
-        "finish_reason": finish_reason,
-    })
+    let id = response.response_id.as_deref().unwrap_or(UNKNOWN_ID);
+    let usage = response.usage.map(|u| usage_json(&u));
+    Ok(chat_completion(id, public_model, choices, usage))
 }
 
 /// A candidate's text, thoughts and calls. Content is `""` when the candidate has neither text
 /// nor calls (e.g. stopped for safety before any), `null` when it has only calls.
 fn candidate_choice(index: u32, candidate: Candidate) -> Value {
-    let mut text: Option<String> = None;
-    let mut reasoning: Option<String> = None;
-    let mut tool_calls = Vec::new();
+    let mut message = MessageParts::default();
     let parts = candidate.content.map(|c| c.parts).unwrap_or_default();
     for part in parts {
         if let Some(call) = &part.function_call {
-            let call = tool_call(tool_calls.len(), call, part.thought_signature.as_deref());
-            tool_calls.push(call);
+            let n = message.tool_calls.len();
+            let call = tool_call(n, call, part.thought_signature.as_deref());
+            message.tool_calls.push(call);
         } else if let Some(t) = part.text {
-            let into = if part.thought == Some(true) {
-                &mut reasoning
+            if part.thought == Some(true) {
+                message.push_reasoning(&t);
             } else {
-                &mut text
-            };
-            into.get_or_insert_with(String::new).push_str(&t);
+                message.push_text(&t);
+            }
         }
-    }
-    let mut message = Map::new();
-    message.insert("role".into(), "assistant".into());
-    let content = match text {
-        Some(text) => Value::String(text),
-        None if tool_calls.is_empty() => Value::String(String::new()),
-        None => Value::Null,
-    };
-    message.insert("content".into(), content);
-    if let Some(reasoning) = reasoning {
-        message.insert("reasoning_content".into(), reasoning.into());
     }
     let finish = candidate
         .finish_reason
         .as_deref()
-        .map(|r| finish_reason(r, !tool_calls.is_empty()));
-    if !tool_calls.is_empty() {
-        message.insert("tool_calls".into(), tool_calls.into());
-    }
-    choice(index, Value::Object(message), finish)
+        .map(|r| finish_reason(r, message.has_tool_calls()));
+    let content = message.take_content();
+    choice(index, message.into_message(content), finish)
 }
 
 /// The message and the native status (e.g. `RESOURCE_EXHAUSTED`) of a Gemini error body

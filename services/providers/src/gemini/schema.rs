@@ -22,8 +22,10 @@
 
 use std::cell::Cell;
 
+use serde_json::{Map, Value};
+
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
 
 /// The `Schema` fields Gemini documents, copied as they are (the nested ones are translated).
 const KEPT: &[&str] = &[
@@ -95,19 +97,7 @@ impl Translator<'_> {
         };
         let mut out = Map::new();
         if let Some(reference) = s.get("$ref") {
-            let target = reference
-                .as_str()
-                .and_then(|r| {
-                    r.strip_prefix("#/$defs/")
-                        .or_else(|| r.strip_prefix("#/definitions/"))
-                })
-                .and_then(|name| self.defs.get(name))
-                .ok_or_else(|| {
-                    invalid(
-                        self.param,
-                        "only local $ref to #/$defs or #/definitions can be sent to Gemini",
-                    )
-                })?;
+            let target = self.definition(reference)?;
             merge(&mut out, self.schema(target, depth + 1)?);
         }
         if let Some(Value::Array(all)) = s.get("allOf") {
@@ -147,6 +137,23 @@ impl Translator<'_> {
             }
         }
         Ok(Value::Object(out))
+    }
+
+    /// The schema a local `$ref` (to `#/$defs/…` or `#/definitions/…`) names.
+    fn definition(&self, reference: &Value) -> Result<&Value, TranslateError> {
+        reference
+            .as_str()
+            .and_then(|r| {
+                r.strip_prefix("#/$defs/")
+                    .or_else(|| r.strip_prefix("#/definitions/"))
+            })
+            .and_then(|name| self.defs.get(name))
+            .ok_or_else(|| {
+                invalid(
+                    self.param,
+                    "only local $ref to #/$defs or #/definitions can be sent to Gemini",
+                )
+            })
     }
 
     /// `type`, a name or a list of names (with `"null"` meaning `nullable`).

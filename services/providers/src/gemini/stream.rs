@@ -8,11 +8,12 @@
 //! finished and usage is reported, a blocked prompt, or the end of the body
 //! ([`StreamTranslator::end`]).
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::response::*;
+use crate::chunk::ChunkWriter;
 #[allow(clippy::wildcard_imports)]
-use super::*;
+use crate::translate::*;
 
 /// The finish reason recorded for a blocked prompt (not one of Gemini's).
 const PROMPT_BLOCKED: &str = "(prompt blocked)";
@@ -30,9 +31,7 @@ struct ChoiceState {
 #[derive(Debug)]
 pub struct StreamTranslator {
     id: Option<String>,
-    model: String,
-    created: u64,
-    include_usage: bool,
+    chunks: ChunkWriter,
     /// The latest `usageMetadata` (Gemini's counts are cumulative), as OpenAI `usage`.
     usage: Option<Value>,
     choices: Vec<ChoiceState>,
@@ -45,9 +44,7 @@ impl StreamTranslator {
     pub fn new(public_model: &str, include_usage: bool) -> Self {
         Self {
             id: None,
-            model: public_model.into(),
-            created: now(),
-            include_usage,
+            chunks: ChunkWriter::new(public_model, include_usage),
             usage: None,
             choices: Vec::new(),
             finished: false,
@@ -181,33 +178,21 @@ impl StreamTranslator {
             };
             out.push(self.chunk(choice.index, json!({}), Some(finish)));
         }
-        if let (true, Some(usage)) = (self.include_usage, &self.usage) {
-            out.push(self.envelope(Value::Array(Vec::new()), usage.clone()));
+        if let (true, Some(usage)) = (self.chunks.include_usage(), &self.usage) {
+            out.push(
+                self.chunks
+                    .usage(self.id.as_deref().unwrap_or(UNKNOWN_ID), usage.clone()),
+            );
         }
         self.finished = true;
     }
 
     fn chunk(&self, index: u32, delta: Value, finish_reason: Option<&str>) -> String {
-        let choice = json!({
-            "index": index,
-            "delta": delta,
-            "logprobs": null,
-            "finish_reason": finish_reason,
-        });
-        self.envelope(Value::Array(vec![choice]), Value::Null)
-    }
-
-    /// A chunk; `usage` is left out when it is `null` and the client did not ask for usage.
-    fn envelope(&self, choices: Value, usage: Value) -> String {
-        let mut chunk = Map::new();
-        chunk.insert("id".into(), self.id.as_deref().unwrap_or(UNKNOWN_ID).into());
-        chunk.insert("object".into(), "chat.completion.chunk".into());
-        chunk.insert("created".into(), self.created.into());
-        chunk.insert("model".into(), self.model.as_str().into());
-        chunk.insert("choices".into(), choices);
-        if self.include_usage || !usage.is_null() {
-            chunk.insert("usage".into(), usage);
-        }
-        Value::Object(chunk).to_string()
+        self.chunks.delta(
+            self.id.as_deref().unwrap_or(UNKNOWN_ID),
+            index,
+            delta,
+            finish_reason,
+        )
     }
 }

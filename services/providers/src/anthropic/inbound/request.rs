@@ -1,8 +1,11 @@
 //! Anthropic Messages requests → OpenAI chat requests.
 
-use super::*;
-#[allow(clippy::wildcard_imports)]
-use crate::translate::Harmless;
+use serde_json::{json, Map, Value};
+
+use crate::translate::{
+    field, invalid, messages_array, reasoning_detail, redacted_detail, str_field, unsupported,
+    Harmless, TranslateError,
+};
 
 /// Top-level fields that are translated.
 const KNOWN: &[&str] = &[
@@ -38,6 +41,36 @@ pub fn to_openai_request(anthropic: &Value) -> Result<Value, TranslateError> {
     let body = anthropic
         .as_object()
         .ok_or_else(|| invalid("body", "the request must be a JSON object"))?;
+    refuse_unknown(body)?;
+    let mut out = Map::new();
+    let model = str_field(anthropic, "model").ok_or_else(|| invalid("model", "is required"))?;
+    out.insert("model".into(), model.into());
+
+    out.insert("messages".into(), convert_messages(anthropic)?.into());
+
+    let max_tokens = field(anthropic, "max_tokens")
+        .and_then(Value::as_u64)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| invalid("max_tokens", "must be a positive integer"))?;
+    out.insert("max_tokens".into(), max_tokens.into());
+    copy_options(anthropic, &mut out)?;
+    copy_metadata(anthropic, &mut out)?;
+    let tools = match field(anthropic, "tools") {
+        Some(tools) => convert_tools(tools)?,
+        None => Vec::new(),
+    };
+    // Without tools a tool choice means nothing (and OpenAI refuses it).
+    if !tools.is_empty() {
+        out.insert("tools".into(), tools.into());
+        if let Some(choice) = field(anthropic, "tool_choice") {
+            convert_tool_choice(choice, &mut out)?;
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+/// Refuses a top-level field the gateway does not translate, unless its value means "not used".
+fn refuse_unknown(body: &Map<String, Value>) -> Result<(), TranslateError> {
     for (key, value) in body {
         if KNOWN.contains(&key.as_str()) || value.is_null() {
             continue;
@@ -47,27 +80,24 @@ pub fn to_openai_request(anthropic: &Value) -> Result<Value, TranslateError> {
             _ => return Err(unsupported(key.as_str())),
         }
     }
-    let mut out = Map::new();
-    let model = str_field(anthropic, "model").ok_or_else(|| invalid("model", "is required"))?;
-    out.insert("model".into(), model.into());
+    Ok(())
+}
 
+/// `system`, then each message, as OpenAI messages.
+fn convert_messages(anthropic: &Value) -> Result<Vec<Value>, TranslateError> {
     let mut messages = Vec::new();
     if let Some(system) = field(anthropic, "system") {
         messages.extend(system_message(system)?);
     }
-    let turns = field(anthropic, "messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid("messages", "must be an array of messages"))?;
+    let turns = messages_array(field(anthropic, "messages"))?;
     for (i, m) in turns.iter().enumerate() {
         convert_message(m, &format!("messages[{i}]"), &mut messages)?;
     }
-    out.insert("messages".into(), messages.into());
+    Ok(messages)
+}
 
-    let max_tokens = field(anthropic, "max_tokens")
-        .and_then(Value::as_u64)
-        .filter(|n| *n > 0)
-        .ok_or_else(|| invalid("max_tokens", "must be a positive integer"))?;
-    out.insert("max_tokens".into(), max_tokens.into());
+/// Sampling options, `stop_sequences`, `stream` (asking for usage) and `thinking`.
+fn copy_options(anthropic: &Value, out: &mut Map<String, Value>) -> Result<(), TranslateError> {
     for key in ["temperature", "top_p", "top_k"] {
         if let Some(v) = field(anthropic, key) {
             if !v.is_number() {
@@ -99,6 +129,11 @@ pub fn to_openai_request(anthropic: &Value) -> Result<Value, TranslateError> {
         }
         out.insert("thinking".into(), thinking.clone());
     }
+    Ok(())
+}
+
+/// `metadata.user_id` as `user`; other metadata keys are refused.
+fn copy_metadata(anthropic: &Value, out: &mut Map<String, Value>) -> Result<(), TranslateError> {
     if let Some(metadata) = field(anthropic, "metadata") {
         let metadata = metadata
             .as_object()
@@ -114,18 +149,7 @@ pub fn to_openai_request(anthropic: &Value) -> Result<Value, TranslateError> {
             }
         }
     }
-    let tools = match field(anthropic, "tools") {
-        Some(tools) => convert_tools(tools)?,
-        None => Vec::new(),
-    };
-    // Without tools a tool choice means nothing (and OpenAI refuses it).
-    if !tools.is_empty() {
-        out.insert("tools".into(), tools.into());
-        if let Some(choice) = field(anthropic, "tool_choice") {
-            convert_tool_choice(choice, &mut out)?;
-        }
-    }
-    Ok(Value::Object(out))
+    Ok(())
 }
 
 /// A lone text part without `cache_control` is sent as a plain string.

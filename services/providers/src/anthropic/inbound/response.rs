@@ -1,7 +1,10 @@
 //! OpenAI chat completions → Anthropic Messages responses.
 
-#[allow(clippy::wildcard_imports)]
-use super::*;
+use serde_json::{json, Value};
+
+use super::errors::provider_error;
+use crate::anthropic::api::UNKNOWN_ID;
+use crate::translate::{field, reasoning_details, str_field, TranslateError};
 
 /// Anthropic's `stop_reason` for an OpenAI `finish_reason`; `None` for `error` (the answer is
 /// broken and must not look complete). `stop` with tool calls (as some providers report it) is
@@ -140,14 +143,7 @@ fn thinking_blocks(message: &Value) -> Vec<Value> {
     let reasoning = str_field(message, "reasoning_content")
         .or_else(|| str_field(message, "reasoning"))
         .filter(|r| !r.is_empty());
-    let details = message
-        .get("reasoning_details")
-        .and_then(Value::as_array)
-        .map_or(&[][..], Vec::as_slice);
-    let texts = details
-        .iter()
-        .filter(|d| str_field(d, "type") == Some("reasoning.text"))
-        .count();
+    let (details, texts) = reasoning_details(message);
     let fallback = reasoning.filter(|_| texts == 1);
     let mut blocks = Vec::new();
     let mut has_text = false;

@@ -1,8 +1,10 @@
 //! OpenAI `chat.completion.chunk`s → Anthropic Messages SSE events.
 
 use super::response::{message_id, stop_reason, usage_json};
-#[allow(clippy::wildcard_imports)]
-use super::*;
+use serde_json::{json, Value};
+
+use super::errors::provider_error;
+use crate::translate::{field, str_field, TranslateError};
 
 /// Anthropic events: `(event name, JSON data)`.
 type Events = Vec<(&'static str, String)>;

@@ -13,7 +13,7 @@ use tollgate_providers::{Preset, ProviderTarget, Timeouts};
 
 use super::{endpoint_index, Catalog, Deployment, DeploymentHeaders, PublicModel};
 use crate::settings::env::Environment;
-use crate::settings::Settings;
+use crate::settings::{DeploymentSettings, ProviderSettings, Settings};
 
 /// Builds a [`Catalog`] while validation collects errors.
 pub(crate) struct CatalogBuilder {
@@ -111,6 +111,170 @@ fn google_account(
         .map_err(|e| ("google_credentials_file", e.to_string()))
 }
 
+/// The provider's key, from the variable it names (required by some presets).
+fn api_key<'e>(
+    p: &ProviderSettings,
+    preset: &Preset,
+    env: &'e Environment,
+) -> Result<Option<&'e str>, (&'static str, String)> {
+    match &p.api_key_env {
+        Some(var) => match env.get(var) {
+            Some(k) => Ok(Some(k)),
+            None => Err((
+                "api_key_env",
+                format!("environment variable {var} is not set"),
+            )),
+        },
+        None if preset.key_required => Err((
+            "api_key_env",
+            format!(
+                "required for the {} preset (name the variable holding the key)",
+                preset.name
+            ),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// One provider's settings, checked so far.
+struct Provider<'a> {
+    name: &'a str,
+    settings: &'a ProviderSettings,
+    preset: &'static Preset,
+    base_url: &'a str,
+    key: Option<&'a str>,
+    timeouts: Timeouts,
+}
+
+impl Provider<'_> {
+    /// The provider as a target: URLs and headers prepared, AWS signing and Google accounts
+    /// attached where its preset needs them.
+    fn target(&self, env: &Environment) -> Result<ProviderTarget, (&'static str, String)> {
+        let (p, preset) = (self.settings, self.preset);
+        let headers: Vec<(String, String)> = p
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let aws = if preset.wire == tollgate_providers::Wire::Bedrock {
+            aws_signing(p, self.base_url, env, preset.name == "bedrock")?
+        } else {
+            None
+        };
+        let target = ProviderTarget::new(
+            self.name,
+            preset,
+            self.base_url,
+            self.key,
+            p.api_version.as_deref(),
+            &headers,
+            self.timeouts,
+        )
+        .map_err(|e| {
+            let field = match e {
+                tollgate_providers::TargetError::BadBaseUrl(_) => "base_url",
+                tollgate_providers::TargetError::BadKey => "api_key_env",
+                _ => "headers",
+            };
+            (field, e.to_string())
+        })?;
+        let target = match aws {
+            Some(aws) => target.with_aws(aws),
+            None => target,
+        };
+        if preset.name == "vertex" {
+            return Ok(target.with_google(google_account(p, env)?));
+        }
+        Ok(target)
+    }
+}
+
+/// The deployment's upstream URL per endpoint its provider serves.
+fn uris(provider: &ProviderTarget, model: &str) -> Result<[Option<Uri>; 3], String> {
+    let mut uris: [Option<Uri>; 3] = [None, None, None];
+    for e in [
+        Endpoint::ChatCompletions,
+        Endpoint::Completions,
+        Endpoint::Embeddings,
+    ] {
+        if provider.preset().supports(e) {
+            uris[endpoint_index(e)] = Some(provider.uri(e, model).map_err(|e| e.to_string())?);
+        }
+    }
+    Ok(uris)
+}
+
+/// Checks a deployment's capabilities, concurrency and header-borne fields.
+fn check_deployment(d: &DeploymentSettings, err: &mut dyn FnMut(&str, String)) {
+    const CAPABILITIES: [&str; 4] = ["tools", "vision", "json", "json_schema"];
+    for c in d.capabilities.iter().flatten() {
+        if !CAPABILITIES.contains(&c.as_str()) {
+            err(
+                "capabilities",
+                format!(
+                    "unknown capability {c:?}; known: {}",
+                    CAPABILITIES.join(", ")
+                ),
+            );
+        }
+    }
+    if d.max_concurrency == Some(0) {
+        err("max_concurrency", "must be positive".into());
+    }
+    for (field, v) in [("region", &d.region), ("version", &d.version)] {
+        if v.as_deref()
+            .is_some_and(|v| HeaderValue::from_str(v).is_err() || v.is_empty())
+        {
+            err(field, "must be a non-empty printable string".into());
+        }
+    }
+}
+
+/// The runtime deployment (its id shared across replicas is its name and a digest of where it
+/// sends requests).
+fn deployment(
+    name: &str,
+    d: &DeploymentSettings,
+    provider: &Arc<ProviderTarget>,
+    uris: [Option<Uri>; 3],
+    routing: &crate::settings::RoutingSettings,
+) -> Deployment {
+    let upstream = uris
+        .iter()
+        .flatten()
+        .next()
+        .map(Uri::to_string)
+        .unwrap_or_default();
+    let digest = Sha256::digest(format!("{upstream}\n{}", d.model).as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    Deployment {
+        name: name.to_owned(),
+        shared_id: format!("{name}:{hex}"),
+        provider: provider.clone(),
+        upstream_model: d.model.clone(),
+        region: d.region.clone(),
+        version: d.version.clone(),
+        price: d.price.clone(),
+        context_window: d.context_window,
+        max_concurrency: d.max_concurrency,
+        quantization: d.quantization.clone(),
+        capabilities: d.capabilities.clone(),
+        weight: d.weight,
+        no_data_collection: d.data_collection
+            == Some(tollgate_domain::routing::DataCollection::Deny)
+            || d.zdr,
+        zdr: d.zdr,
+        state: crate::routing::health::DeploymentState::new(d.max_concurrency, routing),
+        uris,
+        headers: DeploymentHeaders {
+            provider: header(provider.name()),
+            deployment: header(name),
+            region: d.region.as_deref().map(header),
+            version: d.version.as_deref().map(header),
+        },
+    }
+}
+
 impl CatalogBuilder {
     pub(crate) fn new(s: &Settings) -> Self {
         let u = &s.upstream_defaults;
@@ -145,103 +309,55 @@ impl CatalogBuilder {
                 );
                 continue;
             };
-            let key = match &p.api_key_env {
-                Some(var) => match env.get(var) {
-                    Some(k) => Some(k),
-                    None => {
-                        err(
-                            path("api_key_env"),
-                            format!("environment variable {var} is not set"),
-                        );
-                        continue;
-                    }
-                },
-                None if preset.key_required => {
-                    err(
-                        path("api_key_env"),
-                        format!(
-                            "required for the {} preset (name the variable holding the key)",
-                            preset.name
-                        ),
-                    );
+            let key = match api_key(p, preset, env) {
+                Ok(key) => key,
+                Err((field, message)) => {
+                    err(path(field), message);
                     continue;
                 }
-                None => None,
             };
-            let mut timeouts = self.defaults;
-            for (field, value, slot) in [
-                (
-                    "connect_timeout_ms",
-                    p.connect_timeout_ms,
-                    &mut timeouts.connect,
-                ),
-                (
-                    "first_byte_timeout_ms",
-                    p.first_byte_timeout_ms,
-                    &mut timeouts.first_byte,
-                ),
-                ("idle_timeout_ms", p.idle_timeout_ms, &mut timeouts.idle),
-                ("total_timeout_ms", p.total_timeout_ms, &mut timeouts.total),
-            ] {
-                match value {
-                    Some(0) => err(path(field), "must be positive".into()),
-                    Some(ms) => *slot = Duration::from_millis(ms),
-                    None => {}
-                }
-            }
-            let headers: Vec<(String, String)> = p
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let aws = if preset.wire == tollgate_providers::Wire::Bedrock {
-                match aws_signing(p, base_url, env, preset.name == "bedrock") {
-                    Ok(aws) => aws,
-                    Err((field, message)) => {
-                        err(path(field), message);
-                        continue;
-                    }
-                }
-            } else {
-                None
-            };
-            match ProviderTarget::new(
+            let timeouts = self.timeouts(p, &mut |field, message| err(path(field), message));
+            let provider = Provider {
                 name,
+                settings: p,
                 preset,
                 base_url,
                 key,
-                p.api_version.as_deref(),
-                &headers,
                 timeouts,
-            ) {
+            };
+            match provider.target(env) {
                 Ok(t) => {
-                    let t = match aws {
-                        Some(aws) => t.with_aws(aws),
-                        None => t,
-                    };
-                    let t = if preset.name == "vertex" {
-                        match google_account(p, env) {
-                            Ok(account) => t.with_google(account),
-                            Err((field, message)) => {
-                                err(path(field), message);
-                                continue;
-                            }
-                        }
-                    } else {
-                        t
-                    };
                     self.providers.insert(name.clone(), Arc::new(t));
                 }
-                Err(e) => {
-                    let field = match e {
-                        tollgate_providers::TargetError::BadBaseUrl(_) => "base_url",
-                        tollgate_providers::TargetError::BadKey => "api_key_env",
-                        _ => "headers",
-                    };
-                    err(path(field), e.to_string());
-                }
+                Err((field, message)) => err(path(field), message),
             }
         }
+    }
+
+    /// The default timeouts with the provider's own (each must be positive).
+    fn timeouts(&self, p: &ProviderSettings, err: &mut dyn FnMut(&str, String)) -> Timeouts {
+        let mut timeouts = self.defaults;
+        for (field, value, slot) in [
+            (
+                "connect_timeout_ms",
+                p.connect_timeout_ms,
+                &mut timeouts.connect,
+            ),
+            (
+                "first_byte_timeout_ms",
+                p.first_byte_timeout_ms,
+                &mut timeouts.first_byte,
+            ),
+            ("idle_timeout_ms", p.idle_timeout_ms, &mut timeouts.idle),
+            ("total_timeout_ms", p.total_timeout_ms, &mut timeouts.total),
+        ] {
+            match value {
+                Some(0) => err(field, "must be positive".into()),
+                Some(ms) => *slot = Duration::from_millis(ms),
+                None => {}
+            }
+        }
+        timeouts
     }
 
     pub(crate) fn add_deployments(&mut self, s: &Settings, err: Report<'_>) {
@@ -260,89 +376,15 @@ impl CatalogBuilder {
                 err(path("model"), "must not be empty".into());
                 continue;
             }
-            let mut uris: [Option<Uri>; 3] = [None, None, None];
-            let mut bad = false;
-            for e in [
-                Endpoint::ChatCompletions,
-                Endpoint::Completions,
-                Endpoint::Embeddings,
-            ] {
-                if provider.preset().supports(e) {
-                    match provider.uri(e, &d.model) {
-                        Ok(u) => uris[endpoint_index(e)] = Some(u),
-                        Err(e) => {
-                            err(path("model"), e.to_string());
-                            bad = true;
-                            break;
-                        }
-                    }
+            let uris = match uris(provider, &d.model) {
+                Ok(uris) => uris,
+                Err(message) => {
+                    err(path("model"), message);
+                    continue;
                 }
-            }
-            if bad {
-                continue;
-            }
-            const CAPABILITIES: [&str; 4] = ["tools", "vision", "json", "json_schema"];
-            for c in d.capabilities.iter().flatten() {
-                if !CAPABILITIES.contains(&c.as_str()) {
-                    err(
-                        path("capabilities"),
-                        format!(
-                            "unknown capability {c:?}; known: {}",
-                            CAPABILITIES.join(", ")
-                        ),
-                    );
-                }
-            }
-            if d.max_concurrency == Some(0) {
-                err(path("max_concurrency"), "must be positive".into());
-            }
-            let upstream = uris
-                .iter()
-                .flatten()
-                .next()
-                .map(Uri::to_string)
-                .unwrap_or_default();
-            let digest = Sha256::digest(format!("{upstream}\n{}", d.model).as_bytes());
-            let shared_id = format!(
-                "{name}:{}",
-                digest[..8]
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<String>()
-            );
-            let dep = Deployment {
-                name: name.clone(),
-                shared_id,
-                provider: provider.clone(),
-                upstream_model: d.model.clone(),
-                region: d.region.clone(),
-                version: d.version.clone(),
-                price: d.price.clone(),
-                context_window: d.context_window,
-                max_concurrency: d.max_concurrency,
-                quantization: d.quantization.clone(),
-                capabilities: d.capabilities.clone(),
-                weight: d.weight,
-                no_data_collection: d.data_collection
-                    == Some(tollgate_domain::routing::DataCollection::Deny)
-                    || d.zdr,
-                zdr: d.zdr,
-                state: crate::routing::health::DeploymentState::new(d.max_concurrency, &s.routing),
-                uris,
-                headers: DeploymentHeaders {
-                    provider: header(provider.name()),
-                    deployment: header(name),
-                    region: d.region.as_deref().map(header),
-                    version: d.version.as_deref().map(header),
-                },
             };
-            for (field, v) in [("region", &d.region), ("version", &d.version)] {
-                if v.as_deref()
-                    .is_some_and(|v| HeaderValue::from_str(v).is_err() || v.is_empty())
-                {
-                    err(path(field), "must be a non-empty printable string".into());
-                }
-            }
+            check_deployment(d, &mut |field, message| err(path(field), message));
+            let dep = deployment(name, d, provider, uris, &s.routing);
             self.deployments.insert(name.clone(), Arc::new(dep));
         }
     }

@@ -28,12 +28,9 @@ pub struct NewGrant {
     pub note: String,
 }
 
-pub async fn grant_credit(
-    store: &Store,
-    actor: &str,
-    tenant_id: &str,
-    req: NewGrant,
-) -> Result<CreditGrant, TenancyError> {
+/// A grant request's amount (positive dollars) and kind, its expiry (promotional only, in the
+/// future) and note (at most 500 characters) checked.
+fn check_grant(req: &NewGrant, now: i64) -> Result<(Nanos, GrantKind), TenancyError> {
     let amount = Nanos::parse_usd(&req.amount_usd)
         .map_err(|e| TenancyError::Invalid(format!("amount_usd: {e}")))?;
     if amount.0 <= 0 {
@@ -44,7 +41,6 @@ pub async fn grant_credit(
         Some(k) => GrantKind::parse(k)
             .ok_or_else(|| TenancyError::Invalid("kind must be topup or promo".into()))?,
     };
-    let now = tollgate_store::now_ms();
     if let Some(at) = req.expires_at_ms {
         if kind != GrantKind::Promo {
             return Err(TenancyError::Invalid(
@@ -62,6 +58,17 @@ pub async fn grant_credit(
             "note is at most 500 characters".into(),
         ));
     }
+    Ok((amount, kind))
+}
+
+pub async fn grant_credit(
+    store: &Store,
+    actor: &str,
+    tenant_id: &str,
+    req: NewGrant,
+) -> Result<CreditGrant, TenancyError> {
+    let now = tollgate_store::now_ms();
+    let (amount, kind) = check_grant(&req, now)?;
     let grant = CreditGrant {
         id: crate::ids::new_id("grant_"),
         tenant_id: tenant_id.to_owned(),

@@ -260,6 +260,32 @@ impl Admission {
         Ok(self.ticket(Held::Local, plan, headers, in_flight))
     }
 
+    /// This replica's windows (remaining, reset) of a plan's buckets and in-flight counts of
+    /// its slots.
+    fn local_usage(&self, plan: &Plan, slots: &[Slot]) -> (Vec<(u64, u64)>, Vec<u64>) {
+        let now = now_ms();
+        let state = self.state.lock().ok();
+        let windows = plan
+            .checks
+            .iter()
+            .map(|c| {
+                let known = state
+                    .as_ref()
+                    .and_then(|s| s.buckets.get(&c.bucket).copied());
+                let d = c.limit.take(known, now, 0);
+                (d.remaining, d.reset_ms)
+            })
+            .collect();
+        let in_flight = slots
+            .iter()
+            .map(|s| {
+                let n = state.as_ref().and_then(|st| st.slots.get(&s.key).copied());
+                u64::from(n.unwrap_or(0))
+            })
+            .collect();
+        (windows, in_flight)
+    }
+
     /// Current counters of a key and its tenant, taking nothing: per scope (`key`, `tenant`) the
     /// remaining requests/tokens of each limit and the requests in flight.
     pub async fn usage(&self, tk: &TenantKey) -> serde_json::Value {
@@ -276,38 +302,9 @@ impl Admission {
                 in_flight = Some(f);
             }
         }
-        let now = now_ms();
         let (windows, in_flight) = match (windows, in_flight) {
             (Some(w), Some(f)) => (w, f),
-            _ => {
-                let state = self.state.lock().ok();
-                let w = plan
-                    .checks
-                    .iter()
-                    .map(|c| {
-                        let d = c.limit.take(
-                            state
-                                .as_ref()
-                                .and_then(|s| s.buckets.get(&c.bucket).copied()),
-                            now,
-                            0,
-                        );
-                        (d.remaining, d.reset_ms)
-                    })
-                    .collect();
-                let f = slots
-                    .iter()
-                    .map(|s| {
-                        u64::from(
-                            state
-                                .as_ref()
-                                .and_then(|st| st.slots.get(&s.key).copied())
-                                .unwrap_or(0),
-                        )
-                    })
-                    .collect();
-                (w, f)
-            }
+            _ => self.local_usage(&plan, &slots),
         };
         let mut out = serde_json::json!({"key": {}, "tenant": {}});
         for (c, (remaining, reset_ms)) in plan.checks.iter().zip(windows) {

@@ -27,6 +27,7 @@ use tollgate_domain::routing::ProviderPrefs;
 use tollgate_domain::{Endpoint, RequestEnvelope, RequestId, Usage};
 use tollgate_providers::UpstreamClient;
 use tollgate_store::RequestRecord;
+use tracing::instrument::Instrumented;
 use tracing::Instrument;
 
 use crate::admission::{RateHeaders, Ticket};
@@ -143,18 +144,20 @@ impl RequestCtx {
         }
     }
 
-    /// Runs the phases in order (see the module documentation), in the request's span.
-    pub async fn run(
-        self,
-        client: &UpstreamClient,
-        req: &HttpRequest,
-    ) -> Result<HttpResponse, ApiError> {
+    /// Runs the phases in order (see the module documentation), in the request's span. The
+    /// context is boxed: it moves from phase to phase (and into a streamed body) as a pointer,
+    /// not as the kilobyte it holds (callgrind counted ~11k instructions a request of copies).
+    pub fn run<'a>(
+        self: Box<Self>,
+        client: &'a UpstreamClient,
+        req: &'a HttpRequest,
+    ) -> Instrumented<impl std::future::Future<Output = Result<HttpResponse, ApiError>> + 'a> {
         let span = self.span.clone();
-        self.phases(client, req).instrument(span).await
+        self.phases(client, req).instrument(span)
     }
 
     async fn phases(
-        mut self,
+        mut self: Box<Self>,
         client: &UpstreamClient,
         req: &HttpRequest,
     ) -> Result<HttpResponse, ApiError> {

@@ -65,6 +65,8 @@ pub async fn proxy_body(
         .get::<RequestId>()
         .cloned()
         .unwrap_or_else(crate::ids::new_request_id);
-    let ctx = RequestCtx::new(state, caller, id, endpoint, wire, started, body);
+    let ctx = Box::new(RequestCtx::new(
+        state, caller, id, endpoint, wire, started, body,
+    ));
     ctx.run(&client, req).await
 }

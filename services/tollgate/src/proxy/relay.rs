@@ -22,7 +22,7 @@ const ATTEMPT_LOG: HeaderName = HeaderName::from_static("x-tollgate-attempt-log"
 impl RequestCtx {
     /// The relay phase for a served request.
     pub(super) async fn relay(
-        mut self,
+        mut self: Box<Self>,
         candidate: &Candidate<'_>,
         served: Served,
         envelope: &RequestEnvelope<'_>,
@@ -64,7 +64,7 @@ impl RequestCtx {
 
     /// Settles a complete response and answers it once its record is committed.
     async fn respond_whole(
-        mut self,
+        mut self: Box<Self>,
         mut res: HttpResponseBuilder,
         body: Bytes,
         wants_cost: bool,
@@ -94,7 +94,7 @@ impl RequestCtx {
     /// No attempt succeeded: settles the request as an error and answers it (with its attempt
     /// log when asked for).
     pub(super) fn failed(
-        mut self,
+        mut self: Box<Self>,
         failure: Failure,
         log: &AttemptLog,
     ) -> Result<HttpResponse, ApiError> {

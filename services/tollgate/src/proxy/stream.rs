@@ -128,7 +128,7 @@ pub struct Relay {
     client_wants_usage: bool,
     /// The client asked for `usage.cost` in the usage chunk.
     wants_cost: bool,
-    ctx: RequestCtx,
+    ctx: Box<RequestCtx>,
     /// Writes the client's wire (OpenAI SSE, or Anthropic events).
     encoder: Encoder,
     done: bool,
@@ -183,7 +183,7 @@ impl Relay {
         prelude: Vec<Bytes>,
         client_wants_usage: bool,
         wants_cost: bool,
-        ctx: RequestCtx,
+        ctx: Box<RequestCtx>,
     ) -> Self {
         Self {
             upstream,

@@ -1,7 +1,7 @@
 //! Operations on tenants and keys, shared by the admin API and the CLI: ids, key minting, the
 //! rules (a key's model list only narrows its tenant's), and one audit entry per change.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tollgate_domain::keys;
 use tollgate_domain::tenant::{BillingMode, KeyStatus, Limits, TenantPolicy, TenantStatus};
 use tollgate_store::now_ms;
@@ -10,6 +10,10 @@ use tollgate_store::{
 };
 
 use crate::ids::{new_id, os_random};
+
+mod views;
+
+pub use views::{KeyView, TenantView};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TenancyError {
@@ -88,76 +92,6 @@ fn check_routing(routing: &Option<serde_json::Value>) -> Result<(), TenancyError
             .map_err(|e| TenancyError::Invalid(format!("routing: {}", e.message)))?;
     }
     Ok(())
-}
-
-/// A key as shown after creation: everything but the hash, the secret masked.
-#[derive(Debug, Clone, Serialize)]
-pub struct KeyView {
-    pub id: String,
-    pub tenant_id: String,
-    pub name: String,
-    pub label: String,
-    pub status: KeyStatus,
-    pub expires_at_ms: Option<i64>,
-    pub allowed_models: Option<Vec<String>>,
-    pub limits: Limits,
-    pub metadata: serde_json::Map<String, serde_json::Value>,
-    pub routing: Option<serde_json::Value>,
-    pub created_at_ms: i64,
-    pub updated_at_ms: i64,
-}
-
-impl From<ApiKeyRecord> for KeyView {
-    fn from(k: ApiKeyRecord) -> Self {
-        Self {
-            id: k.id,
-            tenant_id: k.tenant_id,
-            name: k.name,
-            label: k.label,
-            status: k.status,
-            expires_at_ms: k.expires_at_ms,
-            allowed_models: k.allowed_models,
-            limits: k.limits,
-            metadata: k.metadata,
-            routing: k.routing,
-            created_at_ms: k.created_at_ms,
-            updated_at_ms: k.updated_at_ms,
-        }
-    }
-}
-
-/// A tenant as shown by the APIs.
-#[derive(Debug, Clone, Serialize)]
-pub struct TenantView {
-    pub id: String,
-    pub name: String,
-    pub status: TenantStatus,
-    pub billing_mode: BillingMode,
-    pub credit_limit_units: Option<i64>,
-    pub policy: TenantPolicy,
-    pub limits: Limits,
-    pub plan: Option<String>,
-    pub markup_percent: Option<rust_decimal::Decimal>,
-    pub created_at_ms: i64,
-    pub updated_at_ms: i64,
-}
-
-impl From<Tenant> for TenantView {
-    fn from(t: Tenant) -> Self {
-        Self {
-            id: t.id,
-            name: t.name,
-            status: t.status,
-            billing_mode: t.billing_mode,
-            credit_limit_units: t.credit_limit_units,
-            policy: t.policy,
-            limits: t.limits,
-            plan: t.plan,
-            markup_percent: t.markup_percent,
-            created_at_ms: t.created_at_ms,
-            updated_at_ms: t.updated_at_ms,
-        }
-    }
 }
 
 fn check_markup(m: Option<rust_decimal::Decimal>) -> Result<(), TenancyError> {

@@ -10,9 +10,10 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use tollgate_domain::ledger::{Account, Posting};
 use tollgate_domain::money::Nanos;
 
+use crate::error::StoreError;
 use crate::metering::{post_in, PostingRow};
+use crate::store::Store;
 use crate::tenants::{self as t, AuditEntry, Page};
-use crate::{Store, StoreError};
 
 /// How a tenant came by some credit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

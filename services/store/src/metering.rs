@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use tollgate_domain::ledger::{stored_balance, usage_postings, Account, Posting};
 use tollgate_domain::money::Nanos;
 
+use crate::error::StoreError;
 use crate::record::RequestRecord;
-use crate::StoreError;
 
 /// Columns of one `request_log` row in [`insert_requests_sql`].
 const REQUEST_COLUMNS: usize = 26;
@@ -286,7 +286,7 @@ macro_rules! post_in {
     ($tx:expr, $postings:expr, $numbered:expr) => {{
         let postings: &[$crate::metering::PostingRow] = $postings;
         let mut inserted: std::collections::HashSet<String> = std::collections::HashSet::new();
-        for chunk in $crate::fixed_chunks(postings, $crate::metering::POSTINGS_PER_INSERT) {
+        for chunk in $crate::util::fixed_chunks(postings, $crate::metering::POSTINGS_PER_INSERT) {
             let sql = $crate::metering::insert_postings_sql(chunk.len(), $numbered);
             let mut q = sqlx::query_scalar::<_, String>(&sql);
             for p in chunk {
@@ -302,7 +302,7 @@ macro_rules! post_in {
             inserted.extend(q.fetch_all(&mut *$tx).await?);
         }
         let deltas = $crate::metering::balance_deltas(postings, &inserted)?;
-        for chunk in $crate::fixed_chunks(&deltas, $crate::metering::ACCOUNTS_PER_STATEMENT) {
+        for chunk in $crate::util::fixed_chunks(&deltas, $crate::metering::ACCOUNTS_PER_STATEMENT) {
             let sql = $crate::metering::upsert_balances_sql(chunk.len(), $numbered);
             let mut q = sqlx::query(&sql);
             for (account, delta) in chunk {
@@ -321,10 +321,10 @@ pub(crate) use post_in;
 macro_rules! record_requests_in {
     ($pool:expr, $records:expr, $lock:expr) => {{
         use $crate::metering as m;
-        let records: &[$crate::RequestRecord] = $records;
+        let records: &[$crate::record::RequestRecord] = $records;
         let mut tx = $pool.begin().await?;
         let mut new_ids: std::collections::HashSet<String> = std::collections::HashSet::new();
-        for chunk in $crate::fixed_chunks(records, m::REQUESTS_PER_INSERT) {
+        for chunk in $crate::util::fixed_chunks(records, m::REQUESTS_PER_INSERT) {
             let sql = m::insert_requests_sql(chunk.len(), m::numbered($lock));
             let mut q = sqlx::query_scalar::<_, String>(&sql);
             for r in chunk {
@@ -365,7 +365,7 @@ macro_rules! record_requests_in {
         if !billed.is_empty() {
             let accounts = m::credit_accounts(&billed);
             let mut credit = std::collections::HashMap::new();
-            for chunk in $crate::fixed_chunks(&accounts, m::ACCOUNTS_PER_STATEMENT) {
+            for chunk in $crate::util::fixed_chunks(&accounts, m::ACCOUNTS_PER_STATEMENT) {
                 let sql = m::select_balances_sql(chunk.len(), $lock);
                 let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
                 for account in chunk {

@@ -4,10 +4,11 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 use tollgate_domain::money::Nanos;
 
+use crate::error::StoreError;
+use crate::health::Health;
 use crate::migrate::{BOOKKEEPING, POSTGRES_MIGRATIONS};
 use crate::postgres_writer::Writer;
-use crate::record::{Charge, Outcome, RequestRecord, TokenCounts};
-use crate::{Health, RequestLog, StoreError};
+use crate::record::{Charge, Outcome, RequestLog, RequestRecord, TokenCounts};
 
 /// Advisory lock key for migrations ("tollgate" in ASCII, truncated).
 const MIGRATION_LOCK: i64 = 0x746f_6c6c_6761_7465;
@@ -72,7 +73,7 @@ impl PgStore {
                     "INSERT INTO _tollgate_migrations (name, applied_at_ms) VALUES ($1, $2)",
                 )
                 .bind(m.name)
-                .bind(crate::now_ms())
+                .bind(crate::util::now_ms())
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;

@@ -4,10 +4,11 @@ use sqlx::{Postgres, Transaction};
 use tollgate_domain::keys::KeyHash;
 use tollgate_domain::tenant::{KeyStatus, TenantStatus};
 
+use crate::error::StoreError;
+use crate::postgres::PgStore;
 use crate::tenants::{
     self as t, ApiKeyRecord, ApiKeys, AuditEntry, AuditLog, Page, Tenant, TenantUpdates, Tenants,
 };
-use crate::{PgStore, StoreError};
 
 async fn audit(tx: &mut Transaction<'_, Postgres>, a: &AuditEntry) -> Result<(), StoreError> {
     t::audit_in!(*tx, a);

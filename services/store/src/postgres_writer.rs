@@ -25,8 +25,8 @@ use std::sync::Mutex;
 use sqlx::postgres::PgConnection;
 use sqlx::Connection;
 
+use crate::error::StoreError;
 use crate::record::RequestRecord;
-use crate::StoreError;
 
 /// Idle writer connections kept for reuse.
 const IDLE: usize = 8;

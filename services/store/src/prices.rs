@@ -6,7 +6,9 @@ use sqlx::Row;
 use tollgate_domain::pricing::catalog::CatalogEntry;
 use tollgate_domain::pricing::PriceSheet;
 
-use crate::{now_ms, Store, StoreError};
+use crate::error::StoreError;
+use crate::store::Store;
+use crate::util::now_ms;
 
 /// A catalog version's header.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -11,10 +11,11 @@ use sqlx::sqlite::{
 use sqlx::Row;
 use tollgate_domain::money::Nanos;
 
+use crate::error::StoreError;
+use crate::health::Health;
 use crate::migrate::{BOOKKEEPING, SQLITE_MIGRATIONS};
-use crate::record::{Charge, Outcome, RequestRecord, TokenCounts};
+use crate::record::{Charge, Outcome, RequestLog, RequestRecord, TokenCounts};
 use crate::sqlite_writer::Writer;
-use crate::{Health, RequestLog, StoreError};
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -95,7 +96,7 @@ impl SqliteStore {
                     })?;
                 sqlx::query("INSERT INTO _tollgate_migrations (name, applied_at_ms) VALUES (?, ?)")
                     .bind(m.name)
-                    .bind(crate::now_ms())
+                    .bind(crate::util::now_ms())
                     .execute(&mut *conn)
                     .await?;
                 applied.push(m.name);

@@ -4,10 +4,11 @@ use sqlx::{Sqlite, Transaction};
 use tollgate_domain::keys::KeyHash;
 use tollgate_domain::tenant::{KeyStatus, TenantStatus};
 
+use crate::error::StoreError;
+use crate::sqlite::SqliteStore;
 use crate::tenants::{
     self as t, ApiKeyRecord, ApiKeys, AuditEntry, AuditLog, Page, Tenant, TenantUpdates, Tenants,
 };
-use crate::{SqliteStore, StoreError};
 
 async fn audit(tx: &mut Transaction<'_, Sqlite>, a: &AuditEntry) -> Result<(), StoreError> {
     t::audit_in!(*tx, a);

@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
+use crate::error::StoreError;
 use crate::metering as m;
 use crate::record::RequestRecord;
-use crate::StoreError;
 
 /// How often the checkpointer copies the write-ahead log back into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);

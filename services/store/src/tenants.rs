@@ -9,7 +9,8 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use tollgate_domain::keys::KeyHash;
 use tollgate_domain::tenant::{BillingMode, KeyStatus, Limits, TenantPolicy, TenantStatus};
 
-use crate::StoreError;
+use crate::error::StoreError;
+use crate::store::Store;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
@@ -333,7 +334,7 @@ where
     ))
 }
 
-impl Tenants for crate::Store {
+impl Tenants for Store {
     async fn create_tenant(&self, tenant: &Tenant, audit: &AuditEntry) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(s) => s.create_tenant(tenant, audit).await,
@@ -372,7 +373,7 @@ impl Tenants for crate::Store {
     }
 }
 
-impl ApiKeys for crate::Store {
+impl ApiKeys for Store {
     async fn create_key(&self, key: &ApiKeyRecord, audit: &AuditEntry) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(s) => s.create_key(key, audit).await,
@@ -419,7 +420,7 @@ impl ApiKeys for crate::Store {
     }
 }
 
-impl AuditLog for crate::Store {
+impl AuditLog for Store {
     async fn list_audit(
         &self,
         after: Option<i64>,
@@ -432,7 +433,7 @@ impl AuditLog for crate::Store {
     }
 }
 
-impl TenantUpdates for crate::Store {
+impl TenantUpdates for Store {
     async fn save_tenant(&self, tenant: &Tenant, audit: &AuditEntry) -> Result<bool, StoreError> {
         match self {
             Self::Sqlite(s) => s.save_tenant(tenant, audit).await,

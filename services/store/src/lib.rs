@@ -2,50 +2,17 @@
 //! database URL's scheme. Row types and SQL specific to one database stay in its backend module.
 #![forbid(unsafe_code)]
 
-/// Runs the same code against either backend's pool (the SQL is shared: `$N` parameters). The
-/// second form also binds `$lock` to the backend's row-locking clause for balance reads. Defined
-/// before the modules, which see it by textual scope.
-macro_rules! on_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            $crate::store::Store::Sqlite(s) => {
-                let $pool = s.pool();
-                $body
-            }
-            $crate::store::Store::Postgres(s) => {
-                let $pool = s.pool();
-                $body
-            }
-        }
-    };
-    ($store:expr, $pool:ident, $lock:ident => $body:expr) => {
-        match $store {
-            $crate::store::Store::Sqlite(s) => {
-                let $pool = s.pool();
-                let $lock = $crate::metering::SQLITE_LOCK;
-                $body
-            }
-            $crate::store::Store::Postgres(s) => {
-                let $pool = s.pool();
-                let $lock = $crate::metering::POSTGRES_LOCK;
-                $body
-            }
-        }
-    };
-}
-
+mod backend;
 pub mod billing;
 mod error;
 mod health;
 mod metering;
 mod migrate;
 mod postgres;
-mod postgres_tenants;
 mod postgres_writer;
 pub mod prices;
 mod record;
 mod sqlite;
-mod sqlite_tenants;
 mod sqlite_writer;
 mod store;
 pub mod tenants;

@@ -2,10 +2,11 @@
 //! `(provider, model)` price sheet; a price change creates a new version (nothing is updated or
 //! deleted), and each usage record names the version that priced it.
 
-use sqlx::Row;
+use sqlx::{Pool, Row};
 use tollgate_domain::pricing::catalog::CatalogEntry;
 use tollgate_domain::pricing::PriceSheet;
 
+use crate::backend::{Backend, Pooled};
 use crate::error::StoreError;
 use crate::store::Store;
 use crate::util::now_ms;
@@ -25,13 +26,7 @@ const CHUNK: usize = 400;
 
 const VERSION_COLUMNS: &str = "version, created_at_ms, source, note, entries";
 
-fn version_from_row<'r, R>(r: &'r R) -> Result<PriceVersion, StoreError>
-where
-    R: Row,
-    &'r str: sqlx::ColumnIndex<R>,
-    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
+fn version_from_row<B: Backend>(r: &B::Row) -> Result<PriceVersion, StoreError> {
     Ok(PriceVersion {
         version: r.try_get("version")?,
         created_at_ms: r.try_get("created_at_ms")?,
@@ -41,13 +36,7 @@ where
     })
 }
 
-fn entry_from_row<'r, R>(r: &'r R) -> Result<CatalogEntry, StoreError>
-where
-    R: Row,
-    &'r str: sqlx::ColumnIndex<R>,
-    Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
+fn entry_from_row<B: Backend>(r: &B::Row) -> Result<CatalogEntry, StoreError> {
     let sheet: String = r.try_get("sheet")?;
     let sheet: PriceSheet = serde_json::from_str(&sheet)
         .map_err(|e| StoreError::Corrupt(format!("prices.sheet: {e}")))?;
@@ -90,6 +79,7 @@ fn count(v: Option<u64>) -> Option<i64> {
     v.and_then(|v| i64::try_from(v).ok())
 }
 
+/// Dispatched to the backend the store holds, whose pool runs the shared statements below.
 impl Store {
     /// Stores `entries` as the next catalog version, in one transaction.
     pub async fn create_price_version(
@@ -98,80 +88,34 @@ impl Store {
         note: &str,
         entries: &[CatalogEntry],
     ) -> Result<PriceVersion, StoreError> {
-        let entries_len = i64::try_from(entries.len()).unwrap_or(i64::MAX);
-        let sheets: Vec<String> = entries
-            .iter()
-            .map(|e| serde_json::to_string(&e.sheet).unwrap_or_default())
-            .collect();
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM price_versions")
-                .fetch_one(&mut *tx)
-                .await?;
-            let v = PriceVersion {
-                version: latest.unwrap_or(0) + 1,
-                created_at_ms: now_ms(),
-                source: source.to_owned(),
-                note: note.to_owned(),
-                entries: entries_len,
-            };
-            sqlx::query(&format!(
-                "INSERT INTO price_versions ({VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
-            ))
-            .bind(v.version)
-            .bind(v.created_at_ms)
-            .bind(&v.source)
-            .bind(&v.note)
-            .bind(v.entries)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_write)?;
-            for (chunk, sheets) in entries.chunks(CHUNK).zip(sheets.chunks(CHUNK)) {
-                let sql = insert_sql(chunk.len());
-                let mut q = sqlx::query(&sql);
-                for (e, sheet) in chunk.iter().zip(sheets) {
-                    q = q
-                        .bind(v.version)
-                        .bind(&e.provider)
-                        .bind(&e.model)
-                        .bind(sheet)
-                        .bind(count(e.max_input_tokens))
-                        .bind(count(e.max_output_tokens));
-                }
-                q.execute(&mut *tx).await.map_err(StoreError::from_write)?;
-            }
-            tx.commit().await?;
-            Ok(v)
-        })
+        match self {
+            Self::Sqlite(s) => create_price_version(s.pool(), source, note, entries).await,
+            Self::Postgres(s) => create_price_version(s.pool(), source, note, entries).await,
+        }
     }
 
     /// Every version, newest first.
     pub async fn price_versions(&self) -> Result<Vec<PriceVersion>, StoreError> {
-        let sql = format!("SELECT {VERSION_COLUMNS} FROM price_versions ORDER BY version DESC");
-        on_pool!(self, pool => {
-            let rows = sqlx::query(&sql).fetch_all(pool).await?;
-            rows.iter().map(version_from_row).collect()
-        })
+        match self {
+            Self::Sqlite(s) => price_versions(s.pool()).await,
+            Self::Postgres(s) => price_versions(s.pool()).await,
+        }
     }
 
     /// The newest version, if any.
     pub async fn latest_price_version(&self) -> Result<Option<PriceVersion>, StoreError> {
-        let sql =
-            format!("SELECT {VERSION_COLUMNS} FROM price_versions ORDER BY version DESC LIMIT 1");
-        on_pool!(self, pool => {
-            let row = sqlx::query(&sql).fetch_optional(pool).await?;
-            row.as_ref().map(version_from_row).transpose()
-        })
+        match self {
+            Self::Sqlite(s) => latest_price_version(s.pool()).await,
+            Self::Postgres(s) => latest_price_version(s.pool()).await,
+        }
     }
 
     /// Every entry of a version, by provider and model.
     pub async fn prices(&self, version: i64) -> Result<Vec<CatalogEntry>, StoreError> {
-        const SQL: &str = "SELECT provider, model, sheet, max_input_tokens, max_output_tokens \
-             FROM prices WHERE version = $1 ORDER BY provider, model";
-        on_pool!(self, pool => {
-            let rows = sqlx::query(SQL).bind(version).fetch_all(pool).await?;
-            rows.iter().map(entry_from_row).collect()
-        })
+        match self {
+            Self::Sqlite(s) => prices(s.pool(), version).await,
+            Self::Postgres(s) => prices(s.pool(), version).await,
+        }
     }
 
     /// One entry of a version.
@@ -181,16 +125,98 @@ impl Store {
         provider: &str,
         model: &str,
     ) -> Result<Option<CatalogEntry>, StoreError> {
-        const SQL: &str = "SELECT provider, model, sheet, max_input_tokens, max_output_tokens \
-             FROM prices WHERE version = $1 AND provider = $2 AND model = $3";
-        on_pool!(self, pool => {
-            let row = sqlx::query(SQL)
-                .bind(version)
-                .bind(provider)
-                .bind(model)
-                .fetch_optional(pool)
-                .await?;
-            row.as_ref().map(entry_from_row).transpose()
-        })
+        match self {
+            Self::Sqlite(s) => price(s.pool(), version, provider, model).await,
+            Self::Postgres(s) => price(s.pool(), version, provider, model).await,
+        }
     }
+}
+
+async fn create_price_version<B: Backend>(
+    pool: &Pool<B>,
+    source: &str,
+    note: &str,
+    entries: &[CatalogEntry],
+) -> Result<PriceVersion, StoreError> {
+    let entries_len = i64::try_from(entries.len()).unwrap_or(i64::MAX);
+    let sheets: Vec<String> = entries
+        .iter()
+        .map(|e| serde_json::to_string(&e.sheet).unwrap_or_default())
+        .collect();
+    let mut tx = pool.begin().await?;
+    let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM price_versions")
+        .fetch_one(&mut *tx)
+        .await?;
+    let v = PriceVersion {
+        version: latest.unwrap_or(0) + 1,
+        created_at_ms: now_ms(),
+        source: source.to_owned(),
+        note: note.to_owned(),
+        entries: entries_len,
+    };
+    sqlx::query(&format!(
+        "INSERT INTO price_versions ({VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
+    ))
+    .bind(v.version)
+    .bind(v.created_at_ms)
+    .bind(&v.source)
+    .bind(&v.note)
+    .bind(v.entries)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::from_write)?;
+    for (chunk, sheets) in entries.chunks(CHUNK).zip(sheets.chunks(CHUNK)) {
+        let sql = insert_sql(chunk.len());
+        let mut q = sqlx::query(&sql);
+        for (e, sheet) in chunk.iter().zip(sheets) {
+            q = q
+                .bind(v.version)
+                .bind(&e.provider)
+                .bind(&e.model)
+                .bind(sheet)
+                .bind(count(e.max_input_tokens))
+                .bind(count(e.max_output_tokens));
+        }
+        q.execute(&mut *tx).await.map_err(StoreError::from_write)?;
+    }
+    tx.commit().await?;
+    Ok(v)
+}
+
+async fn price_versions<B: Backend>(pool: &Pool<B>) -> Result<Vec<PriceVersion>, StoreError> {
+    let sql = format!("SELECT {VERSION_COLUMNS} FROM price_versions ORDER BY version DESC");
+    let rows = sqlx::query(&sql).fetch_all(pool).await?;
+    rows.iter().map(version_from_row::<B>).collect()
+}
+
+async fn latest_price_version<B: Backend>(
+    pool: &Pool<B>,
+) -> Result<Option<PriceVersion>, StoreError> {
+    let sql = format!("SELECT {VERSION_COLUMNS} FROM price_versions ORDER BY version DESC LIMIT 1");
+    let row = sqlx::query(&sql).fetch_optional(pool).await?;
+    row.as_ref().map(version_from_row::<B>).transpose()
+}
+
+async fn prices<B: Backend>(pool: &Pool<B>, version: i64) -> Result<Vec<CatalogEntry>, StoreError> {
+    const SQL: &str = "SELECT provider, model, sheet, max_input_tokens, max_output_tokens \
+         FROM prices WHERE version = $1 ORDER BY provider, model";
+    let rows = sqlx::query(SQL).bind(version).fetch_all(pool).await?;
+    rows.iter().map(entry_from_row::<B>).collect()
+}
+
+async fn price<B: Backend>(
+    pool: &Pool<B>,
+    version: i64,
+    provider: &str,
+    model: &str,
+) -> Result<Option<CatalogEntry>, StoreError> {
+    const SQL: &str = "SELECT provider, model, sheet, max_input_tokens, max_output_tokens \
+         FROM prices WHERE version = $1 AND provider = $2 AND model = $3";
+    let row = sqlx::query(SQL)
+        .bind(version)
+        .bind(provider)
+        .bind(model)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(entry_from_row::<B>).transpose()
 }

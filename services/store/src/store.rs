@@ -1,11 +1,25 @@
 //! The configured store: SQLite or Postgres, chosen by the database URL's scheme, and the
 //! dispatch of every storage trait to the backend it holds.
 
+use std::collections::BTreeMap;
+
+use tollgate_domain::keys::KeyHash;
+use tollgate_domain::money::Nanos;
+use tollgate_domain::tenant::{KeyStatus, TenantStatus};
+
+use crate::backend::Pooled;
+use crate::billing::{
+    self, Balances, Billing, CreditGrant, ExpiredGrant, LedgerEntry, SpendScope, UsageQuery,
+    UsageRow,
+};
 use crate::error::StoreError;
 use crate::health::Health;
 use crate::postgres::PgStore;
 use crate::record::{RequestLog, RequestRecord};
 use crate::sqlite::SqliteStore;
+use crate::tenants::{
+    ApiKeyRecord, ApiKeys, AuditEntry, AuditLog, Page, Tenant, TenantUpdates, Tenants,
+};
 use crate::util::redact;
 
 /// The configured store.
@@ -112,6 +126,240 @@ impl RequestLog for Store {
         match self {
             Self::Sqlite(s) => s.recent_requests(tenant_id, limit).await,
             Self::Postgres(s) => s.recent_requests(tenant_id, limit).await,
+        }
+    }
+}
+
+impl Tenants for Store {
+    async fn create_tenant(&self, tenant: &Tenant, audit: &AuditEntry) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.create_tenant(tenant, audit).await,
+            Self::Postgres(s) => s.create_tenant(tenant, audit).await,
+        }
+    }
+
+    async fn get_tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.get_tenant(id).await,
+            Self::Postgres(s) => s.get_tenant(id).await,
+        }
+    }
+
+    async fn list_tenants(
+        &self,
+        status: Option<TenantStatus>,
+        page: Page<'_>,
+    ) -> Result<Vec<Tenant>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.list_tenants(status, page).await,
+            Self::Postgres(s) => s.list_tenants(status, page).await,
+        }
+    }
+
+    async fn set_tenant_status(
+        &self,
+        id: &str,
+        status: TenantStatus,
+        audit: &AuditEntry,
+    ) -> Result<Option<Tenant>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.set_tenant_status(id, status, audit).await,
+            Self::Postgres(s) => s.set_tenant_status(id, status, audit).await,
+        }
+    }
+}
+
+impl ApiKeys for Store {
+    async fn create_key(&self, key: &ApiKeyRecord, audit: &AuditEntry) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.create_key(key, audit).await,
+            Self::Postgres(s) => s.create_key(key, audit).await,
+        }
+    }
+
+    async fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<ApiKeyRecord>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.key_by_hash(hash).await,
+            Self::Postgres(s) => s.key_by_hash(hash).await,
+        }
+    }
+
+    async fn get_key(&self, tenant_id: &str, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.get_key(tenant_id, id).await,
+            Self::Postgres(s) => s.get_key(tenant_id, id).await,
+        }
+    }
+
+    async fn list_keys(
+        &self,
+        tenant_id: &str,
+        page: Page<'_>,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.list_keys(tenant_id, page).await,
+            Self::Postgres(s) => s.list_keys(tenant_id, page).await,
+        }
+    }
+
+    async fn set_key_status(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        status: KeyStatus,
+        audit: &AuditEntry,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.set_key_status(tenant_id, id, status, audit).await,
+            Self::Postgres(s) => s.set_key_status(tenant_id, id, status, audit).await,
+        }
+    }
+}
+
+impl AuditLog for Store {
+    async fn list_audit(
+        &self,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, AuditEntry)>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.list_audit(after, limit).await,
+            Self::Postgres(s) => s.list_audit(after, limit).await,
+        }
+    }
+}
+
+impl TenantUpdates for Store {
+    async fn save_tenant(&self, tenant: &Tenant, audit: &AuditEntry) -> Result<bool, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.save_tenant(tenant, audit).await,
+            Self::Postgres(s) => s.save_tenant(tenant, audit).await,
+        }
+    }
+
+    async fn save_key(&self, key: &ApiKeyRecord, audit: &AuditEntry) -> Result<bool, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.save_key(key, audit).await,
+            Self::Postgres(s) => s.save_key(key, audit).await,
+        }
+    }
+}
+
+/// Dispatched to the backend the store holds, whose pool runs the shared statements.
+impl Billing for Store {
+    async fn grant_credit(
+        &self,
+        grant: &CreditGrant,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => billing::grants::grant_credit(s.pool(), grant, audit).await,
+            Self::Postgres(s) => billing::grants::grant_credit(s.pool(), grant, audit).await,
+        }
+    }
+
+    async fn list_grants(
+        &self,
+        tenant_id: &str,
+        page: Page<'_>,
+    ) -> Result<Vec<CreditGrant>, StoreError> {
+        match self {
+            Self::Sqlite(s) => billing::grants::list_grants(s.pool(), tenant_id, page).await,
+            Self::Postgres(s) => billing::grants::list_grants(s.pool(), tenant_id, page).await,
+        }
+    }
+
+    async fn expire_grants(&self, now_ms: i64) -> Result<Vec<ExpiredGrant>, StoreError> {
+        match self {
+            Self::Sqlite(s) => billing::grants::expire_grants(s.pool(), now_ms).await,
+            Self::Postgres(s) => billing::grants::expire_grants(s.pool(), now_ms).await,
+        }
+    }
+
+    async fn balances(&self, tenant_id: &str) -> Result<Balances, StoreError> {
+        match self {
+            Self::Sqlite(s) => billing::ledger::balances(s.pool(), tenant_id).await,
+            Self::Postgres(s) => billing::ledger::balances(s.pool(), tenant_id).await,
+        }
+    }
+
+    async fn reverse_request(
+        &self,
+        request_id: &str,
+        audit: &AuditEntry,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        match self {
+            Self::Sqlite(s) => billing::ledger::reverse_request(s.pool(), request_id, audit).await,
+            Self::Postgres(s) => {
+                billing::ledger::reverse_request(s.pool(), request_id, audit).await
+            }
+        }
+    }
+
+    async fn granted_credit(&self, tenant_id: &str) -> Result<Nanos, StoreError> {
+        match self {
+            Self::Sqlite(s) => billing::grants::granted_credit(s.pool(), tenant_id).await,
+            Self::Postgres(s) => billing::grants::granted_credit(s.pool(), tenant_id).await,
+        }
+    }
+
+    async fn spend_since(&self, scope: SpendScope<'_>, from_ms: i64) -> Result<Nanos, StoreError> {
+        match self {
+            Self::Sqlite(s) => billing::usage::spend_since(s.pool(), scope, from_ms).await,
+            Self::Postgres(s) => billing::usage::spend_since(s.pool(), scope, from_ms).await,
+        }
+    }
+
+    async fn usage_summary(&self, query: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
+        match self {
+            Self::Sqlite(s) => billing::usage::usage_summary(s.pool(), query).await,
+            Self::Postgres(s) => billing::usage::usage_summary(s.pool(), query).await,
+        }
+    }
+
+    async fn ledger_entries(
+        &self,
+        tenant_id: Option<&str>,
+        after_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        match self {
+            Self::Sqlite(s) => {
+                billing::ledger::ledger_entries(s.pool(), tenant_id, after_seq, limit).await
+            }
+            Self::Postgres(s) => {
+                billing::ledger::ledger_entries(s.pool(), tenant_id, after_seq, limit).await
+            }
+        }
+    }
+
+    async fn tenant_entries(
+        &self,
+        tenant_id: &str,
+        after_key: Option<&str>,
+        limit: u32,
+    ) -> Result<Option<Vec<LedgerEntry>>, StoreError> {
+        match self {
+            Self::Sqlite(s) => {
+                billing::ledger::tenant_entries(s.pool(), tenant_id, after_key, limit).await
+            }
+            Self::Postgres(s) => {
+                billing::ledger::tenant_entries(s.pool(), tenant_id, after_key, limit).await
+            }
+        }
+    }
+
+    async fn derived_balances(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+        match self {
+            Self::Sqlite(s) => billing::ledger::derived_balances(s.pool()).await,
+            Self::Postgres(s) => billing::ledger::derived_balances(s.pool()).await,
+        }
+    }
+
+    async fn ledger_sum(&self) -> Result<i128, StoreError> {
+        match self {
+            Self::Sqlite(s) => billing::ledger::ledger_sum(s.pool()).await,
+            Self::Postgres(s) => billing::ledger::ledger_sum(s.pool()).await,
         }
     }
 }

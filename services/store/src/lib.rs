@@ -27,6 +27,7 @@ pub use error::StoreError;
 pub use health::Health;
 pub use migrate::{Migration, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 pub use postgres::PgStore;
+pub use prices::{PriceVersion, Prices};
 pub use record::{Charge, Outcome, RequestLog, RequestRecord, TokenCounts};
 pub use sqlite::SqliteStore;
 pub use store::Store;

@@ -1,14 +1,16 @@
 //! The versioned price catalog. A version is an immutable, complete snapshot of every
 //! `(provider, model)` price sheet; a price change creates a new version (nothing is updated or
-//! deleted), and each usage record names the version that priced it.
+//! deleted), and each usage record names the version that priced it. The statements are shared
+//! by both backends (generic over [`Backend`]); [`crate::Store`] implements [`Prices`] with them.
+
+use std::future::Future;
 
 use sqlx::{Pool, Row};
 use tollgate_domain::pricing::catalog::CatalogEntry;
 use tollgate_domain::pricing::PriceSheet;
 
-use crate::backend::{Backend, Pooled};
+use crate::backend::Backend;
 use crate::error::StoreError;
-use crate::store::Store;
 use crate::util::now_ms;
 
 /// A catalog version's header.
@@ -21,12 +23,51 @@ pub struct PriceVersion {
     pub entries: i64,
 }
 
+/// The price catalog: immutable versions of every `(provider, model)` price sheet.
+pub trait Prices {
+    /// Stores `entries` as the next catalog version, in one transaction.
+    fn create_price_version(
+        &self,
+        source: &str,
+        note: &str,
+        entries: &[CatalogEntry],
+    ) -> impl Future<Output = Result<PriceVersion, StoreError>> + Send;
+
+    /// Every version, newest first.
+    fn price_versions(&self) -> impl Future<Output = Result<Vec<PriceVersion>, StoreError>> + Send;
+
+    /// The newest version, if any.
+    fn latest_price_version(
+        &self,
+    ) -> impl Future<Output = Result<Option<PriceVersion>, StoreError>> + Send;
+
+    /// Every entry of a version, by provider and model.
+    fn prices(
+        &self,
+        version: i64,
+    ) -> impl Future<Output = Result<Vec<CatalogEntry>, StoreError>> + Send;
+
+    /// One entry of a version.
+    fn price(
+        &self,
+        version: i64,
+        provider: &str,
+        model: &str,
+    ) -> impl Future<Output = Result<Option<CatalogEntry>, StoreError>> + Send;
+}
+
 /// Rows per multi-row INSERT (7 parameters each; well under both backends' limits).
 const CHUNK: usize = 400;
 
 const VERSION_COLUMNS: &str = "version, created_at_ms, source, note, entries";
 
-fn version_from_row<B: Backend>(r: &B::Row) -> Result<PriceVersion, StoreError> {
+fn version_from_row<'r, R>(r: &'r R) -> Result<PriceVersion, StoreError>
+where
+    R: Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     Ok(PriceVersion {
         version: r.try_get("version")?,
         created_at_ms: r.try_get("created_at_ms")?,
@@ -36,7 +77,13 @@ fn version_from_row<B: Backend>(r: &B::Row) -> Result<PriceVersion, StoreError> 
     })
 }
 
-fn entry_from_row<B: Backend>(r: &B::Row) -> Result<CatalogEntry, StoreError> {
+fn entry_from_row<'r, R>(r: &'r R) -> Result<CatalogEntry, StoreError>
+where
+    R: Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     let sheet: String = r.try_get("sheet")?;
     let sheet: PriceSheet = serde_json::from_str(&sheet)
         .map_err(|e| StoreError::Corrupt(format!("prices.sheet: {e}")))?;
@@ -79,60 +126,8 @@ fn count(v: Option<u64>) -> Option<i64> {
     v.and_then(|v| i64::try_from(v).ok())
 }
 
-/// Dispatched to the backend the store holds, whose pool runs the shared statements below.
-impl Store {
-    /// Stores `entries` as the next catalog version, in one transaction.
-    pub async fn create_price_version(
-        &self,
-        source: &str,
-        note: &str,
-        entries: &[CatalogEntry],
-    ) -> Result<PriceVersion, StoreError> {
-        match self {
-            Self::Sqlite(s) => create_price_version(s.pool(), source, note, entries).await,
-            Self::Postgres(s) => create_price_version(s.pool(), source, note, entries).await,
-        }
-    }
-
-    /// Every version, newest first.
-    pub async fn price_versions(&self) -> Result<Vec<PriceVersion>, StoreError> {
-        match self {
-            Self::Sqlite(s) => price_versions(s.pool()).await,
-            Self::Postgres(s) => price_versions(s.pool()).await,
-        }
-    }
-
-    /// The newest version, if any.
-    pub async fn latest_price_version(&self) -> Result<Option<PriceVersion>, StoreError> {
-        match self {
-            Self::Sqlite(s) => latest_price_version(s.pool()).await,
-            Self::Postgres(s) => latest_price_version(s.pool()).await,
-        }
-    }
-
-    /// Every entry of a version, by provider and model.
-    pub async fn prices(&self, version: i64) -> Result<Vec<CatalogEntry>, StoreError> {
-        match self {
-            Self::Sqlite(s) => prices(s.pool(), version).await,
-            Self::Postgres(s) => prices(s.pool(), version).await,
-        }
-    }
-
-    /// One entry of a version.
-    pub async fn price(
-        &self,
-        version: i64,
-        provider: &str,
-        model: &str,
-    ) -> Result<Option<CatalogEntry>, StoreError> {
-        match self {
-            Self::Sqlite(s) => price(s.pool(), version, provider, model).await,
-            Self::Postgres(s) => price(s.pool(), version, provider, model).await,
-        }
-    }
-}
-
-async fn create_price_version<B: Backend>(
+/// [`Prices::create_price_version`].
+pub(crate) async fn create_price_version<B: Backend>(
     pool: &Pool<B>,
     source: &str,
     note: &str,
@@ -183,28 +178,37 @@ async fn create_price_version<B: Backend>(
     Ok(v)
 }
 
-async fn price_versions<B: Backend>(pool: &Pool<B>) -> Result<Vec<PriceVersion>, StoreError> {
+/// [`Prices::price_versions`].
+pub(crate) async fn price_versions<B: Backend>(
+    pool: &Pool<B>,
+) -> Result<Vec<PriceVersion>, StoreError> {
     let sql = format!("SELECT {VERSION_COLUMNS} FROM price_versions ORDER BY version DESC");
     let rows = sqlx::query(&sql).fetch_all(pool).await?;
-    rows.iter().map(version_from_row::<B>).collect()
+    rows.iter().map(version_from_row).collect()
 }
 
-async fn latest_price_version<B: Backend>(
+/// [`Prices::latest_price_version`].
+pub(crate) async fn latest_price_version<B: Backend>(
     pool: &Pool<B>,
 ) -> Result<Option<PriceVersion>, StoreError> {
     let sql = format!("SELECT {VERSION_COLUMNS} FROM price_versions ORDER BY version DESC LIMIT 1");
     let row = sqlx::query(&sql).fetch_optional(pool).await?;
-    row.as_ref().map(version_from_row::<B>).transpose()
+    row.as_ref().map(version_from_row).transpose()
 }
 
-async fn prices<B: Backend>(pool: &Pool<B>, version: i64) -> Result<Vec<CatalogEntry>, StoreError> {
+/// [`Prices::prices`].
+pub(crate) async fn prices<B: Backend>(
+    pool: &Pool<B>,
+    version: i64,
+) -> Result<Vec<CatalogEntry>, StoreError> {
     const SQL: &str = "SELECT provider, model, sheet, max_input_tokens, max_output_tokens \
          FROM prices WHERE version = $1 ORDER BY provider, model";
     let rows = sqlx::query(SQL).bind(version).fetch_all(pool).await?;
-    rows.iter().map(entry_from_row::<B>).collect()
+    rows.iter().map(entry_from_row).collect()
 }
 
-async fn price<B: Backend>(
+/// [`Prices::price`].
+pub(crate) async fn price<B: Backend>(
     pool: &Pool<B>,
     version: i64,
     provider: &str,
@@ -218,5 +222,5 @@ async fn price<B: Backend>(
         .bind(model)
         .fetch_optional(pool)
         .await?;
-    row.as_ref().map(entry_from_row::<B>).transpose()
+    row.as_ref().map(entry_from_row).transpose()
 }

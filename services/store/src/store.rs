@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use tollgate_domain::keys::KeyHash;
 use tollgate_domain::money::Nanos;
+use tollgate_domain::pricing::catalog::CatalogEntry;
 use tollgate_domain::tenant::{KeyStatus, TenantStatus};
 
 use crate::backend::Pooled;
@@ -15,6 +16,7 @@ use crate::billing::{
 use crate::error::StoreError;
 use crate::health::Health;
 use crate::postgres::PgStore;
+use crate::prices::{self, PriceVersion, Prices};
 use crate::record::{RequestLog, RequestRecord};
 use crate::sqlite::SqliteStore;
 use crate::tenants::{
@@ -360,6 +362,55 @@ impl Billing for Store {
         match self {
             Self::Sqlite(s) => billing::ledger::ledger_sum(s.pool()).await,
             Self::Postgres(s) => billing::ledger::ledger_sum(s.pool()).await,
+        }
+    }
+}
+
+impl Prices for Store {
+    async fn create_price_version(
+        &self,
+        source: &str,
+        note: &str,
+        entries: &[CatalogEntry],
+    ) -> Result<PriceVersion, StoreError> {
+        match self {
+            Self::Sqlite(s) => prices::create_price_version(s.pool(), source, note, entries).await,
+            Self::Postgres(s) => {
+                prices::create_price_version(s.pool(), source, note, entries).await
+            }
+        }
+    }
+
+    async fn price_versions(&self) -> Result<Vec<PriceVersion>, StoreError> {
+        match self {
+            Self::Sqlite(s) => prices::price_versions(s.pool()).await,
+            Self::Postgres(s) => prices::price_versions(s.pool()).await,
+        }
+    }
+
+    async fn latest_price_version(&self) -> Result<Option<PriceVersion>, StoreError> {
+        match self {
+            Self::Sqlite(s) => prices::latest_price_version(s.pool()).await,
+            Self::Postgres(s) => prices::latest_price_version(s.pool()).await,
+        }
+    }
+
+    async fn prices(&self, version: i64) -> Result<Vec<CatalogEntry>, StoreError> {
+        match self {
+            Self::Sqlite(s) => prices::prices(s.pool(), version).await,
+            Self::Postgres(s) => prices::prices(s.pool(), version).await,
+        }
+    }
+
+    async fn price(
+        &self,
+        version: i64,
+        provider: &str,
+        model: &str,
+    ) -> Result<Option<CatalogEntry>, StoreError> {
+        match self {
+            Self::Sqlite(s) => prices::price(s.pool(), version, provider, model).await,
+            Self::Postgres(s) => prices::price(s.pool(), version, provider, model).await,
         }
     }
 }

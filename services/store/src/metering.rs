@@ -14,6 +14,7 @@
 //! statement).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::LazyLock;
 
 use sqlx::{Pool, Row, Transaction};
 use tollgate_domain::ledger::{stored_balance, usage_postings, Account, Posting};
@@ -24,7 +25,7 @@ use crate::error::StoreError;
 use crate::record::{Charge, Outcome, RequestRecord, TokenCounts};
 use crate::util::fixed_chunks;
 
-/// Columns of one `request_log` row in [`insert_requests_sql`].
+/// Columns of one `request_log` row ([`REQUEST_COLUMN_NAMES`]).
 const REQUEST_COLUMNS: usize = 26;
 /// Rows per `request_log` INSERT: 26 × 256 = 6,656 parameters, under SQLite's 32,766.
 const REQUESTS_PER_INSERT: usize = 256;
@@ -58,8 +59,9 @@ fn values_sql(head: &str, rows: usize, cols: usize, tail: &str, numbered: bool) 
 /// A multi-row INSERT of `rows` request records that returns the ids it inserted (a replayed id
 /// is skipped: the first write wins). Bind order: see [`insert_requests`].
 fn insert_requests_sql(rows: usize, numbered: bool) -> String {
+    let head = format!("INSERT INTO request_log ({REQUEST_COLUMN_NAMES}) VALUES ");
     values_sql(
-        INSERT_REQUESTS_HEAD,
+        &head,
         rows,
         REQUEST_COLUMNS,
         " ON CONFLICT (id) DO NOTHING RETURNING id",
@@ -67,49 +69,44 @@ fn insert_requests_sql(rows: usize, numbered: bool) -> String {
     )
 }
 
-/// The head of a multi-row `request_log` INSERT (values follow in the same column order).
-const INSERT_REQUESTS_HEAD: &str = "INSERT INTO request_log (id, created_at_ms, endpoint, \
-    public_model, provider, deployment, stream, outcome, status, attempts, prompt_tokens, \
-    completion_tokens, total_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, \
-    latency_ms, ttft_ms, error_code, tenant_id, key_id, usage_estimated, price_version, \
-    cost_nanos, price_nanos, absorbed_nanos) VALUES ";
+/// The columns of a `request_log` row, in the order every statement here writes and reads them.
+const REQUEST_COLUMN_NAMES: &str = "id, created_at_ms, endpoint, public_model, provider, \
+    deployment, stream, outcome, status, attempts, prompt_tokens, completion_tokens, \
+    total_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, latency_ms, ttft_ms, \
+    error_code, tenant_id, key_id, usage_estimated, price_version, cost_nanos, price_nanos, \
+    absorbed_nanos";
 
 /// One `request_log` row, skipped if its id is already there (`?` parameters, in the bind order of
-/// [`insert_requests_sql`]): the SQLite writer's statement, which counts the rows it changed.
-pub(crate) const INSERT_REQUEST_ROW: &str =
-    "INSERT INTO request_log (id, created_at_ms, endpoint, \
-    public_model, provider, deployment, stream, outcome, status, attempts, prompt_tokens, \
-    completion_tokens, total_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, \
-    latency_ms, ttft_ms, error_code, tenant_id, key_id, usage_estimated, price_version, \
-    cost_nanos, price_nanos, absorbed_nanos) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,\
-    ?,?,?) ON CONFLICT (id) DO NOTHING";
+/// [`insert_requests`]): the SQLite writer's statement, which counts the rows it changed.
+pub(crate) static INSERT_REQUEST_ROW: LazyLock<String> = LazyLock::new(|| {
+    let head = format!("INSERT INTO request_log ({REQUEST_COLUMN_NAMES}) VALUES ");
+    values_sql(
+        &head,
+        1,
+        REQUEST_COLUMNS,
+        " ON CONFLICT (id) DO NOTHING",
+        false,
+    )
+});
 
 /// One posting, skipped if its key is already posted (the SQLite writer's statement).
-pub(crate) const INSERT_POSTING_ROW: &str = "INSERT INTO ledger_postings (key, at_ms, debit, \
-    credit, amount, tenant_id, request_id) VALUES (?,?,?,?,?,?,?) ON CONFLICT (key) DO NOTHING";
+pub(crate) static INSERT_POSTING_ROW: LazyLock<String> = LazyLock::new(|| {
+    values_sql(
+        INSERT_POSTINGS_HEAD,
+        1,
+        POSTING_COLUMNS,
+        " ON CONFLICT (key) DO NOTHING",
+        false,
+    )
+});
 
-/// Adds a delta to one account's balance, creating the row at the delta.
-pub(crate) const UPSERT_BALANCE_ROW: &str = "INSERT INTO account_balances (account, balance) \
-    VALUES (?,?) ON CONFLICT (account) DO UPDATE SET balance = account_balances.balance + \
-    excluded.balance";
+/// Adds a delta to one account's balance, creating the row at the delta (the SQLite writer's
+/// statement).
+pub(crate) static UPSERT_BALANCE_ROW: LazyLock<String> =
+    LazyLock::new(|| upsert_balances_sql(1, false));
 
 /// One account's balance.
 pub(crate) const SELECT_BALANCE: &str = "SELECT balance FROM account_balances WHERE account = ?";
-
-/// The columns `get_request` reads, in both backends.
-const REQUEST_SELECT: &str = "SELECT id, created_at_ms, endpoint, public_model, \
-    provider, deployment, stream, outcome, status, attempts, prompt_tokens, completion_tokens, \
-    total_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, latency_ms, ttft_ms, \
-    error_code, tenant_id, key_id, usage_estimated, price_version, cost_nanos, price_nanos, \
-    absorbed_nanos FROM request_log WHERE id = $1";
-
-/// A tenant's newest records first (the columns of [`REQUEST_SELECT`]).
-const TENANT_REQUESTS_SELECT: &str = "SELECT id, created_at_ms, endpoint, \
-    public_model, provider, deployment, stream, outcome, status, attempts, prompt_tokens, \
-    completion_tokens, total_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, \
-    latency_ms, ttft_ms, error_code, tenant_id, key_id, usage_estimated, price_version, \
-    cost_nanos, price_nanos, absorbed_nanos FROM request_log WHERE tenant_id = $1 \
-    ORDER BY created_at_ms DESC, id DESC LIMIT $2";
 
 /// Reads the balances of `accounts` (absent accounts have no row), locking them where the
 /// database does ([`Dialect::LOCK`]).
@@ -119,12 +116,18 @@ fn select_balances_sql<B: Dialect>(accounts: usize) -> String {
     format!("SELECT account, balance FROM account_balances WHERE account IN {list} ORDER BY account{lock}")
 }
 
+/// The head of an INSERT of postings; [`POSTING_COLUMNS`] values a row follow.
+const INSERT_POSTINGS_HEAD: &str =
+    "INSERT INTO ledger_postings (key, at_ms, debit, credit, amount, tenant_id, request_id) \
+     VALUES ";
+/// Columns of one `ledger_postings` row in [`INSERT_POSTINGS_HEAD`].
+const POSTING_COLUMNS: usize = 7;
+
 fn insert_postings_sql(rows: usize, numbered: bool) -> String {
     values_sql(
-        "INSERT INTO ledger_postings (key, at_ms, debit, credit, amount, tenant_id, request_id) \
-         VALUES ",
+        INSERT_POSTINGS_HEAD,
         rows,
-        7,
+        POSTING_COLUMNS,
         " ON CONFLICT (key) DO NOTHING RETURNING key",
         numbered,
     )
@@ -383,10 +386,8 @@ pub(crate) async fn get_request<B: Backend>(
     pool: &Pool<B>,
     id: &str,
 ) -> Result<Option<RequestRecord>, StoreError> {
-    let row = sqlx::query(REQUEST_SELECT)
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
+    let sql = format!("SELECT {REQUEST_COLUMN_NAMES} FROM request_log WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(pool).await?;
     row.map(|r| request_from_row::<B>(&r)).transpose()
 }
 
@@ -404,7 +405,11 @@ pub(crate) async fn recent_requests<B: Backend>(
     tenant_id: &str,
     limit: u32,
 ) -> Result<Vec<RequestRecord>, StoreError> {
-    let rows = sqlx::query(TENANT_REQUESTS_SELECT)
+    let sql = format!(
+        "SELECT {REQUEST_COLUMN_NAMES} FROM request_log WHERE tenant_id = $1 \
+         ORDER BY created_at_ms DESC, id DESC LIMIT $2"
+    );
+    let rows = sqlx::query(&sql)
         .bind(tenant_id)
         .bind(i64::from(limit))
         .fetch_all(pool)
@@ -412,7 +417,7 @@ pub(crate) async fn recent_requests<B: Backend>(
     rows.iter().map(request_from_row::<B>).collect()
 }
 
-/// Decodes a `request_log` row (the columns of [`REQUEST_SELECT`]).
+/// Decodes a `request_log` row (the columns of [`REQUEST_COLUMN_NAMES`]).
 fn request_from_row<B: Backend>(r: &B::Row) -> Result<RequestRecord, StoreError> {
     let outcome: String = r.try_get("outcome")?;
     let prompt: Option<i64> = r.try_get("prompt_tokens")?;
@@ -498,6 +503,24 @@ mod tests {
             "SELECT account, balance FROM account_balances WHERE account IN ($1,$2) \
              ORDER BY account FOR UPDATE"
         );
+    }
+
+    #[test]
+    fn the_writers_row_statements_are_the_multi_row_ones_for_one_row() {
+        assert_eq!(
+            *INSERT_POSTING_ROW,
+            "INSERT INTO ledger_postings (key, at_ms, debit, credit, amount, tenant_id, \
+             request_id) VALUES (?,?,?,?,?,?,?) ON CONFLICT (key) DO NOTHING"
+        );
+        assert_eq!(
+            *UPSERT_BALANCE_ROW,
+            "INSERT INTO account_balances (account, balance) VALUES (?,?) ON CONFLICT (account) \
+             DO UPDATE SET balance = account_balances.balance + excluded.balance"
+        );
+        let question_marks = vec!["?"; REQUEST_COLUMNS].join(",");
+        assert!(INSERT_REQUEST_ROW.ends_with(&format!(
+            "absorbed_nanos) VALUES ({question_marks}) ON CONFLICT (id) DO NOTHING"
+        )));
     }
 
     #[test]

@@ -42,11 +42,12 @@ pub(crate) trait Value<'a, DB: Database>:
 
 impl<'a, DB: Database, T: Encode<'a, DB> + Decode<'a, DB> + Type<DB>> Value<'a, DB> for T {}
 
-/// A database the shared SQL runs on: every bound its statements need of sqlx (a connection and a
-/// pool run statements; the column types `i64`, `i32`, `bool` and text are bound (also as
-/// `Option`s) and read, `&str` and `&[u8]` bound, `Vec<u8>` read; columns are found by name or position), written once here
-/// and implied by `B: Backend`. Implemented for every database that has them all and a
-/// [`Dialect`]: SQLite and Postgres.
+/// A database the shared SQL runs on: every bound its statements need of sqlx, written once here
+/// and implied by `B: Backend` (each as a pair of [`Is`] supertraits). A connection and a pool
+/// run statements; `i64`, `i32`, `bool` and `String` are bound and read, `Option<i64>`,
+/// `Option<String>`, `Option<&str>`, `&str` and `&[u8]` bound, `Vec<u8>` read; columns are found
+/// by name or by position. Implemented, by the one blanket impl, for every database that has
+/// them all and a [`Dialect`]: SQLite and Postgres.
 pub(crate) trait Backend:
     Dialect
     + for<'q> Database<Arguments<'q>: IntoArguments<'q, Self>>

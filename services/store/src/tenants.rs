@@ -1,6 +1,6 @@
 //! Tenants, API keys and the audit log: records and traits, implemented for every backend's
-//! store by the shared statements of [`sql`] (and for [`crate::Store`] by dispatch). Every change is
-//! written in the same transaction as its audit entry.
+//! store by the shared statements of [`sql`] (and for [`crate::Store`] by dispatch). Every
+//! change is written in the same transaction as its audit entry.
 
 pub(crate) mod sql;
 

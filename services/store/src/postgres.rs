@@ -1,13 +1,14 @@
 //! The Postgres backend (scale-out): migrations serialized by an advisory lock.
 
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
-use sqlx::Row;
-use tollgate_domain::money::Nanos;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgQueryResult};
+use sqlx::Postgres;
 
+use crate::backend::{Dialect, Pooled};
+use crate::error::StoreError;
+use crate::metering;
 use crate::migrate::{BOOKKEEPING, POSTGRES_MIGRATIONS};
 use crate::postgres_writer::Writer;
-use crate::record::{Charge, Outcome, RequestRecord, TokenCounts};
-use crate::{Health, RequestLog, StoreError};
+use crate::record::{RequestLog, RequestRecord};
 
 /// Advisory lock key for migrations ("tollgate" in ASCII, truncated).
 const MIGRATION_LOCK: i64 = 0x746f_6c6c_6761_7465;
@@ -72,7 +73,7 @@ impl PgStore {
                     "INSERT INTO _tollgate_migrations (name, applied_at_ms) VALUES ($1, $2)",
                 )
                 .bind(m.name)
-                .bind(crate::now_ms())
+                .bind(crate::util::now_ms())
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
@@ -94,19 +95,28 @@ impl PgStore {
         self.fallbacks.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    pub(crate) fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     pub async fn close(&self) {
         self.pool.close().await;
     }
 }
 
-impl Health for PgStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+impl Pooled for PgStore {
+    type Db = Postgres;
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Postgres locks the balance rows a transaction reads, numbers its parameters, and has 32-bit
+/// `INTEGER` columns.
+impl Dialect for Postgres {
+    const LOCK: &'static str = " FOR UPDATE";
+    const NUMBERED: bool = true;
+    type Integer = i32;
+
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
     }
 }
 
@@ -123,28 +133,17 @@ impl RequestLog for PgStore {
                 // Idempotent by request id: the general path writes what the failed attempt did
                 // not, or reports the error for the request log writer to retry.
                 tracing::debug!(error = %e, "fast metering write failed; writing the batch on the general path");
-                crate::metering::record_requests_in!(
-                    self.pool,
-                    records,
-                    crate::metering::POSTGRES_LOCK
-                )
+                metering::record_requests(&self.pool, records).await
             }
         }
     }
 
     async fn get_request(&self, id: &str) -> Result<Option<RequestRecord>, StoreError> {
-        let row = sqlx::query(crate::metering::REQUEST_SELECT)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| from_row(&r)).transpose()
+        metering::get_request(&self.pool, id).await
     }
 
     async fn count_requests(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM request_log")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        metering::count_requests(&self.pool).await
     }
 
     async fn recent_requests(
@@ -152,72 +151,6 @@ impl RequestLog for PgStore {
         tenant_id: &str,
         limit: u32,
     ) -> Result<Vec<RequestRecord>, StoreError> {
-        let rows = sqlx::query(crate::metering::TENANT_REQUESTS_SELECT)
-            .bind(tenant_id)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(from_row).collect()
+        metering::recent_requests(&self.pool, tenant_id, limit).await
     }
-}
-
-fn from_row(r: &PgRow) -> Result<RequestRecord, StoreError> {
-    let outcome: String = r.try_get("outcome")?;
-    let prompt: Option<i64> = r.try_get("prompt_tokens")?;
-    let tokens = match prompt {
-        Some(prompt) => Some(TokenCounts {
-            prompt,
-            completion: r
-                .try_get::<Option<i64>, _>("completion_tokens")?
-                .unwrap_or(0),
-            total: r.try_get::<Option<i64>, _>("total_tokens")?.unwrap_or(0),
-            cached: r.try_get::<Option<i64>, _>("cached_tokens")?.unwrap_or(0),
-            cache_write: r
-                .try_get::<Option<i64>, _>("cache_write_tokens")?
-                .unwrap_or(0),
-            reasoning: r
-                .try_get::<Option<i64>, _>("reasoning_tokens")?
-                .unwrap_or(0),
-        }),
-        None => None,
-    };
-    Ok(RequestRecord {
-        id: r.try_get("id")?,
-        created_at_ms: r.try_get("created_at_ms")?,
-        endpoint: r.try_get("endpoint")?,
-        public_model: r.try_get("public_model")?,
-        tenant_id: r.try_get("tenant_id")?,
-        key_id: r.try_get("key_id")?,
-        provider: r.try_get("provider")?,
-        deployment: r.try_get("deployment")?,
-        stream: r.try_get("stream")?,
-        outcome: Outcome::parse(&outcome)
-            .ok_or_else(|| StoreError::Corrupt(format!("outcome {outcome:?}")))?,
-        status: u16::try_from(r.try_get::<i32, _>("status")?)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        attempts: u32::try_from(r.try_get::<i32, _>("attempts")?)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        tokens,
-        latency_ms: r.try_get("latency_ms")?,
-        ttft_ms: r.try_get("ttft_ms")?,
-        error_code: r.try_get("error_code")?,
-        usage_estimated: r.try_get("usage_estimated")?,
-        billing: charge_from_row(r)?,
-    })
-}
-
-fn charge_from_row(r: &PgRow) -> Result<Option<Charge>, StoreError> {
-    let price: Option<i64> = r.try_get("price_nanos")?;
-    let nanos = |column: &str| -> Result<Nanos, StoreError> {
-        Ok(Nanos(r.try_get::<Option<i64>, _>(column)?.unwrap_or(0)))
-    };
-    Ok(match price {
-        Some(price) => Some(Charge {
-            price_version: r.try_get("price_version")?,
-            cost: nanos("cost_nanos")?,
-            price: Nanos(price),
-            absorbed: nanos("absorbed_nanos")?,
-        }),
-        None => None,
-    })
 }

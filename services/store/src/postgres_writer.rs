@@ -1,7 +1,7 @@
 //! The Postgres metering writer: a batch of usage records and their ledger postings in one
 //! statement (one transaction, one round trip), on connections of its own.
 //!
-//! The general path ([`crate::metering::record_requests_in`]) sends BEGIN, the records, a locking
+//! The general path ([`crate::metering::record_requests`]) sends BEGIN, the records, a locking
 //! balance read, the postings, the balance updates and COMMIT as six round trips, and the
 //! balance rows stay locked for four of them plus the commit. Here one prepared statement
 //! ([`PREPARE`]) does all of it with data-modifying `WITH` clauses: the rows stay locked only
@@ -25,8 +25,8 @@ use std::sync::Mutex;
 use sqlx::postgres::PgConnection;
 use sqlx::Connection;
 
+use crate::error::StoreError;
 use crate::record::RequestRecord;
-use crate::StoreError;
 
 /// Idle writer connections kept for reuse.
 const IDLE: usize = 8;

@@ -1,12 +1,17 @@
 //! The versioned price catalog. A version is an immutable, complete snapshot of every
 //! `(provider, model)` price sheet; a price change creates a new version (nothing is updated or
-//! deleted), and each usage record names the version that priced it.
+//! deleted), and each usage record names the version that priced it. The statements are shared
+//! by both backends (generic over [`Backend`]); [`crate::Store`] implements [`Prices`] with them.
 
-use sqlx::Row;
+use std::future::Future;
+
+use sqlx::{Pool, Row};
 use tollgate_domain::pricing::catalog::CatalogEntry;
 use tollgate_domain::pricing::PriceSheet;
 
-use crate::{now_ms, Store, StoreError};
+use crate::backend::Backend;
+use crate::error::StoreError;
+use crate::util::now_ms;
 
 /// A catalog version's header.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -16,6 +21,39 @@ pub struct PriceVersion {
     pub source: String,
     pub note: String,
     pub entries: i64,
+}
+
+/// The price catalog: immutable versions of every `(provider, model)` price sheet.
+pub trait Prices {
+    /// Stores `entries` as the next catalog version, in one transaction.
+    fn create_price_version(
+        &self,
+        source: &str,
+        note: &str,
+        entries: &[CatalogEntry],
+    ) -> impl Future<Output = Result<PriceVersion, StoreError>> + Send;
+
+    /// Every version, newest first.
+    fn price_versions(&self) -> impl Future<Output = Result<Vec<PriceVersion>, StoreError>> + Send;
+
+    /// The newest version, if any.
+    fn latest_price_version(
+        &self,
+    ) -> impl Future<Output = Result<Option<PriceVersion>, StoreError>> + Send;
+
+    /// Every entry of a version, by provider and model.
+    fn prices(
+        &self,
+        version: i64,
+    ) -> impl Future<Output = Result<Vec<CatalogEntry>, StoreError>> + Send;
+
+    /// One entry of a version.
+    fn price(
+        &self,
+        version: i64,
+        provider: &str,
+        model: &str,
+    ) -> impl Future<Output = Result<Option<CatalogEntry>, StoreError>> + Send;
 }
 
 /// Rows per multi-row INSERT (7 parameters each; well under both backends' limits).
@@ -88,107 +126,101 @@ fn count(v: Option<u64>) -> Option<i64> {
     v.and_then(|v| i64::try_from(v).ok())
 }
 
-impl Store {
-    /// Stores `entries` as the next catalog version, in one transaction.
-    pub async fn create_price_version(
-        &self,
-        source: &str,
-        note: &str,
-        entries: &[CatalogEntry],
-    ) -> Result<PriceVersion, StoreError> {
-        let entries_len = i64::try_from(entries.len()).unwrap_or(i64::MAX);
-        let sheets: Vec<String> = entries
-            .iter()
-            .map(|e| serde_json::to_string(&e.sheet).unwrap_or_default())
-            .collect();
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM price_versions")
-                .fetch_one(&mut *tx)
-                .await?;
-            let v = PriceVersion {
-                version: latest.unwrap_or(0) + 1,
-                created_at_ms: now_ms(),
-                source: source.to_owned(),
-                note: note.to_owned(),
-                entries: entries_len,
-            };
-            sqlx::query(&format!(
-                "INSERT INTO price_versions ({VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
-            ))
-            .bind(v.version)
-            .bind(v.created_at_ms)
-            .bind(&v.source)
-            .bind(&v.note)
-            .bind(v.entries)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_write)?;
-            for (chunk, sheets) in entries.chunks(CHUNK).zip(sheets.chunks(CHUNK)) {
-                let sql = insert_sql(chunk.len());
-                let mut q = sqlx::query(&sql);
-                for (e, sheet) in chunk.iter().zip(sheets) {
-                    q = q
-                        .bind(v.version)
-                        .bind(&e.provider)
-                        .bind(&e.model)
-                        .bind(sheet)
-                        .bind(count(e.max_input_tokens))
-                        .bind(count(e.max_output_tokens));
-                }
-                q.execute(&mut *tx).await.map_err(StoreError::from_write)?;
-            }
-            tx.commit().await?;
-            Ok(v)
-        })
+/// [`Prices::create_price_version`].
+pub(crate) async fn create_price_version<B: Backend>(
+    pool: &Pool<B>,
+    source: &str,
+    note: &str,
+    entries: &[CatalogEntry],
+) -> Result<PriceVersion, StoreError> {
+    let entries_len = i64::try_from(entries.len()).unwrap_or(i64::MAX);
+    let sheets: Vec<String> = entries
+        .iter()
+        .map(|e| serde_json::to_string(&e.sheet).unwrap_or_default())
+        .collect();
+    let mut tx = pool.begin().await?;
+    let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM price_versions")
+        .fetch_one(&mut *tx)
+        .await?;
+    let v = PriceVersion {
+        version: latest.unwrap_or(0) + 1,
+        created_at_ms: now_ms(),
+        source: source.to_owned(),
+        note: note.to_owned(),
+        entries: entries_len,
+    };
+    sqlx::query(&format!(
+        "INSERT INTO price_versions ({VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
+    ))
+    .bind(v.version)
+    .bind(v.created_at_ms)
+    .bind(&v.source)
+    .bind(&v.note)
+    .bind(v.entries)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::from_write)?;
+    for (chunk, sheets) in entries.chunks(CHUNK).zip(sheets.chunks(CHUNK)) {
+        let sql = insert_sql(chunk.len());
+        let mut q = sqlx::query(&sql);
+        for (e, sheet) in chunk.iter().zip(sheets) {
+            q = q
+                .bind(v.version)
+                .bind(&e.provider)
+                .bind(&e.model)
+                .bind(sheet)
+                .bind(count(e.max_input_tokens))
+                .bind(count(e.max_output_tokens));
+        }
+        q.execute(&mut *tx).await.map_err(StoreError::from_write)?;
     }
+    tx.commit().await?;
+    Ok(v)
+}
 
-    /// Every version, newest first.
-    pub async fn price_versions(&self) -> Result<Vec<PriceVersion>, StoreError> {
-        let sql = format!("SELECT {VERSION_COLUMNS} FROM price_versions ORDER BY version DESC");
-        on_pool!(self, pool => {
-            let rows = sqlx::query(&sql).fetch_all(pool).await?;
-            rows.iter().map(version_from_row).collect()
-        })
-    }
+/// [`Prices::price_versions`].
+pub(crate) async fn price_versions<B: Backend>(
+    pool: &Pool<B>,
+) -> Result<Vec<PriceVersion>, StoreError> {
+    let sql = format!("SELECT {VERSION_COLUMNS} FROM price_versions ORDER BY version DESC");
+    let rows = sqlx::query(&sql).fetch_all(pool).await?;
+    rows.iter().map(version_from_row).collect()
+}
 
-    /// The newest version, if any.
-    pub async fn latest_price_version(&self) -> Result<Option<PriceVersion>, StoreError> {
-        let sql =
-            format!("SELECT {VERSION_COLUMNS} FROM price_versions ORDER BY version DESC LIMIT 1");
-        on_pool!(self, pool => {
-            let row = sqlx::query(&sql).fetch_optional(pool).await?;
-            row.as_ref().map(version_from_row).transpose()
-        })
-    }
+/// [`Prices::latest_price_version`].
+pub(crate) async fn latest_price_version<B: Backend>(
+    pool: &Pool<B>,
+) -> Result<Option<PriceVersion>, StoreError> {
+    let sql = format!("SELECT {VERSION_COLUMNS} FROM price_versions ORDER BY version DESC LIMIT 1");
+    let row = sqlx::query(&sql).fetch_optional(pool).await?;
+    row.as_ref().map(version_from_row).transpose()
+}
 
-    /// Every entry of a version, by provider and model.
-    pub async fn prices(&self, version: i64) -> Result<Vec<CatalogEntry>, StoreError> {
-        const SQL: &str = "SELECT provider, model, sheet, max_input_tokens, max_output_tokens \
-             FROM prices WHERE version = $1 ORDER BY provider, model";
-        on_pool!(self, pool => {
-            let rows = sqlx::query(SQL).bind(version).fetch_all(pool).await?;
-            rows.iter().map(entry_from_row).collect()
-        })
-    }
+/// [`Prices::prices`].
+pub(crate) async fn prices<B: Backend>(
+    pool: &Pool<B>,
+    version: i64,
+) -> Result<Vec<CatalogEntry>, StoreError> {
+    const SQL: &str = "SELECT provider, model, sheet, max_input_tokens, max_output_tokens \
+         FROM prices WHERE version = $1 ORDER BY provider, model";
+    let rows = sqlx::query(SQL).bind(version).fetch_all(pool).await?;
+    rows.iter().map(entry_from_row).collect()
+}
 
-    /// One entry of a version.
-    pub async fn price(
-        &self,
-        version: i64,
-        provider: &str,
-        model: &str,
-    ) -> Result<Option<CatalogEntry>, StoreError> {
-        const SQL: &str = "SELECT provider, model, sheet, max_input_tokens, max_output_tokens \
-             FROM prices WHERE version = $1 AND provider = $2 AND model = $3";
-        on_pool!(self, pool => {
-            let row = sqlx::query(SQL)
-                .bind(version)
-                .bind(provider)
-                .bind(model)
-                .fetch_optional(pool)
-                .await?;
-            row.as_ref().map(entry_from_row).transpose()
-        })
-    }
+/// [`Prices::price`].
+pub(crate) async fn price<B: Backend>(
+    pool: &Pool<B>,
+    version: i64,
+    provider: &str,
+    model: &str,
+) -> Result<Option<CatalogEntry>, StoreError> {
+    const SQL: &str = "SELECT provider, model, sheet, max_input_tokens, max_output_tokens \
+         FROM prices WHERE version = $1 AND provider = $2 AND model = $3";
+    let row = sqlx::query(SQL)
+        .bind(version)
+        .bind(provider)
+        .bind(model)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(entry_from_row).transpose()
 }

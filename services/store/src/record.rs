@@ -1,6 +1,10 @@
-//! The request-log record.
+//! The request log: its record and its trait.
+
+use std::future::Future;
 
 use tollgate_domain::money::Nanos;
+
+use crate::error::StoreError;
 
 /// How a proxied request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +95,7 @@ pub struct RequestRecord {
 /// What a billed request cost and was charged. `None` on a record means not billed (the operator
 /// key, or the deployment has no price). Recording a record that has a tenant, a provider and a
 /// charge posts its usage to the ledger in the same transaction (see
-/// [`crate::RequestLog::record_requests`]).
+/// [`RequestLog::record_requests`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Charge {
     /// The price-catalog version that priced it (`None`: priced outside the catalog).
@@ -102,4 +106,34 @@ pub struct Charge {
     pub price: Nanos,
     /// The part of the actual price above the hold: absorbed by the operator, never charged.
     pub absorbed: Nanos,
+}
+
+/// The per-request log.
+pub trait RequestLog {
+    /// Writes records in one transaction. Idempotent by request id: a record whose id is already
+    /// stored is skipped (the first write wins). Returns how many were new.
+    ///
+    /// In the same transaction, every newly stored record that has a tenant, a provider and a
+    /// [`Charge`] posts its usage to the ledger
+    /// ([`tollgate_domain::ledger::usage_postings`]): the price from the tenant's credit while
+    /// there is some (carried through the batch in record order), the rest to its receivable, and
+    /// the provider cost to the provider's payable. A replayed record posts nothing.
+    fn record_requests(
+        &self,
+        records: &[RequestRecord],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    fn get_request(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<RequestRecord>, StoreError>> + Send;
+
+    fn count_requests(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// A tenant's most recent records, newest first, at most `limit`.
+    fn recent_requests(
+        &self,
+        tenant_id: &str,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<RequestRecord>, StoreError>> + Send;
 }

@@ -5,16 +5,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
     SqliteSynchronous,
 };
-use sqlx::Row;
-use tollgate_domain::money::Nanos;
+use sqlx::Sqlite;
 
+use crate::backend::{Dialect, Pooled};
+use crate::error::StoreError;
+use crate::metering;
 use crate::migrate::{BOOKKEEPING, SQLITE_MIGRATIONS};
-use crate::record::{Charge, Outcome, RequestRecord, TokenCounts};
+use crate::record::{RequestLog, RequestRecord};
 use crate::sqlite_writer::Writer;
-use crate::{Health, RequestLog, StoreError};
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -95,7 +96,7 @@ impl SqliteStore {
                     })?;
                 sqlx::query("INSERT INTO _tollgate_migrations (name, applied_at_ms) VALUES (?, ?)")
                     .bind(m.name)
-                    .bind(crate::now_ms())
+                    .bind(crate::util::now_ms())
                     .execute(&mut *conn)
                     .await?;
                 applied.push(m.name);
@@ -106,10 +107,6 @@ impl SqliteStore {
         let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
         sqlx::raw_sql(end).execute(&mut *conn).await?;
         result
-    }
-
-    pub(crate) fn pool(&self) -> &SqlitePool {
-        &self.pool
     }
 
     /// Closes the pool, then checkpoints the whole write-ahead log into the database and
@@ -188,21 +185,29 @@ fn options_of(url: &str) -> Result<UrlOptions, StoreError> {
     Ok(out)
 }
 
-impl Health for SqliteStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+impl Pooled for SqliteStore {
+    type Db = Sqlite;
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+/// SQLite serializes writers (no row locks) and binds positional `?` parameters fastest.
+impl Dialect for Sqlite {
+    const LOCK: &'static str = "";
+    const NUMBERED: bool = false;
+    type Integer = i64;
+
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
     }
 }
 
 impl RequestLog for SqliteStore {
     async fn record_requests(&self, records: &[RequestRecord]) -> Result<u64, StoreError> {
         let Some(writer) = &self.writer else {
-            return crate::metering::record_requests_in!(
-                self.pool,
-                records,
-                crate::metering::SQLITE_LOCK
-            );
+            return metering::record_requests(&self.pool, records).await;
         };
         let writer = writer.clone();
         let records = records.to_vec();
@@ -212,18 +217,11 @@ impl RequestLog for SqliteStore {
     }
 
     async fn get_request(&self, id: &str) -> Result<Option<RequestRecord>, StoreError> {
-        let row = sqlx::query(crate::metering::REQUEST_SELECT)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| from_row(&r)).transpose()
+        metering::get_request(&self.pool, id).await
     }
 
     async fn count_requests(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM request_log")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        metering::count_requests(&self.pool).await
     }
 
     async fn recent_requests(
@@ -231,74 +229,8 @@ impl RequestLog for SqliteStore {
         tenant_id: &str,
         limit: u32,
     ) -> Result<Vec<RequestRecord>, StoreError> {
-        let rows = sqlx::query(crate::metering::TENANT_REQUESTS_SELECT)
-            .bind(tenant_id)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(from_row).collect()
+        metering::recent_requests(&self.pool, tenant_id, limit).await
     }
-}
-
-fn from_row(r: &SqliteRow) -> Result<RequestRecord, StoreError> {
-    let outcome: String = r.try_get("outcome")?;
-    let prompt: Option<i64> = r.try_get("prompt_tokens")?;
-    let tokens = match prompt {
-        Some(prompt) => Some(TokenCounts {
-            prompt,
-            completion: r
-                .try_get::<Option<i64>, _>("completion_tokens")?
-                .unwrap_or(0),
-            total: r.try_get::<Option<i64>, _>("total_tokens")?.unwrap_or(0),
-            cached: r.try_get::<Option<i64>, _>("cached_tokens")?.unwrap_or(0),
-            cache_write: r
-                .try_get::<Option<i64>, _>("cache_write_tokens")?
-                .unwrap_or(0),
-            reasoning: r
-                .try_get::<Option<i64>, _>("reasoning_tokens")?
-                .unwrap_or(0),
-        }),
-        None => None,
-    };
-    Ok(RequestRecord {
-        id: r.try_get("id")?,
-        created_at_ms: r.try_get("created_at_ms")?,
-        endpoint: r.try_get("endpoint")?,
-        public_model: r.try_get("public_model")?,
-        tenant_id: r.try_get("tenant_id")?,
-        key_id: r.try_get("key_id")?,
-        provider: r.try_get("provider")?,
-        deployment: r.try_get("deployment")?,
-        stream: r.try_get("stream")?,
-        outcome: Outcome::parse(&outcome)
-            .ok_or_else(|| StoreError::Corrupt(format!("outcome {outcome:?}")))?,
-        status: u16::try_from(r.try_get::<i64, _>("status")?)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        attempts: u32::try_from(r.try_get::<i64, _>("attempts")?)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        tokens,
-        latency_ms: r.try_get("latency_ms")?,
-        ttft_ms: r.try_get("ttft_ms")?,
-        error_code: r.try_get("error_code")?,
-        usage_estimated: r.try_get("usage_estimated")?,
-        billing: charge_from_row(r)?,
-    })
-}
-
-fn charge_from_row(r: &SqliteRow) -> Result<Option<Charge>, StoreError> {
-    let price: Option<i64> = r.try_get("price_nanos")?;
-    let nanos = |column: &str| -> Result<Nanos, StoreError> {
-        Ok(Nanos(r.try_get::<Option<i64>, _>(column)?.unwrap_or(0)))
-    };
-    Ok(match price {
-        Some(price) => Some(Charge {
-            price_version: r.try_get("price_version")?,
-            cost: nanos("cost_nanos")?,
-            price: Nanos(price),
-            absorbed: nanos("absorbed_nanos")?,
-        }),
-        None => None,
-    })
 }
 
 #[cfg(test)]

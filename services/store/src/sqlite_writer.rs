@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
+use crate::error::StoreError;
 use crate::metering as m;
 use crate::record::RequestRecord;
-use crate::StoreError;
 
 /// How often the checkpointer copies the write-ahead log back into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
@@ -147,17 +147,7 @@ impl Writer {
                         return;
                     };
                     if conn.is_none() {
-                        conn = Connection::open_with_flags(
-                            &path,
-                            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                        )
-                        .and_then(|c| c.busy_timeout(Duration::from_secs(1)).map(|()| c))
-                        .and_then(|c| {
-                            c.pragma_update(None, "journal_size_limit", limit.to_string())
-                                .map(|()| c)
-                        })
-                        .map_err(|e| tracing::warn!(error = %e, "SQLite checkpointer cannot open the database"))
-                        .ok();
+                        conn = open_checkpointer(&path, limit);
                     }
                     let Some(c) = &conn else { continue };
                     let size = w.measure_wal();
@@ -256,6 +246,22 @@ impl Writer {
     }
 }
 
+/// The checkpointer's own connection (`None`, with a warning, if it cannot be opened: the next
+/// pass tries again).
+fn open_checkpointer(path: &std::path::Path, wal_limit: u64) -> Option<Connection> {
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .and_then(|c| c.busy_timeout(Duration::from_secs(1)).map(|()| c))
+    .and_then(|c| {
+        c.pragma_update(None, "journal_size_limit", wal_limit.to_string())
+            .map(|()| c)
+    })
+    .map_err(|e| tracing::warn!(error = %e, "SQLite checkpointer cannot open the database"))
+    .ok()
+}
+
 /// How a checkpoint resets the log: `RESTART` (the next commit writes from its start; the file is
 /// then cut to `journal_size_limit`, and its blocks are reused rather than allocated again) or
 /// `TRUNCATE` (the file cut to zero bytes).
@@ -265,88 +271,112 @@ enum Reset {
     Truncate,
 }
 
+/// Writes `records` and posts the usage of the newly inserted billed ones, in one transaction
+/// (the general path's statements one row at a time: [`crate::metering::record_requests`]);
+/// returns how many were new.
 fn record_in(conn: &mut Connection, records: &[RequestRecord]) -> Result<u64, StoreError> {
     // IMMEDIATE: the write lock from the start, so the balances read below cannot change.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut new_ids: HashSet<String> = HashSet::new();
-    {
-        let mut insert = tx.prepare_cached(m::INSERT_REQUEST_ROW)?;
-        for r in records {
-            let t = r.tokens;
-            let b = r.billing;
-            let inserted = insert.execute(params![
-                r.id,
-                r.created_at_ms,
-                r.endpoint,
-                r.public_model,
-                r.provider,
-                r.deployment,
-                r.stream,
-                r.outcome.as_str(),
-                i32::from(r.status),
-                i32::try_from(r.attempts).unwrap_or(i32::MAX),
-                t.map(|t| t.prompt),
-                t.map(|t| t.completion),
-                t.map(|t| t.total),
-                t.map(|t| t.cached),
-                t.map(|t| t.cache_write),
-                t.map(|t| t.reasoning),
-                r.latency_ms,
-                r.ttft_ms,
-                r.error_code,
-                r.tenant_id,
-                r.key_id,
-                r.usage_estimated,
-                b.and_then(|b| b.price_version),
-                b.map(|b| b.cost.0),
-                b.map(|b| b.price.0),
-                b.map(|b| b.absorbed.0),
-            ])?;
-            if inserted == 1 {
-                new_ids.insert(r.id.clone());
-            }
-        }
-    }
+    let mut new_ids = insert_rows(&tx, records)?;
     let inserted = u64::try_from(new_ids.len()).unwrap_or(u64::MAX);
     let billed = m::billed(records, &mut new_ids);
     if !billed.is_empty() {
-        let mut credit = HashMap::new();
-        {
-            let mut read = tx.prepare_cached(m::SELECT_BALANCE)?;
-            for account in m::credit_accounts(&billed) {
-                let balance: Option<i64> = read
-                    .query_row(params![account], |row| row.get(0))
-                    .optional()?;
-                if let Some(balance) = balance {
-                    credit.insert(account, balance);
-                }
-            }
-        }
+        let credit = credit_balances(&tx, &billed)?;
         let postings = m::usage_rows(&billed, credit);
-        let mut posted: HashSet<String> = HashSet::with_capacity(postings.len());
-        {
-            let mut insert = tx.prepare_cached(m::INSERT_POSTING_ROW)?;
-            for p in &postings {
-                let n = insert.execute(params![
-                    p.key,
-                    p.at_ms,
-                    p.debit,
-                    p.credit,
-                    p.amount,
-                    p.tenant_id,
-                    p.request_id
-                ])?;
-                if n == 1 {
-                    posted.insert(p.key.clone());
-                }
-            }
-        }
-        let deltas = m::balance_deltas(&postings, &posted)?;
-        let mut upsert = tx.prepare_cached(m::UPSERT_BALANCE_ROW)?;
-        for (account, delta) in deltas {
-            upsert.execute(params![account, delta])?;
-        }
+        post_rows(&tx, &postings)?;
     }
     tx.commit()?;
     Ok(inserted)
+}
+
+/// Inserts `records` (a replayed id is skipped); returns the ids inserted.
+fn insert_rows(
+    conn: &Connection,
+    records: &[RequestRecord],
+) -> Result<HashSet<String>, StoreError> {
+    let mut new_ids: HashSet<String> = HashSet::new();
+    let mut insert = conn.prepare_cached(&m::INSERT_REQUEST_ROW)?;
+    for r in records {
+        let t = r.tokens;
+        let b = r.billing;
+        let inserted = insert.execute(params![
+            r.id,
+            r.created_at_ms,
+            r.endpoint,
+            r.public_model,
+            r.provider,
+            r.deployment,
+            r.stream,
+            r.outcome.as_str(),
+            i32::from(r.status),
+            i32::try_from(r.attempts).unwrap_or(i32::MAX),
+            t.map(|t| t.prompt),
+            t.map(|t| t.completion),
+            t.map(|t| t.total),
+            t.map(|t| t.cached),
+            t.map(|t| t.cache_write),
+            t.map(|t| t.reasoning),
+            r.latency_ms,
+            r.ttft_ms,
+            r.error_code,
+            r.tenant_id,
+            r.key_id,
+            r.usage_estimated,
+            b.and_then(|b| b.price_version),
+            b.map(|b| b.cost.0),
+            b.map(|b| b.price.0),
+            b.map(|b| b.absorbed.0),
+        ])?;
+        if inserted == 1 {
+            new_ids.insert(r.id.clone());
+        }
+    }
+    Ok(new_ids)
+}
+
+/// The credit balances of the tenants billed, by account (absent: no row yet).
+fn credit_balances(
+    conn: &Connection,
+    billed: &[m::Billed<'_>],
+) -> Result<HashMap<String, i64>, StoreError> {
+    let mut credit = HashMap::new();
+    let mut read = conn.prepare_cached(m::SELECT_BALANCE)?;
+    for account in m::credit_accounts(billed) {
+        let balance: Option<i64> = read
+            .query_row(params![account], |row| row.get(0))
+            .optional()?;
+        if let Some(balance) = balance {
+            credit.insert(account, balance);
+        }
+    }
+    Ok(credit)
+}
+
+/// Inserts `postings` (a key already posted is skipped) and moves the balances of the ones
+/// inserted, as [`crate::metering::post`] does.
+fn post_rows(conn: &Connection, postings: &[m::PostingRow]) -> Result<(), StoreError> {
+    let mut posted: HashSet<String> = HashSet::with_capacity(postings.len());
+    {
+        let mut insert = conn.prepare_cached(&m::INSERT_POSTING_ROW)?;
+        for p in postings {
+            let n = insert.execute(params![
+                p.key,
+                p.at_ms,
+                p.debit,
+                p.credit,
+                p.amount,
+                p.tenant_id,
+                p.request_id
+            ])?;
+            if n == 1 {
+                posted.insert(p.key.clone());
+            }
+        }
+    }
+    let deltas = m::balance_deltas(postings, &posted)?;
+    let mut upsert = conn.prepare_cached(&m::UPSERT_BALANCE_ROW)?;
+    for (account, delta) in deltas {
+        upsert.execute(params![account, delta])?;
+    }
+    Ok(())
 }

@@ -11,7 +11,7 @@ use sqlx::Connection;
 /// The environment variable naming the Postgres server for tests.
 pub const POSTGRES_ENV: &str = "TOLLGATE_TEST_POSTGRES";
 
-pub use crate::now_ms;
+pub use crate::util::now_ms;
 
 /// The Postgres admin URL from the environment, if tests should use Postgres.
 pub fn postgres_admin_url() -> Option<String> {

@@ -7,7 +7,7 @@ use tollgate_domain::money::parse_rate;
 use tollgate_domain::pricing::catalog::{apply_overrides, import_litellm, CatalogEntry};
 use tollgate_domain::pricing::{PriceSheet, Rates};
 use tollgate_store::testing::{fresh_postgres_database, postgres_admin_url};
-use tollgate_store::Store;
+use tollgate_store::{Prices, Store};
 
 const PRICE_LIST: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

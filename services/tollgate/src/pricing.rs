@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use tollgate_domain::money::{parse_rate, MoneyError, Nanos};
 use tollgate_domain::pricing::{max_charge, Bound, Markup, PriceSheet};
 use tollgate_domain::Usage;
-use tollgate_store::{Store, StoreError, Tenant};
+use tollgate_store::{Prices, Store, StoreError, Tenant};
 
 use crate::catalog::{Catalog, Deployment};
 use crate::settings::BillingSettings;

@@ -1,7 +1,7 @@
 //! `tollgate prices …`: the versioned price catalog.
 
 use tollgate_domain::pricing::catalog::{apply_overrides, import_litellm, ImportReport, Overrides};
-use tollgate_store::Store;
+use tollgate_store::{Prices, Store};
 
 use super::args::PricesCommand;
 use super::output::{print, Failure};

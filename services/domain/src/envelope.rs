@@ -197,6 +197,39 @@ impl<'a> RequestEnvelope<'a> {
         self.client_wants_usage
     }
 
+    /// [`Self::to_upstream_body`] as a JSON object, for the wires that translate the request:
+    /// built from the fields directly, never written out and read back.
+    pub fn to_upstream_value(
+        &self,
+        upstream_model: &str,
+        ask_usage: bool,
+    ) -> Result<serde_json::Value, serde_json::Error> {
+        use serde_json::Value;
+        let mut map = serde_json::Map::new();
+        for (key, value) in &self.fields {
+            if GATEWAY_FIELDS.contains(&key.as_ref()) {
+                continue;
+            }
+            let value = match key.as_ref() {
+                "model" => Value::String(upstream_model.to_owned()),
+                _ => serde_json::from_str(value.get())?,
+            };
+            map.insert(key.to_string(), value);
+        }
+        if self.stream && ask_usage && !self.sends_include_usage {
+            let options = map
+                .entry("stream_options")
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            if !options.is_object() {
+                *options = Value::Object(serde_json::Map::new());
+            }
+            if let Value::Object(o) = options {
+                o.insert("include_usage".into(), Value::Bool(true));
+            }
+        }
+        Ok(Value::Object(map))
+    }
+
     /// The body to send upstream: `model` replaced by `upstream_model`; for a stream with
     /// `ask_usage`, `stream_options.include_usage` set to `true` (other options kept).
     pub fn to_upstream_body(&self, upstream_model: &str, ask_usage: bool) -> Vec<u8> {

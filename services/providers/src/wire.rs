@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
+use tollgate_domain::RequestEnvelope;
 
 use crate::anthropic::{self, StreamTranslator, TranslateError};
 use crate::error::UpstreamError;
@@ -30,43 +31,33 @@ fn refused(e: TranslateError) -> UpstreamError {
     }
 }
 
-/// The body to send to a provider of `preset` for the OpenAI request body `openai` (already
-/// addressed to `upstream_model`).
+/// The body to send to a provider of `preset` for the request `envelope`, addressed to
+/// `upstream_model` (`ask_usage`: a stream asks for its usage chunk). OpenAI-compatible wires get
+/// the client's bytes with those changes; the others a translation of the request's JSON, built
+/// from its fields once.
 pub fn request_body(
     preset: &Preset,
-    openai: Vec<u8>,
+    envelope: &RequestEnvelope<'_>,
     upstream_model: &str,
     default_max_tokens: u64,
 ) -> Result<Bytes, UpstreamError> {
-    match preset.wire {
-        Wire::OpenAi => Ok(Bytes::from(openai)),
-        Wire::Anthropic => {
-            let value: serde_json::Value = serde_json::from_slice(&openai)
-                .map_err(|e| UpstreamError::Malformed(e.to_string()))?;
-            let body = anthropic::to_anthropic_request(&value, upstream_model, default_max_tokens)
-                .map_err(refused)?;
-            Ok(Bytes::from(body.to_string()))
+    let ask_usage = preset.stream_usage;
+    type Translate = fn(&serde_json::Value, &str, u64) -> Result<serde_json::Value, TranslateError>;
+    let translate: Translate = match preset.wire {
+        Wire::OpenAi => {
+            let body = envelope.to_upstream_body(upstream_model, ask_usage);
+            return Ok(Bytes::from(body));
         }
-        Wire::Gemini => {
-            let value: serde_json::Value = serde_json::from_slice(&openai)
-                .map_err(|e| UpstreamError::Malformed(e.to_string()))?;
-            let body =
-                gemini::to_gemini_request(&value, Some(default_max_tokens)).map_err(refused)?;
-            Ok(Bytes::from(body.to_string()))
-        }
-        Wire::Cohere => {
-            let value: serde_json::Value = serde_json::from_slice(&openai)
-                .map_err(|e| UpstreamError::Malformed(e.to_string()))?;
-            let body = cohere::to_cohere_request(&value, upstream_model).map_err(refused)?;
-            Ok(Bytes::from(body.to_string()))
-        }
-        Wire::Bedrock => {
-            let value: serde_json::Value = serde_json::from_slice(&openai)
-                .map_err(|e| UpstreamError::Malformed(e.to_string()))?;
-            let body = bedrock::to_bedrock_request(&value, default_max_tokens).map_err(refused)?;
-            Ok(Bytes::from(body.to_string()))
-        }
-    }
+        Wire::Anthropic => |v, model, max| anthropic::to_anthropic_request(v, model, max),
+        Wire::Gemini => |v, _, max| gemini::to_gemini_request(v, Some(max)),
+        Wire::Cohere => |v, model, _| cohere::to_cohere_request(v, model),
+        Wire::Bedrock => |v, _, max| bedrock::to_bedrock_request(v, max),
+    };
+    let value = envelope
+        .to_upstream_value(upstream_model, ask_usage)
+        .map_err(|e| UpstreamError::Malformed(e.to_string()))?;
+    let body = translate(&value, upstream_model, default_max_tokens).map_err(refused)?;
+    Ok(Bytes::from(body.to_string()))
 }
 
 /// A complete response body as an OpenAI chat completion.

@@ -434,3 +434,24 @@ fn max_tokens_times_completions_must_be_countable() {
         "invalid_value"
     );
 }
+
+#[test]
+fn the_upstream_value_is_the_upstream_body_read_back() {
+    let bodies = [
+        r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":0.5,"x_vendor":{"a":[1,2]}}"#,
+        r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}"#,
+        r#"{"model":"m","stream":true,"stream_options":{"include_usage":false,"other":1},"messages":[{"role":"user","content":"x"}]}"#,
+        r#"{"model":"m","stream":true,"stream_options":null,"messages":[{"role":"user","content":"x"}]}"#,
+        r#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"x"}]}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"x"}],"provider":{"sort":"price"},"models":["a"],"usage":{"include":true}}"#,
+    ];
+    for body in bodies {
+        let env = parse(Endpoint::ChatCompletions, body).unwrap();
+        for ask_usage in [true, false] {
+            let bytes = env.to_upstream_body("upstream-1", ask_usage);
+            let read_back: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let value = env.to_upstream_value("upstream-1", ask_usage).unwrap();
+            assert_eq!(value, read_back, "{body} (ask_usage: {ask_usage})");
+        }
+    }
+}

@@ -248,12 +248,8 @@ async fn attempt(
         ));
     };
     let preset = deployment.provider.preset();
-    let body = tollgate_providers::wire::request_body(
-        preset,
-        envelope.to_upstream_body(&deployment.upstream_model, preset.stream_usage),
-        &deployment.upstream_model,
-        DEFAULT_MAX_TOKENS,
-    )?;
+    let model = &deployment.upstream_model;
+    let body = tollgate_providers::wire::request_body(preset, envelope, model, DEFAULT_MAX_TOKENS)?;
     let sent = client.send(
         &deployment.provider,
         uri.clone(),

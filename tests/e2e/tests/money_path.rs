@@ -207,6 +207,7 @@ async fn a_plain_request_whose_client_leaves_frees_its_slot_and_is_recorded_aban
         body.len()
     );
     let mut sockets = Vec::new();
+    let sent = Instant::now();
     for _ in 0..2 {
         let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
         s.write_all(request.as_bytes()).await.unwrap();
@@ -223,7 +224,9 @@ async fn a_plain_request_whose_client_leaves_frees_its_slot_and_is_recorded_aban
     let closed = Instant::now();
     drop(sockets);
 
-    // Within a second: the slots are back and the upstream calls were cancelled.
+    // The slots come back, and the upstream calls are cancelled, before the upstream would have
+    // answered (3 s after the requests were sent). Not timed tighter: CI's load once made the
+    // dispatcher notice a closed socket 1.4 s late.
     loop {
         let me = get_as(&gw, &key, "/v1/me").await;
         if me["usage"]["key"]["concurrent"]["in_flight"] == 0
@@ -232,7 +235,7 @@ async fn a_plain_request_whose_client_leaves_frees_its_slot_and_is_recorded_aban
             break;
         }
         assert!(
-            closed.elapsed() < Duration::from_secs(1),
+            sent.elapsed() < Duration::from_millis(2800),
             "still held after {:?}: {me} {}",
             closed.elapsed(),
             mock.stats().await

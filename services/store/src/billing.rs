@@ -15,6 +15,7 @@ use crate::tenants::{self as t, AuditEntry, Page};
 use crate::{Store, StoreError};
 
 /// How a tenant came by some credit.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum GrantKind {
     /// Paid for (funded from `platform:funding`).
@@ -52,6 +53,7 @@ impl GrantKind {
 
 /// Credit given to a tenant. Credit is spent soonest-expiring grant first; what is left of a
 /// grant when it expires moves to `platform:expired` (see [`Billing::expire_grants`]).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Grant))]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CreditGrant {
     pub id: String,

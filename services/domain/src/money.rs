@@ -16,6 +16,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 pub const NANOS_PER_USD: i64 = 1_000_000_000;
 
 /// An amount of money in the minor unit (10⁻⁹ USD).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(
     Debug,
     Clone,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::money::Nanos;
 
 /// Whether a tenant may use the gateway.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TenantStatus {
@@ -13,6 +14,7 @@ pub enum TenantStatus {
 }
 
 /// How a tenant pays: from a prepaid credit balance, or afterwards up to a credit limit.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BillingMode {
@@ -21,6 +23,7 @@ pub enum BillingMode {
 }
 
 /// A key's life: active, disabled (can be enabled again) or revoked (for good).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyStatus {
@@ -76,6 +79,11 @@ impl KeyStatus {
 }
 
 /// What a tenant may reach. `None` means no restriction of that kind.
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(as = Policy, description = "What a tenant may reach; an absent list means no restriction.")
+)]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantPolicy {
@@ -90,6 +98,7 @@ pub struct TenantPolicy {
 }
 
 /// Admission limits of a tenant or a key. `None` means unlimited.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
@@ -105,6 +114,7 @@ pub struct Limits {
         skip_serializing_if = "Option::is_none",
         with = "crate::money::usd_opt"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]{1,9})?$"))]
     pub daily_spend_usd: Option<Nanos>,
     /// Spend per UTC calendar month (resets at 00:00 UTC on the 1st).
     #[serde(
@@ -112,6 +122,7 @@ pub struct Limits {
         skip_serializing_if = "Option::is_none",
         with = "crate::money::usd_opt"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]{1,9})?$"))]
     pub monthly_spend_usd: Option<Nanos>,
     /// Spend over the whole life of the key or tenant.
     #[serde(
@@ -119,6 +130,7 @@ pub struct Limits {
         skip_serializing_if = "Option::is_none",
         with = "crate::money::usd_opt"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]{1,9})?$"))]
     pub total_spend_usd: Option<Nanos>,
 }
 

@@ -18,6 +18,7 @@ use crate::error::StoreError;
 use crate::tenants::{AuditEntry, Page};
 
 /// How a tenant came by some credit.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum GrantKind {
     /// Paid for (funded from `platform:funding`).
@@ -55,6 +56,7 @@ impl GrantKind {
 
 /// Credit given to a tenant. Credit is spent soonest-expiring grant first; what is left of a
 /// grant when it expires moves to `platform:expired` (see [`Billing::expire_grants`]).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Grant))]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CreditGrant {
     pub id: String,

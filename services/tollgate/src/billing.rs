@@ -13,18 +13,21 @@ use tollgate_store::{
 use crate::tenancy::TenancyError;
 
 /// Body of "grant credit".
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewGrant {
     /// Dollars, as a decimal string (`"25.00"`).
+    #[schema(pattern = r"^[0-9]+(\.[0-9]{1,9})?$")]
     pub amount_usd: String,
     /// `topup` (default: money received) or `promo` (given away; may expire).
     #[serde(default)]
+    #[schema(value_type = Option<GrantKind>)]
     pub kind: Option<String>,
     /// Promotional grants only: when the unspent rest expires (ms since the epoch).
     #[serde(default)]
     pub expires_at_ms: Option<i64>,
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub note: String,
 }
 
@@ -145,7 +148,8 @@ pub async fn balance(
 
 /// Query of the usage views: `from`/`to` as `YYYY-MM-DD` (UTC) or milliseconds (`to` exclusive),
 /// `group_by` a comma-separated list of `day`, `model`, `key`, `tenant`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UsageParams {
     #[serde(default)]
@@ -154,10 +158,13 @@ pub struct UsageParams {
     pub key_id: Option<String>,
     #[serde(default)]
     pub model: Option<String>,
+    /// `YYYY-MM-DD` (UTC) or ms since the epoch, inclusive.
     #[serde(default)]
     pub from: Option<String>,
+    /// `YYYY-MM-DD` (UTC) or ms since the epoch, exclusive.
     #[serde(default)]
     pub to: Option<String>,
+    /// Comma-separated: `day`, `model`, `key`, `tenant`.
     #[serde(default)]
     pub group_by: Option<String>,
 }

@@ -2,10 +2,11 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use tollgate_store::{Billing, Page, Tenants};
+use tollgate_store::{Billing, CreditGrant, Page, Tenants};
 
 use super::auth::{Admin, Viewer};
-use super::handlers::json_body;
+use super::handlers::{json_body, List};
+use super::openapi::{Balance, BillingErrors};
 use crate::billing::{self, NewGrant, UsageParams};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -18,6 +19,19 @@ async fn tenant(state: &AppState, id: &str) -> Result<tollgate_store::Tenant, Ap
         .ok_or(ApiError::NotFound("tenant"))
 }
 
+/// Grant credit (top-up or promotional), posted to the ledger
+///
+/// Role: admin. A grant takes effect on every replica within 2 seconds.
+#[utoipa::path(
+    post,
+    path = "/tenants/{tenant}/credits",
+    operation_id = "grant_credit",
+    tag = "billing",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    request_body = NewGrant,
+    responses((status = 201, description = "The grant", body = CreditGrant), BillingErrors),
+    security(("operatorJwt" = []))
+)]
 pub async fn grant(
     Admin(c): Admin,
     path: web::Path<String>,
@@ -30,12 +44,16 @@ pub async fn grant(
     Ok(HttpResponse::Created().json(grant))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SeqPage {
+    /// cursor: the last id (or sequence number) of the previous page
     #[serde(default)]
     after: Option<String>,
+    /// default 50
     #[serde(default)]
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
@@ -52,6 +70,18 @@ fn seq_page(req: &HttpRequest) -> Result<(Option<String>, u32), ApiError> {
     Ok((q.after, limit))
 }
 
+/// A tenant's credit grants
+///
+/// Role: viewer.
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant}/credits",
+    operation_id = "list_grants",
+    tag = "billing",
+    params(("tenant" = String, Path, description = "Tenant id"), SeqPage),
+    responses((status = 200, description = "A page of grants", body = List<CreditGrant>), BillingErrors),
+    security(("operatorJwt" = []))
+)]
 pub async fn grants(
     _: Viewer,
     path: web::Path<String>,
@@ -82,6 +112,18 @@ pub async fn grants(
     ))
 }
 
+/// A tenant's balance: credit, receivable, granted, spent, held, available
+///
+/// Role: viewer.
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant}/balance",
+    operation_id = "get_balance",
+    tag = "billing",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, description = "OK", body = Balance), BillingErrors),
+    security(("operatorJwt" = []))
+)]
 pub async fn balance(
     _: Viewer,
     path: web::Path<String>,
@@ -91,6 +133,18 @@ pub async fn balance(
     Ok(HttpResponse::Ok().json(billing::balance(&state.store, &state.budget, &t).await?))
 }
 
+/// A tenant's ledger postings, oldest first
+///
+/// Role: viewer. `after` is a posting sequence number.
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant}/ledger",
+    operation_id = "tenant_ledger",
+    tag = "billing",
+    params(("tenant" = String, Path, description = "Tenant id"), SeqPage),
+    responses((status = 200, description = "A page of postings", body = Object), BillingErrors),
+    security(("operatorJwt" = []))
+)]
 pub async fn ledger(
     _: Viewer,
     path: web::Path<String>,
@@ -103,7 +157,18 @@ pub async fn ledger(
     Ok(HttpResponse::Ok().json(billing::ledger(&state.store, Some(&t.id), after, limit).await?))
 }
 
-/// The whole ledger (platform and provider accounts included).
+/// Every ledger posting (platform and provider accounts too), oldest first
+///
+/// Role: viewer.
+#[utoipa::path(
+    get,
+    path = "/ledger",
+    operation_id = "ledger",
+    tag = "billing",
+    params(SeqPage),
+    responses((status = 200, description = "A page of postings", body = Object), BillingErrors),
+    security(("operatorJwt" = []))
+)]
 pub async fn ledger_all(
     _: Viewer,
     req: HttpRequest,
@@ -123,6 +188,17 @@ pub(crate) fn parse_seq(after: Option<String>) -> Result<Option<i64>, ApiError> 
         .transpose()
 }
 
+/// Usage and spend, filtered and grouped
+///
+/// Role: viewer. Amounts in nano-dollars (10^-9 USD).
+#[utoipa::path(
+    get,
+    path = "/usage",
+    tag = "billing",
+    params(UsageParams),
+    responses((status = 200, description = "Usage groups", body = Object), BillingErrors),
+    security(("operatorJwt" = []))
+)]
 pub async fn usage(
     _: Viewer,
     req: HttpRequest,
@@ -135,14 +211,28 @@ pub async fn usage(
     Ok(HttpResponse::Ok().json(billing::usage(&state.store, &q).await?))
 }
 
-#[derive(Deserialize, Default)]
+/// Body of "reverse a request" (optional).
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reversal {
     #[serde(default)]
+    #[schema(max_length = 500)]
     reason: String,
 }
 
-/// Corrects a request's charge with reversing postings (a refund); idempotent.
+/// Correct a request's charge with reversing postings (a refund)
+///
+/// Role: admin. Posts `reverse:<key>` for each of the request's postings, once (a second call posts
+/// nothing), with an audit entry. Spend limits keep counting the original charge.
+#[utoipa::path(
+    post,
+    path = "/requests/{request}/reverse",
+    tag = "billing",
+    params(("request" = String, Path, description = "Request id")),
+    request_body = Option<Reversal>,
+    responses((status = 200, description = "The reversing postings made (none the second time)", body = Object), BillingErrors),
+    security(("operatorJwt" = []))
+)]
 pub async fn reverse_request(
     Admin(c): Admin,
     path: web::Path<String>,

@@ -1,17 +1,18 @@
-//! Admin handlers: extract, parse, call [`crate::tenancy`] or the store, map to a response.
+//! Admin handlers of tenants and the audit log, and what every admin handler shares: extract,
+//! parse, call [`crate::tenancy`] or the store, map to a response.
 
-use actix_web::http::header::ContentType;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tollgate_domain::tenant::{KeyStatus, TenantStatus};
-use tollgate_store::{ApiKeys, AuditLog, Page, Tenants};
+use tollgate_domain::tenant::TenantStatus;
+use tollgate_store::{AuditLog, Page, Tenants};
 
 use super::auth::{Admin, Viewer};
+use super::openapi::Errors;
 use crate::error::ApiError;
 use crate::proxy::read_body;
 use crate::state::AppState;
-use crate::tenancy::{self, KeyPatch, KeyView, NewKey, NewTenant, TenantPatch, TenantView};
+use crate::tenancy::{self, NewTenant, TenantPatch, TenantView};
 
 const MAX_ADMIN_BODY: usize = 64 << 10;
 
@@ -30,18 +31,23 @@ pub(super) async fn json_body<T: DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| ApiError::AdminBadRequest(e.to_string()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// cursor: the last id of the previous page
     #[serde(default)]
-    after: Option<String>,
+    pub(super) after: Option<String>,
+    /// default 50
     #[serde(default)]
-    limit: Option<u32>,
+    #[param(minimum = 1, maximum = 200)]
+    pub(super) limit: Option<u32>,
     #[serde(default)]
+    #[param(value_type = Option<TenantStatus>)]
     status: Option<String>,
 }
 
-fn query(req: &HttpRequest) -> Result<ListQuery, ApiError> {
+pub(super) fn query(req: &HttpRequest) -> Result<ListQuery, ApiError> {
     let q = web::Query::<ListQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::AdminBadRequest(e.to_string()))?;
     let q = q.into_inner();
@@ -53,8 +59,10 @@ fn query(req: &HttpRequest) -> Result<ListQuery, ApiError> {
     Ok(q)
 }
 
-#[derive(Serialize)]
-struct List<T> {
+/// A page of a list.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct List<T> {
+    /// Always `list`.
     object: &'static str,
     data: Vec<T>,
     has_more: bool,
@@ -62,7 +70,11 @@ struct List<T> {
 }
 
 /// One page: asks for one more row than shown, to know whether there are more.
-fn page_of<T: Serialize>(mut rows: Vec<T>, limit: u32, id: impl Fn(&T) -> String) -> HttpResponse {
+pub(super) fn page_of<T: Serialize>(
+    mut rows: Vec<T>,
+    limit: u32,
+    id: impl Fn(&T) -> String,
+) -> HttpResponse {
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_after = if has_more { rows.last().map(&id) } else { None };
@@ -74,12 +86,17 @@ fn page_of<T: Serialize>(mut rows: Vec<T>, limit: u32, id: impl Fn(&T) -> String
     })
 }
 
-pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(ContentType::json())
-        .body(include_str!("openapi.json"))
-}
-
+/// Create a tenant
+///
+/// Role: admin.
+#[utoipa::path(
+    post,
+    path = "/tenants",
+    tag = "tenants",
+    request_body = NewTenant,
+    responses((status = 201, description = "Created", body = TenantView), Errors),
+    security(("operatorJwt" = []))
+)]
 pub async fn create_tenant(
     Admin(c): Admin,
     req: HttpRequest,
@@ -91,6 +108,17 @@ pub async fn create_tenant(
     Ok(HttpResponse::Created().json(TenantView::from(tenant)))
 }
 
+/// List tenants
+///
+/// Role: viewer.
+#[utoipa::path(
+    get,
+    path = "/tenants",
+    tag = "tenants",
+    params(ListQuery),
+    responses((status = 200, description = "A page of tenants", body = List<TenantView>), Errors),
+    security(("operatorJwt" = []))
+)]
 pub async fn list_tenants(
     _: Viewer,
     req: HttpRequest,
@@ -119,6 +147,17 @@ pub async fn list_tenants(
     Ok(page_of(rows, limit, |t| t.id.clone()))
 }
 
+/// Get a tenant
+///
+/// Role: viewer.
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant}",
+    tag = "tenants",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, description = "OK", body = TenantView), Errors),
+    security(("operatorJwt" = []))
+)]
 pub async fn get_tenant(
     _: Viewer,
     path: web::Path<String>,
@@ -142,6 +181,17 @@ async fn tenant_status(
     Ok(HttpResponse::Ok().json(TenantView::from(tenant)))
 }
 
+/// Suspend a tenant
+///
+/// Role: admin.
+#[utoipa::path(
+    post,
+    path = "/tenants/{tenant}/suspend",
+    tag = "tenants",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, description = "OK", body = TenantView), Errors),
+    security(("operatorJwt" = []))
+)]
 pub async fn suspend_tenant(
     c: Admin,
     path: web::Path<String>,
@@ -150,6 +200,17 @@ pub async fn suspend_tenant(
     tenant_status(&c, &path, &state, TenantStatus::Suspended).await
 }
 
+/// Re-activate a tenant
+///
+/// Role: admin.
+#[utoipa::path(
+    post,
+    path = "/tenants/{tenant}/activate",
+    tag = "tenants",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, description = "OK", body = TenantView), Errors),
+    security(("operatorJwt" = []))
+)]
 pub async fn activate_tenant(
     c: Admin,
     path: web::Path<String>,
@@ -158,127 +219,21 @@ pub async fn activate_tenant(
     tenant_status(&c, &path, &state, TenantStatus::Active).await
 }
 
-#[derive(Serialize)]
-struct CreatedKey {
-    /// The key itself: shown here once, never again.
-    key: String,
-    #[serde(flatten)]
-    view: KeyView,
-}
-
-pub async fn create_key(
-    Admin(c): Admin,
-    path: web::Path<String>,
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let body: NewKey = json_body(&req, payload, &state).await?;
-    let (record, key) = tenancy::create_key(&state.store, &c.sub, &path, body).await?;
-    Ok(HttpResponse::Created().json(CreatedKey {
-        key,
-        view: record.into(),
-    }))
-}
-
-pub async fn list_keys(
-    _: Viewer,
-    path: web::Path<String>,
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let q = query(&req)?;
-    state
-        .store
-        .get_tenant(&path)
-        .await?
-        .ok_or(ApiError::NotFound("tenant"))?;
-    let limit = q.limit.unwrap_or(50);
-    let rows = state
-        .store
-        .list_keys(
-            &path,
-            Page {
-                after: q.after.as_deref(),
-                limit: limit + 1,
-            },
-        )
-        .await?;
-    let rows: Vec<KeyView> = rows.into_iter().map(Into::into).collect();
-    Ok(page_of(rows, limit, |k| k.id.clone()))
-}
-
-pub async fn get_key(
-    _: Viewer,
-    path: web::Path<(String, String)>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let (tenant, key) = path.into_inner();
-    let key = state
-        .store
-        .get_key(&tenant, &key)
-        .await?
-        .ok_or(ApiError::NotFound("key"))?;
-    Ok(HttpResponse::Ok().json(KeyView::from(key)))
-}
-
-async fn key_status(
-    c: &Admin,
-    path: (String, String),
-    state: &AppState,
-    status: KeyStatus,
-) -> Result<HttpResponse, ApiError> {
-    let key = tenancy::set_key_status(&state.store, &c.0.sub, &path.0, &path.1, status).await?;
-    Ok(HttpResponse::Ok().json(KeyView::from(key)))
-}
-
-pub async fn disable_key(
-    c: Admin,
-    path: web::Path<(String, String)>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    key_status(&c, path.into_inner(), &state, KeyStatus::Disabled).await
-}
-
-pub async fn enable_key(
-    c: Admin,
-    path: web::Path<(String, String)>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    key_status(&c, path.into_inner(), &state, KeyStatus::Active).await
-}
-
-pub async fn revoke_key(
-    c: Admin,
-    path: web::Path<(String, String)>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    key_status(&c, path.into_inner(), &state, KeyStatus::Revoked).await
-}
-
-pub async fn rotate_key(
-    Admin(c): Admin,
-    path: web::Path<(String, String)>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let (tenant, key) = path.into_inner();
-    let (record, key) = tenancy::rotate_key(&state.store, &c.sub, &tenant, &key).await?;
-    Ok(HttpResponse::Created().json(CreatedKey {
-        key,
-        view: record.into(),
-    }))
-}
-
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    /// The last `seq` of the previous page.
     #[serde(default)]
     after: Option<i64>,
+    /// default 50
     #[serde(default)]
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 
-#[derive(Serialize)]
+/// An audit log entry.
+#[derive(Serialize, utoipa::ToSchema)]
 struct AuditView {
     seq: i64,
     at_ms: i64,
@@ -286,9 +241,21 @@ struct AuditView {
     action: String,
     target_kind: String,
     target_id: String,
+    #[schema(value_type = Object)]
     detail: serde_json::Value,
 }
 
+/// The audit log, oldest first
+///
+/// Role: viewer.
+#[utoipa::path(
+    get,
+    path = "/audit",
+    tag = "audit",
+    params(AuditQuery),
+    responses((status = 200, description = "A page of entries", body = List<AuditView>), Errors),
+    security(("operatorJwt" = []))
+)]
 pub async fn list_audit(
     _: Viewer,
     req: HttpRequest,
@@ -314,6 +281,18 @@ pub async fn list_audit(
     Ok(page_of(rows, limit, |a| a.seq.to_string()))
 }
 
+/// Update a tenant (limits, policy, billing, name)
+///
+/// Role: admin. Only the fields given change; `null` clears a nullable field.
+#[utoipa::path(
+    patch,
+    path = "/tenants/{tenant}",
+    tag = "tenants",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    request_body = TenantPatch,
+    responses((status = 200, description = "OK", body = TenantView), Errors),
+    security(("operatorJwt" = []))
+)]
 pub async fn update_tenant(
     Admin(c): Admin,
     path: web::Path<String>,
@@ -324,17 +303,4 @@ pub async fn update_tenant(
     let patch: TenantPatch = json_body(&req, payload, &state).await?;
     let tenant = tenancy::update_tenant(&state.store, &c.sub, &path, patch).await?;
     Ok(HttpResponse::Ok().json(TenantView::from(tenant)))
-}
-
-pub async fn update_key(
-    Admin(c): Admin,
-    path: web::Path<(String, String)>,
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let patch: KeyPatch = json_body(&req, payload, &state).await?;
-    let (tenant, key) = path.into_inner();
-    let key = tenancy::update_key(&state.store, &c.sub, &tenant, &key, patch).await?;
-    Ok(HttpResponse::Ok().json(KeyView::from(key)))
 }

@@ -1,63 +1,104 @@
 //! The admin API under `/admin/api`: tenants, keys, billing, deployment health, audit log. Operator JWTs only (see
-//! [`auth`]); every change is audited; described by `GET /admin/api/openapi.json`.
+//! [`auth`]); every change is audited; described by `GET /admin/api/openapi.json`, a document derived from the route
+//! table below and each handler's `#[utoipa::path]` (so a route cannot be added undocumented).
 
 pub mod auth;
 mod billing;
 mod handlers;
+mod keys;
+mod openapi;
 mod routing;
 pub mod token;
 
-use actix_web::web;
+use std::sync::OnceLock;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    use handlers as h;
-    cfg.route("/openapi.json", web::get().to(h::openapi))
-        .route("/tenants", web::post().to(h::create_tenant))
-        .route("/tenants", web::get().to(h::list_tenants))
-        .route("/tenants/{tenant}", web::get().to(h::get_tenant))
-        .route("/tenants/{tenant}", web::patch().to(h::update_tenant))
-        .route(
-            "/tenants/{tenant}/suspend",
-            web::post().to(h::suspend_tenant),
-        )
-        .route(
-            "/tenants/{tenant}/activate",
-            web::post().to(h::activate_tenant),
-        )
-        .route("/tenants/{tenant}/keys", web::post().to(h::create_key))
-        .route("/tenants/{tenant}/keys", web::get().to(h::list_keys))
-        .route("/tenants/{tenant}/keys/{key}", web::get().to(h::get_key))
-        .route(
-            "/tenants/{tenant}/keys/{key}",
-            web::patch().to(h::update_key),
-        )
-        .route(
-            "/tenants/{tenant}/keys/{key}/disable",
-            web::post().to(h::disable_key),
-        )
-        .route(
-            "/tenants/{tenant}/keys/{key}/enable",
-            web::post().to(h::enable_key),
-        )
-        .route(
-            "/tenants/{tenant}/keys/{key}/revoke",
-            web::post().to(h::revoke_key),
-        )
-        .route(
-            "/tenants/{tenant}/keys/{key}/rotate",
-            web::post().to(h::rotate_key),
-        )
-        .route("/tenants/{tenant}/credits", web::post().to(billing::grant))
-        .route("/tenants/{tenant}/credits", web::get().to(billing::grants))
-        .route("/tenants/{tenant}/balance", web::get().to(billing::balance))
-        .route("/tenants/{tenant}/ledger", web::get().to(billing::ledger))
-        .route("/ledger", web::get().to(billing::ledger_all))
-        .route("/usage", web::get().to(billing::usage))
-        .route(
-            "/requests/{request}/reverse",
-            web::post().to(billing::reverse_request),
-        )
-        .route("/deployments", web::get().to(routing::list))
-        .route("/deployments/{deployment}", web::get().to(routing::get))
-        .route("/audit", web::get().to(h::list_audit));
+use actix_web::http::header::ContentType;
+use actix_web::{web, HttpResponse};
+use openapi::Security;
+use utoipa::OpenApi;
+
+/// One table makes both the routes (`configure`) and the document's paths (`AdminApi`): each row
+/// is the actix method and path, and the handler, whose `#[utoipa::path]` must say the same
+/// method and path (the tests check it).
+macro_rules! admin_routes {
+    ($($method:ident $path:literal => $module:ident :: $handler:ident,)+) => {
+        pub fn configure(cfg: &mut web::ServiceConfig) {
+            cfg.route("/openapi.json", web::get().to(serve_openapi));
+            $(cfg.route($path, web::$method().to($module::$handler));)+
+        }
+
+        /// The routes of the table as (method, path).
+        #[cfg(test)]
+        const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),+];
+
+        #[derive(OpenApi)]
+        #[openapi(
+            info(
+                title = "Tollgate admin API",
+                description = "Operator API for tenants, API keys, credit, usage, the ledger and the \
+                    audit log. Authenticate with an operator JWT (HS256, issued by `tollgate token`); \
+                    tenant keys are refused. `viewer` tokens may read, `admin` tokens may also write. \
+                    Every change is recorded in the audit log."
+            ),
+            servers((url = "/admin/api")),
+            paths($($module::$handler),+),
+            components(responses(openapi::Error)),
+            modifiers(&Security),
+            tags(
+                (name = "tenants", description = "Tenants: their limits, policy and billing terms."),
+                (name = "keys", description = "A tenant's API keys."),
+                (name = "billing", description = "Credit, balances, usage and the ledger."),
+                (name = "deployments", description = "Deployment health on this replica."),
+                (name = "audit", description = "The audit log of every change."),
+            )
+        )]
+        struct AdminApi;
+    };
 }
+
+admin_routes! {
+    post "/tenants" => handlers::create_tenant,
+    get "/tenants" => handlers::list_tenants,
+    get "/tenants/{tenant}" => handlers::get_tenant,
+    patch "/tenants/{tenant}" => handlers::update_tenant,
+    post "/tenants/{tenant}/suspend" => handlers::suspend_tenant,
+    post "/tenants/{tenant}/activate" => handlers::activate_tenant,
+    post "/tenants/{tenant}/keys" => keys::create_key,
+    get "/tenants/{tenant}/keys" => keys::list_keys,
+    get "/tenants/{tenant}/keys/{key}" => keys::get_key,
+    patch "/tenants/{tenant}/keys/{key}" => keys::update_key,
+    post "/tenants/{tenant}/keys/{key}/disable" => keys::disable_key,
+    post "/tenants/{tenant}/keys/{key}/enable" => keys::enable_key,
+    post "/tenants/{tenant}/keys/{key}/revoke" => keys::revoke_key,
+    post "/tenants/{tenant}/keys/{key}/rotate" => keys::rotate_key,
+    post "/tenants/{tenant}/credits" => billing::grant,
+    get "/tenants/{tenant}/credits" => billing::grants,
+    get "/tenants/{tenant}/balance" => billing::balance,
+    get "/tenants/{tenant}/ledger" => billing::ledger,
+    get "/ledger" => billing::ledger_all,
+    get "/usage" => billing::usage,
+    post "/requests/{request}/reverse" => billing::reverse_request,
+    get "/deployments" => routing::list,
+    get "/deployments/{deployment}" => routing::get,
+    get "/audit" => handlers::list_audit,
+}
+
+/// The document, serialized once.
+fn document() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| {
+        AdminApi::openapi()
+            .to_json()
+            .expect("the admin OpenAPI document serializes")
+    })
+}
+
+/// `GET /admin/api/openapi.json` (no token needed).
+async fn serve_openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(document())
+}
+
+#[cfg(test)]
+mod tests;

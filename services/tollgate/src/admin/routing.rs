@@ -4,12 +4,15 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
 use super::auth::Viewer;
+use super::openapi::{LookupErrors, ViewErrors};
 use crate::catalog::Deployment;
 use crate::error::ApiError;
 use crate::routing::health::StateReport;
 use crate::state::AppState;
 
-#[derive(Serialize)]
+/// A deployment and its live state.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DeploymentState)]
 struct DeploymentView<'a> {
     name: &'a str,
     provider: &'a str,
@@ -21,6 +24,14 @@ struct DeploymentView<'a> {
     models: Vec<&'a str>,
     #[serde(flatten)]
     state: StateReport,
+}
+
+/// Every deployment (not paged).
+#[derive(Serialize, utoipa::ToSchema)]
+struct Deployments<'a> {
+    /// Always `list`.
+    object: &'static str,
+    data: Vec<DeploymentView<'a>>,
 }
 
 fn view<'a>(state: &'a AppState, d: &'a Deployment, now: i64) -> DeploymentView<'a> {
@@ -57,17 +68,41 @@ fn all(state: &AppState) -> Vec<&std::sync::Arc<Deployment>> {
     out
 }
 
-/// `GET /admin/api/deployments`: every deployment's live state on this replica.
+/// Every deployment's live state on this replica: circuit, error rate over the breaker window, latency percentiles, requests in flight
+///
+/// Role: viewer.
+#[utoipa::path(
+    get,
+    path = "/deployments",
+    operation_id = "list_deployments",
+    tag = "deployments",
+    responses((status = 200, description = "Every deployment", body = Deployments), ViewErrors),
+    security(("operatorJwt" = []))
+)]
 pub async fn list(_v: Viewer, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let now = tollgate_store::now_ms();
     let data: Vec<DeploymentView<'_>> = all(&state)
         .into_iter()
         .map(|d| view(&state, d, now))
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "object": "list", "data": data })))
+    Ok(HttpResponse::Ok().json(Deployments {
+        object: "list",
+        data,
+    }))
 }
 
-/// `GET /admin/api/deployments/{name}`.
+/// One deployment's live state on this replica
+///
+/// Role: viewer.
+#[utoipa::path(
+    get,
+    path = "/deployments/{deployment}",
+    operation_id = "get_deployment",
+    tag = "deployments",
+    params(("deployment" = String, Path, description = "Deployment name")),
+    responses((status = 200, description = "OK", body = DeploymentView), LookupErrors),
+    security(("operatorJwt" = []))
+)]
 pub async fn get(
     _v: Viewer,
     path: web::Path<String>,

@@ -22,7 +22,7 @@ const DEGRADED_MIN_REQUESTS: u64 = 5;
 const RECOMPUTE_EVERY: u32 = 8;
 
 /// How a deployment ranks, best first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Health {
     /// Closed circuit, low error rate (or a half-open circuit whose probe is not taken yet).
@@ -34,7 +34,7 @@ pub enum Health {
 }
 
 /// The circuit's state, as the admin API shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Circuit {
     Closed,
@@ -108,7 +108,7 @@ struct Samples {
 }
 
 /// Percentiles of recent successful requests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Percentiles {
     pub samples: usize,
     pub ttft_ms_p50: Option<u32>,
@@ -439,7 +439,7 @@ impl DeploymentState {
 }
 
 /// A deployment's state, as the admin API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StateReport {
     pub health: Health,
     pub circuit: Circuit,

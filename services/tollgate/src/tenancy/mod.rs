@@ -39,7 +39,7 @@ impl From<StoreError> for TenancyError {
 }
 
 /// Body of "create a tenant".
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     pub name: String,
@@ -56,6 +56,7 @@ pub struct NewTenant {
     pub plan: Option<String>,
     /// Markup over provider cost in percent, as a decimal string (`"0"` allowed).
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub markup_percent: Option<rust_decimal::Decimal>,
 }
 
@@ -64,12 +65,13 @@ fn prepaid() -> BillingMode {
 }
 
 /// Body of "create a key".
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     pub name: String,
     /// `live` by default.
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9]{1,12}$")]
     pub env: Option<String>,
     #[serde(default)]
     pub expires_at_ms: Option<i64>,
@@ -78,10 +80,12 @@ pub struct NewKey {
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// Default routing preferences: a request's `provider` object, applied field by field
     /// where the request sets none (e.g. `{"versions": ["2024-08-06"]}` pins a checkpoint).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub routing: Option<serde_json::Value>,
 }
 
@@ -276,7 +280,7 @@ pub async fn rotate_key(
 }
 
 /// Body of "update a tenant": only the fields given change.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantPatch {
     #[serde(default)]
@@ -285,6 +289,7 @@ pub struct TenantPatch {
     pub billing_mode: Option<BillingMode>,
     /// `null` clears it.
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<i64>)]
     pub credit_limit_units: Option<Option<i64>>,
     #[serde(default)]
     pub policy: Option<TenantPolicy>,
@@ -292,28 +297,34 @@ pub struct TenantPatch {
     pub limits: Option<Limits>,
     /// `null` clears it.
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
     pub plan: Option<Option<String>>,
     /// `null` clears it.
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
     pub markup_percent: Option<Option<rust_decimal::Decimal>>,
 }
 
 /// Body of "update a key": only the fields given change.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyPatch {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<i64>)]
     pub expires_at_ms: Option<Option<i64>>,
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<Vec<String>>)]
     pub allowed_models: Option<Option<Vec<String>>>,
     #[serde(default)]
     pub limits: Option<Limits>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     /// `null` removes the key's routing defaults.
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<Object>)]
     pub routing: Option<Option<serde_json::Value>>,
 }
 

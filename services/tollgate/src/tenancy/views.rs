@@ -5,17 +5,23 @@ use tollgate_domain::tenant::{BillingMode, KeyStatus, Limits, TenantPolicy, Tena
 use tollgate_store::{ApiKeyRecord, Tenant};
 
 /// A key as shown after creation: everything but the hash, the secret masked.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Key)]
 pub struct KeyView {
     pub id: String,
     pub tenant_id: String,
     pub name: String,
+    /// Masked: `tg-<env>-<public id>-…<last 4>`.
     pub label: String,
     pub status: KeyStatus,
     pub expires_at_ms: Option<i64>,
     pub allowed_models: Option<Vec<String>>,
     pub limits: Limits,
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Default routing preferences: a request's `provider` object, applied field by field where
+    /// the request sets none.
+    #[schema(value_type = Option<Object>)]
     pub routing: Option<serde_json::Value>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
@@ -41,7 +47,8 @@ impl From<ApiKeyRecord> for KeyView {
 }
 
 /// A tenant as shown by the APIs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Tenant)]
 pub struct TenantView {
     pub id: String,
     pub name: String,
@@ -50,7 +57,10 @@ pub struct TenantView {
     pub credit_limit_units: Option<i64>,
     pub policy: TenantPolicy,
     pub limits: Limits,
+    /// A `[billing.plans]` name: the tenant's markup unless it has its own.
     pub plan: Option<String>,
+    /// Markup over provider cost in percent, as a decimal string (`"0"` allowed).
+    #[schema(value_type = Option<String>)]
     pub markup_percent: Option<rust_decimal::Decimal>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,

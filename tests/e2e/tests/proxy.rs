@@ -291,3 +291,24 @@ async fn provider_quirks_are_normalized_for_clients_and_the_meter() {
     let streamed = tollgate_e2e::read_stream(res).await;
     assert!(streamed.usage().is_empty(), "{:?}", streamed.chunks);
 }
+
+/// Every log line of a request is in its span: the request id and the deployment it was at.
+#[tokio::test]
+async fn log_lines_name_their_request_and_deployment() {
+    let mock = Mock::start();
+    let extra = "\n[deployments.down]\nprovider = \"mock\"\nmodel = \"mock-gpt@fail=500\"\n\n[models.flaky]\ndeployments = [\"down\", \"primary\"]\n";
+    let gw = Gateway::start(&config(&mock.url, extra)).await;
+    let res = gw
+        .chat(json!({"model": "flaky", "max_tokens": 5,
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    assert_eq!(res.status(), 200);
+    let id = header(&res, "x-request-id");
+    let logs = gw.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("upstream attempt failed"))
+        .unwrap_or_else(|| panic!("no attempt logged:\n{logs}"));
+    assert!(line.contains(&format!("request{{id=\"{id}\"")), "{line}");
+    assert!(line.contains("deployment=\"down\"}"), "{line}");
+}

@@ -101,7 +101,7 @@ pub struct RequestCtx {
     pub(super) produced: Vec<Bytes>,
     /// What the caller was charged, once settled.
     pub(super) quoted: Option<tollgate_domain::money::Nanos>,
-    /// `request{id, tenant, key, deployment}`: every log line of the request names it.
+    /// `request{id, tenant, deployment}`: every log line of the request names it.
     pub(super) span: tracing::Span,
 }
 
@@ -116,12 +116,13 @@ impl RequestCtx {
         started: Instant,
         body: Bytes,
     ) -> Self {
-        let (tenant, key) = caller.ids();
+        // The key is left out: its id is in the request's record, and each field costs ~1.5k
+        // instructions a request to format at the `info` level (callgrind).
+        let tenant = caller.ids().0;
         let span = tracing::info_span!(
             "request",
             id = id.as_str(),
             tenant,
-            key,
             deployment = tracing::field::Empty,
         );
         Self {

@@ -3,6 +3,7 @@
 //! - [`envelope`]: OpenAI-compatible request bodies parsed once at the edge, checked, and rewritten
 //!   for the upstream with every unknown field passed through byte for byte.
 //! - [`ids`]: request identifiers.
+//! - [`invoice`]: billing periods (anchor day, IANA time zone) and the one rounding to cents.
 //! - [`usage`]: token usage as providers report it, normalized.
 //! - [`keys`]: the tenant API key format, minting, hashing and masking (issue 3 groundwork).
 //! - [`quota`]: token buckets in exact integer arithmetic (issue 3 groundwork).
@@ -17,6 +18,7 @@ pub mod calendar;
 pub mod envelope;
 pub mod ids;
 mod invalid;
+pub mod invoice;
 pub mod keys;
 pub mod ledger;
 pub mod money;

@@ -14,8 +14,9 @@ use crate::money::Nanos;
 pub const NANOS_PER_CENT: i64 = 10_000_000;
 
 /// An exact amount rounded to cents, half to even, and the residue: `exact = cents × 10⁷ + residue`
-/// (|residue| ≤ half a cent). Negative amounts (credits, adjustments) round symmetrically.
-pub fn to_cents(exact: Nanos) -> (i64, Nanos) {
+/// (|residue| ≤ half a cent). Negative amounts (credits, adjustments) round symmetrically. Checked
+/// arithmetic throughout: `None` rather than a wrapped amount if a step could not be represented.
+pub fn to_cents(exact: Nanos) -> Option<(i64, Nanos)> {
     let quotient = exact.0.div_euclid(NANOS_PER_CENT);
     let remainder = exact.0.rem_euclid(NANOS_PER_CENT);
     let up = match (2 * remainder).cmp(&NANOS_PER_CENT) {
@@ -23,24 +24,22 @@ pub fn to_cents(exact: Nanos) -> (i64, Nanos) {
         std::cmp::Ordering::Equal => quotient % 2 != 0,
         std::cmp::Ordering::Less => false,
     };
-    let cents = quotient + i64::from(up);
-    // cents × 10⁷ is within one cent of `exact`, so it cannot overflow where `exact` did not.
-    (cents, Nanos(exact.0 - cents * NANOS_PER_CENT))
+    let cents = quotient.checked_add(i64::from(up))?;
+    let residue = exact.0.checked_sub(cents.checked_mul(NANOS_PER_CENT)?)?;
+    Some((cents, Nanos(residue)))
 }
 
-/// Invoice lines rounded: each line's cents, and the invoice's residue (Σ of the lines').
-pub fn round_lines(exact: &[Nanos]) -> (Vec<i64>, Nanos) {
-    let mut residue = 0i128;
-    let cents = exact
-        .iter()
-        .map(|n| {
-            let (c, r) = to_cents(*n);
-            residue += i128::from(r.0);
-            c
-        })
-        .collect();
-    // At most half a cent per line: far inside i64 for any invoice that fits in memory.
-    (cents, Nanos(i64::try_from(residue).unwrap_or(i64::MAX)))
+/// Invoice lines rounded: each line's cents, and the invoice's residue (Σ of the lines'). `None`
+/// if a line or the residue cannot be represented: an invoice is never rounded by saturating.
+pub fn round_lines(exact: &[Nanos]) -> Option<(Vec<i64>, Nanos)> {
+    let mut residue = 0i64;
+    let mut cents = Vec::with_capacity(exact.len());
+    for n in exact {
+        let (c, r) = to_cents(*n)?;
+        residue = residue.checked_add(r.0)?;
+        cents.push(c);
+    }
+    Some((cents, Nanos(residue)))
 }
 
 #[cfg(test)]

@@ -121,6 +121,8 @@ fn tenant() -> Tenant {
         limits: Limits::default(),
         plan: None,
         markup_percent: None,
+        billing_anchor_day: 1,
+        billing_time_zone: "UTC".into(),
         created_at_ms: 0,
         updated_at_ms: 0,
     }

@@ -49,6 +49,12 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         name: "20261207000000_derive_platform_balances",
         sql: include_str!("../../../migrations/sqlite/20261207000000_derive_platform_balances.sql"),
     },
+    Migration {
+        name: "20261208000000_add_tenant_billing_period",
+        sql: include_str!(
+            "../../../migrations/sqlite/20261208000000_add_tenant_billing_period.sql"
+        ),
+    },
 ];
 
 pub static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -94,6 +100,12 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
         name: "20261207000000_derive_platform_balances",
         sql: include_str!(
             "../../../migrations/postgres/20261207000000_derive_platform_balances.sql"
+        ),
+    },
+    Migration {
+        name: "20261208000000_add_tenant_billing_period",
+        sql: include_str!(
+            "../../../migrations/postgres/20261208000000_add_tenant_billing_period.sql"
         ),
     },
 ];

@@ -27,6 +27,10 @@ pub struct Tenant {
     /// The tenant's markup over provider cost, in percent (`None`: the plan's or the default).
     /// Stored as its decimal text.
     pub markup_percent: Option<Decimal>,
+    /// Billing periods start on this day of the month (1–31; clamped to the month's last day)…
+    pub billing_anchor_day: u8,
+    /// …at local midnight in this IANA time zone (see `tollgate_domain::invoice::period`).
+    pub billing_time_zone: String,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }

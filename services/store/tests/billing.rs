@@ -116,6 +116,8 @@ fn tenant(id: &str) -> Tenant {
         limits: Limits::default(),
         plan: None,
         markup_percent: None,
+        billing_anchor_day: 1,
+        billing_time_zone: "UTC".into(),
         created_at_ms: 1_000,
         updated_at_ms: 1_000,
     }
@@ -869,6 +871,9 @@ async fn tenant_pricing_story(store: &Store) {
         Some("20".into())
     );
     t.markup_percent = None;
+    // The billing period's anchor day and time zone are saved and read back as well.
+    t.billing_anchor_day = 31;
+    t.billing_time_zone = "Europe/Paris".into();
     assert!(store
         .save_tenant(&t, &audit("tenant.update", "ten_p"))
         .await

@@ -134,6 +134,8 @@ fn tenant(id: &str, name: &str) -> Tenant {
         },
         plan: None,
         markup_percent: None,
+        billing_anchor_day: 1,
+        billing_time_zone: "UTC".into(),
         created_at_ms: 1_000,
         updated_at_ms: 1_000,
     }

@@ -465,3 +465,96 @@ async fn the_operator_cli_manages_tenants_keys_and_tokens() {
     );
     assert_eq!(code, 2);
 }
+
+/// A tenant's billing periods (issue 19): an anchor day and an IANA time zone, UTC calendar months
+/// by default, checked on create and update, shown in the tenant's view; the CLI sets them too.
+#[tokio::test]
+async fn tenants_carry_their_billing_period_rule() {
+    let mock = Mock::start();
+    let gw = Gateway::start(&config(&mock.url, "")).await;
+    let plain = gw
+        .admin(Method::POST, "/tenants", Some(json!({"name": "Plain"})))
+        .await;
+    assert_eq!(
+        (&plain["billing_anchor_day"], &plain["billing_time_zone"]),
+        (&json!(1), &json!("UTC"))
+    );
+    let t = gw
+        .admin(
+            Method::POST,
+            "/tenants",
+            Some(json!({"name": "Paris", "billing_anchor_day": 15, "billing_time_zone": "Europe/Paris"})),
+        )
+        .await;
+    assert_eq!(t["billing_time_zone"], "Europe/Paris");
+    let id = t["id"].as_str().unwrap();
+    let token = operator_token("ops", Role::Admin);
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/admin/api/tenants".to_owned(),
+            json!({"name": "Mars", "billing_time_zone": "Mars/Olympus"}),
+        ),
+        (
+            Method::POST,
+            "/admin/api/tenants".to_owned(),
+            json!({"name": "Zero", "billing_anchor_day": 0}),
+        ),
+        (
+            Method::PATCH,
+            format!("/admin/api/tenants/{id}"),
+            json!({"billing_anchor_day": 32}),
+        ),
+    ] {
+        let res = gw
+            .anonymous(method, &path)
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{body}");
+    }
+    let patched = gw
+        .admin(
+            Method::PATCH,
+            &format!("/tenants/{id}"),
+            Some(json!({"billing_anchor_day": 31, "billing_time_zone": "America/New_York"})),
+        )
+        .await;
+    assert_eq!(
+        (
+            &patched["billing_anchor_day"],
+            &patched["billing_time_zone"]
+        ),
+        (&json!(31), &json!("America/New_York"))
+    );
+
+    let env = [("TOLLGATE_DATABASE_URL", gw.database_url.as_str())];
+    let (code, out, err) = run_cli(
+        &[
+            "tenant",
+            "create",
+            "Tokyo",
+            "--billing-anchor-day",
+            "5",
+            "--billing-time-zone",
+            "Asia/Tokyo",
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    let cli: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(cli["billing_time_zone"], "Asia/Tokyo");
+    let (code, _, _) = run_cli(
+        &[
+            "tenant",
+            "create",
+            "Nowhere",
+            "--billing-time-zone",
+            "Nowhere/Land",
+        ],
+        &env,
+    );
+    assert_eq!(code, 2);
+}

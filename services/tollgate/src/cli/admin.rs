@@ -59,6 +59,8 @@ pub async fn tenant(store: &Store, actor: &str, command: &TenantCommand) -> Resu
             credit_limit,
             plan,
             markup,
+            billing_anchor_day,
+            billing_time_zone,
             limits,
         } => {
             let req = NewTenant {
@@ -69,6 +71,8 @@ pub async fn tenant(store: &Store, actor: &str, command: &TenantCommand) -> Resu
                 limits: limits.apply(Limits::default()),
                 plan: plan.clone(),
                 markup_percent: *markup,
+                billing_anchor_day: *billing_anchor_day,
+                billing_time_zone: billing_time_zone.clone(),
             };
             tenancy::create_tenant(store, actor, req).await?
         }

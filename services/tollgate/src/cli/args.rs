@@ -120,6 +120,12 @@ pub enum TenantCommand {
         /// Markup over provider cost, in percent
         #[arg(long, value_name = "PERCENT", value_parser = percent)]
         markup: Option<rust_decimal::Decimal>,
+        /// Billing periods start on this day of the month (1-31, clamped to the month's end)
+        #[arg(long, value_name = "DAY", default_value_t = 1)]
+        billing_anchor_day: u8,
+        /// ...at local midnight in this IANA time zone
+        #[arg(long, value_name = "ZONE", default_value = "UTC")]
+        billing_time_zone: String,
         #[command(flatten)]
         limits: LimitArgs,
     },

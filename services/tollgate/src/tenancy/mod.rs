@@ -58,6 +58,20 @@ pub struct NewTenant {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub markup_percent: Option<rust_decimal::Decimal>,
+    /// Billing periods start on this day of the month (1–31, clamped to the month's last day)…
+    #[serde(default = "first_day")]
+    pub billing_anchor_day: u8,
+    /// …at local midnight in this IANA time zone (`Europe/Paris`).
+    #[serde(default = "utc")]
+    pub billing_time_zone: String,
+}
+
+fn first_day() -> u8 {
+    1
+}
+
+fn utc() -> String {
+    "UTC".into()
 }
 
 fn prepaid() -> BillingMode {
@@ -98,6 +112,13 @@ fn check_routing(routing: &Option<serde_json::Value>) -> Result<(), TenancyError
     Ok(())
 }
 
+/// A billing period rule: an anchor day 1–31 and a time zone the bundled database knows.
+fn check_period(anchor_day: u8, time_zone: &str) -> Result<(), TenancyError> {
+    tollgate_domain::invoice::period::PeriodRule::new(anchor_day, time_zone)
+        .map(|_| ())
+        .map_err(|e| TenancyError::Invalid(e.to_string()))
+}
+
 fn check_markup(m: Option<rust_decimal::Decimal>) -> Result<(), TenancyError> {
     if m.is_some_and(|m| m.is_sign_negative() && !m.is_zero()) {
         return Err(TenancyError::Invalid(
@@ -130,6 +151,7 @@ pub async fn create_tenant(
         ));
     }
     check_markup(req.markup_percent)?;
+    check_period(req.billing_anchor_day, &req.billing_time_zone)?;
     let now = now_ms();
     let tenant = Tenant {
         id: new_id("ten_"),
@@ -141,6 +163,8 @@ pub async fn create_tenant(
         limits: req.limits,
         plan: req.plan,
         markup_percent: req.markup_percent,
+        billing_anchor_day: req.billing_anchor_day,
+        billing_time_zone: req.billing_time_zone,
         created_at_ms: now,
         updated_at_ms: now,
     };
@@ -303,6 +327,10 @@ pub struct TenantPatch {
     #[serde(default, with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub markup_percent: Option<Option<rust_decimal::Decimal>>,
+    #[serde(default)]
+    pub billing_anchor_day: Option<u8>,
+    #[serde(default)]
+    pub billing_time_zone: Option<String>,
 }
 
 /// Body of "update a key": only the fields given change.
@@ -397,9 +425,17 @@ pub async fn update_tenant(
         check_markup(markup)?;
         tenant.markup_percent = markup;
     }
+    if let Some(day) = patch.billing_anchor_day {
+        tenant.billing_anchor_day = day;
+    }
+    if let Some(tz) = patch.billing_time_zone {
+        tenant.billing_time_zone = tz;
+    }
+    check_period(tenant.billing_anchor_day, &tenant.billing_time_zone)?;
     tenant.updated_at_ms = now_ms();
     let detail = serde_json::json!({"limits": tenant.limits, "policy": tenant.policy, "billing_mode": tenant.billing_mode,
-        "credit_limit_units": tenant.credit_limit_units, "plan": tenant.plan, "markup_percent": tenant.markup_percent});
+        "credit_limit_units": tenant.credit_limit_units, "plan": tenant.plan, "markup_percent": tenant.markup_percent,
+        "billing_anchor_day": tenant.billing_anchor_day, "billing_time_zone": tenant.billing_time_zone});
     if !store
         .save_tenant(
             &tenant,

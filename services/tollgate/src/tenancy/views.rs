@@ -62,6 +62,8 @@ pub struct TenantView {
     /// Markup over provider cost in percent, as a decimal string (`"0"` allowed).
     #[schema(value_type = Option<String>)]
     pub markup_percent: Option<rust_decimal::Decimal>,
+    pub billing_anchor_day: u8,
+    pub billing_time_zone: String,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
@@ -78,6 +80,8 @@ impl From<Tenant> for TenantView {
             limits: t.limits,
             plan: t.plan,
             markup_percent: t.markup_percent,
+            billing_anchor_day: t.billing_anchor_day,
+            billing_time_zone: t.billing_time_zone,
             created_at_ms: t.created_at_ms,
             updated_at_ms: t.updated_at_ms,
         }

@@ -56,6 +56,8 @@ async fn tenant_key(state: &AppState, limits: Limits) -> Caller {
         limits: Limits::default(),
         plan: None,
         markup_percent: None,
+        billing_anchor_day: 1,
+        billing_time_zone: "UTC".into(),
     };
     let tenant = tenancy::create_tenant(&state.store, "test", tenant)
         .await

@@ -1,12 +1,17 @@
-//! Invoice rules (issue 19 groundwork): billing periods and the one rounding to cents.
+//! Invoice rules: billing periods, lines, the one rounding to cents, and an invoice's life.
 //!
 //! - [`period`]: a tenant's billing periods — monthly from an anchor day at local midnight in an
 //!   IANA time zone, kept as UTC instants, across daylight-saving changes.
+//! - [`lines`]: what an invoice bills — per period and model, what the usage records sum to now
+//!   less what earlier invoices billed (late usage becomes an adjustment naming its period).
+//! - [`status`]: open → paid / void / uncollectible, and the ledger postings of each step.
 //! - [`to_cents`]: money stays integer nano-dollars until an invoice line is rounded to cents, half
 //!   to even, once; what the rounding took or gave is the line's residue, carried on the invoice so
 //!   that Σ cents + Σ residues = Σ exact amounts, to the nano-dollar.
 
+pub mod lines;
 pub mod period;
+pub mod status;
 
 use crate::money::Nanos;
 

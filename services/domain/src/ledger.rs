@@ -11,11 +11,15 @@
 //! | account | meaning of a positive balance |
 //! |---|---|
 //! | `tenant:<id>:credit` | prepaid or granted credit the tenant can still spend |
-//! | `tenant:<id>:receivable` | (negative) what the tenant owes, postpaid |
+//! | `tenant:<id>:receivable` | (negative) what the tenant owes, postpaid, not yet invoiced |
+//! | `tenant:<id>:billed` | (negative) what the tenant owes on finalized, unpaid invoices |
 //! | `platform:revenue` | tenant prices earned |
 //! | `platform:funding` | (negative) money received for top-ups |
 //! | `platform:promotions` | (negative) promotional credit given away |
 //! | `platform:expired` | credit that expired unused |
+//! | `platform:cash` | (negative) invoice payments received |
+//! | `platform:rounding` | what rounding invoice lines to cents added to what tenants owe (positive) or took off |
+//! | `platform:bad_debt` | (positive) invoices written off as uncollectible |
 //! | `provider:<name>:cost` | (negative) what the providers' usage cost the operator |
 //! | `provider:<name>:payable` | what the operator owes each provider |
 //!
@@ -48,10 +52,14 @@ use crate::money::Nanos;
 pub enum Account {
     TenantCredit(String),
     TenantReceivable(String),
+    TenantBilled(String),
     Revenue,
     Funding,
     Promotions,
     Expired,
+    Cash,
+    Rounding,
+    BadDebt,
     ProviderCost(String),
     ProviderPayable(String),
 }
@@ -62,10 +70,14 @@ impl Account {
         match self {
             Account::TenantCredit(t) => format!("tenant:{t}:credit"),
             Account::TenantReceivable(t) => format!("tenant:{t}:receivable"),
+            Account::TenantBilled(t) => format!("tenant:{t}:billed"),
             Account::Revenue => "platform:revenue".into(),
             Account::Funding => "platform:funding".into(),
             Account::Promotions => "platform:promotions".into(),
             Account::Expired => "platform:expired".into(),
+            Account::Cash => "platform:cash".into(),
+            Account::Rounding => "platform:rounding".into(),
+            Account::BadDebt => "platform:bad_debt".into(),
             Account::ProviderCost(p) => format!("provider:{p}:cost"),
             Account::ProviderPayable(p) => format!("provider:{p}:payable"),
         }

@@ -83,12 +83,13 @@ pub struct ExpiredGrant {
     pub amount: Nanos,
 }
 
-/// A tenant's ledger balances: `credit` it can still spend, and `receivable`, which is negative
-/// by what it owes.
+/// A tenant's ledger balances: `credit` it can still spend; `receivable`, negative by what it owes
+/// and was not invoiced yet; `billed`, negative by what it owes on finalized, unpaid invoices.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Balances {
     pub credit: Nanos,
     pub receivable: Nanos,
+    pub billed: Nanos,
 }
 
 /// Whose spend [`Billing::spend_since`] sums.
@@ -207,7 +208,9 @@ pub trait Billing {
         audit: &AuditEntry,
     ) -> impl Future<Output = Result<Vec<LedgerEntry>, StoreError>> + Send;
 
-    /// A tenant's net credit granted: Σ grants less what expired of them.
+    /// What a tenant's wallet allows beyond its credit limit: Σ grants less what expired of them,
+    /// plus the exact totals of its paid and voided invoices (receivable settled, so the credit
+    /// limit covers it again).
     fn granted_credit(
         &self,
         tenant_id: &str,
@@ -234,8 +237,8 @@ pub trait Billing {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<LedgerEntry>, StoreError>> + Send;
 
-    /// A tenant's own entries: the postings of its tenant's accounts (its credit and its
-    /// receivable), in posting order, after the entry whose idempotency key is `after_key`
+    /// A tenant's own entries: the postings of its tenant's accounts (its credit, its
+    /// receivable and its billed receivable), in posting order, after the entry whose idempotency key is `after_key`
     /// (`Ok(None)` when that is not one of them). The operator's own legs (provider cost and
     /// payable) are not among them.
     fn tenant_entries(

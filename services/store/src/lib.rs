@@ -6,6 +6,7 @@ mod backend;
 pub mod billing;
 mod error;
 mod health;
+pub mod invoices;
 mod metering;
 mod migrate;
 mod postgres;
@@ -25,6 +26,7 @@ pub use billing::{
 };
 pub use error::StoreError;
 pub use health::Health;
+pub use invoices::{CloseInvoice, Invoice, InvoiceFilter, InvoiceLine, Invoices};
 pub use migrate::{Migration, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 pub use postgres::PgStore;
 pub use prices::{PriceVersion, Prices};

@@ -55,6 +55,10 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
             "../../../migrations/sqlite/20261208000000_add_tenant_billing_period.sql"
         ),
     },
+    Migration {
+        name: "20261209000000_create_invoices",
+        sql: include_str!("../../../migrations/sqlite/20261209000000_create_invoices.sql"),
+    },
 ];
 
 pub static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -107,6 +111,10 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
         sql: include_str!(
             "../../../migrations/postgres/20261208000000_add_tenant_billing_period.sql"
         ),
+    },
+    Migration {
+        name: "20261209000000_create_invoices",
+        sql: include_str!("../../../migrations/postgres/20261209000000_create_invoices.sql"),
     },
 ];
 

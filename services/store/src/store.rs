@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use tollgate_domain::invoice::status::Step;
 use tollgate_domain::keys::KeyHash;
 use tollgate_domain::money::Nanos;
 use tollgate_domain::pricing::catalog::CatalogEntry;
@@ -15,6 +16,7 @@ use crate::billing::{
 };
 use crate::error::StoreError;
 use crate::health::Health;
+use crate::invoices::{CloseInvoice, Invoice, InvoiceFilter, Invoices};
 use crate::postgres::PgStore;
 use crate::prices::{self, PriceVersion, Prices};
 use crate::record::{RequestLog, RequestRecord};
@@ -411,6 +413,58 @@ impl Prices for Store {
         match self {
             Self::Sqlite(s) => prices::price(s.pool(), version, provider, model).await,
             Self::Postgres(s) => prices::price(s.pool(), version, provider, model).await,
+        }
+    }
+}
+
+impl Invoices for Store {
+    async fn close_invoice(&self, close: &CloseInvoice<'_>) -> Result<(Invoice, bool), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.close_invoice(close).await,
+            Self::Postgres(s) => s.close_invoice(close).await,
+        }
+    }
+
+    async fn draft_invoice(
+        &self,
+        tenant_id: &str,
+        at_ms: i64,
+        currency: &str,
+    ) -> Result<Option<Invoice>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.draft_invoice(tenant_id, at_ms, currency).await,
+            Self::Postgres(s) => s.draft_invoice(tenant_id, at_ms, currency).await,
+        }
+    }
+
+    async fn get_invoice(&self, id: &str) -> Result<Option<Invoice>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.get_invoice(id).await,
+            Self::Postgres(s) => s.get_invoice(id).await,
+        }
+    }
+
+    async fn list_invoices(
+        &self,
+        filter: InvoiceFilter<'_>,
+        page: Page<'_>,
+    ) -> Result<Vec<Invoice>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.list_invoices(filter, page).await,
+            Self::Postgres(s) => s.list_invoices(filter, page).await,
+        }
+    }
+
+    async fn step_invoice(
+        &self,
+        id: &str,
+        step: Step,
+        at_ms: i64,
+        audit: &AuditEntry,
+    ) -> Result<Option<Invoice>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.step_invoice(id, step, at_ms, audit).await,
+            Self::Postgres(s) => s.step_invoice(id, step, at_ms, audit).await,
         }
     }
 }

@@ -3,6 +3,8 @@
 //! always; Postgres when `TOLLGATE_TEST_POSTGRES` names a server (CI sets it).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
@@ -19,44 +21,6 @@ const USD: i64 = 1_000_000_000;
 /// 2026-11-24T00:00:00Z.
 const DAY0: i64 = 1_795_478_400_000;
 const DAY_MS: i64 = 86_400_000;
-
-async fn sqlite(dir: &tempfile::TempDir) -> Store {
-    let url = format!("sqlite:{}", dir.path().join("b.db").display());
-    let store = Store::connect(&url, 8).await.unwrap();
-    store.migrate().await.unwrap();
-    store
-}
-
-async fn postgres(test: &str) -> Option<Store> {
-    let Some(admin) = postgres_admin_url() else {
-        eprintln!("{test}: TOLLGATE_TEST_POSTGRES is not set; .ci/run sets it");
-        return None;
-    };
-    let url = fresh_postgres_database(&admin)
-        .await
-        .expect("create database");
-    let store = Store::connect(&url, 8).await.unwrap();
-    store.migrate().await.unwrap();
-    Some(store)
-}
-
-/// Runs a story on SQLite, and on Postgres when configured.
-macro_rules! on_both_backends {
-    ($sqlite:ident, $postgres:ident, $story:path) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $sqlite() {
-            let dir = tempfile::tempdir().unwrap();
-            $story(&sqlite(&dir).await).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $postgres() {
-            if let Some(store) = postgres(stringify!($postgres)).await {
-                $story(&store).await;
-            }
-        }
-    };
-}
 
 on_both_backends!(sqlite_metering, postgres_metering, metering_story);
 on_both_backends!(sqlite_concurrent, postgres_concurrent, concurrent_story);
@@ -199,6 +163,7 @@ async fn assert_balances_match_postings(store: &Store, tenants: &[&str]) {
             Balances {
                 credit: get(format!("tenant:{t}:credit")),
                 receivable: get(format!("tenant:{t}:receivable")),
+                billed: get(format!("tenant:{t}:billed")),
             },
             "stored balances of {t} = balances recomputed from the postings"
         );
@@ -247,6 +212,7 @@ async fn metering_story(store: &Store) {
         Balances {
             credit: Nanos(0),
             receivable: Nanos(-300_000_000),
+            billed: Nanos(0),
         }
     );
     let entries = store
@@ -341,6 +307,7 @@ async fn metering_story(store: &Store) {
         Balances {
             credit: Nanos(0),
             receivable: Nanos(-400_000_000),
+            billed: Nanos(0),
         }
     );
 
@@ -405,6 +372,7 @@ async fn concurrent_story(store: &Store) {
         Balances {
             credit: Nanos(0),
             receivable: Nanos(-1_800_000_000),
+            billed: Nanos(0),
         }
     );
     let balances = recomputed_balances(store).await;
@@ -605,6 +573,7 @@ async fn grants_story(store: &Store) {
         Balances {
             credit: Nanos(USD),
             receivable: Nanos(0),
+            billed: Nanos(0),
         },
         "the top-up is whole"
     );
@@ -909,7 +878,8 @@ async fn reversal_story(store: &Store) {
         store.balances("ten_r").await.unwrap(),
         Balances {
             credit: Nanos(0),
-            receivable: Nanos(-USD / 2)
+            receivable: Nanos(-USD / 2),
+            billed: Nanos(0),
         }
     );
     let made = store

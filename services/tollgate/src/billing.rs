@@ -135,6 +135,7 @@ pub async fn balance(
         "billing_mode": tenant.billing_mode,
         "credit_usd": b.credit.to_string(),
         "receivable_usd": b.receivable.to_string(),
+        "billed_usd": b.billed.to_string(),
         "granted_usd": granted.to_string(),
         "credit_limit_usd": match tenant.billing_mode {
             BillingMode::Postpaid => tenant.credit_limit_units.map(|c| Nanos(c).to_string()),

@@ -19,6 +19,7 @@ pub mod catalog;
 pub mod cli;
 pub mod error;
 pub mod ids;
+pub mod invoicing;
 pub mod key_cache;
 pub mod metrics;
 pub mod pricing;

@@ -519,6 +519,18 @@ pub fn import_prices(database_url: &str, dir: &std::path::Path, prices: &str) {
     assert_eq!(code, 0, "prices import failed: {out}\n{err}");
 }
 
+/// mock-gpt at $1 per million input tokens, $100 per million output tokens (so 100 output
+/// tokens cost exactly one cent), cached reads at half price; reasoning at the output price.
+pub const MOCK_PRICES: &str = r#"
+[[price]]
+provider = "mock"
+model = "mock-gpt"
+input = "0.000001"
+output = "0.0001"
+cache_read = "0.0000005"
+max_output_tokens = 4096
+"#;
+
 /// Runs `tollgate` with arguments and environment; returns (exit code, stdout, stderr).
 pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(bin("tollgate"))

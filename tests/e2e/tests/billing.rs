@@ -12,17 +12,8 @@ use serde_json::{json, Value};
 use tollgate_e2e::{config, header, sse_data, Gateway, Mock, RedisServer};
 use tollgate_store::{Billing, RequestLog};
 
-/// mock-gpt at $1 per million input tokens, $100 per million output tokens (so 100 output
-/// tokens cost exactly one cent), cached reads at half price; reasoning at the output price.
-const PRICES: &str = r#"
-[[price]]
-provider = "mock"
-model = "mock-gpt"
-input = "0.000001"
-output = "0.0001"
-cache_read = "0.0000005"
-max_output_tokens = 4096
-"#;
+/// The mock's prices (see [`tollgate_e2e::MOCK_PRICES`]).
+const PRICES: &str = tollgate_e2e::MOCK_PRICES;
 
 /// The test configuration plus deployments whose upstream model carries mock directives, priced
 /// as plain `mock-gpt` through their `price` reference.

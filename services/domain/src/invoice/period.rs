@@ -40,6 +40,13 @@ impl Period {
     }
 }
 
+/// An RFC 3339 instant (`2026-12-07T10:00:00Z`, `2026-12-07T11:00:00+01:00`) in milliseconds
+/// since the epoch.
+pub fn parse_instant(text: &str) -> Option<i64> {
+    let t: Timestamp = text.trim().parse().ok()?;
+    Some(t.as_millisecond())
+}
+
 /// When a tenant's periods start: the anchor day (1–31) at midnight in a time zone.
 #[derive(Debug, Clone)]
 pub struct PeriodRule {

@@ -258,6 +258,11 @@ async fn remaining<B: Backend>(
     Ok(expiry_remaining(balance.unwrap_or(0), later, grant.amount))
 }
 
+/// What the tenant's paid and voided invoices billed (their exact totals): settled receivable, which
+/// its credit limit covers again.
+const SETTLED_INVOICES: &str = "SELECT CAST(COALESCE(SUM(total_nanos), 0) AS BIGINT) \
+    FROM invoices WHERE tenant_id = $1 AND status IN ('paid', 'void')";
+
 /// [`super::Billing::granted_credit`].
 pub(crate) async fn granted_credit<B: Backend>(
     pool: &Pool<B>,
@@ -270,7 +275,13 @@ pub(crate) async fn granted_credit<B: Backend>(
         .bind(tenant_id)
         .fetch_one(pool)
         .await?;
-    Ok(Nanos(n))
+    let settled: i64 = sqlx::query_scalar(SETTLED_INVOICES)
+        .bind(tenant_id)
+        .fetch_one(pool)
+        .await?;
+    n.checked_add(settled)
+        .map(Nanos)
+        .ok_or_else(|| StoreError::Invalid(format!("the credit of tenant {tenant_id} overflows")))
 }
 
 #[cfg(test)]

@@ -39,12 +39,14 @@ pub(crate) async fn balances<B: Backend>(
     pool: &Pool<B>,
     tenant_id: &str,
 ) -> Result<Balances, StoreError> {
-    const SQL: &str = "SELECT account, balance FROM account_balances WHERE account IN ($1, $2)";
+    const SQL: &str = "SELECT account, balance FROM account_balances WHERE account IN ($1, $2, $3)";
     let credit = Account::TenantCredit(tenant_id.to_owned()).name();
     let receivable = Account::TenantReceivable(tenant_id.to_owned()).name();
+    let billed = Account::TenantBilled(tenant_id.to_owned()).name();
     let rows: Vec<(String, i64)> = sqlx::query_as(SQL)
         .bind(&credit)
         .bind(&receivable)
+        .bind(&billed)
         .fetch_all(pool)
         .await?;
     let mut out = Balances::default();
@@ -53,6 +55,8 @@ pub(crate) async fn balances<B: Backend>(
             out.credit = Nanos(balance);
         } else if account == receivable {
             out.receivable = Nanos(balance);
+        } else if account == billed {
+            out.billed = Nanos(balance);
         }
     }
     Ok(out)
@@ -164,18 +168,20 @@ pub(crate) async fn tenant_entries<B: Backend>(
 ) -> Result<Option<Vec<LedgerEntry>>, StoreError> {
     let credit = Account::TenantCredit(tenant_id.to_owned()).name();
     let receivable = Account::TenantReceivable(tenant_id.to_owned()).name();
+    let billed = Account::TenantBilled(tenant_id.to_owned()).name();
     let limit = i64::from(limit);
     let after = match after_key {
         None => 0,
         Some(key) => {
             let seq: Option<i64> = sqlx::query_scalar(
                 "SELECT seq FROM ledger_postings WHERE key = $1 AND tenant_id = $2 \
-                 AND (debit IN ($3, $4) OR credit IN ($3, $4))",
+                 AND (debit IN ($3, $4, $5) OR credit IN ($3, $4, $5))",
             )
             .bind(key)
             .bind(tenant_id)
             .bind(&credit)
             .bind(&receivable)
+            .bind(&billed)
             .fetch_optional(pool)
             .await?;
             match seq {
@@ -186,11 +192,12 @@ pub(crate) async fn tenant_entries<B: Backend>(
     };
     let rows = sqlx::query(&format!(
         "SELECT {LEDGER_COLUMNS} FROM ledger_postings WHERE tenant_id = $1 \
-         AND (debit IN ($2, $3) OR credit IN ($2, $3)) AND seq > $4 ORDER BY seq LIMIT $5"
+         AND (debit IN ($2, $3, $4) OR credit IN ($2, $3, $4)) AND seq > $5 ORDER BY seq LIMIT $6"
     ))
     .bind(tenant_id)
     .bind(&credit)
     .bind(&receivable)
+    .bind(&billed)
     .bind(after)
     .bind(limit)
     .fetch_all(pool)

@@ -1,10 +1,11 @@
-//! The admin API under `/admin/api`: tenants, keys, billing, deployment health, audit log. Operator JWTs only (see
+//! The admin API under `/admin/api`: tenants, keys, billing, invoices, deployment health, audit log. Operator JWTs only (see
 //! [`auth`]); every change is audited; described by `GET /admin/api/openapi.json`, a document derived from the route
 //! table below and each handler's `#[utoipa::path]` (so a route cannot be added undocumented).
 
 pub mod auth;
 mod billing;
 mod handlers;
+pub(crate) mod invoices;
 mod keys;
 mod openapi;
 mod routing;
@@ -48,6 +49,7 @@ macro_rules! admin_routes {
                 (name = "tenants", description = "Tenants: their limits, policy and billing terms."),
                 (name = "keys", description = "A tenant's API keys."),
                 (name = "billing", description = "Credit, balances, usage and the ledger."),
+                (name = "invoices", description = "Invoices: finalizing a tenant's period, payment, void, write-off."),
                 (name = "deployments", description = "Deployment health on this replica."),
                 (name = "audit", description = "The audit log of every change."),
             )
@@ -78,6 +80,14 @@ admin_routes! {
     get "/ledger" => billing::ledger_all,
     get "/usage" => billing::usage,
     post "/requests/{request}/reverse" => billing::reverse_request,
+    get "/invoices" => invoices::list,
+    get "/invoices/{invoice}" => invoices::get,
+    post "/invoices/{invoice}/mark-paid" => invoices::mark_paid,
+    post "/invoices/{invoice}/void" => invoices::void,
+    post "/invoices/{invoice}/mark-uncollectible" => invoices::mark_uncollectible,
+    get "/tenants/{tenant}/invoices" => invoices::list_tenant,
+    get "/tenants/{tenant}/invoices/upcoming" => invoices::upcoming,
+    post "/tenants/{tenant}/invoices/close" => invoices::close,
     get "/deployments" => routing::list,
     get "/deployments/{deployment}" => routing::get,
     get "/audit" => handlers::list_audit,

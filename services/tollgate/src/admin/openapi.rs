@@ -40,7 +40,10 @@ pub struct Balance {
     tenant_id: String,
     billing_mode: BillingMode,
     credit_usd: Option<String>,
+    /// Owed, not yet invoiced (negative).
     receivable_usd: Option<String>,
+    /// Owed on finalized, unpaid invoices (negative).
+    billed_usd: Option<String>,
     granted_usd: Option<String>,
     /// Postpaid tenants only.
     credit_limit_usd: Option<String>,

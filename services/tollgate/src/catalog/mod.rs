@@ -105,6 +105,8 @@ pub struct Catalog {
     /// Signs and verifies operator JWTs for the admin API; `None` disables it.
     pub jwt_secret: Option<crate::settings::Secret>,
     pub routing: crate::settings::RoutingSettings,
+    /// How invoices are numbered and when they are due.
+    pub invoices: crate::invoicing::InvoiceTerms,
 }
 
 impl Catalog {

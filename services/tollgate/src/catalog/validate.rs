@@ -131,6 +131,22 @@ impl Settings {
                 "must be between 1 and 10000".into(),
             );
         }
+        let prefix = &self.billing.invoice_prefix;
+        if prefix.is_empty()
+            || prefix.len() > 16
+            || !prefix.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            err(
+                "billing.invoice_prefix".into(),
+                "must be 1 to 16 ASCII letters or digits".into(),
+            );
+        }
+        if self.billing.invoice_due_days > 365 {
+            err(
+                "billing.invoice_due_days".into(),
+                "must be between 0 and 365".into(),
+            );
+        }
         if self.billing.default_max_output_tokens == 0 {
             err(
                 "billing.default_max_output_tokens".into(),

@@ -4,7 +4,7 @@
 use tollgate_domain::tenant::{KeyStatus, Limits, TenantStatus};
 use tollgate_store::{ApiKeys, Billing, Page, Store, Tenants};
 
-use super::args::{CreditCommand, KeyCommand, TenantCommand, TokenArgs};
+use super::args::{CreditCommand, InvoiceCommand, KeyCommand, TenantCommand, TokenArgs};
 use super::output::{print, Failure};
 use crate::admin::token::{self, Role};
 use crate::catalog::Catalog;
@@ -185,4 +185,49 @@ pub async fn balance(store: &Store, tenant_id: &str) -> Result<(), Failure> {
     let budget =
         crate::budget::Budget::new(store.clone(), None, crate::budget::BudgetFailure::Deny);
     print(&crate::billing::balance(store, &budget, &t).await?)
+}
+
+/// `invoice …`.
+pub async fn invoice(
+    store: &Store,
+    terms: &crate::invoicing::InvoiceTerms,
+    actor: &str,
+    command: &InvoiceCommand,
+) -> Result<(), Failure> {
+    use tollgate_domain::invoice::status::{InvoiceStatus, Step};
+    use tollgate_store::{InvoiceFilter, Invoices};
+    match command {
+        InvoiceCommand::Close { tenant_id, at } => {
+            let at = crate::invoicing::instant(at.as_deref())?;
+            print(
+                &crate::invoicing::close(store, terms, actor, tenant_id, at)
+                    .await?
+                    .0,
+            )
+        }
+        InvoiceCommand::Upcoming { tenant_id, at } => {
+            let at = crate::invoicing::instant(at.as_deref())?;
+            print(&crate::invoicing::upcoming(store, tenant_id, at).await?)
+        }
+        InvoiceCommand::List { tenant, status } => {
+            let filter = InvoiceFilter {
+                tenant_id: tenant.as_deref(),
+                status: status.as_deref().and_then(InvoiceStatus::parse),
+            };
+            print(&store.list_invoices(filter, ALL).await?)
+        }
+        InvoiceCommand::Show { invoice_id } => {
+            print(&crate::invoicing::get(store, invoice_id, None).await?)
+        }
+        InvoiceCommand::MarkPaid { invoice_id } => {
+            print(&crate::invoicing::step(store, actor, invoice_id, Step::Pay).await?)
+        }
+        InvoiceCommand::Void { invoice_id } => {
+            print(&crate::invoicing::step(store, actor, invoice_id, Step::Void).await?)
+        }
+        InvoiceCommand::MarkUncollectible { invoice_id } => {
+            let s = Step::MarkUncollectible;
+            print(&crate::invoicing::step(store, actor, invoice_id, s).await?)
+        }
+    }
 }

@@ -199,6 +199,41 @@ pub enum CreditCommand {
 }
 
 #[derive(Debug, Clone, Subcommand)]
+pub enum InvoiceCommand {
+    /// Finalize a tenant's invoice for its period now and print it (re-running prints the same)
+    Close {
+        tenant_id: String,
+        /// An RFC 3339 instant in the period to close (default: now)
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<String>,
+    },
+    /// The invoice of a tenant's period as it stands (a draft until finalized)
+    Upcoming {
+        tenant_id: String,
+        /// An RFC 3339 instant in the period (default: now)
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<String>,
+    },
+    /// List finalized invoices, oldest first
+    List {
+        /// Only this tenant's
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: Option<String>,
+        /// Only those with this status (open, paid, void, uncollectible)
+        #[arg(long, value_parser = ["open", "paid", "void", "uncollectible"])]
+        status: Option<String>,
+    },
+    /// Show one invoice with its lines
+    Show { invoice_id: String },
+    /// Mark an invoice paid (money received outside Stripe)
+    MarkPaid { invoice_id: String },
+    /// Void an invoice: its charge is cancelled
+    Void { invoice_id: String },
+    /// Write an invoice off as uncollectible
+    MarkUncollectible { invoice_id: String },
+}
+
+#[derive(Debug, Clone, Subcommand)]
 pub enum PricesCommand {
     /// Make a new price catalog version from the public price list and/or an overrides file
     Import {

@@ -11,7 +11,9 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use self::args::{CreditCommand, KeyCommand, PricesCommand, TenantCommand, TokenArgs};
+use self::args::{
+    CreditCommand, InvoiceCommand, KeyCommand, PricesCommand, TenantCommand, TokenArgs,
+};
 use self::output::Failure;
 use crate::catalog::Catalog;
 use crate::settings::env::Environment;
@@ -32,7 +34,7 @@ ENVIRONMENT:
     TOLLGATE_HOST, TOLLGATE_PORT, TOLLGATE_WORKERS, TOLLGATE_LOG, TOLLGATE_LOG_FORMAT
     See docs/configuration.md for every setting.
 
-Operator commands (token, tenant, key, credit, balance, prices) work against the configured
+Operator commands (token, tenant, key, credit, balance, invoice, prices) work against the configured
 database and print JSON.
 
 EXIT CODES:
@@ -79,6 +81,9 @@ enum Command {
     Credit(CreditCommand),
     /// A tenant's credit, receivable, granted and spent
     Balance { tenant_id: String },
+    /// Finalize, list, show, pay, void invoices
+    #[command(subcommand)]
+    Invoice(InvoiceCommand),
     /// The versioned price catalog
     #[command(subcommand)]
     Prices(PricesCommand),
@@ -138,7 +143,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             Err(e) => e.exit(),
         },
         Command::Serve | Command::Migrate => serve_or_migrate(&command, &settings, catalog),
-        operator => operator_command(&operator, &settings, &env),
+        operator => operator_command(&operator, &settings, &catalog, &env),
     }
 }
 
@@ -191,8 +196,14 @@ fn serve_or_migrate(command: &Command, settings: &Settings, catalog: Catalog) ->
     }
 }
 
-/// `tenant …`, `key …`, `credit …`, `balance`, `prices …`: against the configured store.
-fn operator_command(command: &Command, settings: &Settings, env: &Environment) -> ExitCode {
+/// `tenant …`, `key …`, `credit …`, `balance`, `invoice …`, `prices …`: against the configured
+/// store.
+fn operator_command(
+    command: &Command,
+    settings: &Settings,
+    catalog: &Catalog,
+    env: &Environment,
+) -> ExitCode {
     let actor = format!("cli:{}", env.get("USER").unwrap_or("operator"));
     let url = settings.database.url.expose();
     let outcome = actix_web::rt::System::new().block_on(async {
@@ -205,6 +216,7 @@ fn operator_command(command: &Command, settings: &Settings, env: &Environment) -
             Command::Key(c) => admin::key(&store, &actor, c).await,
             Command::Credit(c) => admin::credit(&store, &actor, c).await,
             Command::Balance { tenant_id } => admin::balance(&store, tenant_id).await,
+            Command::Invoice(c) => admin::invoice(&store, &catalog.invoices, &actor, c).await,
             Command::Prices(c) => prices::run(&store, &actor, c).await,
             _ => Err(Failure::Usage("not an operator command".into())),
         };

@@ -19,6 +19,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         ("/me/balance", web::get().to(balance)),
         ("/me/usage", web::get().to(usage)),
         ("/me/ledger", web::get().to(ledger)),
+        ("/me/invoices", web::get().to(invoices)),
+        ("/me/invoices/upcoming", web::get().to(upcoming_invoice)),
+        ("/me/invoices/{invoice}", web::get().to(invoice)),
     ] {
         cfg.service(
             web::resource(path)
@@ -89,6 +92,39 @@ async fn ledger(
         crate::billing::tenant_ledger(&state.store, &tk.tenant.id, q.after.as_deref(), limit)
             .await?,
     ))
+}
+
+/// The calling key's tenant's finalized invoices (`status`, `after`, `limit` as on the admin API).
+async fn invoices(
+    caller: Caller,
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tk = tenant_only(caller)?;
+    crate::admin::invoices::page(&state, &req, Some(&tk.tenant.id)).await
+}
+
+/// One of the calling key's tenant's invoices; another tenant's is not found.
+async fn invoice(
+    caller: Caller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tk = tenant_only(caller)?;
+    let invoice = crate::invoicing::get(&state.store, &path, Some(&tk.tenant.id)).await?;
+    Ok(HttpResponse::Ok().json(invoice))
+}
+
+/// The calling key's tenant's current period's invoice as it stands (`at`: an RFC 3339 instant).
+async fn upcoming_invoice(
+    caller: Caller,
+    query: web::Query<crate::admin::invoices::AtQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tk = tenant_only(caller)?;
+    let at = crate::invoicing::instant(query.at.as_deref())?;
+    let invoice = crate::invoicing::upcoming(&state.store, &tk.tenant.id, at).await?;
+    Ok(HttpResponse::Ok().json(invoice))
 }
 
 async fn me(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

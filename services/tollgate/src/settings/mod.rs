@@ -172,6 +172,10 @@ pub struct BillingSettings {
     pub redis_timeout_ms: u64,
     /// How often a running gateway looks for a new price-catalog version, in seconds (0: never).
     pub price_refresh_s: u64,
+    /// Invoice numbers are `<prefix>-<year>-<NNNNNN>`, gap-free per year.
+    pub invoice_prefix: String,
+    /// An invoice is due this many days after it is finalized.
+    pub invoice_due_days: u32,
 }
 
 impl Default for BillingSettings {
@@ -185,6 +189,8 @@ impl Default for BillingSettings {
             on_redis_failure: policies::BudgetFailure::Deny,
             redis_timeout_ms: 500,
             price_refresh_s: 30,
+            invoice_prefix: "TG".into(),
+            invoice_due_days: 30,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! steps after finalizing (paid, void, uncollectible), each with its ledger postings in the same
 //! transaction. The rules are the domain's ([`tollgate_domain::invoice`]); this is their storage.
 
+mod lease;
 mod read;
 mod sql;
 
@@ -132,6 +133,31 @@ pub trait Invoices {
         filter: InvoiceFilter<'_>,
         page: Page<'_>,
     ) -> impl Future<Output = Result<Vec<Invoice>, StoreError>> + Send;
+
+    /// The end of the tenant's latest finalized invoice's period, if it has one: where its next
+    /// period to invoice starts.
+    fn invoiced_until(
+        &self,
+        tenant_id: &str,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+
+    /// Takes the lease `name` for `holder` until `now_ms + ttl_ms` if it is free, expired, or
+    /// already `holder`'s; `false` if another holder has it. One statement (a conditional
+    /// upsert), so two replicas asking at once cannot both get it.
+    fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives the lease back if `holder` has it.
+    fn release_lease(
+        &self,
+        name: &str,
+        holder: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Takes a step in a finalized invoice's life (paid, void, uncollectible) with its postings
     /// and audit entry, in one transaction. Repeating a step that happened changes nothing; a

@@ -59,6 +59,10 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         name: "20261209000000_create_invoices",
         sql: include_str!("../../../migrations/sqlite/20261209000000_create_invoices.sql"),
     },
+    Migration {
+        name: "20261209010000_create_leases",
+        sql: include_str!("../../../migrations/sqlite/20261209010000_create_leases.sql"),
+    },
 ];
 
 pub static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -115,6 +119,10 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         name: "20261209000000_create_invoices",
         sql: include_str!("../../../migrations/postgres/20261209000000_create_invoices.sql"),
+    },
+    Migration {
+        name: "20261209010000_create_leases",
+        sql: include_str!("../../../migrations/postgres/20261209010000_create_leases.sql"),
     },
 ];
 

@@ -455,6 +455,33 @@ impl Invoices for Store {
         }
     }
 
+    async fn invoiced_until(&self, tenant_id: &str) -> Result<Option<i64>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.invoiced_until(tenant_id).await,
+            Self::Postgres(s) => s.invoiced_until(tenant_id).await,
+        }
+    }
+
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.take_lease(name, holder, now_ms, ttl_ms).await,
+            Self::Postgres(s) => s.take_lease(name, holder, now_ms, ttl_ms).await,
+        }
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.release_lease(name, holder).await,
+            Self::Postgres(s) => s.release_lease(name, holder).await,
+        }
+    }
+
     async fn step_invoice(
         &self,
         id: &str,

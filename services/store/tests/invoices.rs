@@ -31,6 +31,7 @@ on_both_backends!(
     postgres_concurrent_close,
     concurrent_story
 );
+on_both_backends!(sqlite_lease, postgres_lease, lease_story);
 
 fn record(id: &str, tenant: &str, model: &str, at_ms: i64, price: i64) -> RequestRecord {
     RequestRecord {
@@ -455,4 +456,39 @@ async fn concurrent_story(store: &Store) {
         .unwrap();
     assert_eq!(all.len(), 6);
     assert_eq!(store.ledger_sum().await.unwrap(), 0);
+}
+
+/// A lease is one holder's until it expires or is given back; its holder may renew it.
+async fn lease_story(store: &Store) {
+    let take = |holder: &'static str, now: i64| async move {
+        store
+            .take_lease("invoice_run", holder, now, 1_000)
+            .await
+            .unwrap()
+    };
+    assert!(take("a", 0).await);
+    assert!(!take("b", 10).await, "a holds it");
+    assert!(take("a", 500).await, "a renews it (until 1,500)");
+    assert!(!take("b", 1_499).await);
+    assert!(take("b", 1_500).await, "expired: b takes it");
+    store.release_lease("invoice_run", "a").await.unwrap();
+    assert!(!take("a", 1_600).await, "a cannot give back what b holds");
+    store.release_lease("invoice_run", "b").await.unwrap();
+    assert!(take("a", 1_700).await, "given back: free");
+    // Many at once: exactly one gets it.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .take_lease("other", &format!("h{i}"), 0, 60_000)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        won += usize::from(t.await.unwrap());
+    }
+    assert_eq!(won, 1);
 }

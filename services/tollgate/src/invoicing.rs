@@ -2,8 +2,11 @@
 //! period's draft, the steps after finalizing. Shared by the admin API, `/v1/me/invoices` and the
 //! CLI; the rules are the domain's ([`tollgate_domain::invoice`]), the transactions the store's.
 
+use tollgate_domain::invoice::period::PeriodRule;
 use tollgate_domain::invoice::status::Step;
-use tollgate_store::{AuditEntry, CloseInvoice, Invoice, Invoices, Store, StoreError};
+use tollgate_store::{
+    AuditEntry, CloseInvoice, Invoice, Invoices, Page, Store, StoreError, Tenant, Tenants,
+};
 
 use crate::tenancy::TenancyError;
 
@@ -12,12 +15,16 @@ pub const CURRENCY: &str = "usd";
 
 const DAY_MS: i64 = 86_400_000;
 
-/// How invoices are numbered and when they are due (`[billing]`).
+/// How invoices are numbered, when they are due, and when the run closes periods (`[billing]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvoiceTerms {
     /// `TG` gives `TG-2026-000123`.
     pub prefix: String,
     pub due_days: u32,
+    /// How often the invoice run looks for periods to close (zero: never).
+    pub run_every: std::time::Duration,
+    /// How long after its end a period is closed by the run.
+    pub grace_ms: i64,
 }
 
 impl From<&crate::settings::BillingSettings> for InvoiceTerms {
@@ -25,9 +32,14 @@ impl From<&crate::settings::BillingSettings> for InvoiceTerms {
         Self {
             prefix: b.invoice_prefix.clone(),
             due_days: b.invoice_due_days,
+            run_every: std::time::Duration::from_secs(b.invoice_run_interval_s),
+            grace_ms: i64::try_from(b.invoice_grace_s.saturating_mul(1000)).unwrap_or(i64::MAX),
         }
     }
 }
+
+/// The lease that lets one replica at a time run [`run_due`] in the background.
+pub const RUN_LEASE: &str = "invoice_run";
 
 fn store_error(e: StoreError) -> TenancyError {
     match e {
@@ -133,4 +145,107 @@ pub async fn step(
         .await
         .map_err(store_error)?
         .ok_or(TenancyError::NotFound("invoice"))
+}
+
+/// The invoice run: for every tenant, closes each period that ended at least the grace period
+/// before `now_ms` and has no invoice yet, oldest first (from the end of its latest invoice, or
+/// its creation). Every close is idempotent, so a run that is interrupted (a crash, `kill -9`) or
+/// that overlaps another changes nothing when repeated. Returns the invoices finalized by this
+/// run.
+pub async fn run_due(
+    store: &Store,
+    terms: &InvoiceTerms,
+    actor: &str,
+    now_ms: i64,
+) -> Result<Vec<Invoice>, TenancyError> {
+    let mut made = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = Page {
+            after: after.as_deref(),
+            limit: 200,
+        };
+        let tenants = store.list_tenants(None, page).await?;
+        let Some(last) = tenants.last() else {
+            break;
+        };
+        after = Some(last.id.clone());
+        for tenant in &tenants {
+            made.extend(close_due(store, terms, actor, tenant, now_ms).await?);
+        }
+    }
+    Ok(made)
+}
+
+/// [`run_due`] for one tenant.
+async fn close_due(
+    store: &Store,
+    terms: &InvoiceTerms,
+    actor: &str,
+    tenant: &Tenant,
+    now_ms: i64,
+) -> Result<Vec<Invoice>, TenancyError> {
+    let invalid = |e: tollgate_domain::invoice::period::PeriodError| {
+        TenancyError::Invalid(format!("tenant {}: {e}", tenant.id))
+    };
+    let rule =
+        PeriodRule::new(tenant.billing_anchor_day, &tenant.billing_time_zone).map_err(invalid)?;
+    let from = store
+        .invoiced_until(&tenant.id)
+        .await
+        .map_err(store_error)?
+        .unwrap_or(tenant.created_at_ms);
+    let mut period = rule.period_at(from).map_err(invalid)?;
+    let mut made = Vec::new();
+    while period.end_ms.saturating_add(terms.grace_ms) <= now_ms {
+        let (invoice, created) = close(store, terms, actor, &tenant.id, period.start_ms).await?;
+        if created {
+            made.push(invoice);
+        }
+        period = rule.next(&period).map_err(invalid)?;
+    }
+    Ok(made)
+}
+
+/// Runs [`run_due`] every `terms.run_every` in the background, on whichever replica holds the
+/// run's lease (taken in the database for twice the interval, at least a minute, and given back
+/// after each run), so that several replicas do not all do the work. Nothing when the interval
+/// is zero.
+pub fn spawn_run(store: Store, terms: InvoiceTerms) {
+    if terms.run_every.is_zero() {
+        return;
+    }
+    let holder = crate::ids::new_id("replica_");
+    let ttl_ms = i64::try_from(terms.run_every.as_millis().saturating_mul(2))
+        .unwrap_or(i64::MAX)
+        .max(60_000);
+    tokio::spawn(async move {
+        // The first run one interval after start-up, not at once: replicas restarting together
+        // do not all scan every tenant as they come up.
+        let first = tokio::time::Instant::now() + terms.run_every;
+        let mut tick = tokio::time::interval_at(first, terms.run_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = tollgate_store::now_ms();
+            match store.take_lease(RUN_LEASE, &holder, now, ttl_ms).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "invoice run: the lease could not be taken");
+                    continue;
+                }
+            }
+            match run_due(&store, &terms, "system:invoice-run", now).await {
+                Ok(made) if !made.is_empty() => {
+                    tracing::info!(invoices = made.len(), "invoice run finalized invoices")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "invoice run failed; retried next time"),
+            }
+            if let Err(e) = store.release_lease(RUN_LEASE, &holder).await {
+                tracing::warn!(error = %e, "invoice run: the lease could not be given back");
+            }
+        }
+    });
 }

@@ -6,6 +6,7 @@ use tollgate_domain::invoice::period::{Period, PeriodRule};
 use tollgate_domain::invoice::status::{Billed, InvoiceStatus, Step, Transition};
 use tollgate_domain::money::Nanos;
 
+use super::lease;
 use super::read::{billed_sums, invoiced_periods, now_sums, ranges};
 use super::{CloseInvoice, Invoice, InvoiceFilter, InvoiceLine, Invoices};
 use crate::backend::{Backend, Pooled};
@@ -233,7 +234,13 @@ async fn close_invoice<B: Backend>(
         .await?;
     invoice.id = close.id.to_owned();
     invoice.number = Some(format!("{}-{year:04}-{seq:06}", close.number_prefix));
-    invoice.status = InvoiceStatus::Open;
+    // Nothing due (no usage, or less than half a cent): paid as it is finalized, as Stripe does.
+    if invoice.total_cents == 0 {
+        invoice.status = InvoiceStatus::Paid;
+        invoice.paid_at_ms = Some(close.now_ms);
+    } else {
+        invoice.status = InvoiceStatus::Open;
+    }
     invoice.finalized_at_ms = Some(close.now_ms);
     invoice.due_at_ms = Some(close.due_at_ms);
     insert(&mut tx, &invoice).await?;
@@ -428,6 +435,24 @@ async fn list_invoices<B: Backend>(
 }
 
 impl<B: Backend, S: Pooled<Db = B>> Invoices for S {
+    async fn invoiced_until(&self, tenant_id: &str) -> Result<Option<i64>, StoreError> {
+        lease::invoiced_until(self.pool(), tenant_id).await
+    }
+
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        lease::take_lease(self.pool(), name, holder, now_ms, ttl_ms).await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        lease::release_lease(self.pool(), name, holder).await
+    }
+
     async fn close_invoice(&self, close: &CloseInvoice<'_>) -> Result<(Invoice, bool), StoreError> {
         close_invoice(self.pool(), close).await
     }

@@ -205,6 +205,10 @@ pub async fn invoice(
                     .0,
             )
         }
+        InvoiceCommand::Run { at } => {
+            let at = crate::invoicing::instant(at.as_deref())?;
+            print(&crate::invoicing::run_due(store, terms, actor, at).await?)
+        }
         InvoiceCommand::Upcoming { tenant_id, at } => {
             let at = crate::invoicing::instant(at.as_deref())?;
             print(&crate::invoicing::upcoming(store, tenant_id, at).await?)

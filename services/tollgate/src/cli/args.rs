@@ -207,6 +207,13 @@ pub enum InvoiceCommand {
         #[arg(long, value_name = "RFC3339")]
         at: Option<String>,
     },
+    /// Close every tenant's periods that ended (plus billing.invoice_grace_s) and have no
+    /// invoice yet, oldest first; prints the invoices finalized (re-running makes none)
+    Run {
+        /// Run as of this RFC 3339 instant (default: now)
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<String>,
+    },
     /// The invoice of a tenant's period as it stands (a draft until finalized)
     Upcoming {
         tenant_id: String,

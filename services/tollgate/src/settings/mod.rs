@@ -2,6 +2,7 @@
 //! [`env`] only), then validated into the runtime form ([`crate::catalog::Catalog`]) with errors
 //! that name the bad field. Every field is documented in `docs/configuration.md`.
 
+mod billing;
 pub mod env;
 mod error;
 pub mod policies;
@@ -12,6 +13,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+pub use billing::{BillingSettings, PlanSettings};
 pub use error::{ConfigError, ConfigErrors};
 
 /// The whole configuration file.
@@ -147,58 +149,6 @@ impl Default for QuotaSettings {
             on_redis_failure: policies::FailurePolicy::Local,
         }
     }
-}
-
-/// Pricing and budgets (see docs/billing.md).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BillingSettings {
-    /// Markup over provider cost for tenants with neither their own markup nor a plan, in
-    /// percent as a decimal string (`"0"`, `"12.5"`).
-    pub default_markup_percent: String,
-    /// Plans a tenant can be on (`plan = "pro"`), each with its markup.
-    pub plans: BTreeMap<String, PlanSettings>,
-    /// Refuse to start if a deployment has no price in the catalog (otherwise it is served
-    /// unbilled, with a warning at start-up).
-    pub require_prices: bool,
-    /// Output tokens a hold assumes when the request sets no `max_tokens` and the catalog knows
-    /// no output limit for the model.
-    pub default_max_output_tokens: u64,
-    /// Prompt tokens a hold assumes per image part.
-    pub image_token_allowance: u64,
-    /// `deny` (default: refuse priced requests with 503) or `local` when Redis is unreachable.
-    pub on_redis_failure: policies::BudgetFailure,
-    /// Longest wait for one budget script on Redis, in milliseconds.
-    pub redis_timeout_ms: u64,
-    /// How often a running gateway looks for a new price-catalog version, in seconds (0: never).
-    pub price_refresh_s: u64,
-    /// Invoice numbers are `<prefix>-<year>-<NNNNNN>`, gap-free per year.
-    pub invoice_prefix: String,
-    /// An invoice is due this many days after it is finalized.
-    pub invoice_due_days: u32,
-}
-
-impl Default for BillingSettings {
-    fn default() -> Self {
-        Self {
-            default_markup_percent: "0".into(),
-            plans: BTreeMap::new(),
-            require_prices: false,
-            default_max_output_tokens: 8192,
-            image_token_allowance: 2000,
-            on_redis_failure: policies::BudgetFailure::Deny,
-            redis_timeout_ms: 500,
-            price_refresh_s: 30,
-            invoice_prefix: "TG".into(),
-            invoice_due_days: 30,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlanSettings {
-    pub markup_percent: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -143,6 +143,51 @@ impl Limits {
     }
 }
 
+/// Who an invoice is addressed to: the tenant's billing details, each optional (an invoice
+/// without a legal name shows the tenant's name).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingDetails {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Postal address, lines separated by newlines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// VAT or other tax identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_id: Option<String>,
+}
+
+impl BillingDetails {
+    /// At most 500 characters each (and 10 lines of address); an email has an `@`.
+    pub fn check(&self) -> Result<(), String> {
+        for (field, value) in [
+            ("legal_name", &self.legal_name),
+            ("email", &self.email),
+            ("address", &self.address),
+            ("tax_id", &self.tax_id),
+        ] {
+            if value.as_ref().is_some_and(|v| v.chars().count() > 500) {
+                return Err(format!("billing_details.{field} is at most 500 characters"));
+            }
+        }
+        if self
+            .address
+            .as_ref()
+            .is_some_and(|a| a.lines().count() > 10)
+        {
+            return Err("billing_details.address is at most 10 lines".into());
+        }
+        if self.email.as_ref().is_some_and(|e| !e.contains('@')) {
+            return Err("billing_details.email is not an email address".into());
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -29,7 +29,6 @@
 use std::time::{Duration, Instant};
 
 use tollgate_domain::money::Nanos;
-use tollgate_domain::tenant::{BillingMode, Limits, TenantPolicy, TenantStatus};
 use tollgate_store::testing::fresh_postgres_database;
 use tollgate_store::{
     AuditEntry, Charge, Outcome, RequestLog, RequestRecord, Store, Tenant, Tenants, TokenCounts,
@@ -112,19 +111,8 @@ fn record(id: String, at_ms: i64, metered: bool) -> RequestRecord {
 
 fn tenant() -> Tenant {
     Tenant {
-        id: "ten_bench".into(),
         name: "bench".into(),
-        status: TenantStatus::Active,
-        billing_mode: BillingMode::Postpaid,
-        credit_limit_units: None,
-        policy: TenantPolicy::default(),
-        limits: Limits::default(),
-        plan: None,
-        markup_percent: None,
-        billing_anchor_day: 1,
-        billing_time_zone: "UTC".into(),
-        created_at_ms: 0,
-        updated_at_ms: 0,
+        ..tollgate_store::testing::tenant("ten_bench", 0)
     }
 }
 

@@ -63,6 +63,12 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         name: "20261209010000_create_leases",
         sql: include_str!("../../../migrations/sqlite/20261209010000_create_leases.sql"),
     },
+    Migration {
+        name: "20261209020000_add_tenant_billing_details",
+        sql: include_str!(
+            "../../../migrations/sqlite/20261209020000_add_tenant_billing_details.sql"
+        ),
+    },
 ];
 
 pub static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -123,6 +129,12 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         name: "20261209010000_create_leases",
         sql: include_str!("../../../migrations/postgres/20261209010000_create_leases.sql"),
+    },
+    Migration {
+        name: "20261209020000_add_tenant_billing_details",
+        sql: include_str!(
+            "../../../migrations/postgres/20261209020000_add_tenant_billing_details.sql"
+        ),
     },
 ];
 

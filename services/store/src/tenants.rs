@@ -8,7 +8,9 @@ use std::future::Future;
 
 use rust_decimal::Decimal;
 use tollgate_domain::keys::KeyHash;
-use tollgate_domain::tenant::{BillingMode, KeyStatus, Limits, TenantPolicy, TenantStatus};
+use tollgate_domain::tenant::{
+    BillingDetails, BillingMode, KeyStatus, Limits, TenantPolicy, TenantStatus,
+};
 
 use crate::error::StoreError;
 
@@ -31,6 +33,8 @@ pub struct Tenant {
     pub billing_anchor_day: u8,
     /// …at local midnight in this IANA time zone (see `tollgate_domain::invoice::period`).
     pub billing_time_zone: String,
+    /// Who its invoices are addressed to.
+    pub billing_details: BillingDetails,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }

@@ -61,3 +61,25 @@ pub async fn database_url_for_test(dir: &std::path::Path) -> Result<String, sqlx
         None => Ok(format!("sqlite:{}", dir.join("tollgate.db").display())),
     }
 }
+
+/// A postpaid, active tenant with every optional field unset: periods on the 1st in UTC, created
+/// at `created_at_ms`. Tests change what they need with struct update syntax.
+pub fn tenant(id: &str, created_at_ms: i64) -> crate::Tenant {
+    use tollgate_domain::tenant::{BillingMode, Limits, TenantPolicy, TenantStatus};
+    crate::Tenant {
+        id: id.into(),
+        name: format!("name of {id}"),
+        status: TenantStatus::Active,
+        billing_mode: BillingMode::Postpaid,
+        credit_limit_units: None,
+        policy: TenantPolicy::default(),
+        limits: Limits::default(),
+        plan: None,
+        markup_percent: None,
+        billing_anchor_day: 1,
+        billing_time_zone: "UTC".into(),
+        billing_details: Default::default(),
+        created_at_ms,
+        updated_at_ms: created_at_ms,
+    }
+}

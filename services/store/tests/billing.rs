@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 use tollgate_domain::money::Nanos;
-use tollgate_domain::tenant::{BillingMode, Limits, TenantPolicy, TenantStatus};
 use tollgate_store::testing::{fresh_postgres_database, postgres_admin_url};
 use tollgate_store::{
     AuditEntry, AuditLog, Balances, Billing, Charge, CreditGrant, GrantKind, GroupBy, Outcome,
@@ -70,21 +69,7 @@ fn record(id: &str, tenant: &str, key: &str, at_ms: i64, price: i64, cost: i64) 
 }
 
 fn tenant(id: &str) -> Tenant {
-    Tenant {
-        id: id.into(),
-        name: format!("name of {id}"),
-        status: TenantStatus::Active,
-        billing_mode: BillingMode::Postpaid,
-        credit_limit_units: None,
-        policy: TenantPolicy::default(),
-        limits: Limits::default(),
-        plan: None,
-        markup_percent: None,
-        billing_anchor_day: 1,
-        billing_time_zone: "UTC".into(),
-        created_at_ms: 1_000,
-        updated_at_ms: 1_000,
-    }
+    tollgate_store::testing::tenant(id, 1_000)
 }
 
 fn audit(action: &str, target: &str) -> AuditEntry {

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use tollgate_domain::invoice::lines::LineKind;
 use tollgate_domain::invoice::status::{InvoiceStatus, Step};
 use tollgate_domain::money::Nanos;
-use tollgate_domain::tenant::{BillingMode, Limits, TenantPolicy, TenantStatus};
 use tollgate_store::{
     AuditEntry, Billing, Charge, CloseInvoice, CreditGrant, GrantKind, Invoice, InvoiceFilter,
     Invoices, Outcome, Page, RequestLog, RequestRecord, Store, StoreError, Tenant, Tenants,
@@ -70,19 +69,9 @@ fn record(id: &str, tenant: &str, model: &str, at_ms: i64, price: i64) -> Reques
 
 async fn new_tenant(store: &Store, id: &str, anchor: u8, zone: &str) {
     let t = Tenant {
-        id: id.into(),
-        name: format!("name of {id}"),
-        status: TenantStatus::Active,
-        billing_mode: BillingMode::Postpaid,
-        credit_limit_units: None,
-        policy: TenantPolicy::default(),
-        limits: Limits::default(),
-        plan: None,
-        markup_percent: None,
         billing_anchor_day: anchor,
         billing_time_zone: zone.into(),
-        created_at_ms: 1_000,
-        updated_at_ms: 1_000,
+        ..tollgate_store::testing::tenant(id, 1_000)
     };
     store
         .create_tenant(&t, &audit("tenant.create"))

@@ -136,6 +136,7 @@ fn tenant(id: &str, name: &str) -> Tenant {
         markup_percent: None,
         billing_anchor_day: 1,
         billing_time_zone: "UTC".into(),
+        billing_details: Default::default(),
         created_at_ms: 1_000,
         updated_at_ms: 1_000,
     }

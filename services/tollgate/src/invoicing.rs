@@ -3,6 +3,8 @@
 //! CLI; the rules are the domain's ([`tollgate_domain::invoice`]), the transactions the store's.
 
 use tollgate_domain::invoice::period::PeriodRule;
+pub mod export;
+
 use tollgate_domain::invoice::status::Step;
 use tollgate_store::{
     AuditEntry, CloseInvoice, Invoice, Invoices, Page, Store, StoreError, Tenant, Tenants,
@@ -25,6 +27,8 @@ pub struct InvoiceTerms {
     pub run_every: std::time::Duration,
     /// How long after its end a period is closed by the run.
     pub grace_ms: i64,
+    /// Who the invoices are from.
+    pub issuer: crate::settings::IssuerSettings,
 }
 
 impl From<&crate::settings::BillingSettings> for InvoiceTerms {
@@ -34,6 +38,7 @@ impl From<&crate::settings::BillingSettings> for InvoiceTerms {
             due_days: b.invoice_due_days,
             run_every: std::time::Duration::from_secs(b.invoice_run_interval_s),
             grace_ms: i64::try_from(b.invoice_grace_s.saturating_mul(1000)).unwrap_or(i64::MAX),
+            issuer: b.issuer.clone(),
         }
     }
 }
@@ -117,6 +122,31 @@ pub async fn get(
         Some(i) if tenant_id.is_none_or(|t| t == i.tenant_id) => Ok(i),
         _ => Err(TenancyError::NotFound("invoice")),
     }
+}
+
+/// A finalized invoice as a file in `format`, with its content type and file name; `tenant_id`
+/// given: only if it is that tenant's.
+pub async fn export(
+    store: &Store,
+    terms: &InvoiceTerms,
+    id: &str,
+    tenant_id: Option<&str>,
+    format: export::Format,
+) -> Result<(Vec<u8>, &'static str, String), TenancyError> {
+    let invoice = get(store, id, tenant_id).await?;
+    let tenant = store
+        .get_tenant(&invoice.tenant_id)
+        .await?
+        .ok_or(TenancyError::NotFound("tenant"))?;
+    let body = export::render(&invoice, &tenant, &terms.issuer, format)
+        .map_err(|e| TenancyError::Store(StoreError::Corrupt(format!("invoice export: {e}"))))?;
+    let extension = match format {
+        export::Format::Json => "json",
+        export::Format::Csv => "csv",
+        export::Format::Html => "html",
+    };
+    let name = invoice.number.as_deref().unwrap_or(&invoice.id);
+    Ok((body, format.content_type(), format!("{name}.{extension}")))
 }
 
 /// Pays, voids or writes off a finalized invoice, audited; repeating a step changes nothing.

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use tollgate_domain::invoice::period::PeriodRule;
 use tollgate_domain::money::Nanos;
-use tollgate_domain::tenant::{BillingMode, Limits, TenantPolicy, TenantStatus};
 use tollgate_e2e::{bin, config, Gateway, Mock};
 use tollgate_store::{
     AuditEntry, Billing, Charge, Invoice, InvoiceFilter, Invoices, Outcome, Page, RequestLog,
@@ -29,19 +28,9 @@ fn tenant(i: usize) -> Tenant {
         "Australia/Lord_Howe",
     ];
     Tenant {
-        id: format!("ten_{i:04}"),
-        name: format!("tenant {i}"),
-        status: TenantStatus::Active,
-        billing_mode: BillingMode::Postpaid,
-        credit_limit_units: None,
-        policy: TenantPolicy::default(),
-        limits: Limits::default(),
-        plan: None,
-        markup_percent: None,
         billing_anchor_day: u8::try_from(1 + i % 31).unwrap(),
         billing_time_zone: zones[i % zones.len()].into(),
-        created_at_ms: SEP1,
-        updated_at_ms: SEP1,
+        ..tollgate_store::testing::tenant(&format!("ten_{i:04}"), SEP1)
     }
 }
 

@@ -14,7 +14,9 @@ const PRICES: &str = tollgate_e2e::MOCK_PRICES;
 
 fn cfg(mock: &Mock) -> String {
     let extra = "\n[deployments.cached]\nprovider = \"mock\"\nmodel = \"mock-gpt@cached=2,reasoning=2\"\nprice = \"mock/mock-gpt\"\n\n[models.gpt-cached]\ndeployments = [\"cached\"]\n";
-    config(&mock.url, extra)
+    let issuer =
+        "\n[billing.issuer]\nname = \"Gateway Ops Ltd\"\naddress = \"2 High St\\nLondon\"\n";
+    config(&mock.url, &format!("{extra}{issuer}"))
 }
 
 async fn tenant_key(gw: &Gateway, name: &str) -> (String, String) {
@@ -62,6 +64,22 @@ async fn spend(gw: &Gateway, key: &str, model: &str, max_tokens: u64, stream: bo
     usage["usage"]["cost"].to_string().parse().unwrap()
 }
 
+/// A GET with a bearer token: status, content type and body text.
+async fn raw(gw: &Gateway, token: &str, path: &str) -> (u16, String, String) {
+    let res = gw
+        .anonymous(Method::GET, path)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let ty = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (res.status().as_u16(), ty, res.text().await.unwrap())
+}
+
 async fn get_as(gw: &Gateway, key: &str, path: &str) -> (u16, Value) {
     let res = gw
         .anonymous(Method::GET, path)
@@ -96,6 +114,27 @@ async fn an_invoice_bills_exactly_the_traffic_and_is_paid_in_the_ledger() {
     let nanos = charged * Decimal::from(1_000_000_000);
     assert_eq!(nanos.fract(), Decimal::ZERO, "costs are whole nano-dollars");
     let exact_nanos = rust_decimal::prelude::ToPrimitive::to_i64(&nanos).unwrap();
+
+    // Who its invoices are addressed to.
+    gw.admin(
+        Method::PATCH,
+        &format!("/tenants/{tid}"),
+        Some(json!({"billing_details": {"legal_name": "Acme Corp SA",
+            "address": "1 Main St\nSpringfield", "email": "ap@acme.example"}})),
+    )
+    .await;
+
+    let res = gw
+        .anonymous(Method::PATCH, &format!("/admin/api/tenants/{tid}"))
+        .bearer_auth(tollgate_e2e::operator_token(
+            "ops",
+            tollgate::admin::token::Role::Admin,
+        ))
+        .json(&json!({"billing_details": {"email": "not an address"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "billing details are checked");
 
     // The draft shows it before it is final; the tenant sees the same.
     let draft = gw
@@ -197,6 +236,52 @@ async fn an_invoice_bills_exactly_the_traffic_and_is_paid_in_the_ledger() {
     // Voiding a paid invoice is refused (409); the CLI says so with exit 2.
     let (code, _, _) = tollgate_e2e::run_cli(&["invoice", "void", &id], &env);
     assert_eq!(code, 2);
+
+    // Exports: CSV (a row per line) and the printable page, for the operator and the tenant.
+    let operator = tollgate_e2e::operator_token("ops", tollgate::admin::token::Role::Viewer);
+    let (status, ty, csv) = raw(
+        &gw,
+        &operator,
+        &format!("/admin/api/invoices/{id}/export?format=csv"),
+    )
+    .await;
+    assert_eq!((status, ty.as_str()), (200, "text/csv; charset=utf-8"));
+    assert_eq!(csv.lines().count(), lines.len() + 1, "{csv}");
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with(&format!("{number},{id},{tid},")),
+        "{csv}"
+    );
+    let (status, ty, page) = raw(
+        &gw,
+        &key,
+        &format!("/v1/me/invoices/{id}/export?format=html"),
+    )
+    .await;
+    assert_eq!((status, ty.as_str()), (200, "text/html; charset=utf-8"));
+    for expected in [
+        number.as_str(),
+        "Gateway Ops Ltd",
+        "<p>London</p>",
+        "Acme Corp SA",
+        "<p>Springfield</p>",
+        "paid",
+    ] {
+        assert!(page.contains(expected), "{expected:?} not in {page}");
+    }
+    let (status, _, _) = raw(
+        &gw,
+        &other_key,
+        &format!("/v1/me/invoices/{id}/export?format=csv"),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (code, out, err) =
+        tollgate_e2e::run_cli(&["invoice", "show", &id, "--format", "csv"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, csv, "the CLI exports the same file");
 
     // The tenant sees its own invoice, and only its own.
     let (status, list) = get_as(&gw, &key, "/v1/me/invoices").await;

@@ -89,6 +89,12 @@ impl PeriodRule {
         self.period_from(year, month)
     }
 
+    /// The local calendar date (`YYYY-MM-DD`) of an instant in the rule's time zone.
+    pub fn local_date(&self, at_ms: i64) -> Result<String, PeriodError> {
+        let at = Timestamp::from_millisecond(at_ms).map_err(|_| PeriodError::OutOfRange)?;
+        Ok(at.to_zoned_datetime(self.tz.clone()).date().to_string())
+    }
+
     /// The period after `p`.
     pub fn next(&self, p: &Period) -> Result<Period, PeriodError> {
         let (year, month) = following(p.year, p.month);

@@ -15,9 +15,11 @@ use crate::error::StoreError;
 const INSERT_TENANT: &str =
     "INSERT INTO tenants (id, name, status, billing_mode, credit_limit_units, \
     policy, limits, created_at_ms, updated_at_ms, plan, markup_percent, billing_anchor_day, \
-    billing_time_zone) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+    billing_time_zone, billing_details) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 const TENANT_COLUMNS: &str = "id, name, status, billing_mode, credit_limit_units, policy, limits, \
-    created_at_ms, updated_at_ms, plan, markup_percent, billing_anchor_day, billing_time_zone";
+    created_at_ms, updated_at_ms, plan, markup_percent, billing_anchor_day, billing_time_zone, \
+    billing_details";
 fn select_tenant() -> String {
     format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1")
 }
@@ -32,7 +34,7 @@ const UPDATE_TENANT_STATUS: &str =
 const SAVE_TENANT: &str =
     "UPDATE tenants SET name = $1, billing_mode = $2, credit_limit_units = $3, \
     policy = $4, limits = $5, updated_at_ms = $6, plan = $8, markup_percent = $9, \
-    billing_anchor_day = $10, billing_time_zone = $11 WHERE id = $7";
+    billing_anchor_day = $10, billing_time_zone = $11, billing_details = $12 WHERE id = $7";
 
 /// A markup as stored: its decimal text.
 fn markup_text(markup: Option<Decimal>) -> Option<String> {
@@ -107,6 +109,7 @@ fn tenant_from_row<B: Backend>(r: &B::Row) -> Result<Tenant, StoreError> {
     let limits: String = r.try_get("limits")?;
     let markup: Option<String> = r.try_get("markup_percent")?;
     let anchor: i64 = r.try_get("billing_anchor_day")?;
+    let details: String = r.try_get("billing_details")?;
     Ok(Tenant {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
@@ -125,6 +128,7 @@ fn tenant_from_row<B: Backend>(r: &B::Row) -> Result<Tenant, StoreError> {
         billing_anchor_day: u8::try_from(anchor)
             .map_err(|_| corrupt("billing_anchor_day", &anchor.to_string()))?,
         billing_time_zone: r.try_get("billing_time_zone")?,
+        billing_details: parse_json("billing_details", &details)?,
         created_at_ms: r.try_get("created_at_ms")?,
         updated_at_ms: r.try_get("updated_at_ms")?,
     })
@@ -195,6 +199,7 @@ impl<B: Backend, S: Pooled<Db = B>> Tenants for S {
             .bind(markup_text(x.markup_percent))
             .bind(i64::from(x.billing_anchor_day))
             .bind(&x.billing_time_zone)
+            .bind(json(&x.billing_details))
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from_write)?;
@@ -372,6 +377,7 @@ impl<B: Backend, S: Pooled<Db = B>> TenantUpdates for S {
                 .bind(markup_text(x.markup_percent))
                 .bind(i64::from(x.billing_anchor_day))
                 .bind(&x.billing_time_zone)
+                .bind(json(&x.billing_details))
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::from_write)?,

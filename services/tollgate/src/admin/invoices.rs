@@ -290,3 +290,62 @@ pub async fn mark_uncollectible(
 ) -> Result<HttpResponse, ApiError> {
     take(Step::MarkUncollectible, &c.sub, &path, &state).await
 }
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// `json` (default), `csv` (one row per line) or `html` (printable)
+    #[serde(default)]
+    #[param(value_type = Option<invoicing::export::Format>)]
+    pub(crate) format: Option<invoicing::export::Format>,
+}
+
+/// An invoice as a file: the response to an export.
+pub(crate) fn file(body: Vec<u8>, content_type: &'static str, name: &str) -> HttpResponse {
+    let mut res = HttpResponse::Ok();
+    res.content_type(content_type).insert_header((
+        actix_web::http::header::CONTENT_DISPOSITION,
+        format!("inline; filename=\"{name}\""),
+    ));
+    if content_type.starts_with("text/html") {
+        // The page has no script; its only style is inline.
+        res.insert_header((
+            actix_web::http::header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'",
+        ));
+    }
+    res.body(body)
+}
+
+/// An invoice as JSON, CSV (one row per line) or a printable HTML page
+///
+/// Role: viewer. The page shows the operator's name and address (`[billing.issuer]`), the
+/// tenant's billing details, the lines, totals, period, number and due date.
+#[utoipa::path(
+    get,
+    path = "/invoices/{invoice}/export",
+    operation_id = "export_invoice",
+    tag = "invoices",
+    params(("invoice" = String, Path, description = "Invoice id"), ExportQuery),
+    responses(
+        (status = 200, description = "The invoice as a file", content(
+            (Invoice = "application/json"),
+            (String = "text/csv"),
+            (String = "text/html")
+        )),
+        Errors
+    ),
+    security(("operatorJwt" = []))
+)]
+pub async fn export(
+    _: Viewer,
+    path: web::Path<String>,
+    query: web::Query<ExportQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let format = query.format.unwrap_or(invoicing::export::Format::Json);
+    let terms = &state.catalog.invoices;
+    let (body, ty, name) = invoicing::export(&state.store, terms, &path, None, format).await?;
+    Ok(file(body, ty, &name))
+}

@@ -82,6 +82,7 @@ admin_routes! {
     post "/requests/{request}/reverse" => billing::reverse_request,
     get "/invoices" => invoices::list,
     get "/invoices/{invoice}" => invoices::get,
+    get "/invoices/{invoice}/export" => invoices::export,
     post "/invoices/{invoice}/mark-paid" => invoices::mark_paid,
     post "/invoices/{invoice}/void" => invoices::void,
     post "/invoices/{invoice}/mark-uncollectible" => invoices::mark_uncollectible,

@@ -61,6 +61,7 @@ pub async fn tenant(store: &Store, actor: &str, command: &TenantCommand) -> Resu
             markup,
             billing_anchor_day,
             billing_time_zone,
+            billing_details,
             limits,
         } => {
             let req = NewTenant {
@@ -73,6 +74,7 @@ pub async fn tenant(store: &Store, actor: &str, command: &TenantCommand) -> Resu
                 markup_percent: *markup,
                 billing_anchor_day: *billing_anchor_day,
                 billing_time_zone: billing_time_zone.clone(),
+                billing_details: billing_details.clone().unwrap_or_default(),
             };
             tenancy::create_tenant(store, actor, req).await?
         }
@@ -220,8 +222,19 @@ pub async fn invoice(
             };
             print(&store.list_invoices(filter, ALL).await?)
         }
-        InvoiceCommand::Show { invoice_id } => {
-            print(&crate::invoicing::get(store, invoice_id, None).await?)
+        InvoiceCommand::Show { invoice_id, format } => {
+            use crate::invoicing::export::Format;
+            let format = match format.as_str() {
+                "csv" => Format::Csv,
+                "html" => Format::Html,
+                _ => return print(&crate::invoicing::get(store, invoice_id, None).await?),
+            };
+            let (body, _, _) =
+                crate::invoicing::export(store, terms, invoice_id, None, format).await?;
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(&body)
+                .map_err(|e| Failure::Runtime(e.to_string()))
         }
         InvoiceCommand::MarkPaid { invoice_id } => {
             print(&crate::invoicing::step(store, actor, invoice_id, Step::Pay).await?)

@@ -45,6 +45,10 @@ fn billing_mode(v: &str) -> Result<BillingMode, String> {
     BillingMode::parse(v).ok_or_else(|| "must be prepaid or postpaid".to_owned())
 }
 
+fn billing_details(v: &str) -> Result<tollgate_domain::tenant::BillingDetails, String> {
+    serde_json::from_str(v).map_err(|e| format!("is not billing details in JSON: {e}"))
+}
+
 fn routing_json(v: &str) -> Result<serde_json::Value, String> {
     serde_json::from_str(v).map_err(|e| format!("is not JSON: {e}"))
 }
@@ -126,6 +130,10 @@ pub enum TenantCommand {
         /// ...at local midnight in this IANA time zone
         #[arg(long, value_name = "ZONE", default_value = "UTC")]
         billing_time_zone: String,
+        /// Who invoices are addressed to, as JSON:
+        /// {"legal_name": "…", "email": "…", "address": "…", "tax_id": "…"}
+        #[arg(long, value_name = "JSON", value_parser = billing_details)]
+        billing_details: Option<tollgate_domain::tenant::BillingDetails>,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -230,8 +238,12 @@ pub enum InvoiceCommand {
         #[arg(long, value_parser = ["open", "paid", "void", "uncollectible"])]
         status: Option<String>,
     },
-    /// Show one invoice with its lines
-    Show { invoice_id: String },
+    /// Show one invoice with its lines (JSON), or export it as CSV or a printable HTML page
+    Show {
+        invoice_id: String,
+        #[arg(long, default_value = "json", value_parser = ["json", "csv", "html"])]
+        format: String,
+    },
     /// Mark an invoice paid (money received outside Stripe)
     MarkPaid { invoice_id: String },
     /// Void an invoice: its charge is cancelled

@@ -22,6 +22,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         ("/me/invoices", web::get().to(invoices)),
         ("/me/invoices/upcoming", web::get().to(upcoming_invoice)),
         ("/me/invoices/{invoice}", web::get().to(invoice)),
+        (
+            "/me/invoices/{invoice}/export",
+            web::get().to(export_invoice),
+        ),
     ] {
         cfg.service(
             web::resource(path)
@@ -113,6 +117,23 @@ async fn invoice(
     let tk = tenant_only(caller)?;
     let invoice = crate::invoicing::get(&state.store, &path, Some(&tk.tenant.id)).await?;
     Ok(HttpResponse::Ok().json(invoice))
+}
+
+/// One of the calling key's tenant's invoices as JSON, CSV or a printable page (`format`).
+async fn export_invoice(
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<crate::admin::invoices::ExportQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tk = tenant_only(caller)?;
+    let format = query
+        .format
+        .unwrap_or(crate::invoicing::export::Format::Json);
+    let terms = &state.catalog.invoices;
+    let (body, ty, name) =
+        crate::invoicing::export(&state.store, terms, &path, Some(&tk.tenant.id), format).await?;
+    Ok(crate::admin::invoices::file(body, ty, &name))
 }
 
 /// The calling key's tenant's current period's invoice as it stands (`at`: an RFC 3339 instant).

@@ -39,6 +39,31 @@ pub struct BillingSettings {
     /// A period is closed by the run once it ended this many seconds ago (so that requests that
     /// started before its end have finished and are on it).
     pub invoice_grace_s: u64,
+    /// Who the invoices are from (the printable view's header).
+    pub issuer: IssuerSettings,
+}
+
+/// `[billing.issuer]`: the operator's name and address on its invoices.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IssuerSettings {
+    pub name: String,
+    /// Lines separated by newlines.
+    pub address: String,
+    pub email: String,
+    /// VAT or other tax identifier.
+    pub tax_id: String,
+}
+
+impl Default for IssuerSettings {
+    fn default() -> Self {
+        Self {
+            name: "Tollgate operator".into(),
+            address: String::new(),
+            email: String::new(),
+            tax_id: String::new(),
+        }
+    }
 }
 
 impl Default for BillingSettings {
@@ -56,6 +81,7 @@ impl Default for BillingSettings {
             invoice_due_days: 30,
             invoice_run_interval_s: 300,
             invoice_grace_s: 3600,
+            issuer: IssuerSettings::default(),
         }
     }
 }

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-pub use billing::{BillingSettings, PlanSettings};
+pub use billing::{BillingSettings, IssuerSettings, PlanSettings};
 pub use error::{ConfigError, ConfigErrors};
 
 /// The whole configuration file.

@@ -3,40 +3,23 @@
 
 use serde::Deserialize;
 use tollgate_domain::keys;
-use tollgate_domain::tenant::{BillingMode, KeyStatus, Limits, TenantPolicy, TenantStatus};
-use tollgate_store::now_ms;
-use tollgate_store::{
-    ApiKeyRecord, ApiKeys, AuditEntry, Store, StoreError, Tenant, TenantUpdates, Tenants,
+use tollgate_domain::tenant::{
+    BillingDetails, BillingMode, KeyStatus, Limits, TenantPolicy, TenantStatus,
 };
+use tollgate_store::now_ms;
+use tollgate_store::{ApiKeyRecord, ApiKeys, AuditEntry, Store, Tenant, TenantUpdates, Tenants};
 
 use crate::ids::{new_id, os_random};
 
+mod checks;
+mod error;
 mod views;
 
+pub use error::TenancyError;
+
+use checks::{check_billing_details, check_markup, check_name, check_period, check_routing};
+
 pub use views::{KeyView, TenantView};
-
-#[derive(Debug, thiserror::Error)]
-pub enum TenancyError {
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("no OS randomness to mint a key")]
-    Randomness,
-    #[error(transparent)]
-    Store(StoreError),
-}
-
-impl From<StoreError> for TenancyError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Conflict(m) => Self::Conflict(m),
-            other => Self::Store(other),
-        }
-    }
-}
 
 /// Body of "create a tenant".
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -64,6 +47,9 @@ pub struct NewTenant {
     /// …at local midnight in this IANA time zone (`Europe/Paris`).
     #[serde(default = "utc")]
     pub billing_time_zone: String,
+    /// Who its invoices are addressed to.
+    #[serde(default)]
+    pub billing_details: BillingDetails,
 }
 
 fn first_day() -> u8 {
@@ -103,31 +89,6 @@ pub struct NewKey {
     pub routing: Option<serde_json::Value>,
 }
 
-/// Checks a key's default routing preferences (the shape of a request's `provider` object).
-fn check_routing(routing: &Option<serde_json::Value>) -> Result<(), TenancyError> {
-    if let Some(v) = routing {
-        tollgate_domain::routing::ProviderPrefs::parse(&v.to_string())
-            .map_err(|e| TenancyError::Invalid(format!("routing: {}", e.message)))?;
-    }
-    Ok(())
-}
-
-/// A billing period rule: an anchor day 1–31 and a time zone the bundled database knows.
-fn check_period(anchor_day: u8, time_zone: &str) -> Result<(), TenancyError> {
-    tollgate_domain::invoice::period::PeriodRule::new(anchor_day, time_zone)
-        .map(|_| ())
-        .map_err(|e| TenancyError::Invalid(e.to_string()))
-}
-
-fn check_markup(m: Option<rust_decimal::Decimal>) -> Result<(), TenancyError> {
-    if m.is_some_and(|m| m.is_sign_negative() && !m.is_zero()) {
-        return Err(TenancyError::Invalid(
-            "markup_percent must not be negative".into(),
-        ));
-    }
-    Ok(())
-}
-
 fn entry(actor: &str, action: &str, kind: &str, id: &str, detail: serde_json::Value) -> AuditEntry {
     AuditEntry {
         at_ms: now_ms(),
@@ -152,6 +113,7 @@ pub async fn create_tenant(
     }
     check_markup(req.markup_percent)?;
     check_period(req.billing_anchor_day, &req.billing_time_zone)?;
+    check_billing_details(&req.billing_details)?;
     let now = now_ms();
     let tenant = Tenant {
         id: new_id("ten_"),
@@ -165,6 +127,7 @@ pub async fn create_tenant(
         markup_percent: req.markup_percent,
         billing_anchor_day: req.billing_anchor_day,
         billing_time_zone: req.billing_time_zone,
+        billing_details: req.billing_details,
         created_at_ms: now,
         updated_at_ms: now,
     };
@@ -331,6 +294,9 @@ pub struct TenantPatch {
     pub billing_anchor_day: Option<u8>,
     #[serde(default)]
     pub billing_time_zone: Option<String>,
+    /// Replaces the billing details as a whole.
+    #[serde(default)]
+    pub billing_details: Option<BillingDetails>,
 }
 
 /// Body of "update a key": only the fields given change.
@@ -367,16 +333,6 @@ mod double_option {
     }
 }
 
-fn check_name(name: &str) -> Result<String, TenancyError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(TenancyError::Invalid(
-            "name must be 1-200 printable characters".into(),
-        ));
-    }
-    Ok(name.to_owned())
-}
-
 fn narrows(key_models: &Option<Vec<String>>, tenant: &Tenant) -> Result<(), TenancyError> {
     if let (Some(key_models), Some(tenant_models)) = (key_models, &tenant.policy.allowed_models) {
         if let Some(extra) = key_models.iter().find(|m| !tenant_models.contains(m)) {
@@ -388,16 +344,8 @@ fn narrows(key_models: &Option<Vec<String>>, tenant: &Tenant) -> Result<(), Tena
     Ok(())
 }
 
-pub async fn update_tenant(
-    store: &Store,
-    actor: &str,
-    id: &str,
-    patch: TenantPatch,
-) -> Result<Tenant, TenancyError> {
-    let mut tenant = store
-        .get_tenant(id)
-        .await?
-        .ok_or(TenancyError::NotFound("tenant"))?;
+/// A tenant patch's fields over the tenant, each checked.
+fn apply(tenant: &mut Tenant, patch: TenantPatch) -> Result<(), TenancyError> {
     if let Some(name) = &patch.name {
         tenant.name = check_name(name)?;
     }
@@ -432,10 +380,29 @@ pub async fn update_tenant(
         tenant.billing_time_zone = tz;
     }
     check_period(tenant.billing_anchor_day, &tenant.billing_time_zone)?;
+    if let Some(details) = patch.billing_details {
+        check_billing_details(&details)?;
+        tenant.billing_details = details;
+    }
+    Ok(())
+}
+
+pub async fn update_tenant(
+    store: &Store,
+    actor: &str,
+    id: &str,
+    patch: TenantPatch,
+) -> Result<Tenant, TenancyError> {
+    let mut tenant = store
+        .get_tenant(id)
+        .await?
+        .ok_or(TenancyError::NotFound("tenant"))?;
+    apply(&mut tenant, patch)?;
     tenant.updated_at_ms = now_ms();
     let detail = serde_json::json!({"limits": tenant.limits, "policy": tenant.policy, "billing_mode": tenant.billing_mode,
         "credit_limit_units": tenant.credit_limit_units, "plan": tenant.plan, "markup_percent": tenant.markup_percent,
-        "billing_anchor_day": tenant.billing_anchor_day, "billing_time_zone": tenant.billing_time_zone});
+        "billing_anchor_day": tenant.billing_anchor_day, "billing_time_zone": tenant.billing_time_zone,
+        "billing_details": tenant.billing_details});
     if !store
         .save_tenant(
             &tenant,

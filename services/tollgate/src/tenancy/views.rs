@@ -64,6 +64,7 @@ pub struct TenantView {
     pub markup_percent: Option<rust_decimal::Decimal>,
     pub billing_anchor_day: u8,
     pub billing_time_zone: String,
+    pub billing_details: tollgate_domain::tenant::BillingDetails,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
@@ -82,6 +83,7 @@ impl From<Tenant> for TenantView {
             markup_percent: t.markup_percent,
             billing_anchor_day: t.billing_anchor_day,
             billing_time_zone: t.billing_time_zone,
+            billing_details: t.billing_details,
             created_at_ms: t.created_at_ms,
             updated_at_ms: t.updated_at_ms,
         }

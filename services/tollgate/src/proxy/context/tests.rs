@@ -58,6 +58,7 @@ async fn tenant_key(state: &AppState, limits: Limits) -> Caller {
         markup_percent: None,
         billing_anchor_day: 1,
         billing_time_zone: "UTC".into(),
+        billing_details: Default::default(),
     };
     let tenant = tenancy::create_tenant(&state.store, "test", tenant)
         .await

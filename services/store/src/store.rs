@@ -1,9 +1,10 @@
 //! The configured store: SQLite or Postgres, chosen by the database URL's scheme, and the
 //! dispatch of every storage trait to the backend it holds.
 
+mod dispatch;
+
 use std::collections::BTreeMap;
 
-use tollgate_domain::invoice::status::Step;
 use tollgate_domain::keys::KeyHash;
 use tollgate_domain::money::Nanos;
 use tollgate_domain::pricing::catalog::CatalogEntry;
@@ -16,7 +17,6 @@ use crate::billing::{
 };
 use crate::error::StoreError;
 use crate::health::Health;
-use crate::invoices::{CloseInvoice, Invoice, InvoiceFilter, Invoices};
 use crate::postgres::PgStore;
 use crate::prices::{self, PriceVersion, Prices};
 use crate::record::{RequestLog, RequestRecord};
@@ -413,85 +413,6 @@ impl Prices for Store {
         match self {
             Self::Sqlite(s) => prices::price(s.pool(), version, provider, model).await,
             Self::Postgres(s) => prices::price(s.pool(), version, provider, model).await,
-        }
-    }
-}
-
-impl Invoices for Store {
-    async fn close_invoice(&self, close: &CloseInvoice<'_>) -> Result<(Invoice, bool), StoreError> {
-        match self {
-            Self::Sqlite(s) => s.close_invoice(close).await,
-            Self::Postgres(s) => s.close_invoice(close).await,
-        }
-    }
-
-    async fn draft_invoice(
-        &self,
-        tenant_id: &str,
-        at_ms: i64,
-        currency: &str,
-    ) -> Result<Option<Invoice>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.draft_invoice(tenant_id, at_ms, currency).await,
-            Self::Postgres(s) => s.draft_invoice(tenant_id, at_ms, currency).await,
-        }
-    }
-
-    async fn get_invoice(&self, id: &str) -> Result<Option<Invoice>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.get_invoice(id).await,
-            Self::Postgres(s) => s.get_invoice(id).await,
-        }
-    }
-
-    async fn list_invoices(
-        &self,
-        filter: InvoiceFilter<'_>,
-        page: Page<'_>,
-    ) -> Result<Vec<Invoice>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.list_invoices(filter, page).await,
-            Self::Postgres(s) => s.list_invoices(filter, page).await,
-        }
-    }
-
-    async fn invoiced_until(&self, tenant_id: &str) -> Result<Option<i64>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.invoiced_until(tenant_id).await,
-            Self::Postgres(s) => s.invoiced_until(tenant_id).await,
-        }
-    }
-
-    async fn take_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now_ms: i64,
-        ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.take_lease(name, holder, now_ms, ttl_ms).await,
-            Self::Postgres(s) => s.take_lease(name, holder, now_ms, ttl_ms).await,
-        }
-    }
-
-    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(s) => s.release_lease(name, holder).await,
-            Self::Postgres(s) => s.release_lease(name, holder).await,
-        }
-    }
-
-    async fn step_invoice(
-        &self,
-        id: &str,
-        step: Step,
-        at_ms: i64,
-        audit: &AuditEntry,
-    ) -> Result<Option<Invoice>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.step_invoice(id, step, at_ms, audit).await,
-            Self::Postgres(s) => s.step_invoice(id, step, at_ms, audit).await,
         }
     }
 }

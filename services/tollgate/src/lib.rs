@@ -24,6 +24,7 @@ pub mod key_cache;
 pub mod metrics;
 pub mod pricing;
 pub mod proxy;
+pub mod reconcile;
 pub mod request_log;
 pub mod routes;
 pub mod routing;

@@ -90,6 +90,7 @@ pub async fn app_state(
     let budget = Arc::new(budget(settings, &store, &admission, &catalog));
     crate::billing::spawn_expiry(store.clone(), Duration::from_secs(60));
     crate::invoicing::spawn_run(store.clone(), catalog.invoices.clone());
+    crate::reconcile::spawn_daily(store.clone());
     let state = web::Data::new(AppState {
         health_sync: health_sync(settings, &catalog)?,
         keys: crate::key_cache::KeyCache::new(catalog.key_cache_ttl, 100_000),

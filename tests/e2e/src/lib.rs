@@ -4,6 +4,8 @@
 //! when `TOLLGATE_TEST_POSTGRES` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod usage;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};

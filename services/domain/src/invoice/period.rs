@@ -17,6 +17,8 @@ pub enum PeriodError {
     TimeZone(String),
     #[error("the instant is outside the supported calendar")]
     OutOfRange,
+    #[error("{0:?} is not a period (YYYY-MM)")]
+    Label(String),
 }
 
 /// One billing period: `[start_ms, end_ms)` in milliseconds since the epoch (UTC), and the year
@@ -98,6 +100,21 @@ impl PeriodRule {
     /// The period after `p`.
     pub fn next(&self, p: &Period) -> Result<Period, PeriodError> {
         let (year, month) = following(p.year, p.month);
+        self.period_from(year, month)
+    }
+
+    /// The period named `YYYY-MM` (the one that starts in that month).
+    pub fn named(&self, label: &str) -> Result<Period, PeriodError> {
+        let bad = || PeriodError::Label(label.to_owned());
+        let (y, m) = label.split_once('-').ok_or_else(bad)?;
+        if y.len() != 4 || m.len() != 2 {
+            return Err(bad());
+        }
+        let year: i16 = y.parse().map_err(|_| bad())?;
+        let month: i8 = m.parse().map_err(|_| bad())?;
+        if !(1..=12).contains(&month) {
+            return Err(bad());
+        }
         self.period_from(year, month)
     }
 

@@ -275,3 +275,16 @@ mod lines_and_steps {
         }
     }
 }
+
+#[test]
+fn a_period_is_found_by_its_name() {
+    use super::period::PeriodRule;
+    let rule = PeriodRule::new(15, "Europe/Paris").unwrap();
+    let p = rule.named("2026-11").unwrap();
+    assert_eq!(p.label(), "2026-11");
+    assert_eq!(rule.period_at(p.start_ms).unwrap(), p);
+    assert_eq!(rule.period_at(p.end_ms - 1).unwrap(), p);
+    for bad in ["2026-13", "2026-1", "26-11", "2026/11", "", "2026-00"] {
+        assert!(rule.named(bad).is_err(), "{bad}");
+    }
+}

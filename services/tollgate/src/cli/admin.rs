@@ -248,3 +248,17 @@ pub async fn invoice(
         }
     }
 }
+
+/// `reconcile --period YYYY-MM`: prints the report; exit 3 when something differs.
+pub async fn reconcile(store: &Store, args: &super::args::ReconcileArgs) -> Result<(), Failure> {
+    let report = crate::reconcile::reconcile(store, &args.period).await?;
+    print(&report)?;
+    if report.ok {
+        Ok(())
+    } else {
+        Err(Failure::Found(format!(
+            "{} difference(s) in {}",
+            report.differences, report.period
+        )))
+    }
+}

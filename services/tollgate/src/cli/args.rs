@@ -276,3 +276,11 @@ pub enum PricesCommand {
         price_version: Option<i64>,
     },
 }
+
+/// `reconcile`.
+#[derive(Debug, Clone, Args)]
+pub struct ReconcileArgs {
+    /// The period, `YYYY-MM` (each tenant's period of that name, by its anchor day and zone)
+    #[arg(long, value_name = "YYYY-MM")]
+    pub period: String,
+}

@@ -38,7 +38,8 @@ Operator commands (token, tenant, key, credit, balance, invoice, prices) work ag
 database and print JSON.
 
 EXIT CODES:
-    0 success · 1 runtime failure · 2 usage or configuration error";
+    0 success · 1 runtime failure · 2 usage or configuration error
+    3 reconcile found differences";
 
 const TEMPLATE: &str = "\
 {about-with-newline}
@@ -87,6 +88,9 @@ enum Command {
     /// The versioned price catalog
     #[command(subcommand)]
     Prices(PricesCommand),
+    /// Prove a period's usage records, ledger postings and invoices agree; revenue, cost and
+    /// margin per tenant, model and provider (exit 3 when something differs)
+    Reconcile(args::ReconcileArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions { shell: clap_complete::Shell },
 }
@@ -218,6 +222,7 @@ fn operator_command(
             Command::Balance { tenant_id } => admin::balance(&store, tenant_id).await,
             Command::Invoice(c) => admin::invoice(&store, &catalog.invoices, &actor, c).await,
             Command::Prices(c) => prices::run(&store, &actor, c).await,
+            Command::Reconcile(a) => admin::reconcile(&store, a).await,
             _ => Err(Failure::Usage("not an operator command".into())),
         };
         store.close().await;

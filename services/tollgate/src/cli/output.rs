@@ -13,6 +13,10 @@ pub enum Failure {
     /// Something failed while doing it (exit 1): the database, the OS.
     #[error("{0}")]
     Runtime(String),
+    /// The command did its work and found what the operator must look at (exit 3): differences
+    /// in a reconciliation.
+    #[error("{0}")]
+    Found(String),
 }
 
 impl From<TenancyError> for Failure {
@@ -41,6 +45,7 @@ impl Failure {
                 ExitCode::from(2)
             }
             Failure::Runtime(_) => ExitCode::from(1),
+            Failure::Found(_) => ExitCode::from(3),
         }
     }
 }

@@ -1,0 +1,273 @@
+//! Reconciliation: for a period (`YYYY-MM`, each tenant's period of that name by its own rule),
+//! proves per tenant that Σ usage records = Σ their ledger usage postings = Σ the exact invoice
+//! lines that bill them, and reports revenue, provider cost and margin per tenant, model and
+//! provider. Any difference names the records or lines involved. `tollgate reconcile` prints the
+//! report (exit 3 when there are differences); every gateway runs it daily ([`spawn_daily`]).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use tollgate_domain::invoice::period::PeriodRule;
+use tollgate_domain::money::Nanos;
+use tollgate_store::{
+    Invoices, Page, Reconciliation, RecordDifference, Store, Tenant, Tenants, UsageGroup,
+};
+
+use crate::tenancy::TenancyError;
+
+/// Records listed per tenant when their postings differ (the rest are counted).
+const LISTED: u32 = 100;
+
+/// Revenue, cost and margin of a set of requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Money {
+    pub requests: i64,
+    pub revenue: Nanos,
+    pub cost: Nanos,
+    pub margin: Nanos,
+}
+
+impl Money {
+    fn add(&mut self, g: &UsageGroup) {
+        self.requests = self.requests.saturating_add(g.requests);
+        self.revenue = Nanos(self.revenue.0.saturating_add(g.price.0));
+        self.cost = Nanos(self.cost.0.saturating_add(g.cost.0));
+        self.margin = Nanos(self.revenue.0.saturating_sub(self.cost.0));
+    }
+}
+
+/// A difference reconciliation found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Difference {
+    /// A record whose postings do not add up to its price or its cost.
+    RecordPostings(RecordDifference),
+    /// More records differ than are listed.
+    MoreRecords { listed: u32 },
+    /// The usage lines of the invoices billing the period differ from the records, for a model.
+    InvoiceUsage {
+        model: String,
+        records: Nanos,
+        invoiced: Nanos,
+        requests: i64,
+        invoiced_requests: i64,
+    },
+    /// The refund lines differ from the reversals of the period's records.
+    InvoiceRefunds { reversed: Nanos, invoiced: Nanos },
+}
+
+/// One tenant's period.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantReport {
+    pub tenant_id: String,
+    pub period_start_ms: i64,
+    pub period_end_ms: i64,
+    /// An invoice covers the period (its lines are compared); else it is still open.
+    pub invoiced: bool,
+    #[serde(flatten)]
+    pub money: Money,
+    /// Σ of the records' price postings.
+    pub posted: Nanos,
+    /// Σ of the invoices' usage lines for the period (`None` while not invoiced).
+    pub invoiced_usage: Option<Nanos>,
+    pub differences: Vec<Difference>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub period: String,
+    /// No differences.
+    pub ok: bool,
+    pub differences: usize,
+    pub total: Money,
+    pub tenants: Vec<TenantReport>,
+    pub by_model: BTreeMap<String, Money>,
+    pub by_provider: BTreeMap<String, Money>,
+}
+
+/// Reconciles every tenant's period named `period`.
+pub async fn reconcile(store: &Store, period: &str) -> Result<Report, TenancyError> {
+    let mut report = Report {
+        period: period.to_owned(),
+        ok: true,
+        differences: 0,
+        total: Money::default(),
+        tenants: Vec::new(),
+        by_model: BTreeMap::new(),
+        by_provider: BTreeMap::new(),
+    };
+    let mut after: Option<String> = None;
+    loop {
+        let page = Page {
+            after: after.as_deref(),
+            limit: 200,
+        };
+        let tenants = store.list_tenants(None, page).await?;
+        let Some(last) = tenants.last() else {
+            break;
+        };
+        after = Some(last.id.clone());
+        for tenant in &tenants {
+            let (t, groups) = tenant_report(store, tenant, period).await?;
+            for g in &groups {
+                report.total.add(g);
+                report.by_model.entry(g.model.clone()).or_default().add(g);
+                let provider = g.provider.clone().unwrap_or_default();
+                report.by_provider.entry(provider).or_default().add(g);
+            }
+            report.differences += t.differences.len();
+            if t.money.requests > 0 || !t.differences.is_empty() {
+                report.tenants.push(t);
+            }
+        }
+    }
+    report.ok = report.differences == 0;
+    Ok(report)
+}
+
+async fn tenant_report(
+    store: &Store,
+    tenant: &Tenant,
+    label: &str,
+) -> Result<(TenantReport, Vec<UsageGroup>), TenancyError> {
+    let invalid = |e: tollgate_domain::invoice::period::PeriodError| {
+        TenancyError::Invalid(format!("tenant {}: {e}", tenant.id))
+    };
+    let rule =
+        PeriodRule::new(tenant.billing_anchor_day, &tenant.billing_time_zone).map_err(invalid)?;
+    let p = rule.named(label).map_err(invalid)?;
+    let groups = store.usage_groups(&tenant.id, p.start_ms, p.end_ms).await?;
+    let mut differences: Vec<Difference> = store
+        .record_differences(&tenant.id, p.start_ms, p.end_ms, LISTED + 1)
+        .await?
+        .into_iter()
+        .map(Difference::RecordPostings)
+        .collect();
+    if differences.len() > LISTED as usize {
+        differences.truncate(LISTED as usize);
+        differences.push(Difference::MoreRecords { listed: LISTED });
+    }
+    let invoiced = store
+        .invoiced_until(&tenant.id)
+        .await?
+        .is_some_and(|end| end >= p.end_ms);
+    let mut money = Money::default();
+    let mut posted = 0i64;
+    for g in &groups {
+        money.add(g);
+        posted = posted.saturating_add(g.posted_price.0);
+    }
+    let invoiced_usage = if invoiced {
+        Some(compare_invoices(store, &tenant.id, label, &groups, &mut differences).await?)
+    } else {
+        None
+    };
+    let report = TenantReport {
+        tenant_id: tenant.id.clone(),
+        period_start_ms: p.start_ms,
+        period_end_ms: p.end_ms,
+        invoiced,
+        money,
+        posted: Nanos(posted),
+        invoiced_usage,
+        differences,
+    };
+    Ok((report, groups))
+}
+
+/// Compares the invoices' usage and refund lines for the period with the records; returns Σ of
+/// the usage lines.
+async fn compare_invoices(
+    store: &Store,
+    tenant_id: &str,
+    label: &str,
+    groups: &[UsageGroup],
+    differences: &mut Vec<Difference>,
+) -> Result<Nanos, TenancyError> {
+    let mut records: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    let mut reversed = 0i64;
+    for g in groups {
+        let e = records.entry(g.model.as_str()).or_default();
+        e.0 = e.0.saturating_add(g.price.0);
+        e.1 = e.1.saturating_add(g.requests);
+        reversed = reversed.saturating_add(g.refunded.0);
+    }
+    let mut invoiced: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut refunds = 0i64;
+    let mut total = 0i64;
+    for line in store.invoiced_groups(tenant_id, label).await? {
+        if line.kind == "refund" {
+            refunds = refunds.saturating_add(line.amount.0);
+        } else if line.kind == "usage" {
+            let e = invoiced.entry(line.model.unwrap_or_default()).or_default();
+            e.0 = e.0.saturating_add(line.amount.0);
+            e.1 = e.1.saturating_add(line.requests);
+            total = total.saturating_add(line.amount.0);
+        }
+    }
+    let models: std::collections::BTreeSet<&str> = records
+        .keys()
+        .copied()
+        .chain(invoiced.keys().map(String::as_str))
+        .collect();
+    for model in models {
+        let r = records.get(model).copied().unwrap_or_default();
+        let i = invoiced.get(model).copied().unwrap_or_default();
+        if r != i {
+            differences.push(Difference::InvoiceUsage {
+                model: model.to_owned(),
+                records: Nanos(r.0),
+                invoiced: Nanos(i.0),
+                requests: r.1,
+                invoiced_requests: i.1,
+            });
+        }
+    }
+    if refunds != reversed.saturating_neg() {
+        differences.push(Difference::InvoiceRefunds {
+            reversed: Nanos(reversed),
+            invoiced: Nanos(refunds),
+        });
+    }
+    Ok(Nanos(total))
+}
+
+/// The `YYYY-MM` of an instant in UTC.
+pub fn utc_label(ms: i64) -> String {
+    let (y, m, _) = tollgate_domain::calendar::civil_from_days(ms.div_euclid(86_400_000));
+    format!("{y:04}-{m:02}")
+}
+
+/// Reconciles the previous and the current month once a day, on whichever replica holds the
+/// lease, and logs what differs (as errors: the ledger or the invoices need a look).
+pub fn spawn_daily(store: Store) {
+    let holder = crate::ids::new_id("replica_");
+    let every = std::time::Duration::from_secs(86_400);
+    tokio::spawn(async move {
+        let first = tokio::time::Instant::now() + std::time::Duration::from_secs(600);
+        let mut tick = tokio::time::interval_at(first, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = tollgate_store::now_ms();
+            if !matches!(
+                store.take_lease("reconcile", &holder, now, 3_600_000).await,
+                Ok(true)
+            ) {
+                continue;
+            }
+            let month_ago = now.saturating_sub(31 * 86_400_000);
+            for label in [utc_label(month_ago), utc_label(now)] {
+                match reconcile(&store, &label).await {
+                    Ok(r) if r.ok => {
+                        tracing::info!(period = %label, "reconciliation: no difference")
+                    }
+                    Ok(r) => tracing::error!(period = %label, differences = r.differences,
+                        "reconciliation found differences; run `tollgate reconcile --period {label}`"),
+                    Err(e) => tracing::warn!(period = %label, error = %e, "reconciliation failed"),
+                }
+            }
+        }
+    });
+}

@@ -31,7 +31,7 @@ pub use invoices::{CloseInvoice, Invoice, InvoiceFilter, InvoiceLine, Invoices};
 pub use migrate::{Migration, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 pub use postgres::PgStore;
 pub use prices::{PriceVersion, Prices};
-pub use reconcile::{InvoicedGroup, Reconciliation, RecordDifference, UsageGroup};
+pub use reconcile::{InvoicedGroup, ProviderCost, Reconciliation, RecordDifference, UsageGroup};
 pub use record::{Charge, Outcome, RequestLog, RequestRecord, TokenCounts};
 pub use sqlite::SqliteStore;
 pub use store::Store;

@@ -49,6 +49,16 @@ pub struct InvoicedGroup {
     pub amount: Nanos,
 }
 
+/// What a provider's requests cost, per UTC day and deployment.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProviderCost {
+    /// Days since 1970-01-01 (UTC).
+    pub day: i64,
+    pub deployment: Option<String>,
+    pub requests: i64,
+    pub cost: Nanos,
+}
+
 /// The joins from a record to its postings, by their keys.
 const JOINS: &str = "FROM request_log r \
     LEFT JOIN ledger_postings pc ON pc.key = 'usage:' || r.id || ':credit' \
@@ -79,6 +89,15 @@ pub trait Reconciliation {
         to_ms: i64,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<RecordDifference>, StoreError>> + Send;
+
+    /// What every request served by `provider` in `[from_ms, to_ms)` cost (the operator key's
+    /// too), per UTC day and deployment.
+    fn provider_costs(
+        &self,
+        provider: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> impl Future<Output = Result<Vec<ProviderCost>, StoreError>> + Send;
 
     /// What the tenant's invoices' lines billed for the period named `period` (`YYYY-MM`),
     /// adjustments on later invoices included.
@@ -182,7 +201,45 @@ async fn invoiced_groups<B: Backend>(
         .collect()
 }
 
+async fn provider_costs<B: Backend>(
+    pool: &Pool<B>,
+    provider: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<ProviderCost>, StoreError> {
+    // Integer division by a day's milliseconds: the UTC day (times are positive here).
+    const SQL: &str = "SELECT CAST(created_at_ms / 86400000 AS BIGINT) AS day, deployment, \
+        CAST(COUNT(*) AS BIGINT), CAST(SUM(COALESCE(cost_nanos, 0)) AS BIGINT) \
+        FROM request_log WHERE provider = $1 AND created_at_ms >= $2 AND created_at_ms < $3 \
+        GROUP BY created_at_ms / 86400000, deployment ORDER BY 1, 2";
+    let rows = sqlx::query(SQL)
+        .bind(provider)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ProviderCost {
+                day: r.try_get(0)?,
+                deployment: r.try_get(1)?,
+                requests: r.try_get(2)?,
+                cost: Nanos(r.try_get(3)?),
+            })
+        })
+        .collect()
+}
+
 impl<B: Backend, S: Pooled<Db = B>> Reconciliation for S {
+    async fn provider_costs(
+        &self,
+        provider: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<ProviderCost>, StoreError> {
+        provider_costs(self.pool(), provider, from_ms, to_ms).await
+    }
+
     async fn usage_groups(
         &self,
         tenant_id: &str,

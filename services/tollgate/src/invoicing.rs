@@ -7,7 +7,7 @@ pub mod export;
 
 use tollgate_domain::invoice::status::Step;
 use tollgate_store::{
-    AuditEntry, CloseInvoice, Invoice, Invoices, Page, Store, StoreError, Tenant, Tenants,
+    AuditEntry, CloseInvoice, Invoice, Invoices, Store, StoreError, Tenant, Tenants,
 };
 
 use crate::tenancy::TenancyError;
@@ -189,20 +189,8 @@ pub async fn run_due(
     now_ms: i64,
 ) -> Result<Vec<Invoice>, TenancyError> {
     let mut made = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = Page {
-            after: after.as_deref(),
-            limit: 200,
-        };
-        let tenants = store.list_tenants(None, page).await?;
-        let Some(last) = tenants.last() else {
-            break;
-        };
-        after = Some(last.id.clone());
-        for tenant in &tenants {
-            made.extend(close_due(store, terms, actor, tenant, now_ms).await?);
-        }
+    for tenant in &crate::tenancy::all_tenants(store).await? {
+        made.extend(close_due(store, terms, actor, tenant, now_ms).await?);
     }
     Ok(made)
 }

@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tollgate_domain::invoice::period::PeriodRule;
 use tollgate_domain::money::Nanos;
-use tollgate_store::{
-    Invoices, Page, Reconciliation, RecordDifference, Store, Tenant, Tenants, UsageGroup,
-};
+use tollgate_store::{Invoices, Reconciliation, RecordDifference, Store, Tenant, UsageGroup};
 
 use crate::tenancy::TenancyError;
+
+pub mod provider;
 
 /// Records listed per tenant when their postings differ (the rest are counted).
 const LISTED: u32 = 100;
@@ -84,6 +84,8 @@ pub struct Report {
     pub tenants: Vec<TenantReport>,
     pub by_model: BTreeMap<String, Money>,
     pub by_provider: BTreeMap<String, Money>,
+    /// Providers' own cost exports against the provider-cost records (when given).
+    pub provider_costs: Vec<provider::Comparison>,
 }
 
 /// Reconciles every tenant's period named `period`.
@@ -96,30 +98,19 @@ pub async fn reconcile(store: &Store, period: &str) -> Result<Report, TenancyErr
         tenants: Vec::new(),
         by_model: BTreeMap::new(),
         by_provider: BTreeMap::new(),
+        provider_costs: Vec::new(),
     };
-    let mut after: Option<String> = None;
-    loop {
-        let page = Page {
-            after: after.as_deref(),
-            limit: 200,
-        };
-        let tenants = store.list_tenants(None, page).await?;
-        let Some(last) = tenants.last() else {
-            break;
-        };
-        after = Some(last.id.clone());
-        for tenant in &tenants {
-            let (t, groups) = tenant_report(store, tenant, period).await?;
-            for g in &groups {
-                report.total.add(g);
-                report.by_model.entry(g.model.clone()).or_default().add(g);
-                let provider = g.provider.clone().unwrap_or_default();
-                report.by_provider.entry(provider).or_default().add(g);
-            }
-            report.differences += t.differences.len();
-            if t.money.requests > 0 || !t.differences.is_empty() {
-                report.tenants.push(t);
-            }
+    for tenant in &crate::tenancy::all_tenants(store).await? {
+        let (t, groups) = tenant_report(store, tenant, period).await?;
+        for g in &groups {
+            report.total.add(g);
+            report.by_model.entry(g.model.clone()).or_default().add(g);
+            let provider = g.provider.clone().unwrap_or_default();
+            report.by_provider.entry(provider).or_default().add(g);
+        }
+        report.differences += t.differences.len();
+        if t.money.requests > 0 || !t.differences.is_empty() {
+            report.tenants.push(t);
         }
     }
     report.ok = report.differences == 0;
@@ -231,6 +222,64 @@ async fn compare_invoices(
         });
     }
     Ok(Nanos(total))
+}
+
+/// A provider's cost export to compare: our provider name, and the file's bytes.
+pub struct ProviderBill {
+    pub provider: String,
+    pub csv: Vec<u8>,
+}
+
+/// Compares each provider's export with what its requests (every tenant's and the operator
+/// key's) cost per UTC day and upstream model over the UTC month named `period`; adds the
+/// comparisons to the report, their differences counted.
+pub async fn compare_bills(
+    store: &Store,
+    catalog: &crate::catalog::Catalog,
+    report: &mut Report,
+    bills: &[ProviderBill],
+    tolerance: Nanos,
+) -> Result<(), TenancyError> {
+    let month = PeriodRule::default()
+        .named(&report.period)
+        .map_err(|e| TenancyError::Invalid(e.to_string()))?;
+    let upstream: BTreeMap<&str, &str> = catalog
+        .models
+        .values()
+        .flat_map(|m| m.deployments.iter())
+        .map(|d| (d.name.as_str(), d.upstream_model.as_str()))
+        .collect();
+    let days = (
+        month.start_ms.div_euclid(86_400_000),
+        month.end_ms.div_euclid(86_400_000),
+    );
+    for bill in bills {
+        let (format, billed) = provider::parse(&bill.csv).map_err(|e| {
+            TenancyError::Invalid(format!("the cost export of {}: {e}", bill.provider))
+        })?;
+        let recorded: Vec<provider::Billed> = store
+            .provider_costs(&bill.provider, month.start_ms, month.end_ms)
+            .await?
+            .into_iter()
+            .map(|c| {
+                let deployment = c.deployment.unwrap_or_default();
+                let model = upstream
+                    .get(deployment.as_str())
+                    .copied()
+                    .unwrap_or(&deployment);
+                provider::Billed {
+                    day: c.day,
+                    model: model.to_owned(),
+                    amount: c.cost,
+                }
+            })
+            .collect();
+        let c = provider::compare(&bill.provider, format, &billed, &recorded, days, tolerance);
+        report.differences += c.differences.len();
+        report.provider_costs.push(c);
+    }
+    report.ok = report.differences == 0;
+    Ok(())
 }
 
 /// The `YYYY-MM` of an instant in UTC.

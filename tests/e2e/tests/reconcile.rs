@@ -102,6 +102,72 @@ async fn a_closed_period_reconciles_to_the_nano_dollar_and_a_tampered_one_is_nam
     assert_eq!(by_model, revenue);
     assert_eq!(report["by_provider"]["mock"]["revenue"], revenue);
 
+    // The provider's own bill (OpenAI's cost export format), per day: what the records cost,
+    // except one day billed $0.06 more. Reported beyond a $0.01 tolerance, not within $0.10.
+    let config = dir.path().join("tollgate.toml");
+    std::fs::write(&config, tollgate_e2e::config("http://127.0.0.1:9", "")).unwrap();
+    let mut csv =
+        String::from("start_time,end_time,amount_value,amount_currency,line_item,project_id\n");
+    let oct1 = SEP1 / DAY_MS + 30;
+    let mut per_day = std::collections::BTreeMap::<i64, i64>::new();
+    for i in 0..tenants {
+        let t = tenant(i);
+        for n in 0.. {
+            let at = SEP1 + i64::try_from(n).unwrap() * 10 * DAY_MS + 3_600_000;
+            if at >= (oct1 + 31) * DAY_MS {
+                break;
+            }
+            if at >= oct1 * DAY_MS {
+                *per_day.entry(at / DAY_MS).or_default() +=
+                    record(&t.id, n, at).billing.unwrap().cost.0;
+            }
+        }
+    }
+    let odd_day = *per_day.keys().nth(1).unwrap();
+    for (day, nanos) in &per_day {
+        let extra = if *day == odd_day { 60_000_000 } else { 0 };
+        let usd = rust_decimal::Decimal::new(nanos + extra, 9);
+        csv.push_str(&format!(
+            "{},{},{usd},usd,\"mock-gpt-2026-01-01, input\",proj_1\n",
+            day * 86_400,
+            (day + 1) * 86_400
+        ));
+    }
+    let bill = dir.path().join("openai.csv");
+    std::fs::write(&bill, csv).unwrap();
+    let with_bill = |tolerance: &str| {
+        let (code, out, err) = run_cli(
+            &[
+                "reconcile",
+                "--period",
+                "2026-10",
+                "--config",
+                config.to_str().unwrap(),
+                "--provider-costs",
+                &format!("mock={}", bill.display()),
+                "--tolerance-usd",
+                tolerance,
+            ],
+            &[("TOLLGATE_DATABASE_URL", &url), ("MOCK_PROVIDER_KEY", "k")],
+        );
+        assert!(code == 0 || code == 3, "{code}: {err}");
+        (code, serde_json::from_str::<Value>(&out).unwrap())
+    };
+    let (code, report) = with_bill("0.01");
+    assert_eq!(code, 3, "{report:#}");
+    let c = &report["provider_costs"][0];
+    assert_eq!(c["format"], "openai");
+    assert_eq!(c["recorded"], per_day.values().sum::<i64>());
+    assert_eq!(c["billed"], per_day.values().sum::<i64>() + 60_000_000);
+    let diffs = c["differences"].as_array().unwrap();
+    assert_eq!(diffs.len(), 1, "{c:#}");
+    assert_eq!(diffs[0]["model"], "mock-gpt");
+    assert_eq!(diffs[0]["difference"], 60_000_000);
+    let (y, m, d) = tollgate_domain::calendar::civil_from_days(odd_day);
+    assert_eq!(diffs[0]["day"], format!("{y:04}-{m:02}-{d:02}"));
+    let (code, report) = with_bill("0.10");
+    assert_eq!((code, &report["ok"]), (0, &Value::Bool(true)), "{report:#}");
+
     // A posting changed behind the ledger's back: the record is named, exit 3.
     let t = tenant(2);
     let p = PeriodRule::new(t.billing_anchor_day, &t.billing_time_zone)

@@ -5,7 +5,7 @@ use tollgate_domain::invoice::status::Step;
 use super::Store;
 use crate::error::StoreError;
 use crate::invoices::{CloseInvoice, Invoice, InvoiceFilter, Invoices};
-use crate::reconcile::{InvoicedGroup, Reconciliation, RecordDifference, UsageGroup};
+use crate::reconcile::{InvoicedGroup, ProviderCost, Reconciliation, RecordDifference, UsageGroup};
 use crate::tenants::{AuditEntry, Page};
 
 impl Invoices for Store {
@@ -88,6 +88,18 @@ impl Invoices for Store {
 }
 
 impl Reconciliation for Store {
+    async fn provider_costs(
+        &self,
+        provider: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<ProviderCost>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.provider_costs(provider, from_ms, to_ms).await,
+            Self::Postgres(s) => s.provider_costs(provider, from_ms, to_ms).await,
+        }
+    }
+
     async fn usage_groups(
         &self,
         tenant_id: &str,

@@ -250,8 +250,23 @@ pub async fn invoice(
 }
 
 /// `reconcile --period YYYY-MM`: prints the report; exit 3 when something differs.
-pub async fn reconcile(store: &Store, args: &super::args::ReconcileArgs) -> Result<(), Failure> {
-    let report = crate::reconcile::reconcile(store, &args.period).await?;
+pub async fn reconcile(
+    store: &Store,
+    catalog: &crate::catalog::Catalog,
+    args: &super::args::ReconcileArgs,
+) -> Result<(), Failure> {
+    let mut bills = Vec::new();
+    for (provider, path) in &args.provider_costs {
+        let csv =
+            std::fs::read(path).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+        bills.push(crate::reconcile::ProviderBill {
+            provider: provider.clone(),
+            csv,
+        });
+    }
+    let mut report = crate::reconcile::reconcile(store, &args.period).await?;
+    crate::reconcile::compare_bills(store, catalog, &mut report, &bills, args.tolerance_usd)
+        .await?;
     print(&report)?;
     if report.ok {
         Ok(())

@@ -283,4 +283,21 @@ pub struct ReconcileArgs {
     /// The period, `YYYY-MM` (each tenant's period of that name, by its anchor day and zone)
     #[arg(long, value_name = "YYYY-MM")]
     pub period: String,
+    /// A provider's cost export to compare with its cost records over the UTC month (repeatable):
+    /// PROVIDER is its name in the configuration; OpenAI's cost export or Anthropic's cost report
+    /// as CSV (docs/billing.md#reconciliation)
+    #[arg(long, value_name = "PROVIDER=PATH", value_parser = provider_file)]
+    pub provider_costs: Vec<(String, std::path::PathBuf)>,
+    /// The largest difference per day and model that is not reported, in dollars
+    #[arg(long, value_name = "USD", default_value = "0.01", value_parser = dollars)]
+    pub tolerance_usd: Nanos,
+}
+
+fn provider_file(v: &str) -> Result<(String, std::path::PathBuf), String> {
+    match v.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_owned(), path.into()))
+        }
+        _ => Err("takes PROVIDER=PATH".to_owned()),
+    }
 }

@@ -222,7 +222,7 @@ fn operator_command(
             Command::Balance { tenant_id } => admin::balance(&store, tenant_id).await,
             Command::Invoice(c) => admin::invoice(&store, &catalog.invoices, &actor, c).await,
             Command::Prices(c) => prices::run(&store, &actor, c).await,
-            Command::Reconcile(a) => admin::reconcile(&store, a).await,
+            Command::Reconcile(a) => admin::reconcile(&store, catalog, a).await,
             _ => Err(Failure::Usage("not an operator command".into())),
         };
         store.close().await;

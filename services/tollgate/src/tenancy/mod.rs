@@ -100,6 +100,23 @@ fn entry(actor: &str, action: &str, kind: &str, id: &str, detail: serde_json::Va
     }
 }
 
+/// Every tenant, in id order (a page of 500 at a time), for the jobs that visit them all.
+pub async fn all_tenants(store: &Store) -> Result<Vec<Tenant>, TenancyError> {
+    let mut out: Vec<Tenant> = Vec::new();
+    loop {
+        let after = out.last().map(|t| t.id.clone());
+        let page = tollgate_store::Page {
+            after: after.as_deref(),
+            limit: 500,
+        };
+        let more = store.list_tenants(None, page).await?;
+        if more.is_empty() {
+            return Ok(out);
+        }
+        out.extend(more);
+    }
+}
+
 pub async fn create_tenant(
     store: &Store,
     actor: &str,

@@ -17,6 +17,7 @@ mod record;
 mod sqlite;
 mod sqlite_writer;
 mod store;
+pub mod stripe;
 pub mod tenants;
 pub mod testing;
 mod util;
@@ -35,6 +36,7 @@ pub use reconcile::{InvoicedGroup, ProviderCost, Reconciliation, RecordDifferenc
 pub use record::{Charge, Outcome, RequestLog, RequestRecord, TokenCounts};
 pub use sqlite::SqliteStore;
 pub use store::Store;
+pub use stripe::{OutboxItem, StripeState, TopUp};
 pub use tenants::{
     ApiKeyRecord, ApiKeys, AuditEntry, AuditLog, Page, Tenant, TenantUpdates, Tenants,
 };

@@ -69,6 +69,10 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
             "../../../migrations/sqlite/20261209020000_add_tenant_billing_details.sql"
         ),
     },
+    Migration {
+        name: "20261209030000_create_stripe",
+        sql: include_str!("../../../migrations/sqlite/20261209030000_create_stripe.sql"),
+    },
 ];
 
 pub static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -135,6 +139,10 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
         sql: include_str!(
             "../../../migrations/postgres/20261209020000_add_tenant_billing_details.sql"
         ),
+    },
+    Migration {
+        name: "20261209030000_create_stripe",
+        sql: include_str!("../../../migrations/postgres/20261209030000_create_stripe.sql"),
     },
 ];
 

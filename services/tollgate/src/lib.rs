@@ -31,5 +31,6 @@ pub mod routing;
 pub mod settings;
 pub mod startup;
 pub mod state;
+pub mod stripe;
 pub mod telemetry;
 pub mod tenancy;

@@ -91,7 +91,16 @@ pub async fn app_state(
     crate::billing::spawn_expiry(store.clone(), Duration::from_secs(60));
     crate::invoicing::spawn_run(store.clone(), catalog.invoices.clone());
     crate::reconcile::spawn_daily(store.clone());
+    let stripe = match catalog.stripe.clone() {
+        Some(config) => {
+            let stripe = std::sync::Arc::new(crate::stripe::Stripe::new(config)?);
+            crate::stripe::push::spawn(store.clone(), stripe.clone());
+            Some(stripe)
+        }
+        None => None,
+    };
     let state = web::Data::new(AppState {
+        stripe,
         health_sync: health_sync(settings, &catalog)?,
         keys: crate::key_cache::KeyCache::new(catalog.key_cache_ttl, 100_000),
         catalog,
@@ -271,6 +280,7 @@ pub fn build_app(
         })
         .configure(routes::health::configure)
         .configure(routes::metrics::configure)
+        .configure(crate::stripe::webhook::configure)
         .service(
             web::scope("/v1")
                 .configure(routes::completions::configure)

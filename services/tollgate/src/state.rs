@@ -19,6 +19,8 @@ pub struct AppState {
     pub admission: Arc<Admission>,
     pub pricing: Arc<Pricing>,
     pub budget: Arc<Budget>,
+    /// Stripe, when a secret key is configured.
+    pub stripe: Option<Arc<crate::stripe::Stripe>>,
     /// Shares circuit states across replicas (Redis configured).
     pub health_sync: Option<Arc<crate::routing::shared::HealthSync>>,
 }

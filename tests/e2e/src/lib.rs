@@ -4,7 +4,13 @@
 //! when `TOLLGATE_TEST_POSTGRES` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fake_stripe;
 pub mod usage;
+
+/// The secret key the fake Stripe wants, and the webhook signing secret, as every gateway of
+/// the tests has them in `TEST_STRIPE_SECRET_KEY` and `TEST_STRIPE_WEBHOOK_SECRET`.
+pub const FAKE_STRIPE_KEY: &str = "sk_test_tollgate_fake";
+pub const FAKE_STRIPE_WEBHOOK_SECRET: &str = "whsec_tollgate_fake";
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -364,6 +370,10 @@ impl Gateway {
             .env("TOLLGATE_OPERATOR_KEY", KEY)
             .env("TOLLGATE_JWT_SECRET", JWT_SECRET)
             .env("MOCK_PROVIDER_KEY", "sk-mock-provider-secret")
+            // Named by a test's `[stripe]` to reach the fake Stripe; unused otherwise.
+            .env("TEST_STRIPE_SECRET_KEY", FAKE_STRIPE_KEY)
+            .env("TEST_STRIPE_WEBHOOK_SECRET", FAKE_STRIPE_WEBHOOK_SECRET)
+            .env_remove("STRIPE_SECRET_KEY")
             .env("TOLLGATE_DATABASE_URL", &database_url)
             .env("TOLLGATE_LOG", "info")
             .env_remove("TOLLGATE_CONFIG")

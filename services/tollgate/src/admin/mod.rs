@@ -9,6 +9,7 @@ pub(crate) mod invoices;
 mod keys;
 mod openapi;
 mod routing;
+mod stripe;
 pub mod token;
 
 use std::sync::OnceLock;
@@ -89,6 +90,10 @@ admin_routes! {
     get "/tenants/{tenant}/invoices" => invoices::list_tenant,
     get "/tenants/{tenant}/invoices/upcoming" => invoices::upcoming,
     post "/tenants/{tenant}/invoices/close" => invoices::close,
+    post "/invoices/{invoice}/push" => stripe::push,
+    get "/stripe/outbox" => stripe::outbox,
+    put "/tenants/{tenant}/stripe-customer" => stripe::link_customer,
+    post "/tenants/{tenant}/topups" => stripe::topup,
     get "/deployments" => routing::list,
     get "/deployments/{deployment}" => routing::get,
     get "/audit" => handlers::list_audit,

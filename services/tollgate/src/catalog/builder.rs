@@ -483,6 +483,7 @@ impl CatalogBuilder {
             jwt_secret: jwt_secret.map(|k| crate::settings::Secret(k.to_owned())),
             routing: s.routing.clone(),
             invoices: crate::invoicing::InvoiceTerms::from(&s.billing),
+            stripe: None,
         };
         catalog.models_json = catalog.models_list(|_| true);
         catalog

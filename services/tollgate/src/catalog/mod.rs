@@ -107,6 +107,8 @@ pub struct Catalog {
     pub routing: crate::settings::RoutingSettings,
     /// How invoices are numbered and when they are due.
     pub invoices: crate::invoicing::InvoiceTerms,
+    /// Stripe, when its secret key is in the environment.
+    pub stripe: Option<crate::stripe::StripeConfig>,
 }
 
 impl Catalog {

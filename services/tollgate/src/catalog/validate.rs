@@ -22,7 +22,9 @@ impl Settings {
         builder.add_models(self, &mut err);
         let operator_key = env.get(key_env);
         if errors.is_empty() {
-            Ok(builder.finish(self, operator_key, env.get(jwt_env)))
+            let mut catalog = builder.finish(self, operator_key, env.get(jwt_env));
+            catalog.stripe = crate::stripe::StripeConfig::from_settings(&self.stripe, env);
+            Ok(catalog)
         } else {
             Err(ConfigErrors(errors))
         }

@@ -26,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/me/invoices/{invoice}/export",
             web::get().to(export_invoice),
         ),
+        ("/me/topups", web::post().to(topup)),
     ] {
         cfg.service(
             web::resource(path)
@@ -134,6 +135,19 @@ async fn export_invoice(
     let (body, ty, name) =
         crate::invoicing::export(&state.store, terms, &path, Some(&tk.tenant.id), format).await?;
     Ok(crate::admin::invoices::file(body, ty, &name))
+}
+
+/// A prepaid top-up of the calling key's tenant: a Stripe Checkout Session; returns its URL.
+async fn topup(
+    caller: Caller,
+    body: web::Json<crate::stripe::topup::NewTopUp>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tk = tenant_only(caller)?;
+    let amount = crate::stripe::topup::amount(&body)?;
+    let actor = format!("tenant:{}", tk.key.id);
+    let topup = crate::stripe::topup::create(&state, &tk.tenant, amount, &actor).await?;
+    Ok(HttpResponse::Created().json(topup))
 }
 
 /// The calling key's tenant's current period's invoice as it stands (`at`: an RFC 3339 instant).

@@ -6,6 +6,7 @@ mod billing;
 pub mod env;
 mod error;
 pub mod policies;
+mod stripe;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,6 +16,7 @@ use serde::Deserialize;
 
 pub use billing::{BillingSettings, IssuerSettings, PlanSettings};
 pub use error::{ConfigError, ConfigErrors};
+pub use stripe::StripeSettings;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -27,6 +29,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub quota: QuotaSettings,
     pub billing: BillingSettings,
+    pub stripe: StripeSettings,
     pub upstream_defaults: UpstreamSettings,
     pub routing: RoutingSettings,
     pub providers: BTreeMap<String, ProviderSettings>,

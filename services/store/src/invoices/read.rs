@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 use tollgate_domain::invoice::lines::{add_to, LineKey, LineKind, Quantities, Sums};
-use tollgate_domain::invoice::period::{Period, PeriodRule};
+use tollgate_domain::invoice::period::{Period, PeriodError, PeriodRule};
 use tollgate_domain::money::Nanos;
 
 use crate::backend::Backend;
@@ -47,57 +47,123 @@ const INVOICED_PERIODS: &str = "SELECT period_start_ms, period_end_ms, period FR
 /// A span of time whose records are summed under one period key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Range {
-    /// The line key's period: the range's start.
+    /// The line key's period.
     pub key: i64,
     pub from_ms: i64,
     pub to_ms: i64,
-    /// `Some` for an invoiced period (its stored label) or the period being closed.
-    pub label: Option<String>,
+    /// The period's name (`YYYY-MM`).
+    pub label: String,
 }
 
-/// What an invoice for `period` sums over: every invoiced period, the gaps between them and
-/// before the first (periods never invoiced: their records are billed by the next invoice), and
-/// the period itself, starting no earlier than the last invoiced period's end (a tenant whose
-/// anchor day changed gets one shorter period, never two invoices over the same time).
-/// `Err(end)`: an invoice already covers the period (it ends at `end`, at or after the period's).
-pub(crate) fn ranges(invoiced: &[(i64, i64, String)], period: &Period) -> Result<Vec<Range>, i64> {
+/// Why ranges cannot be made.
+#[derive(Debug)]
+pub(crate) enum RangeError {
+    /// An invoice already covers the period (it ends at this instant, at or after the period's).
+    Covered(i64),
+    Period(PeriodError),
+}
+
+/// What an invoice for `period` sums over: every invoiced period; the periods never invoiced
+/// before the first invoice (from the tenant's `earliest` billed record) and between invoices,
+/// one range per period of the rule (their records are billed by this invoice, each under its
+/// own period); and the period itself, starting no earlier than the last invoiced period's end (a
+/// tenant whose anchor day changed gets one shorter period, never two invoices over the same
+/// time). A range's key is its period's start (or the invoice end it follows, if later), which
+/// stays the same at every later close, so what was billed under it is found again.
+pub(crate) fn ranges(
+    invoiced: &[(i64, i64, String)],
+    period: &Period,
+    rule: &PeriodRule,
+    earliest: Option<i64>,
+) -> Result<Vec<Range>, RangeError> {
     let mut out = Vec::new();
-    let mut at = i64::MIN;
+    let mut at: Option<i64> = None;
     for (start, end, label) in invoiced {
-        if *start > at {
-            out.push(gap(at, *start));
-        }
+        gap(&mut out, rule, at, earliest, *start)?;
         out.push(Range {
             key: *start,
             from_ms: *start,
             to_ms: *end,
-            label: Some(label.clone()),
+            label: label.clone(),
         });
-        at = *end;
+        at = Some(*end);
     }
-    if at >= period.end_ms {
-        return Err(at);
+    if let Some(end) = at.filter(|end| *end >= period.end_ms) {
+        return Err(RangeError::Covered(end));
     }
-    let start = period.start_ms.max(at);
-    if start > at {
-        out.push(gap(at, start));
-    }
+    let start = at.map_or(period.start_ms, |a| period.start_ms.max(a));
+    gap(&mut out, rule, at, earliest, start)?;
     out.push(Range {
         key: start,
         from_ms: start,
         to_ms: period.end_ms,
-        label: Some(period.label()),
+        label: period.label(),
     });
     Ok(out)
 }
 
-fn gap(from_ms: i64, to_ms: i64) -> Range {
-    Range {
-        key: from_ms,
-        from_ms,
-        to_ms,
-        label: None,
+/// The never-invoiced time before `to`, a range per period of the rule: from the end of the
+/// invoice before (`after`), or, before the first invoice, from the start of the period of the
+/// tenant's `earliest` record (nothing if it has none). Keys are the periods' starts (or `after`,
+/// if later): they do not move when an earlier record arrives late.
+fn gap(
+    out: &mut Vec<Range>,
+    rule: &PeriodRule,
+    after: Option<i64>,
+    earliest: Option<i64>,
+    to: i64,
+) -> Result<(), RangeError> {
+    let Some(from) = after.or(earliest).filter(|f| *f < to) else {
+        return Ok(());
+    };
+    let mut p = rule.period_at(from).map_err(RangeError::Period)?;
+    while p.start_ms < to {
+        let start = after.map_or(p.start_ms, |a| p.start_ms.max(a));
+        out.push(Range {
+            key: start,
+            from_ms: start,
+            to_ms: p.end_ms.min(to),
+            label: p.label(),
+        });
+        p = rule.next(&p).map_err(RangeError::Period)?;
     }
+    Ok(())
+}
+
+/// The ranges an invoice for `period` sums over (see [`ranges`]).
+pub(crate) async fn ranges_of<B: Backend>(
+    conn: &mut B::Connection,
+    tenant_id: &str,
+    rule: &PeriodRule,
+    period: &Period,
+) -> Result<Vec<Range>, StoreError> {
+    let invoiced = invoiced_periods::<B>(conn, tenant_id).await?;
+    let first = invoiced
+        .first()
+        .map_or(period.start_ms, |(start, _, _)| *start);
+    let earliest = earliest_record::<B>(conn, tenant_id, first).await?;
+    ranges(&invoiced, period, rule, earliest).map_err(|e| match e {
+        RangeError::Covered(end) => StoreError::Conflict(format!(
+            "an invoice of tenant {tenant_id} already covers the period until {end}"
+        )),
+        RangeError::Period(e) => StoreError::Invalid(e.to_string()),
+    })
+}
+
+/// The time of the tenant's earliest billed record before `before_ms`, if any.
+pub(crate) async fn earliest_record<B: Backend>(
+    conn: &mut B::Connection,
+    tenant_id: &str,
+    before_ms: i64,
+) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT CAST(MIN(created_at_ms) AS BIGINT) FROM request_log WHERE tenant_id = $1 \
+         AND price_nanos IS NOT NULL AND created_at_ms < $2",
+    )
+    .bind(tenant_id)
+    .bind(before_ms)
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 /// The tenant's invoiced periods, oldest first.
@@ -111,13 +177,11 @@ pub(crate) async fn invoiced_periods<B: Backend>(
         .await?)
 }
 
-/// What the records sum to now, per line key, over `ranges`; and each key's period label (a
-/// gap's is the period, by `rule`, of its first record).
+/// What the records sum to now, per line key, over `ranges`; and each key's period label.
 pub(crate) async fn now_sums<B: Backend>(
     conn: &mut B::Connection,
     tenant_id: &str,
     ranges: &[Range],
-    rule: &PeriodRule,
 ) -> Result<(Sums, BTreeMap<i64, String>), StoreError> {
     let mut sums = Sums::new();
     let mut labels = BTreeMap::new();
@@ -128,13 +192,8 @@ pub(crate) async fn now_sums<B: Backend>(
             .bind(range.to_ms)
             .fetch_all(&mut *conn)
             .await?;
-        let first = add_range::<B>(&mut sums, range.key, &rows)?;
-        let label = match (&range.label, first) {
-            (Some(l), _) => l.clone(),
-            (None, Some(first)) => rule.period_at(first).map_err(overflow)?.label(),
-            (None, None) => continue,
-        };
-        labels.insert(range.key, label);
+        add_range::<B>(&mut sums, range.key, &rows)?;
+        labels.insert(range.key, range.label.clone());
     }
     Ok((sums, labels))
 }

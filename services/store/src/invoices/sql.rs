@@ -7,7 +7,7 @@ use tollgate_domain::invoice::status::{Billed, InvoiceStatus, Step, Transition};
 use tollgate_domain::money::Nanos;
 
 use super::lease;
-use super::read::{billed_sums, invoiced_periods, now_sums, ranges};
+use super::read::{billed_sums, now_sums, ranges_of};
 use super::{CloseInvoice, Invoice, InvoiceFilter, InvoiceLine, Invoices};
 use crate::backend::{Backend, Pooled};
 use crate::error::StoreError;
@@ -105,14 +105,9 @@ async fn compute<B: Backend>(
     period: &Period,
     currency: &str,
 ) -> Result<Invoice, StoreError> {
-    let invoiced = invoiced_periods::<B>(conn, tenant_id).await?;
-    let ranges = ranges(&invoiced, period).map_err(|end| {
-        StoreError::Conflict(format!(
-            "an invoice of tenant {tenant_id} already covers the period until {end}"
-        ))
-    })?;
+    let ranges = ranges_of::<B>(conn, tenant_id, rule, period).await?;
     let start = ranges.last().map_or(period.start_ms, |r| r.from_ms);
-    let (now, mut labels) = now_sums::<B>(conn, tenant_id, &ranges, rule).await?;
+    let (now, mut labels) = now_sums::<B>(conn, tenant_id, &ranges).await?;
     let (billed, billed_labels) = billed_sums::<B>(conn, tenant_id).await?;
     labels.extend(billed_labels);
     let overflow = || invalid("an invoice amount overflows");

@@ -5,6 +5,7 @@
 mod lease;
 mod read;
 mod sql;
+mod write;
 
 use std::future::Future;
 
@@ -70,6 +71,11 @@ pub struct InvoiceLine {
     pub amount_cents: i64,
     /// `amount − amount_cents × 10⁷`.
     pub residue: Nanos,
+    /// Usage lines: the model's unit prices for the tenant when the invoice was made (dollars per
+    /// million tokens of each kind, and per request); `None` when its deployments are priced
+    /// differently. Informational: the amount is what the records were charged.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub unit_prices: Option<serde_json::Value>,
 }
 
 /// What [`Invoices::close_invoice`] finalizes.
@@ -86,7 +92,12 @@ pub struct CloseInvoice<'a> {
     pub number_prefix: &'a str,
     pub currency: &'a str,
     pub audit: &'a AuditEntry,
+    /// Per public model, the unit prices its usage lines show.
+    pub unit_prices: &'a UnitPrices,
 }
+
+/// Per public model, the unit prices (JSON) its usage lines show.
+pub type UnitPrices = std::collections::BTreeMap<String, serde_json::Value>;
 
 /// Which invoices [`Invoices::list_invoices`] lists.
 #[derive(Debug, Clone, Copy, Default)]
@@ -118,6 +129,7 @@ pub trait Invoices {
         tenant_id: &str,
         at_ms: i64,
         currency: &str,
+        unit_prices: &UnitPrices,
     ) -> impl Future<Output = Result<Option<Invoice>, StoreError>> + Send;
 
     /// A finalized invoice with its lines.

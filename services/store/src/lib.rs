@@ -28,7 +28,7 @@ pub use billing::{
 };
 pub use error::StoreError;
 pub use health::Health;
-pub use invoices::{CloseInvoice, Invoice, InvoiceFilter, InvoiceLine, Invoices};
+pub use invoices::{CloseInvoice, Invoice, InvoiceFilter, InvoiceLine, Invoices, UnitPrices};
 pub use migrate::{Migration, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 pub use postgres::PgStore;
 pub use prices::{PriceVersion, Prices};

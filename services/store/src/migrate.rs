@@ -73,6 +73,12 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         name: "20261209030000_create_stripe",
         sql: include_str!("../../../migrations/sqlite/20261209030000_create_stripe.sql"),
     },
+    Migration {
+        name: "20261209040000_add_invoice_line_unit_prices",
+        sql: include_str!(
+            "../../../migrations/sqlite/20261209040000_add_invoice_line_unit_prices.sql"
+        ),
+    },
 ];
 
 pub static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -143,6 +149,12 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         name: "20261209030000_create_stripe",
         sql: include_str!("../../../migrations/postgres/20261209030000_create_stripe.sql"),
+    },
+    Migration {
+        name: "20261209040000_add_invoice_line_unit_prices",
+        sql: include_str!(
+            "../../../migrations/postgres/20261209040000_add_invoice_line_unit_prices.sql"
+        ),
     },
 ];
 

@@ -89,6 +89,7 @@ async fn close(store: &Store, tenant: &str, at_ms: i64, n: usize) -> (Invoice, b
             number_prefix: "TG",
             currency: "usd",
             audit: &audit,
+            unit_prices: &Default::default(),
         })
         .await
         .unwrap()
@@ -151,6 +152,7 @@ async fn story(store: &Store, zones: &[(u8, usize)], events: &[(usize, i64, i64,
                     number_prefix: "TG",
                     currency: "usd",
                     audit: &audit,
+                    unit_prices: &Default::default(),
                 })
                 .await;
             match closed {

@@ -102,6 +102,7 @@ async fn close(store: &Store, tenant: &str, id: &str, at_ms: i64) -> (Invoice, b
             number_prefix: "TG",
             currency: "usd",
             audit: &entry,
+            unit_prices: &Default::default(),
         })
         .await
         .unwrap()
@@ -170,7 +171,7 @@ async fn life_story(store: &Store) {
 
     // The draft shows what closing would bill; closing finalizes exactly that.
     let draft = store
-        .draft_invoice("ten_a", NOV24, "usd")
+        .draft_invoice("ten_a", NOV24, "usd", &Default::default())
         .await
         .unwrap()
         .unwrap();
@@ -376,6 +377,7 @@ async fn life_story(store: &Store) {
             number_prefix: "TG",
             currency: "usd",
             audit: &entry,
+            unit_prices: &Default::default(),
         })
         .await;
     assert!(

@@ -4,6 +4,9 @@
 
 use tollgate_domain::invoice::period::PeriodRule;
 pub mod export;
+pub mod terms;
+
+pub use terms::InvoiceTerms;
 
 use tollgate_domain::invoice::status::Step;
 use tollgate_store::{
@@ -17,29 +20,60 @@ pub const CURRENCY: &str = "usd";
 
 const DAY_MS: i64 = 86_400_000;
 
-/// How invoices are numbered, when they are due, and when the run closes periods (`[billing]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvoiceTerms {
-    /// `TG` gives `TG-2026-000123`.
-    pub prefix: String,
-    pub due_days: u32,
-    /// How often the invoice run looks for periods to close (zero: never).
-    pub run_every: std::time::Duration,
-    /// How long after its end a period is closed by the run.
-    pub grace_ms: i64,
-    /// Who the invoices are from.
-    pub issuer: crate::settings::IssuerSettings,
+/// What a usage line shows as its unit prices: the tenant's prices of each public model, from
+/// the catalog version in use and the tenant's markup.
+#[derive(Clone, Copy)]
+pub struct PriceList<'a> {
+    pub pricing: &'a crate::pricing::Pricing,
+    pub catalog: &'a crate::catalog::Catalog,
 }
 
-impl From<&crate::settings::BillingSettings> for InvoiceTerms {
-    fn from(b: &crate::settings::BillingSettings) -> Self {
-        Self {
-            prefix: b.invoice_prefix.clone(),
-            due_days: b.invoice_due_days,
-            run_every: std::time::Duration::from_secs(b.invoice_run_interval_s),
-            grace_ms: i64::try_from(b.invoice_grace_s.saturating_mul(1000)).unwrap_or(i64::MAX),
-            issuer: b.issuer.clone(),
+impl PriceList<'_> {
+    /// Per public model whose deployments all have one price sheet: that sheet marked up for
+    /// `tenant`, in dollars per million tokens (and per request), exact decimal strings.
+    pub fn for_tenant(&self, tenant: &Tenant) -> tollgate_store::UnitPrices {
+        let markup = self.pricing.markup(tenant);
+        let per_million = rust_decimal::Decimal::from(1_000_000);
+        let mut out = tollgate_store::UnitPrices::new();
+        for model in self.catalog.models.values() {
+            let prices: Vec<_> = model
+                .deployments
+                .iter()
+                .map(|d| self.pricing.price_of(&d.name))
+                .collect();
+            let Some(Some(first)) = prices.first() else {
+                continue;
+            };
+            if prices
+                .iter()
+                .any(|p| p.as_ref().map(|p| &p.sheet) != Some(&first.sheet))
+            {
+                continue;
+            }
+            let sheet = &first.sheet;
+            let tenant_price = |rate: rust_decimal::Decimal, scale: rust_decimal::Decimal| {
+                markup
+                    .checked_apply(rate)
+                    .ok()
+                    .and_then(|r| r.checked_mul(scale))
+                    .map(|r| r.normalize().to_string())
+            };
+            let r = &sheet.rates;
+            out.insert(
+                model.name.as_str().to_owned(),
+                serde_json::json!({
+                    "price_version": first.version,
+                    "input_per_mtok": tenant_price(r.input, per_million),
+                    "output_per_mtok": tenant_price(r.output, per_million),
+                    "cache_read_per_mtok": tenant_price(r.cache_read.unwrap_or(r.input), per_million),
+                    "cache_write_per_mtok": tenant_price(r.cache_write.unwrap_or(r.input), per_million),
+                    "reasoning_per_mtok": tenant_price(r.reasoning.unwrap_or(r.output), per_million),
+                    "per_request": tenant_price(sheet.per_request, rust_decimal::Decimal::ONE),
+                    "long_context_tiers": !sheet.tiers.is_empty(),
+                }),
+            );
         }
+        out
     }
 }
 
@@ -70,10 +104,16 @@ pub fn instant(at: Option<&str>) -> Result<i64, TenancyError> {
 pub async fn close(
     store: &Store,
     terms: &InvoiceTerms,
+    prices: PriceList<'_>,
     actor: &str,
     tenant_id: &str,
     at_ms: i64,
 ) -> Result<(Invoice, bool), TenancyError> {
+    let tenant = store
+        .get_tenant(tenant_id)
+        .await?
+        .ok_or(TenancyError::NotFound("tenant"))?;
+    let unit_prices = prices.for_tenant(&tenant);
     let now = tollgate_store::now_ms();
     let id = crate::ids::new_id("inv_");
     let audit = AuditEntry {
@@ -94,6 +134,7 @@ pub async fn close(
         number_prefix: &terms.prefix,
         currency: CURRENCY,
         audit: &audit,
+        unit_prices: &unit_prices,
     };
     match store.close_invoice(&close).await {
         Err(StoreError::Conflict(m)) if m.starts_with("no tenant") => {
@@ -104,9 +145,18 @@ pub async fn close(
 }
 
 /// The tenant's invoice for its period at `at_ms` as it stands: the draft, or the finalized one.
-pub async fn upcoming(store: &Store, tenant_id: &str, at_ms: i64) -> Result<Invoice, TenancyError> {
+pub async fn upcoming(
+    store: &Store,
+    prices: PriceList<'_>,
+    tenant_id: &str,
+    at_ms: i64,
+) -> Result<Invoice, TenancyError> {
+    let tenant = store
+        .get_tenant(tenant_id)
+        .await?
+        .ok_or(TenancyError::NotFound("tenant"))?;
     store
-        .draft_invoice(tenant_id, at_ms, CURRENCY)
+        .draft_invoice(tenant_id, at_ms, CURRENCY, &prices.for_tenant(&tenant))
         .await
         .map_err(store_error)?
         .ok_or(TenancyError::NotFound("tenant"))
@@ -185,12 +235,13 @@ pub async fn step(
 pub async fn run_due(
     store: &Store,
     terms: &InvoiceTerms,
+    prices: PriceList<'_>,
     actor: &str,
     now_ms: i64,
 ) -> Result<Vec<Invoice>, TenancyError> {
     let mut made = Vec::new();
     for tenant in &crate::tenancy::all_tenants(store).await? {
-        made.extend(close_due(store, terms, actor, tenant, now_ms).await?);
+        made.extend(close_due(store, terms, prices, actor, tenant, now_ms).await?);
     }
     Ok(made)
 }
@@ -199,6 +250,7 @@ pub async fn run_due(
 async fn close_due(
     store: &Store,
     terms: &InvoiceTerms,
+    prices: PriceList<'_>,
     actor: &str,
     tenant: &Tenant,
     now_ms: i64,
@@ -216,7 +268,8 @@ async fn close_due(
     let mut period = rule.period_at(from).map_err(invalid)?;
     let mut made = Vec::new();
     while period.end_ms.saturating_add(terms.grace_ms) <= now_ms {
-        let (invoice, created) = close(store, terms, actor, &tenant.id, period.start_ms).await?;
+        let (invoice, created) =
+            close(store, terms, prices, actor, &tenant.id, period.start_ms).await?;
         if created {
             made.push(invoice);
         }
@@ -229,7 +282,12 @@ async fn close_due(
 /// run's lease (taken in the database for twice the interval, at least a minute, and given back
 /// after each run), so that several replicas do not all do the work. Nothing when the interval
 /// is zero.
-pub fn spawn_run(store: Store, terms: InvoiceTerms) {
+pub fn spawn_run(
+    store: Store,
+    terms: InvoiceTerms,
+    pricing: std::sync::Arc<crate::pricing::Pricing>,
+    catalog: std::sync::Arc<crate::catalog::Catalog>,
+) {
     if terms.run_every.is_zero() {
         return;
     }
@@ -254,7 +312,11 @@ pub fn spawn_run(store: Store, terms: InvoiceTerms) {
                     continue;
                 }
             }
-            match run_due(&store, &terms, "system:invoice-run", now).await {
+            let prices = PriceList {
+                pricing: &pricing,
+                catalog: &catalog,
+            };
+            match run_due(&store, &terms, prices, "system:invoice-run", now).await {
                 Ok(made) if !made.is_empty() => {
                     tracing::info!(invoices = made.len(), "invoice run finalized invoices")
                 }

@@ -89,7 +89,12 @@ pub async fn app_state(
     );
     let budget = Arc::new(budget(settings, &store, &admission, &catalog));
     crate::billing::spawn_expiry(store.clone(), Duration::from_secs(60));
-    crate::invoicing::spawn_run(store.clone(), catalog.invoices.clone());
+    crate::invoicing::spawn_run(
+        store.clone(),
+        catalog.invoices.clone(),
+        pricing.clone(),
+        catalog.clone(),
+    );
     crate::reconcile::spawn_daily(store.clone());
     let stripe = match catalog.stripe.clone() {
         Some(config) => {

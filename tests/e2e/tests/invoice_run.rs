@@ -66,7 +66,7 @@ async fn check(store: &Store, tenants: usize, grace_ms: i64) -> usize {
         let receivable = -store.balances(&t.id).await.unwrap().receivable.0;
         // What is not invoiced yet is exactly what the open period's draft would bill.
         let draft = store
-            .draft_invoice(&t.id, now, "usd")
+            .draft_invoice(&t.id, now, "usd", &Default::default())
             .await
             .unwrap()
             .unwrap();

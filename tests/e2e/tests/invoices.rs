@@ -97,6 +97,10 @@ async fn get_as(gw: &Gateway, key: &str, path: &str) -> (u16, Value) {
 async fn an_invoice_bills_exactly_the_traffic_and_is_paid_in_the_ledger() {
     let mock = Mock::start();
     let gw = Gateway::start_priced(&cfg(&mock), PRICES, None).await;
+    // The operator's commands read the same configuration as the gateway.
+    let config_dir = tempfile::tempdir().unwrap();
+    let config_file = config_dir.path().join("tollgate.toml");
+    std::fs::write(&config_file, cfg(&mock)).unwrap();
     let (tid, key) = tenant_key(&gw, "acme").await;
     let (other_tid, other_key) = tenant_key(&gw, "globex").await;
 
@@ -153,6 +157,8 @@ async fn an_invoice_bills_exactly_the_traffic_and_is_paid_in_the_ledger() {
     let env = [
         ("TOLLGATE_DATABASE_URL", gw.database_url.as_str()),
         ("USER", "dana"),
+        ("TOLLGATE_CONFIG", config_file.to_str().unwrap()),
+        ("MOCK_PROVIDER_KEY", "k"),
     ];
     let (code, out, err) = tollgate_e2e::run_cli(&["invoice", "close", &tid], &env);
     assert_eq!(code, 0, "{err}");
@@ -173,6 +179,19 @@ async fn an_invoice_bills_exactly_the_traffic_and_is_paid_in_the_ledger() {
     assert_eq!(models, ["gpt-cached", "gpt-test"]);
     assert_eq!(lines[0]["requests"], 2);
     assert_eq!(lines[1]["requests"], 3);
+    // Unit prices: mock-gpt ($1 and $100 per million input and output tokens, cached reads
+    // $0.50) with the tenant's 20% markup.
+    let units = &lines[1]["unit_prices"];
+    assert_eq!(
+        (
+            &units["input_per_mtok"],
+            &units["output_per_mtok"],
+            &units["cache_read_per_mtok"]
+        ),
+        (&json!("1.2"), &json!("120"), &json!("0.6")),
+        "{units}"
+    );
+    assert_eq!(units["per_request"], "0");
     let cents: i64 = lines
         .iter()
         .map(|l| l["amount_cents"].as_i64().unwrap())

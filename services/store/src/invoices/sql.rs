@@ -1,6 +1,6 @@
 //! The invoice statements, shared by both backends.
 
-use sqlx::{Pool, Row, Transaction};
+use sqlx::{Pool, Row};
 use tollgate_domain::invoice::lines::{totals, unbilled, LineKind, Quantities};
 use tollgate_domain::invoice::period::{Period, PeriodRule};
 use tollgate_domain::invoice::status::{Billed, InvoiceStatus, Step, Transition};
@@ -8,20 +8,13 @@ use tollgate_domain::money::Nanos;
 
 use super::lease;
 use super::read::{billed_sums, now_sums, ranges_of};
-use super::{CloseInvoice, Invoice, InvoiceFilter, InvoiceLine, Invoices};
+use super::write::{insert, INVOICE_COLUMNS, LINE_COLUMNS};
+use super::{CloseInvoice, Invoice, InvoiceFilter, InvoiceLine, Invoices, UnitPrices};
 use crate::backend::{Backend, Pooled};
 use crate::error::StoreError;
 use crate::metering::{post, PostingRow};
 use crate::tenants::sql::audit;
 use crate::tenants::{AuditEntry, Page};
-
-const INVOICE_COLUMNS: &str = "id, tenant_id, number, status, period, period_start_ms, \
-    period_end_ms, currency, subtotal_nanos, credits_nanos, total_nanos, total_cents, \
-    residue_nanos, finalized_at_ms, due_at_ms, paid_at_ms, voided_at_ms, uncollectible_at_ms";
-
-const LINE_COLUMNS: &str = "line_no, kind, period_start_ms, period, model, requests, \
-    prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, \
-    amount_nanos, amount_cents, residue_nanos";
 
 /// Locks the tenant's row for the rest of the transaction (a write: Postgres takes the row lock,
 /// SQLite the database's write lock, before anything is read) and returns its period rule.
@@ -93,6 +86,11 @@ fn line_from_row<B: Backend>(r: &B::Row, invoice_start: i64) -> Result<InvoiceLi
         },
         amount_cents: r.try_get("amount_cents")?,
         residue: Nanos(r.try_get("residue_nanos")?),
+        unit_prices: r
+            .try_get::<Option<String>, _>("unit_prices")?
+            .map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("unit_prices: {e}")))?,
     })
 }
 
@@ -104,6 +102,7 @@ async fn compute<B: Backend>(
     rule: &PeriodRule,
     period: &Period,
     currency: &str,
+    unit_prices: &UnitPrices,
 ) -> Result<Invoice, StoreError> {
     let ranges = ranges_of::<B>(conn, tenant_id, rule, period).await?;
     let start = ranges.last().map_or(period.start_ms, |r| r.from_ms);
@@ -125,10 +124,14 @@ async fn compute<B: Backend>(
                 .unwrap_or_default(),
             period_start_ms: key.period_start_ms,
             adjustment: key.period_start_ms != start,
-            model: key.model,
+            model: key.model.clone(),
             quantities: q,
             amount_cents: cents,
             residue,
+            unit_prices: match key.kind {
+                LineKind::Usage => key.model.as_ref().and_then(|m| unit_prices.get(m).cloned()),
+                _ => None,
+            },
         });
     }
     Ok(Invoice {
@@ -208,20 +211,23 @@ async fn close_invoice<B: Backend>(
         .bind(close.tenant_id)
         .fetch_optional(&mut *tx)
         .await?;
-    let Some((anchor, zone)) = lock else {
-        return Err(StoreError::Conflict(format!(
-            "no tenant {}",
-            close.tenant_id
-        )));
-    };
+    let (anchor, zone) =
+        lock.ok_or_else(|| StoreError::Conflict(format!("no tenant {}", close.tenant_id)))?;
     let rule = rule_from(anchor, &zone)?;
     let period = rule.period_at(close.at_ms).map_err(invalid)?;
     if let Some(existing) = invoice_ending::<B>(&mut tx, close.tenant_id, period.end_ms).await? {
         tx.commit().await?;
         return Ok((existing, false));
     }
-    let mut invoice =
-        compute::<B>(&mut tx, close.tenant_id, &rule, &period, close.currency).await?;
+    let mut invoice = compute::<B>(
+        &mut tx,
+        close.tenant_id,
+        &rule,
+        &period,
+        close.currency,
+        close.unit_prices,
+    )
+    .await?;
     let year = utc_year(close.now_ms);
     let seq: i64 = sqlx::query_scalar(NEXT_NUMBER)
         .bind(year)
@@ -263,69 +269,13 @@ fn billed(invoice: &Invoice) -> Billed<'_> {
     }
 }
 
-/// Stores a finalized invoice and its lines.
-async fn insert<B: Backend>(tx: &mut Transaction<'_, B>, i: &Invoice) -> Result<(), StoreError> {
-    let sql = format!(
-        "INSERT INTO invoices ({INVOICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-         $10, $11, $12, $13, $14, $15, $16, $17, $18)"
-    );
-    sqlx::query(&sql)
-        .bind(&i.id)
-        .bind(&i.tenant_id)
-        .bind(&i.number)
-        .bind(i.status.as_str())
-        .bind(&i.period)
-        .bind(i.period_start_ms)
-        .bind(i.period_end_ms)
-        .bind(&i.currency)
-        .bind(i.subtotal.0)
-        .bind(i.credits.0)
-        .bind(i.total.0)
-        .bind(i.total_cents)
-        .bind(i.residue.0)
-        .bind(i.finalized_at_ms)
-        .bind(i.due_at_ms)
-        .bind(i.paid_at_ms)
-        .bind(i.voided_at_ms)
-        .bind(i.uncollectible_at_ms)
-        .execute(&mut **tx)
-        .await
-        .map_err(StoreError::from_write)?;
-    let sql = format!(
-        "INSERT INTO invoice_lines (invoice_id, tenant_id, {LINE_COLUMNS}) VALUES ($1, $2, $3, \
-         $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-    );
-    for l in &i.lines {
-        let q = &l.quantities;
-        sqlx::query(&sql)
-            .bind(&i.id)
-            .bind(&i.tenant_id)
-            .bind(l.line_no)
-            .bind(l.kind.as_str())
-            .bind(l.period_start_ms)
-            .bind(&l.period)
-            .bind(&l.model)
-            .bind(q.requests)
-            .bind(q.prompt_tokens)
-            .bind(q.completion_tokens)
-            .bind(q.cached_tokens)
-            .bind(q.cache_write_tokens)
-            .bind(q.reasoning_tokens)
-            .bind(q.amount.0)
-            .bind(l.amount_cents)
-            .bind(l.residue.0)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
-}
-
 /// [`Invoices::draft_invoice`].
 async fn draft_invoice<B: Backend>(
     pool: &Pool<B>,
     tenant_id: &str,
     at_ms: i64,
     currency: &str,
+    unit_prices: &UnitPrices,
 ) -> Result<Option<Invoice>, StoreError> {
     let mut conn = pool.acquire().await?;
     let rule: Option<(i64, String)> = sqlx::query_as(TENANT_RULE)
@@ -340,7 +290,7 @@ async fn draft_invoice<B: Backend>(
     if let Some(existing) = invoice_ending::<B>(&mut conn, tenant_id, period.end_ms).await? {
         return Ok(Some(existing));
     }
-    compute::<B>(&mut conn, tenant_id, &rule, &period, currency)
+    compute::<B>(&mut conn, tenant_id, &rule, &period, currency, unit_prices)
         .await
         .map(Some)
 }
@@ -457,8 +407,9 @@ impl<B: Backend, S: Pooled<Db = B>> Invoices for S {
         tenant_id: &str,
         at_ms: i64,
         currency: &str,
+        unit_prices: &UnitPrices,
     ) -> Result<Option<Invoice>, StoreError> {
-        draft_invoice(self.pool(), tenant_id, at_ms, currency).await
+        draft_invoice(self.pool(), tenant_id, at_ms, currency, unit_prices).await
     }
 
     async fn get_invoice(&self, id: &str) -> Result<Option<Invoice>, StoreError> {

@@ -4,7 +4,7 @@ use tollgate_domain::invoice::status::Step;
 
 use super::Store;
 use crate::error::StoreError;
-use crate::invoices::{CloseInvoice, Invoice, InvoiceFilter, Invoices};
+use crate::invoices::{CloseInvoice, Invoice, InvoiceFilter, Invoices, UnitPrices};
 use crate::reconcile::{InvoicedGroup, ProviderCost, Reconciliation, RecordDifference, UsageGroup};
 use crate::stripe::{OutboxItem, StripeState, TopUp};
 use crate::tenants::{AuditEntry, Page};
@@ -22,10 +22,17 @@ impl Invoices for Store {
         tenant_id: &str,
         at_ms: i64,
         currency: &str,
+        unit_prices: &UnitPrices,
     ) -> Result<Option<Invoice>, StoreError> {
         match self {
-            Self::Sqlite(s) => s.draft_invoice(tenant_id, at_ms, currency).await,
-            Self::Postgres(s) => s.draft_invoice(tenant_id, at_ms, currency).await,
+            Self::Sqlite(s) => {
+                s.draft_invoice(tenant_id, at_ms, currency, unit_prices)
+                    .await
+            }
+            Self::Postgres(s) => {
+                s.draft_invoice(tenant_id, at_ms, currency, unit_prices)
+                    .await
+            }
         }
     }
 

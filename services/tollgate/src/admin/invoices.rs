@@ -166,7 +166,11 @@ pub async fn upcoming(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let at = invoicing::instant(query.at.as_deref())?;
-    Ok(HttpResponse::Ok().json(invoicing::upcoming(&state.store, &path, at).await?))
+    let prices = invoicing::PriceList {
+        pricing: &state.pricing,
+        catalog: &state.catalog,
+    };
+    Ok(HttpResponse::Ok().json(invoicing::upcoming(&state.store, prices, &path, at).await?))
 }
 
 /// Body of "close a tenant's period" (optional).
@@ -214,7 +218,12 @@ pub async fn close(
     };
     let at = invoicing::instant(body.at.as_deref())?;
     let terms = &state.catalog.invoices;
-    let (invoice, created) = invoicing::close(&state.store, terms, &c.sub, &path, at).await?;
+    let prices = invoicing::PriceList {
+        pricing: &state.pricing,
+        catalog: &state.catalog,
+    };
+    let (invoice, created) =
+        invoicing::close(&state.store, terms, prices, &c.sub, &path, at).await?;
     Ok(if created {
         HttpResponse::Created().json(invoice)
     } else {

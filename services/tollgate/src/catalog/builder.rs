@@ -482,7 +482,7 @@ impl CatalogBuilder {
             longest_request,
             jwt_secret: jwt_secret.map(|k| crate::settings::Secret(k.to_owned())),
             routing: s.routing.clone(),
-            invoices: crate::invoicing::InvoiceTerms::from(&s.billing),
+            invoices: crate::invoicing::terms::InvoiceTerms::from(&s.billing),
             stripe: None,
         };
         catalog.models_json = catalog.models_list(|_| true);

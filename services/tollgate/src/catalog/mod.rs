@@ -106,7 +106,7 @@ pub struct Catalog {
     pub jwt_secret: Option<crate::settings::Secret>,
     pub routing: crate::settings::RoutingSettings,
     /// How invoices are numbered and when they are due.
-    pub invoices: crate::invoicing::InvoiceTerms,
+    pub invoices: crate::invoicing::terms::InvoiceTerms,
     /// Stripe, when its secret key is in the environment.
     pub stripe: Option<crate::stripe::StripeConfig>,
 }

@@ -189,31 +189,69 @@ pub async fn balance(store: &Store, tenant_id: &str) -> Result<(), Failure> {
     print(&crate::billing::balance(store, &budget, &t).await?)
 }
 
+/// The prices of the newest catalog version, as the gateway loads them.
+async fn pricing(
+    store: &Store,
+    settings: &crate::settings::Settings,
+    catalog: &crate::catalog::Catalog,
+) -> Result<crate::pricing::Pricing, Failure> {
+    let book = crate::pricing::PriceBook::load(store, catalog).await?;
+    crate::pricing::Pricing::new(&settings.billing, book)
+        .map_err(|e| Failure::Usage(format!("{e:#}")))
+}
+
+/// `invoice show ID [--format json|csv|html]`.
+async fn show(
+    store: &Store,
+    terms: &crate::invoicing::InvoiceTerms,
+    invoice_id: &str,
+    format: &str,
+) -> Result<(), Failure> {
+    use crate::invoicing::export::Format;
+    use std::io::Write;
+    let format = match format {
+        "csv" => Format::Csv,
+        "html" => Format::Html,
+        _ => return print(&crate::invoicing::get(store, invoice_id, None).await?),
+    };
+    let (body, _, _) = crate::invoicing::export(store, terms, invoice_id, None, format).await?;
+    std::io::stdout()
+        .write_all(&body)
+        .map_err(|e| Failure::Runtime(e.to_string()))
+}
+
 /// `invoice …`.
 pub async fn invoice(
     store: &Store,
-    terms: &crate::invoicing::InvoiceTerms,
+    settings: &crate::settings::Settings,
+    catalog: &crate::catalog::Catalog,
     actor: &str,
     command: &InvoiceCommand,
 ) -> Result<(), Failure> {
+    let terms = &catalog.invoices;
+    let pricing = pricing(store, settings, catalog).await?;
+    let prices = crate::invoicing::PriceList {
+        pricing: &pricing,
+        catalog,
+    };
     use tollgate_domain::invoice::status::{InvoiceStatus, Step};
     use tollgate_store::{InvoiceFilter, Invoices};
     match command {
         InvoiceCommand::Close { tenant_id, at } => {
             let at = crate::invoicing::instant(at.as_deref())?;
             print(
-                &crate::invoicing::close(store, terms, actor, tenant_id, at)
+                &crate::invoicing::close(store, terms, prices, actor, tenant_id, at)
                     .await?
                     .0,
             )
         }
         InvoiceCommand::Run { at } => {
             let at = crate::invoicing::instant(at.as_deref())?;
-            print(&crate::invoicing::run_due(store, terms, actor, at).await?)
+            print(&crate::invoicing::run_due(store, terms, prices, actor, at).await?)
         }
         InvoiceCommand::Upcoming { tenant_id, at } => {
             let at = crate::invoicing::instant(at.as_deref())?;
-            print(&crate::invoicing::upcoming(store, tenant_id, at).await?)
+            print(&crate::invoicing::upcoming(store, prices, tenant_id, at).await?)
         }
         InvoiceCommand::List { tenant, status } => {
             let filter = InvoiceFilter {
@@ -222,20 +260,7 @@ pub async fn invoice(
             };
             print(&store.list_invoices(filter, ALL).await?)
         }
-        InvoiceCommand::Show { invoice_id, format } => {
-            use crate::invoicing::export::Format;
-            let format = match format.as_str() {
-                "csv" => Format::Csv,
-                "html" => Format::Html,
-                _ => return print(&crate::invoicing::get(store, invoice_id, None).await?),
-            };
-            let (body, _, _) =
-                crate::invoicing::export(store, terms, invoice_id, None, format).await?;
-            use std::io::Write;
-            std::io::stdout()
-                .write_all(&body)
-                .map_err(|e| Failure::Runtime(e.to_string()))
-        }
+        InvoiceCommand::Show { invoice_id, format } => show(store, terms, invoice_id, format).await,
         InvoiceCommand::MarkPaid { invoice_id } => {
             print(&crate::invoicing::step(store, actor, invoice_id, Step::Pay).await?)
         }

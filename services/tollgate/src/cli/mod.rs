@@ -220,7 +220,7 @@ fn operator_command(
             Command::Key(c) => admin::key(&store, &actor, c).await,
             Command::Credit(c) => admin::credit(&store, &actor, c).await,
             Command::Balance { tenant_id } => admin::balance(&store, tenant_id).await,
-            Command::Invoice(c) => admin::invoice(&store, &catalog.invoices, &actor, c).await,
+            Command::Invoice(c) => admin::invoice(&store, settings, catalog, &actor, c).await,
             Command::Prices(c) => prices::run(&store, &actor, c).await,
             Command::Reconcile(a) => admin::reconcile(&store, catalog, a).await,
             _ => Err(Failure::Usage("not an operator command".into())),

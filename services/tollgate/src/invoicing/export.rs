@@ -81,10 +81,36 @@ pub fn describe(line: &InvoiceLine) -> String {
         LineKind::Refund => "Refunds".to_owned(),
         LineKind::Credit => "Credit applied".to_owned(),
     };
+    if let Some(units) = unit_summary(line) {
+        text.push_str(&format!(" at {units}"));
+    }
     if line.adjustment {
         text.push_str(&format!(" (adjustment for {})", line.period));
     }
     text
+}
+
+/// A usage line's unit prices in words: `$1.2/M input, $120/M output tokens, $0.001 per request`.
+fn unit_summary(line: &InvoiceLine) -> Option<String> {
+    let u = line.unit_prices.as_ref()?;
+    let field = |k: &str| u[k].as_str().map(str::to_owned);
+    let mut parts = vec![
+        format!("${}/M input", field("input_per_mtok")?),
+        format!("${}/M output tokens", field("output_per_mtok")?),
+    ];
+    if let Some(fee) = field("per_request").filter(|f| f != "0") {
+        parts.push(format!("${fee} per request"));
+    }
+    Some(parts.join(", "))
+}
+
+/// A unit price of a usage line, for the CSV (empty when it has none).
+fn unit(line: &InvoiceLine, key: &str) -> String {
+    line.unit_prices
+        .as_ref()
+        .and_then(|u| u[key].as_str())
+        .unwrap_or("")
+        .to_owned()
 }
 
 #[derive(Serialize)]
@@ -107,6 +133,9 @@ struct Row<'a> {
     amount_exact_usd: String,
     amount_usd: String,
     residue_usd: String,
+    input_usd_per_mtok: String,
+    output_usd_per_mtok: String,
+    per_request_usd: String,
 }
 
 fn csv_rows(invoice: &Invoice) -> Result<Vec<u8>, ExportError> {
@@ -133,6 +162,9 @@ fn csv_rows(invoice: &Invoice) -> Result<Vec<u8>, ExportError> {
             amount_exact_usd: q.amount.to_string(),
             amount_usd: cents(line.amount_cents),
             residue_usd: line.residue.to_string(),
+            input_usd_per_mtok: unit(line, "input_per_mtok"),
+            output_usd_per_mtok: unit(line, "output_per_mtok"),
+            per_request_usd: unit(line, "per_request"),
         })?;
     }
     if invoice.lines.is_empty() {
@@ -264,6 +296,9 @@ mod tests {
             },
             amount_cents: cents,
             residue: Nanos(exact - cents * 10_000_000),
+            unit_prices: (no == 1).then(|| {
+                serde_json::json!({"input_per_mtok": "1.2", "output_per_mtok": "120", "per_request": "0.001"})
+            }),
         }
     }
 
@@ -339,6 +374,11 @@ mod tests {
             .unwrap();
         assert_eq!((&rows[0][amount], &rows[0][exact]), ("0.21", "0.206234567"));
         assert_eq!(&rows[2][amount], "-0.10");
+        let input = headers
+            .iter()
+            .position(|h| h == "input_usd_per_mtok")
+            .unwrap();
+        assert_eq!((&rows[0][input], &rows[1][input]), ("1.2", ""));
     }
 
     #[test]
@@ -361,6 +401,7 @@ mod tests {
             "Tax id: FR123",
             "2026-11 (2026-11-01 to 2026-11-30, Europe&#x2f;Paris)",
             "(adjustment for 2026-11)",
+            "at $1.2&#x2f;M input, $120&#x2f;M output tokens, $0.001 per request",
             "Credit applied",
             "<td class=\"num\">0.31</td>",
             "<td class=\"num\">-0.10</td>",

@@ -158,7 +158,11 @@ async fn upcoming_invoice(
 ) -> Result<HttpResponse, ApiError> {
     let tk = tenant_only(caller)?;
     let at = crate::invoicing::instant(query.at.as_deref())?;
-    let invoice = crate::invoicing::upcoming(&state.store, &tk.tenant.id, at).await?;
+    let prices = crate::invoicing::PriceList {
+        pricing: &state.pricing,
+        catalog: &state.catalog,
+    };
+    let invoice = crate::invoicing::upcoming(&state.store, prices, &tk.tenant.id, at).await?;
     Ok(HttpResponse::Ok().json(invoice))
 }
 

@@ -79,6 +79,10 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
             "../../../migrations/sqlite/20261209040000_add_invoice_line_unit_prices.sql"
         ),
     },
+    Migration {
+        name: "20261209050000_allow_invoice_fee_lines",
+        sql: include_str!("../../../migrations/sqlite/20261209050000_allow_invoice_fee_lines.sql"),
+    },
 ];
 
 pub static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -154,6 +158,12 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
         name: "20261209040000_add_invoice_line_unit_prices",
         sql: include_str!(
             "../../../migrations/postgres/20261209040000_add_invoice_line_unit_prices.sql"
+        ),
+    },
+    Migration {
+        name: "20261209050000_allow_invoice_fee_lines",
+        sql: include_str!(
+            "../../../migrations/postgres/20261209050000_allow_invoice_fee_lines.sql"
         ),
     },
 ];

@@ -65,6 +65,16 @@ fn record(id: usize, tenant: &str, at_ms: i64, price: i64, model: usize) -> Requ
     }
 }
 
+/// gpt-b has a per-request fee of $0.000123: its lines are split into tokens and fees.
+fn fees() -> tollgate_store::UnitPrices {
+    [(
+        "gpt-b".to_owned(),
+        serde_json::json!({"per_request": "0.000123"}),
+    )]
+    .into_iter()
+    .collect()
+}
+
 fn audit() -> AuditEntry {
     AuditEntry {
         at_ms: 0,
@@ -89,7 +99,7 @@ async fn close(store: &Store, tenant: &str, at_ms: i64, n: usize) -> (Invoice, b
             number_prefix: "TG",
             currency: "usd",
             audit: &audit,
-            unit_prices: &Default::default(),
+            unit_prices: &fees(),
         })
         .await
         .unwrap()
@@ -152,7 +162,7 @@ async fn story(store: &Store, zones: &[(u8, usize)], events: &[(usize, i64, i64,
                     number_prefix: "TG",
                     currency: "usd",
                     audit: &audit,
-                    unit_prices: &Default::default(),
+                    unit_prices: &fees(),
                 })
                 .await;
             match closed {
@@ -213,7 +223,10 @@ async fn check(
         for invoice in snapshots.values().filter(|i| i.tenant_id == tenant.id) {
             let (mut cents, mut residue) = (0i64, 0i64);
             for l in &invoice.lines {
-                assert_eq!(l.kind, LineKind::Usage);
+                assert!(matches!(l.kind, LineKind::Usage | LineKind::Fee), "{l:?}");
+                if l.kind == LineKind::Fee {
+                    assert_eq!(l.model.as_deref(), Some("gpt-b"));
+                }
                 let drift = l.quantities.amount.0 - l.amount_cents * NANOS_PER_CENT;
                 assert!(drift.abs() <= NANOS_PER_CENT / 2, "{l:?}");
                 assert_eq!(drift, l.residue.0);
@@ -221,7 +234,9 @@ async fn check(
                 residue += l.residue.0;
                 let e = lines.entry(l.period.clone()).or_default();
                 e.0 += l.quantities.amount.0;
-                e.1 += l.quantities.requests;
+                if l.kind == LineKind::Usage {
+                    e.1 += l.quantities.requests;
+                }
             }
             assert_eq!(cents, invoice.total_cents);
             assert_eq!(cents * NANOS_PER_CENT + residue, invoice.total.0);

@@ -31,6 +31,82 @@ on_both_backends!(
     concurrent_story
 );
 on_both_backends!(sqlite_lease, postgres_lease, lease_story);
+on_both_backends!(sqlite_fees, postgres_fees, fee_story);
+
+/// A model with a per-request fee: its usage is billed as tokens and fees, which add up to the
+/// records; a late record adds to both on the next invoice.
+async fn fee_story(store: &Store) {
+    new_tenant(store, "ten_f", 1, "UTC").await;
+    let prices: tollgate_store::UnitPrices = [(
+        "gpt-a".to_owned(),
+        serde_json::json!({"input_per_mtok": "1", "output_per_mtok": "2", "per_request": "0.001"}),
+    )]
+    .into_iter()
+    .collect();
+    let records: Vec<RequestRecord> = (0..3)
+        .map(|i| record(&format!("f{i}"), "ten_f", "gpt-a", NOV24 + i, 5 * CENT))
+        .collect();
+    store.record_requests(&records).await.unwrap();
+    let entry = audit("invoice.close");
+    let close = |id: &'static str, at: i64| CloseInvoice {
+        tenant_id: "ten_f",
+        at_ms: at,
+        id,
+        now_ms: at,
+        due_at_ms: at,
+        number_prefix: "TG",
+        currency: "usd",
+        audit: &entry,
+        unit_prices: &prices,
+    };
+    let (first, _) = store
+        .close_invoice(&close("inv_f1", DEC1 - 1))
+        .await
+        .unwrap();
+    let lines: Vec<(LineKind, i64, i64)> = first
+        .lines
+        .iter()
+        .map(|l| (l.kind, l.quantities.requests, l.quantities.amount.0))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (LineKind::Usage, 3, 15 * CENT - 3_000_000),
+            (LineKind::Fee, 3, 3_000_000)
+        ]
+    );
+    assert_eq!(first.total.0, 15 * CENT);
+    assert_eq!(first.lines[1].unit_prices, first.lines[0].unit_prices);
+    // A late record of November: one more request's tokens and fee, on December's invoice.
+    store
+        .record_requests(&[record("f9", "ten_f", "gpt-a", DEC1 - 5, 5 * CENT)])
+        .await
+        .unwrap();
+    let (second, _) = store
+        .close_invoice(&close("inv_f2", DEC1 + 1))
+        .await
+        .unwrap();
+    let lines: Vec<(bool, LineKind, i64, i64)> = second
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.adjustment,
+                l.kind,
+                l.quantities.requests,
+                l.quantities.amount.0,
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (true, LineKind::Usage, 1, 5 * CENT - 1_000_000),
+            (true, LineKind::Fee, 1, 1_000_000)
+        ]
+    );
+    assert_eq!(first.total.0 + second.total.0, 20 * CENT);
+}
 
 fn record(id: &str, tenant: &str, model: &str, at_ms: i64, price: i64) -> RequestRecord {
     RequestRecord {

@@ -190,10 +190,12 @@ async fn compare_invoices(
     for line in store.invoiced_groups(tenant_id, label).await? {
         if line.kind == "refund" {
             refunds = refunds.saturating_add(line.amount.0);
-        } else if line.kind == "usage" {
+        } else if line.kind == "usage" || line.kind == "fee" {
             let e = invoiced.entry(line.model.unwrap_or_default()).or_default();
             e.0 = e.0.saturating_add(line.amount.0);
-            e.1 = e.1.saturating_add(line.requests);
+            if line.kind == "usage" {
+                e.1 = e.1.saturating_add(line.requests);
+            }
             total = total.saturating_add(line.amount.0);
         }
     }

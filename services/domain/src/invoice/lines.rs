@@ -21,8 +21,11 @@ use crate::money::Nanos;
 )]
 #[serde(rename_all = "lowercase")]
 pub enum LineKind {
-    /// The tenant prices of a public model's requests (per-request fees included).
+    /// The tenant prices of a public model's requests' tokens.
     Usage,
+    /// A public model's per-request fees (requests × the per-request price); split from its
+    /// usage line, so the two add up to what the records were charged.
+    Fee,
     /// Charges reversed by a correction (negative).
     Refund,
     /// The part of the charges drawn from the tenant's credit (negative): already paid.
@@ -33,6 +36,7 @@ impl LineKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Usage => "usage",
+            Self::Fee => "fee",
             Self::Refund => "refund",
             Self::Credit => "credit",
         }
@@ -41,6 +45,7 @@ impl LineKind {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "usage" => Some(Self::Usage),
+            "fee" => Some(Self::Fee),
             "refund" => Some(Self::Refund),
             "credit" => Some(Self::Credit),
             _ => None,
@@ -153,7 +158,7 @@ pub fn unbilled(now: &Sums, billed: &Sums) -> Option<Vec<(LineKey, Quantities)>>
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Totals {
-    /// Σ of the usage lines, exact.
+    /// Σ of the usage and fee lines, exact.
     pub subtotal: Nanos,
     /// Σ of the refund and credit lines, exact (zero or negative).
     pub credits: Nanos,
@@ -173,7 +178,9 @@ pub fn totals(lines: &[(LineKind, Nanos)]) -> Option<(Totals, Vec<(i64, Nanos)>)
     for (kind, exact) in lines {
         let (cents, residue) = super::to_cents(*exact)?;
         match kind {
-            LineKind::Usage => t.subtotal = t.subtotal.0.checked_add(exact.0).map(Nanos)?,
+            LineKind::Usage | LineKind::Fee => {
+                t.subtotal = t.subtotal.0.checked_add(exact.0).map(Nanos)?;
+            }
             LineKind::Refund | LineKind::Credit => {
                 t.credits = t.credits.0.checked_add(exact.0).map(Nanos)?;
             }
@@ -184,4 +191,27 @@ pub fn totals(lines: &[(LineKind, Nanos)]) -> Option<(Totals, Vec<(i64, Nanos)>)
         rounded.push((cents, residue));
     }
     Some((t, rounded))
+}
+
+/// Splits what a usage line bills into the per-request fees of its `requests` at `fee` (dollars
+/// per request, exact) and the rest, the tokens: `(tokens, fees)`, which add up to `usage`. The
+/// fees are rounded once to the nano-dollar, half to even, and never more than the line (a
+/// charge capped at its hold can be below its fee) nor below zero. `None` if they cannot be
+/// represented.
+pub fn split_fees(usage: Quantities, fee: rust_decimal::Decimal) -> Option<(Quantities, Nanos)> {
+    use rust_decimal::prelude::ToPrimitive;
+    if fee.is_zero() || usage.requests == 0 {
+        return Some((usage, Nanos(0)));
+    }
+    let exact = fee
+        .checked_mul(rust_decimal::Decimal::from(usage.requests))?
+        .checked_mul(rust_decimal::Decimal::from(crate::money::NANOS_PER_USD))?
+        .round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointNearestEven)
+        .to_i64()?;
+    let fees = exact.clamp(0, usage.amount.0.max(0));
+    let tokens = Quantities {
+        amount: Nanos(usage.amount.0.checked_sub(fees)?),
+        ..usage
+    };
+    Some((tokens, Nanos(fees)))
 }

@@ -288,3 +288,35 @@ fn a_period_is_found_by_its_name() {
         assert!(rule.named(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn fees_split_off_a_usage_line_add_up_to_it() {
+    use super::lines::{split_fees, Quantities};
+    let usage = Quantities {
+        requests: 3,
+        amount: Nanos(10_000_000),
+        ..Quantities::default()
+    };
+    let fee: rust_decimal::Decimal = "0.0012".parse().unwrap();
+    let (tokens, fees) = split_fees(usage, fee).unwrap();
+    assert_eq!(fees, Nanos(3_600_000));
+    assert_eq!(tokens.amount.0 + fees.0, usage.amount.0);
+    assert_eq!(tokens.requests, 3);
+    // A line charged less than its fees (capped at the hold): all of it is fees.
+    let small = Quantities {
+        amount: Nanos(1_000),
+        ..usage
+    };
+    assert_eq!(split_fees(small, fee).unwrap().1, Nanos(1_000));
+    // An adjustment that takes back: no negative fee.
+    let negative = Quantities {
+        requests: 1,
+        amount: Nanos(-5),
+        ..usage
+    };
+    assert_eq!(split_fees(negative, fee).unwrap(), (negative, Nanos(0)));
+    assert_eq!(
+        split_fees(usage, rust_decimal::Decimal::ZERO).unwrap(),
+        (usage, Nanos(0))
+    );
+}

@@ -266,15 +266,18 @@ pub(crate) async fn billed_sums<B: Backend>(
     for row in &rows {
         let n = |i: usize| row.try_get::<i64, _>(i);
         let kind: String = row.try_get(1)?;
+        let kind = LineKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("invoice line kind {kind:?}")))?;
+        // A fee line is part of its usage line's amount (its requests are the usage line's).
+        let fee = kind == LineKind::Fee;
         let key = LineKey {
             period_start_ms: n(0)?,
-            kind: LineKind::parse(&kind)
-                .ok_or_else(|| StoreError::Corrupt(format!("invoice line kind {kind:?}")))?,
+            kind: if fee { LineKind::Usage } else { kind },
             model: row.try_get(2)?,
         };
         labels.insert(key.period_start_ms, row.try_get(3)?);
         let q = Quantities {
-            requests: n(4)?,
+            requests: if fee { 0 } else { n(4)? },
             prompt_tokens: n(5)?,
             completion_tokens: n(6)?,
             cached_tokens: n(7)?,

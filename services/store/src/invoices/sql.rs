@@ -1,7 +1,9 @@
 //! The invoice statements, shared by both backends.
 
 use sqlx::{Pool, Row};
-use tollgate_domain::invoice::lines::{totals, unbilled, LineKind, Quantities};
+use tollgate_domain::invoice::lines::{
+    split_fees, totals, unbilled, LineKey, LineKind, Quantities,
+};
 use tollgate_domain::invoice::period::{Period, PeriodRule};
 use tollgate_domain::invoice::status::{Billed, InvoiceStatus, Step, Transition};
 use tollgate_domain::money::Nanos;
@@ -94,6 +96,39 @@ fn line_from_row<B: Backend>(r: &B::Row, invoice_start: i64) -> Result<InvoiceLi
     })
 }
 
+/// Each usage line followed by its per-request fees, split off it at the model's per-request
+/// price (`unit_prices[model].per_request`, dollars), when it has one.
+fn with_fees(
+    lines: Vec<(LineKey, Quantities)>,
+    unit_prices: &UnitPrices,
+) -> Result<Vec<(LineKey, Quantities)>, StoreError> {
+    let mut out = Vec::with_capacity(lines.len());
+    for (key, q) in lines {
+        let fee = (key.kind == LineKind::Usage)
+            .then(|| key.model.as_ref().and_then(|m| unit_prices.get(m)))
+            .flatten()
+            .and_then(|u| u["per_request"].as_str())
+            .and_then(|f| tollgate_domain::money::parse_decimal(f).ok())
+            .unwrap_or_default();
+        let (tokens, fees) =
+            split_fees(q, fee).ok_or_else(|| invalid("an invoice's fees overflow"))?;
+        out.push((key.clone(), tokens));
+        if fees.0 != 0 {
+            let fee_key = LineKey {
+                kind: LineKind::Fee,
+                ..key
+            };
+            let fee_q = Quantities {
+                requests: q.requests,
+                amount: fees,
+                ..Quantities::default()
+            };
+            out.push((fee_key, fee_q));
+        }
+    }
+    Ok(out)
+}
+
 /// The invoice `period` would get now, as a draft: its lines (what the records sum to less what
 /// earlier invoices billed) and totals. `Err(Conflict)` if an invoice already covers the period.
 async fn compute<B: Backend>(
@@ -110,7 +145,7 @@ async fn compute<B: Backend>(
     let (billed, billed_labels) = billed_sums::<B>(conn, tenant_id).await?;
     labels.extend(billed_labels);
     let overflow = || invalid("an invoice amount overflows");
-    let diff = unbilled(&now, &billed).ok_or_else(overflow)?;
+    let diff = with_fees(unbilled(&now, &billed).ok_or_else(overflow)?, unit_prices)?;
     let amounts: Vec<(LineKind, Nanos)> = diff.iter().map(|(k, q)| (k.kind, q.amount)).collect();
     let (t, rounded) = totals(&amounts).ok_or_else(overflow)?;
     let mut lines = Vec::with_capacity(diff.len());
@@ -124,14 +159,11 @@ async fn compute<B: Backend>(
                 .unwrap_or_default(),
             period_start_ms: key.period_start_ms,
             adjustment: key.period_start_ms != start,
-            model: key.model.clone(),
+            unit_prices: key.model.as_ref().and_then(|m| unit_prices.get(m).cloned()),
+            model: key.model,
             quantities: q,
             amount_cents: cents,
             residue,
-            unit_prices: match key.kind {
-                LineKind::Usage => key.model.as_ref().and_then(|m| unit_prices.get(m).cloned()),
-                _ => None,
-            },
         });
     }
     Ok(Invoice {

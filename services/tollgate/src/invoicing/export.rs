@@ -78,10 +78,24 @@ pub fn describe(line: &InvoiceLine) -> String {
             q.completion_tokens,
             q.reasoning_tokens
         ),
+        LineKind::Fee => format!(
+            "{}: per-request fees, {} requests",
+            line.model.as_deref().unwrap_or("?"),
+            q.requests
+        ),
         LineKind::Refund => "Refunds".to_owned(),
         LineKind::Credit => "Credit applied".to_owned(),
     };
-    if let Some(units) = unit_summary(line) {
+    let units = match line.kind {
+        LineKind::Usage => unit_summary(line),
+        LineKind::Fee => line
+            .unit_prices
+            .as_ref()
+            .and_then(|u| u["per_request"].as_str())
+            .map(|f| format!("${f} each")),
+        _ => None,
+    };
+    if let Some(units) = units {
         text.push_str(&format!(" at {units}"));
     }
     if line.adjustment {
@@ -224,7 +238,7 @@ fn html(
     let usage_cents: i64 = invoice
         .lines
         .iter()
-        .filter(|l| l.kind == LineKind::Usage)
+        .filter(|l| matches!(l.kind, LineKind::Usage | LineKind::Fee))
         .map(|l| l.amount_cents)
         .sum();
     let lines: Vec<_> = invoice

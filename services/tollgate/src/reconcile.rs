@@ -18,21 +18,22 @@ pub mod provider;
 /// Records listed per tenant when their postings differ (the rest are counted).
 const LISTED: u32 = 100;
 
-/// Revenue, cost and margin of a set of requests.
+/// Revenue, cost and margin of a set of requests, in nano-dollars. Sums are kept in 128 bits, so
+/// no total over many tenants can overflow (or saturate into a false agreement).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Money {
-    pub requests: i64,
-    pub revenue: Nanos,
-    pub cost: Nanos,
-    pub margin: Nanos,
+    pub requests: i128,
+    pub revenue: i128,
+    pub cost: i128,
+    pub margin: i128,
 }
 
 impl Money {
     fn add(&mut self, g: &UsageGroup) {
-        self.requests = self.requests.saturating_add(g.requests);
-        self.revenue = Nanos(self.revenue.0.saturating_add(g.price.0));
-        self.cost = Nanos(self.cost.0.saturating_add(g.cost.0));
-        self.margin = Nanos(self.revenue.0.saturating_sub(self.cost.0));
+        self.requests += i128::from(g.requests);
+        self.revenue += i128::from(g.price.0);
+        self.cost += i128::from(g.cost.0);
+        self.margin = self.revenue - self.cost;
     }
 }
 
@@ -47,13 +48,13 @@ pub enum Difference {
     /// The usage lines of the invoices billing the period differ from the records, for a model.
     InvoiceUsage {
         model: String,
-        records: Nanos,
-        invoiced: Nanos,
-        requests: i64,
-        invoiced_requests: i64,
+        records: i128,
+        invoiced: i128,
+        requests: i128,
+        invoiced_requests: i128,
     },
     /// The refund lines differ from the reversals of the period's records.
-    InvoiceRefunds { reversed: Nanos, invoiced: Nanos },
+    InvoiceRefunds { reversed: i128, invoiced: i128 },
 }
 
 /// One tenant's period.
@@ -67,9 +68,9 @@ pub struct TenantReport {
     #[serde(flatten)]
     pub money: Money,
     /// Σ of the records' price postings.
-    pub posted: Nanos,
-    /// Σ of the invoices' usage lines for the period (`None` while not invoiced).
-    pub invoiced_usage: Option<Nanos>,
+    pub posted: i128,
+    /// Σ of the invoices' usage and fee lines for the period (`None` while not invoiced).
+    pub invoiced_usage: Option<i128>,
     pub differences: Vec<Difference>,
 }
 
@@ -144,10 +145,10 @@ async fn tenant_report(
         .await?
         .is_some_and(|end| end >= p.end_ms);
     let mut money = Money::default();
-    let mut posted = 0i64;
+    let mut posted = 0i128;
     for g in &groups {
         money.add(g);
-        posted = posted.saturating_add(g.posted_price.0);
+        posted += i128::from(g.posted_price.0);
     }
     let invoiced_usage = if invoiced {
         Some(compare_invoices(store, &tenant.id, label, &groups, &mut differences).await?)
@@ -160,70 +161,69 @@ async fn tenant_report(
         period_end_ms: p.end_ms,
         invoiced,
         money,
-        posted: Nanos(posted),
+        posted,
         invoiced_usage,
         differences,
     };
     Ok((report, groups))
 }
 
-/// Compares the invoices' usage and refund lines for the period with the records; returns Σ of
-/// the usage lines.
+/// Compares the invoices' usage, fee and refund lines for the period with the records; returns
+/// Σ of the usage and fee lines.
 async fn compare_invoices(
     store: &Store,
     tenant_id: &str,
     label: &str,
     groups: &[UsageGroup],
     differences: &mut Vec<Difference>,
-) -> Result<Nanos, TenancyError> {
-    let mut records: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-    let mut reversed = 0i64;
+) -> Result<i128, TenancyError> {
+    // Per model: (amount, requests), in 128 bits.
+    let mut records: BTreeMap<String, (i128, i128)> = BTreeMap::new();
+    let mut reversed = 0i128;
     for g in groups {
-        let e = records.entry(g.model.as_str()).or_default();
-        e.0 = e.0.saturating_add(g.price.0);
-        e.1 = e.1.saturating_add(g.requests);
-        reversed = reversed.saturating_add(g.refunded.0);
+        let e = records.entry(g.model.clone()).or_default();
+        e.0 += i128::from(g.price.0);
+        e.1 += i128::from(g.requests);
+        reversed += i128::from(g.refunded.0);
     }
-    let mut invoiced: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    let mut refunds = 0i64;
-    let mut total = 0i64;
+    let mut invoiced: BTreeMap<String, (i128, i128)> = BTreeMap::new();
+    let (mut refunds, mut total) = (0i128, 0i128);
     for line in store.invoiced_groups(tenant_id, label).await? {
-        if line.kind == "refund" {
-            refunds = refunds.saturating_add(line.amount.0);
-        } else if line.kind == "usage" || line.kind == "fee" {
-            let e = invoiced.entry(line.model.unwrap_or_default()).or_default();
-            e.0 = e.0.saturating_add(line.amount.0);
-            if line.kind == "usage" {
-                e.1 = e.1.saturating_add(line.requests);
+        match line.kind.as_str() {
+            "refund" => refunds += i128::from(line.amount.0),
+            "usage" | "fee" => {
+                let e = invoiced.entry(line.model.unwrap_or_default()).or_default();
+                e.0 += i128::from(line.amount.0);
+                if line.kind == "usage" {
+                    e.1 += i128::from(line.requests);
+                }
+                total += i128::from(line.amount.0);
             }
-            total = total.saturating_add(line.amount.0);
+            _ => {}
         }
     }
-    let models: std::collections::BTreeSet<&str> = records
-        .keys()
-        .copied()
-        .chain(invoiced.keys().map(String::as_str))
-        .collect();
+    let models: std::collections::BTreeSet<&String> =
+        records.keys().chain(invoiced.keys()).collect();
     for model in models {
         let r = records.get(model).copied().unwrap_or_default();
         let i = invoiced.get(model).copied().unwrap_or_default();
         if r != i {
             differences.push(Difference::InvoiceUsage {
-                model: model.to_owned(),
-                records: Nanos(r.0),
-                invoiced: Nanos(i.0),
+                model: model.clone(),
+                records: r.0,
+                invoiced: i.0,
                 requests: r.1,
                 invoiced_requests: i.1,
             });
         }
     }
-    if refunds != reversed.saturating_neg() {
+    if refunds != -reversed {
         differences.push(Difference::InvoiceRefunds {
-            reversed: Nanos(reversed),
-            invoiced: Nanos(refunds),
+            reversed,
+            invoiced: refunds,
         });
     }
-    Ok(Nanos(total))
+    Ok(total)
 }
 
 /// A provider's cost export to compare: our provider name, and the file's bytes.

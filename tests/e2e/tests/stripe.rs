@@ -263,6 +263,22 @@ async fn usage_becomes_money_collected_through_stripe() {
         postings
     );
 
+    // An invoice that is not ours: acknowledged (Stripe stops retrying), nothing changes.
+    let foreign = json!({"id": "in_other", "object": "invoice", "metadata": {"tollgate_invoice_id": "inv_nope"}});
+    let (body, sig) = FakeStripe::event(
+        "evt_foreign",
+        "invoice.paid",
+        &foreign,
+        FAKE_STRIPE_WEBHOOK_SECRET,
+        now,
+    );
+    let (status, ack) = send_event(&gw, &body, &sig).await;
+    assert_eq!(status, 200);
+    assert!(
+        ack["outcome"].as_str().unwrap().starts_with("ignored"),
+        "{ack}"
+    );
+
     // A top-up: the tenant asks, pays on Checkout, the completed session grants it once.
     let res = gw
         .anonymous(Method::POST, "/v1/me/topups")

@@ -145,6 +145,8 @@ async fn apply(state: &AppState, kind: &str, object: &Value) -> Result<String, A
             match crate::invoicing::step(store, "stripe", &invoice, step).await {
                 Ok(i) => format!("invoice {} is {}", i.id, i.status.as_str()),
                 Err(TenancyError::Conflict(m)) => format!("not applied: {m}"),
+                // Not ours (another system's metadata): acknowledged, so Stripe stops retrying.
+                Err(TenancyError::NotFound(_)) => format!("ignored: no invoice {invoice}"),
                 Err(e) => return Err(e.into()),
             },
         );

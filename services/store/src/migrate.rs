@@ -83,6 +83,10 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         name: "20261209050000_allow_invoice_fee_lines",
         sql: include_str!("../../../migrations/sqlite/20261209050000_allow_invoice_fee_lines.sql"),
     },
+    Migration {
+        name: "20261209060000_refuse_balance_overflow",
+        sql: include_str!("../../../migrations/sqlite/20261209060000_refuse_balance_overflow.sql"),
+    },
 ];
 
 pub static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -164,6 +168,12 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
         name: "20261209050000_allow_invoice_fee_lines",
         sql: include_str!(
             "../../../migrations/postgres/20261209050000_allow_invoice_fee_lines.sql"
+        ),
+    },
+    Migration {
+        name: "20261209060000_refuse_balance_overflow",
+        sql: include_str!(
+            "../../../migrations/postgres/20261209060000_refuse_balance_overflow.sql"
         ),
     },
 ];

@@ -27,6 +27,34 @@ on_both_backends!(sqlite_large_batch, postgres_large_batch, large_batch_story);
 on_both_backends!(sqlite_grants, postgres_grants, grants_story);
 on_both_backends!(sqlite_reports, postgres_reports, reports_story);
 on_both_backends!(sqlite_reversal, postgres_reversal, reversal_story);
+on_both_backends!(sqlite_overflow, postgres_overflow, overflow_story);
+
+/// A balance that would pass the 64-bit range refuses the write: never wraps, saturates or turns
+/// into a float (SQLite's integer addition would), and the balance stays what it was.
+async fn overflow_story(store: &Store) {
+    new_tenant(store, "ten_o").await;
+    let mut big = grant("g_big_1", "ten_o", GrantKind::TopUp, 1, None);
+    big.amount = Nanos(i64::MAX - 10);
+    store
+        .grant_credit(&big, &audit("credit.grant", "ten_o"))
+        .await
+        .unwrap();
+    let mut more = grant("g_big_2", "ten_o", GrantKind::TopUp, 1, None);
+    more.amount = Nanos(11);
+    let refused = store
+        .grant_credit(&more, &audit("credit.grant", "ten_o"))
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(
+        store.balances("ten_o").await.unwrap().credit,
+        Nanos(i64::MAX - 10)
+    );
+    let page = Page {
+        after: None,
+        limit: 10,
+    };
+    assert_eq!(store.list_grants("ten_o", page).await.unwrap().len(), 1);
+}
 on_both_backends!(
     sqlite_tenant_pricing,
     postgres_tenant_pricing,

@@ -87,6 +87,13 @@ fn store_error(e: StoreError) -> TenancyError {
     }
 }
 
+async fn tenant(store: &Store, id: &str) -> Result<Tenant, TenancyError> {
+    store
+        .get_tenant(id)
+        .await?
+        .ok_or(TenancyError::NotFound("tenant"))
+}
+
 /// `at` as milliseconds: an RFC 3339 instant, or now.
 pub fn instant(at: Option<&str>) -> Result<i64, TenancyError> {
     match at {
@@ -109,10 +116,7 @@ pub async fn close(
     tenant_id: &str,
     at_ms: i64,
 ) -> Result<(Invoice, bool), TenancyError> {
-    let tenant = store
-        .get_tenant(tenant_id)
-        .await?
-        .ok_or(TenancyError::NotFound("tenant"))?;
+    let tenant = tenant(store, tenant_id).await?;
     let unit_prices = prices.for_tenant(&tenant);
     let now = tollgate_store::now_ms();
     let id = crate::ids::new_id("inv_");
@@ -136,12 +140,7 @@ pub async fn close(
         audit: &audit,
         unit_prices: &unit_prices,
     };
-    match store.close_invoice(&close).await {
-        Err(StoreError::Conflict(m)) if m.starts_with("no tenant") => {
-            Err(TenancyError::NotFound("tenant"))
-        }
-        other => other.map_err(store_error),
-    }
+    store.close_invoice(&close).await.map_err(store_error)
 }
 
 /// The tenant's invoice for its period at `at_ms` as it stands: the draft, or the finalized one.
@@ -151,10 +150,7 @@ pub async fn upcoming(
     tenant_id: &str,
     at_ms: i64,
 ) -> Result<Invoice, TenancyError> {
-    let tenant = store
-        .get_tenant(tenant_id)
-        .await?
-        .ok_or(TenancyError::NotFound("tenant"))?;
+    let tenant = tenant(store, tenant_id).await?;
     store
         .draft_invoice(tenant_id, at_ms, CURRENCY, &prices.for_tenant(&tenant))
         .await
@@ -184,10 +180,7 @@ pub async fn export(
     format: export::Format,
 ) -> Result<(Vec<u8>, &'static str, String), TenancyError> {
     let invoice = get(store, id, tenant_id).await?;
-    let tenant = store
-        .get_tenant(&invoice.tenant_id)
-        .await?
-        .ok_or(TenancyError::NotFound("tenant"))?;
+    let tenant = tenant(store, &invoice.tenant_id).await?;
     let body = export::render(&invoice, &tenant, &terms.issuer, format)
         .map_err(|e| TenancyError::Store(StoreError::Corrupt(format!("invoice export: {e}"))))?;
     let extension = match format {

@@ -11,7 +11,8 @@ use crate::billing::{self, NewGrant, UsageParams};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-async fn tenant(state: &AppState, id: &str) -> Result<tollgate_store::Tenant, ApiError> {
+/// The tenant of a path, or 404.
+pub(super) async fn tenant(state: &AppState, id: &str) -> Result<tollgate_store::Tenant, ApiError> {
     state
         .store
         .get_tenant(id)

@@ -3,7 +3,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use tollgate_store::{Invoices, OutboxItem, StripeState, Tenants, TopUp};
+use tollgate_store::{Invoices, OutboxItem, StripeState, TopUp};
 
 use super::auth::{Admin, Viewer};
 use super::handlers::{json_body, page_of, query, List};
@@ -104,11 +104,7 @@ pub async fn link_customer(
         return Err(ApiError::NotFound("stripe (not configured)"));
     };
     let body: CustomerLink = json_body(&req, payload, &state).await?;
-    let tenant = state
-        .store
-        .get_tenant(&path)
-        .await?
-        .ok_or(ApiError::NotFound("tenant"))?;
+    let tenant = super::billing::tenant(&state, &path).await?;
     let customer = match body.customer_id {
         Some(id) if id.starts_with("cus_") && id.len() <= 255 => {
             state
@@ -153,11 +149,7 @@ pub async fn topup(
 ) -> Result<HttpResponse, ApiError> {
     let body: NewTopUp = json_body(&req, payload, &state).await?;
     let amount = crate::stripe::topup::amount(&body)?;
-    let tenant = state
-        .store
-        .get_tenant(&path)
-        .await?
-        .ok_or(ApiError::NotFound("tenant"))?;
+    let tenant = super::billing::tenant(&state, &path).await?;
     let topup = crate::stripe::topup::create(&state, &tenant, amount, &c.sub).await?;
     Ok(HttpResponse::Created().json(topup))
 }

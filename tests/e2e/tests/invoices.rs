@@ -302,6 +302,36 @@ async fn an_invoice_bills_exactly_the_traffic_and_is_paid_in_the_ledger() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, csv, "the CLI exports the same file");
 
+    // Malformed input is a 400 in the API's JSON error shape.
+    let (status, err) = get_as(&gw, &key, "/v1/me/invoices/upcoming?bogus=1").await;
+    assert_eq!(
+        (status, err["error"]["type"].is_string()),
+        (400, true),
+        "{err}"
+    );
+    let (status, err) = get_as(
+        &gw,
+        &key,
+        &format!("/v1/me/invoices/{id}/export?format=pdf"),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["type"].is_string()),
+        (400, true),
+        "{err}"
+    );
+    let res = gw
+        .anonymous(Method::POST, "/v1/me/topups")
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let err: Value = res.json().await.unwrap();
+    assert!(err["error"]["message"].is_string(), "{err}");
+
     // The tenant sees its own invoice, and only its own.
     let (status, list) = get_as(&gw, &key, "/v1/me/invoices").await;
     assert_eq!(status, 200);

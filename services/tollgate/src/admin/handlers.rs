@@ -16,7 +16,7 @@ use crate::tenancy::{self, NewTenant, TenantPatch, TenantView};
 
 const MAX_ADMIN_BODY: usize = 64 << 10;
 
-pub(super) async fn json_body<T: DeserializeOwned>(
+pub(crate) async fn json_body<T: DeserializeOwned>(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,

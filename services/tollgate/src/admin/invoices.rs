@@ -33,15 +33,20 @@ pub struct InvoiceQuery {
     limit: Option<u32>,
 }
 
+/// A query string parsed, or a 400 in the API's JSON error shape.
+pub(crate) fn query_of<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+    web::Query::<T>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| ApiError::AdminBadRequest(e.to_string()))
+}
+
 /// A page of invoices (without their lines), oldest first.
 pub(crate) async fn page(
     state: &AppState,
     req: &HttpRequest,
     tenant: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = web::Query::<InvoiceQuery>::from_query(req.query_string())
-        .map_err(|e| ApiError::AdminBadRequest(e.to_string()))?
-        .into_inner();
+    let q: InvoiceQuery = query_of(req)?;
     let limit = q.limit.unwrap_or(50);
     if limit == 0 || limit > 200 {
         return Err(ApiError::AdminBadRequest(
@@ -162,9 +167,10 @@ pub struct AtQuery {
 pub async fn upcoming(
     _: Viewer,
     path: web::Path<String>,
-    query: web::Query<AtQuery>,
+    req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let query: AtQuery = query_of(&req)?;
     let at = invoicing::instant(query.at.as_deref())?;
     let prices = invoicing::PriceList {
         pricing: &state.pricing,
@@ -350,9 +356,10 @@ pub(crate) fn file(body: Vec<u8>, content_type: &'static str, name: &str) -> Htt
 pub async fn export(
     _: Viewer,
     path: web::Path<String>,
-    query: web::Query<ExportQuery>,
+    req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let query: ExportQuery = query_of(&req)?;
     let format = query.format.unwrap_or(invoicing::export::Format::Json);
     let terms = &state.catalog.invoices;
     let (body, ty, name) = invoicing::export(&state.store, terms, &path, None, format).await?;

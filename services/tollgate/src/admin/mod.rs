@@ -4,7 +4,7 @@
 
 pub mod auth;
 mod billing;
-mod handlers;
+pub(crate) mod handlers;
 pub(crate) mod invoices;
 mod keys;
 mod openapi;

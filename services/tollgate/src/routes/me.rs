@@ -124,10 +124,11 @@ async fn invoice(
 async fn export_invoice(
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<crate::admin::invoices::ExportQuery>,
+    req: actix_web::HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tk = tenant_only(caller)?;
+    let query: crate::admin::invoices::ExportQuery = crate::admin::invoices::query_of(&req)?;
     let format = query
         .format
         .unwrap_or(crate::invoicing::export::Format::Json);
@@ -140,10 +141,13 @@ async fn export_invoice(
 /// A prepaid top-up of the calling key's tenant: a Stripe Checkout Session; returns its URL.
 async fn topup(
     caller: Caller,
-    body: web::Json<crate::stripe::topup::NewTopUp>,
+    req: actix_web::HttpRequest,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tk = tenant_only(caller)?;
+    let body: crate::stripe::topup::NewTopUp =
+        crate::admin::handlers::json_body(&req, payload, &state).await?;
     let amount = crate::stripe::topup::amount(&body)?;
     let actor = format!("tenant:{}", tk.key.id);
     let topup = crate::stripe::topup::create(&state, &tk.tenant, amount, &actor).await?;
@@ -153,10 +157,11 @@ async fn topup(
 /// The calling key's tenant's current period's invoice as it stands (`at`: an RFC 3339 instant).
 async fn upcoming_invoice(
     caller: Caller,
-    query: web::Query<crate::admin::invoices::AtQuery>,
+    req: actix_web::HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tk = tenant_only(caller)?;
+    let query: crate::admin::invoices::AtQuery = crate::admin::invoices::query_of(&req)?;
     let at = crate::invoicing::instant(query.at.as_deref())?;
     let prices = crate::invoicing::PriceList {
         pricing: &state.pricing,

@@ -135,6 +135,8 @@ pub struct UsageRow {
     pub key_id: Option<String>,
     pub tenant_id: Option<String>,
     pub requests: i64,
+    /// Requests that ended with an HTTP status of 400 or more.
+    pub errors: i64,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub cached_tokens: i64,

@@ -2,6 +2,7 @@
 //! database URL's scheme. Row types and SQL specific to one database stay in its backend module.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 mod backend;
 pub mod billing;
 mod error;
@@ -22,6 +23,7 @@ pub mod tenants;
 pub mod testing;
 mod util;
 
+pub use accounts::{Accounts, Member, Operator, UiSession};
 pub use billing::{
     Balances, Billing, CreditGrant, ExpiredGrant, GrantKind, GroupBy, LedgerEntry, SpendScope,
     UsageQuery, UsageRow,

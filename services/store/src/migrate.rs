@@ -87,6 +87,10 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         name: "20261209060000_refuse_balance_overflow",
         sql: include_str!("../../../migrations/sqlite/20261209060000_refuse_balance_overflow.sql"),
     },
+    Migration {
+        name: "20261210000000_create_ui_accounts",
+        sql: include_str!("../../../migrations/sqlite/20261210000000_create_ui_accounts.sql"),
+    },
 ];
 
 pub static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -175,6 +179,10 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
         sql: include_str!(
             "../../../migrations/postgres/20261209060000_refuse_balance_overflow.sql"
         ),
+    },
+    Migration {
+        name: "20261210000000_create_ui_accounts",
+        sql: include_str!("../../../migrations/postgres/20261210000000_create_ui_accounts.sql"),
     },
 ];
 

@@ -1,6 +1,7 @@
 //! The configured store: SQLite or Postgres, chosen by the database URL's scheme, and the
 //! dispatch of every storage trait to the backend it holds.
 
+mod accounts;
 mod dispatch;
 
 use std::collections::BTreeMap;
@@ -157,6 +158,13 @@ impl Tenants for Store {
         match self {
             Self::Sqlite(s) => s.list_tenants(status, page).await,
             Self::Postgres(s) => s.list_tenants(status, page).await,
+        }
+    }
+
+    async fn find_tenants(&self, text: &str, page: Page<'_>) -> Result<Vec<Tenant>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.find_tenants(text, page).await,
+            Self::Postgres(s) => s.find_tenants(text, page).await,
         }
     }
 

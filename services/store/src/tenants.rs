@@ -95,6 +95,12 @@ pub trait Tenants {
         status: Option<TenantStatus>,
         page: Page<'_>,
     ) -> impl Future<Output = Result<Vec<Tenant>, StoreError>> + Send;
+    /// Tenants whose name contains `text` (case-insensitive) or whose id is `text`, in id order.
+    fn find_tenants(
+        &self,
+        text: &str,
+        page: Page<'_>,
+    ) -> impl Future<Output = Result<Vec<Tenant>, StoreError>> + Send;
     /// Returns the updated tenant, or `None` if there is no such tenant.
     fn set_tenant_status(
         &self,

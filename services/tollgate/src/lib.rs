@@ -10,6 +10,7 @@
 /// callgrind found costing ~1k instructions per lookup of a 40-byte meter name.
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
+pub mod accounts;
 pub mod admin;
 pub mod admission;
 pub mod auth;
@@ -34,3 +35,4 @@ pub mod state;
 pub mod stripe;
 pub mod telemetry;
 pub mod tenancy;
+pub mod web;

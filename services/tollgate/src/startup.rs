@@ -263,6 +263,7 @@ pub fn build_app(
         InitError = (),
     >,
 > {
+    let ui = state.catalog.ui.enabled;
     App::new()
         .app_data(state)
         .app_data(client)
@@ -294,5 +295,10 @@ pub fn build_app(
                 .configure(routes::me::configure),
         )
         .service(web::scope("/admin/api").configure(crate::admin::configure))
+        .configure(|cfg| {
+            if ui {
+                crate::web::configure(cfg);
+            }
+        })
         .default_service(web::to(routes::unknown_url))
 }

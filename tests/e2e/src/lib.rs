@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fake_stripe;
+pub mod ui;
 pub mod usage;
 
 /// The secret key the fake Stripe wants, and the webhook signing secret, as every gateway of

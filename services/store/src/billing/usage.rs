@@ -12,6 +12,7 @@ const DAY_EXPR: &str = "created_at_ms / 86400000";
 
 /// The sums every usage row has, after its grouping columns.
 const USAGE_SUMS: &str = "COUNT(*) AS requests, \
+    CAST(COALESCE(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0) AS BIGINT) AS errors, \
     CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt_tokens, \
     CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion_tokens, \
     CAST(COALESCE(SUM(cached_tokens), 0) AS BIGINT) AS cached_tokens, \
@@ -118,6 +119,7 @@ enum UsageParam<'a> {
 fn usage_from_row<B: Backend>(r: &B::Row, groups: &[GroupBy]) -> Result<UsageRow, StoreError> {
     let mut row = UsageRow {
         requests: r.try_get("requests")?,
+        errors: r.try_get("errors")?,
         prompt_tokens: r.try_get("prompt_tokens")?,
         completion_tokens: r.try_get("completion_tokens")?,
         cached_tokens: r.try_get("cached_tokens")?,

@@ -36,6 +36,20 @@ const SAVE_TENANT: &str =
     policy = $4, limits = $5, updated_at_ms = $6, plan = $8, markup_percent = $9, \
     billing_anchor_day = $10, billing_time_zone = $11, billing_details = $12 WHERE id = $7";
 
+/// `%text%`, lowercased, with LIKE's wildcards and escape character taken literally.
+fn like_pattern(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
 /// A markup as stored: its decimal text.
 fn markup_text(markup: Option<Decimal>) -> Option<String> {
     markup.map(|d| d.to_string())
@@ -223,6 +237,21 @@ impl<B: Backend, S: Pooled<Db = B>> Tenants for S {
     ) -> Result<Vec<Tenant>, StoreError> {
         let rows = sqlx::query(&list_tenants_sql())
             .bind(status.map(TenantStatus::as_str))
+            .bind(page.after.unwrap_or(""))
+            .bind(i64::from(page.limit))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(tenant_from_row::<B>).collect()
+    }
+
+    async fn find_tenants(&self, text: &str, page: Page<'_>) -> Result<Vec<Tenant>, StoreError> {
+        let sql = format!(
+            "SELECT {TENANT_COLUMNS} FROM tenants \
+             WHERE (LOWER(name) LIKE $1 ESCAPE '\\' OR id = $2) AND id > $3 ORDER BY id LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(like_pattern(text))
+            .bind(text)
             .bind(page.after.unwrap_or(""))
             .bind(i64::from(page.limit))
             .fetch_all(self.pool())

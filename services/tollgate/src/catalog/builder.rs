@@ -484,6 +484,7 @@ impl CatalogBuilder {
             routing: s.routing.clone(),
             invoices: crate::invoicing::terms::InvoiceTerms::from(&s.billing),
             stripe: None,
+            ui: s.ui.clone(),
         };
         catalog.models_json = catalog.models_list(|_| true);
         catalog

@@ -109,6 +109,8 @@ pub struct Catalog {
     pub invoices: crate::invoicing::terms::InvoiceTerms,
     /// Stripe, when its secret key is in the environment.
     pub stripe: Option<crate::stripe::StripeConfig>,
+    /// The admin web UI and the customer portal.
+    pub ui: crate::settings::UiSettings,
 }
 
 impl Catalog {

@@ -15,6 +15,7 @@ impl Settings {
         self.check_quota_and_billing(&mut err);
         self.check_limits(&mut err);
         self.check_routing(&mut err);
+        self.check_ui(&mut err);
         let (key_env, jwt_env) = (&self.auth.operator_key_env, &self.auth.jwt_secret_env);
         let mut builder = CatalogBuilder::new(self);
         builder.add_providers(self, env, &mut err);
@@ -27,6 +28,41 @@ impl Settings {
             Ok(catalog)
         } else {
             Err(ConfigErrors(errors))
+        }
+    }
+
+    /// `[ui]`: the session timeouts, link lifetimes and the sign-in limit.
+    fn check_ui(&self, err: Report<'_>) {
+        let ui = &self.ui;
+        const YEAR_S: u64 = 366 * 86_400;
+        for (field, v) in [
+            ("ui.idle_timeout_s", ui.idle_timeout_s),
+            ("ui.absolute_timeout_s", ui.absolute_timeout_s),
+            ("ui.login_link_ttl_s", ui.login_link_ttl_s),
+            ("ui.invite_ttl_s", ui.invite_ttl_s),
+        ] {
+            if v == 0 || v > YEAR_S {
+                err(
+                    field.into(),
+                    "must be between 1 and 31622400 (a year)".into(),
+                );
+            }
+        }
+        if ui.absolute_timeout_s < ui.idle_timeout_s {
+            err(
+                "ui.absolute_timeout_s".into(),
+                "must be at least ui.idle_timeout_s".into(),
+            );
+        }
+        if ui.max_login_failures == 0 {
+            err("ui.max_login_failures".into(), "must be at least 1".into());
+        }
+        let url = &ui.public_url;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            err(
+                "ui.public_url".into(),
+                "must be an http:// or https:// URL".into(),
+            );
         }
     }
 

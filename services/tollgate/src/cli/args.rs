@@ -301,3 +301,30 @@ fn provider_file(v: &str) -> Result<(String, std::path::PathBuf), String> {
         _ => Err("takes PROVIDER=PATH".to_owned()),
     }
 }
+
+/// `operator …`: the accounts that sign in to the admin web UI. A password is read from the
+/// variable `TOLLGATE_OPERATOR_PASSWORD`, else from the first line of standard input.
+#[derive(Debug, Clone, Subcommand)]
+pub enum OperatorCommand {
+    /// Create an operator (prints it, never the password)
+    Create {
+        name: String,
+        /// `admin` (read and write) or `viewer` (read only)
+        #[arg(long, default_value = "admin", value_parser = ["admin", "viewer"])]
+        role: String,
+    },
+    /// List operators
+    List,
+    /// Set an operator's password (signs them out everywhere)
+    SetPassword { name: String },
+    /// Change an operator's role (signs them out everywhere)
+    SetRole {
+        name: String,
+        #[arg(value_parser = ["admin", "viewer"])]
+        role: String,
+    },
+    /// Stop an operator signing in (and sign them out)
+    Disable { name: String },
+    /// Let a disabled operator sign in again
+    Enable { name: String },
+}

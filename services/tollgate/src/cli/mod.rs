@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use self::args::{
-    CreditCommand, InvoiceCommand, KeyCommand, PricesCommand, TenantCommand, TokenArgs,
+    CreditCommand, InvoiceCommand, KeyCommand, OperatorCommand, PricesCommand, TenantCommand,
+    TokenArgs,
 };
 use self::output::Failure;
 use crate::catalog::Catalog;
@@ -21,6 +22,7 @@ use crate::settings::Settings;
 use crate::startup::Application;
 use crate::telemetry;
 
+mod accounts;
 mod admin;
 pub mod args;
 mod output;
@@ -34,7 +36,7 @@ ENVIRONMENT:
     TOLLGATE_HOST, TOLLGATE_PORT, TOLLGATE_WORKERS, TOLLGATE_LOG, TOLLGATE_LOG_FORMAT
     See docs/configuration.md for every setting.
 
-Operator commands (token, tenant, key, credit, balance, invoice, prices) work against the configured
+Operator commands (token, tenant, key, credit, balance, invoice, prices, operator) work against the configured
 database and print JSON.
 
 EXIT CODES:
@@ -91,6 +93,9 @@ enum Command {
     /// Prove a period's usage records, ledger postings and invoices agree; revenue, cost and
     /// margin per tenant, model and provider (exit 3 when something differs)
     Reconcile(args::ReconcileArgs),
+    /// Operator accounts of the admin web UI (`/admin`)
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions { shell: clap_complete::Shell },
 }
@@ -223,6 +228,7 @@ fn operator_command(
             Command::Invoice(c) => admin::invoice(&store, settings, catalog, &actor, c).await,
             Command::Prices(c) => prices::run(&store, &actor, c).await,
             Command::Reconcile(a) => admin::reconcile(&store, catalog, a).await,
+            Command::Operator(c) => accounts::operator(&store, env, c).await,
             _ => Err(Failure::Usage("not an operator command".into())),
         };
         store.close().await;

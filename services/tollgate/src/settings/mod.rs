@@ -7,6 +7,7 @@ pub mod env;
 mod error;
 pub mod policies;
 mod stripe;
+mod ui;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,6 +18,7 @@ use serde::Deserialize;
 pub use billing::{BillingSettings, IssuerSettings, PlanSettings};
 pub use error::{ConfigError, ConfigErrors};
 pub use stripe::StripeSettings;
+pub use ui::UiSettings;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -30,6 +32,7 @@ pub struct Settings {
     pub quota: QuotaSettings,
     pub billing: BillingSettings,
     pub stripe: StripeSettings,
+    pub ui: UiSettings,
     pub upstream_defaults: UpstreamSettings,
     pub routing: RoutingSettings,
     pub providers: BTreeMap<String, ProviderSettings>,

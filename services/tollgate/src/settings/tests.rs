@@ -129,6 +129,13 @@ fn environment_overrides_the_file() {
 fn every_error_names_its_field() {
     let cases: &[(&str, &str)] = &[
         ("[server]\nprot = 1", "`server.prot`"),
+        ("[ui]\nidle_timeout_s = 0", "`ui.idle_timeout_s`"),
+        (
+            "[ui]\nidle_timeout_s = 600\nabsolute_timeout_s = 60",
+            "`ui.absolute_timeout_s`: must be at least",
+        ),
+        ("[ui]\nmax_login_failures = 0", "`ui.max_login_failures`"),
+        ("[ui]\npublic_url = \"example.com\"", "`ui.public_url`"),
         ("[server]\nport = \"x\"", "`server.port`"),
         (
             "[providers.p]\npreset = \"openai\"\nbase_urll = \"x\"",

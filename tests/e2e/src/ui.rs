@@ -159,3 +159,28 @@ pub fn invitation_link(page: &Page) -> String {
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '/' || *c == '_')
         .collect()
 }
+
+/// A small chat completion with `key` through `gw`; its status.
+pub async fn chat_status(gw: &crate::Gateway, key: &str) -> u16 {
+    gw.anonymous(Method::POST, "/v1/chat/completions")
+        .bearer_auth(key)
+        .json(&serde_json::json!({"model": "gpt-test", "max_tokens": 100,
+            "messages": [{"role": "user", "content": "one two three"}]}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// A tenant's ledger figures from the admin API, in dollars: (spent, credit).
+pub async fn ledger(
+    gw: &crate::Gateway,
+    tenant: &str,
+) -> (rust_decimal::Decimal, rust_decimal::Decimal) {
+    let b = gw
+        .admin(Method::GET, &format!("/tenants/{tenant}/balance"), None)
+        .await;
+    let usd = |f: &str| b[f].as_str().unwrap().parse().unwrap();
+    (usd("spent_usd"), usd("credit_usd"))
+}

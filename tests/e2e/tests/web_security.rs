@@ -73,6 +73,12 @@ fn admin_routes(w: &World) -> Vec<(String, bool)> {
         "/admin/tenants/new".into(),
         format!("/admin/tenants/{t}"),
         format!("/admin/tenants/{t}/edit"),
+        "/admin/invoices".into(),
+        "/admin/invoices?status=open".into(),
+        format!("/admin/invoices/{}", w.invoice_b),
+        format!("/admin/invoices/{}/export?format=html", w.invoice_b),
+        "/admin/deployments".into(),
+        "/admin/audit".into(),
     ]
     .into_iter()
     .map(|p| (p, false))
@@ -89,6 +95,11 @@ fn admin_routes(w: &World) -> Vec<(String, bool)> {
         format!("/admin/tenants/{t}/keys/{k}/rotate"),
         format!("/admin/tenants/{t}/keys/{k}/revoke"),
         format!("/admin/tenants/{t}/members"),
+        format!("/admin/tenants/{t}/invoices/close"),
+        format!("/admin/invoices/{}/mark-paid", w.invoice_b),
+        format!("/admin/invoices/{}/void", w.invoice_b),
+        format!("/admin/invoices/{}/mark-uncollectible", w.invoice_b),
+        format!("/admin/invoices/{}/push", w.invoice_b),
     ] {
         r.push((p, true));
     }

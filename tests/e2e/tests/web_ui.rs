@@ -5,8 +5,7 @@
 
 use reqwest::Method;
 use rust_decimal::Decimal;
-use serde_json::json;
-use tollgate_e2e::ui::{create_operator, invitation_link, unescape, Browser};
+use tollgate_e2e::ui::{chat_status, create_operator, invitation_link, ledger, unescape, Browser};
 use tollgate_e2e::{config, Gateway, Mock, MOCK_PRICES};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -37,16 +36,6 @@ fn metric(body: &str, name: &str) -> String {
 
 fn dollars(text: &str) -> Decimal {
     text.trim_start_matches('$').parse().unwrap()
-}
-
-async fn chat(gw: &Gateway, key: &str) -> reqwest::Response {
-    gw.anonymous(Method::POST, "/v1/chat/completions")
-        .bearer_auth(key)
-        .json(&json!({"model": "gpt-test", "max_tokens": 100,
-            "messages": [{"role": "user", "content": "one two three"}]}))
-        .send()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,12 +81,9 @@ async fn an_operator_runs_a_tenant_from_the_browser_and_its_member_sees_only_its
 
     // Traffic with the key; the overview and the tenant page say what the ledger says.
     for _ in 0..3 {
-        assert_eq!(chat(&gw, &secret).await.status(), 200, "{}", gw.logs());
+        assert_eq!(chat_status(&gw, &secret).await, 200, "{}", gw.logs());
     }
-    let balance = gw
-        .admin(Method::GET, &format!("/tenants/{tid}/balance"), None)
-        .await;
-    let spent: Decimal = balance["spent_usd"].as_str().unwrap().parse().unwrap();
+    let (spent, _) = ledger(&gw, &tid).await;
     assert!(spent > Decimal::ZERO);
     let overview = ada.get("/admin").await;
     assert_eq!(overview.status, 200);
@@ -121,7 +107,7 @@ async fn an_operator_runs_a_tenant_from_the_browser_and_its_member_sees_only_its
     assert_eq!(revoked.status, 303, "{}", revoked.body);
     let mut refused = false;
     for _ in 0..40 {
-        if chat(&gw, &secret).await.status() == 401 {
+        if chat_status(&gw, &secret).await == 401 {
             refused = true;
             break;
         }
@@ -146,7 +132,7 @@ async fn an_operator_runs_a_tenant_from_the_browser_and_its_member_sees_only_its
     );
     ada.submit(&gpage, &format!("{gpage}/credits"), &[("amount_usd", "5")])
         .await;
-    assert_eq!(chat(&gw, &gkey).await.status(), 200);
+    assert_eq!(chat_status(&gw, &gkey).await, 200);
 
     // Acme's member, invited from the tenant page, signs in by the link and sees Acme only.
     let invited = ada
@@ -170,10 +156,7 @@ async fn an_operator_runs_a_tenant_from_the_browser_and_its_member_sees_only_its
     assert!(requests > 3);
     assert_eq!(metric(&home.body, "requests"), requests.to_string());
     // (The revoked key kept working for up to the key cache's TTL: spent again since.)
-    let balance = gw
-        .admin(Method::GET, &format!("/tenants/{tid}/balance"), None)
-        .await;
-    let spent: Decimal = balance["spent_usd"].as_str().unwrap().parse().unwrap();
+    let (spent, _) = ledger(&gw, &tid).await;
     assert_eq!(dollars(&metric(&home.body, "spent")), spent);
     assert_eq!(
         dollars(&metric(&home.body, "credit")),
@@ -193,7 +176,43 @@ async fn an_operator_runs_a_tenant_from_the_browser_and_its_member_sees_only_its
         .submit("/portal/keys", "/portal/keys", &[("name", "bob's")])
         .await;
     assert_eq!(mine.status, 200, "{}", mine.body);
-    assert_eq!(chat(&gw, &secret_of(&mine.body)).await.status(), 200);
+    assert_eq!(chat_status(&gw, &secret_of(&mine.body)).await, 200);
+
+    // The books: the audit log names the operator, the deployments page the mock, and an
+    // invoice finalized from the tenant's page is marked paid from its own.
+    let audit = ada.get("/admin/audit").await;
+    assert_eq!(audit.status, 200);
+    assert!(audit.body.contains("tenant.create") && audit.body.contains("<td>ada</td>"));
+    assert!(
+        audit.body.contains("member:bob@acme.test"),
+        "the member's key is audited"
+    );
+    let deployments = ada.get("/admin/deployments").await;
+    assert!(deployments.body.contains("primary") && deployments.body.contains("closed"));
+    let closed = ada
+        .submit(&tpage, &format!("{tpage}/invoices/close"), &[])
+        .await;
+    assert_eq!(closed.status, 303, "{}", closed.body);
+    let ipage = closed.location.unwrap();
+    let invoice = ada.get(&ipage).await;
+    assert!(invoice.body.contains("open"), "{}", invoice.body);
+    let paid = ada.submit(&ipage, &format!("{ipage}/mark-paid"), &[]).await;
+    assert_eq!(paid.status, 303, "{}", paid.body);
+    assert!(ada.get(&ipage).await.body.contains("status paid"));
+    let listed = ada.get("/admin/invoices?status=paid").await;
+    assert!(listed
+        .body
+        .contains(ipage.trim_start_matches("/admin/invoices/")));
+    let printable = ada.get(&format!("{ipage}/export?format=html")).await;
+    assert_eq!(printable.status, 200);
+    let csp = printable.headers["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(csp.contains("style-src 'unsafe-inline'"), "{csp}");
+    let portal_invoices = bob.get("/portal/invoices").await;
+    assert!(portal_invoices
+        .body
+        .contains(ipage.trim_start_matches("/admin/invoices/")));
 
     // Signing out ends the session for good.
     let old = bob.cookies.clone();

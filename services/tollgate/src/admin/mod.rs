@@ -8,7 +8,7 @@ pub(crate) mod handlers;
 pub(crate) mod invoices;
 mod keys;
 mod openapi;
-mod routing;
+pub(crate) mod routing;
 mod stripe;
 pub mod token;
 

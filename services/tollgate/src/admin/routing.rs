@@ -13,7 +13,7 @@ use crate::state::AppState;
 /// A deployment and its live state.
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = DeploymentState)]
-struct DeploymentView<'a> {
+pub(crate) struct DeploymentView<'a> {
     name: &'a str,
     provider: &'a str,
     upstream_model: &'a str,
@@ -34,7 +34,7 @@ struct Deployments<'a> {
     data: Vec<DeploymentView<'a>>,
 }
 
-fn view<'a>(state: &'a AppState, d: &'a Deployment, now: i64) -> DeploymentView<'a> {
+pub(crate) fn view<'a>(state: &'a AppState, d: &'a Deployment, now: i64) -> DeploymentView<'a> {
     let mut models: Vec<&str> = state
         .catalog
         .models
@@ -55,7 +55,7 @@ fn view<'a>(state: &'a AppState, d: &'a Deployment, now: i64) -> DeploymentView<
     }
 }
 
-fn all(state: &AppState) -> Vec<&std::sync::Arc<Deployment>> {
+pub(crate) fn all(state: &AppState) -> Vec<&std::sync::Arc<Deployment>> {
     let mut out: Vec<&std::sync::Arc<Deployment>> = Vec::new();
     for m in state.catalog.models.values() {
         for d in &m.deployments {

@@ -21,12 +21,18 @@ pub(crate) struct SignedOperator {
 impl SignedOperator {
     /// What every operator page's frame shows: the navigation, who is signed in, the CSRF token.
     pub(crate) fn chrome(&self, current: &str) -> minijinja::Value {
-        let nav: Vec<minijinja::Value> = [("Overview", "/admin"), ("Tenants", "/admin/tenants")]
-            .iter()
-            .map(|(label, href)| {
-                minijinja::context! { label => label, href => href, current => *href == current }
-            })
-            .collect();
+        let nav: Vec<minijinja::Value> = [
+            ("Overview", "/admin"),
+            ("Tenants", "/admin/tenants"),
+            ("Invoices", "/admin/invoices"),
+            ("Deployments", "/admin/deployments"),
+            ("Audit log", "/admin/audit"),
+        ]
+        .iter()
+        .map(|(label, href)| {
+            minijinja::context! { label => label, href => href, current => *href == current }
+        })
+        .collect();
         minijinja::context! {
             nav => nav,
             who => self.name,
@@ -78,6 +84,19 @@ pub(crate) async fn operator(
         role: op.role,
         session: s,
     })
+}
+
+/// An admin's form: signed in, the form's CSRF token checked, then the admin role (in that
+/// order, so a forged form is refused the same for every role).
+pub(crate) async fn admin_form<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    state: &AppState,
+    body: &[u8],
+) -> Result<(SignedOperator, T), UiError> {
+    let op = operator(req, state).await?;
+    let form = session::form(&op.session, body)?;
+    op.admin()?;
+    Ok((op, form))
 }
 
 /// The member signed in on this request, or [`UiError::SignedOut`].

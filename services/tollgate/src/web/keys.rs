@@ -9,8 +9,8 @@ use tollgate_store::ApiKeyRecord;
 
 use super::error::UiError;
 use super::guard::{self, SignedOperator};
+use super::render;
 use super::tenants::see_other;
-use super::{render, session};
 use crate::state::AppState;
 use crate::tenancy::{self, KeyView, NewKey};
 
@@ -89,10 +89,9 @@ async fn create(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, UiError> {
-    let op = guard::operator(&req, &state).await?;
-    let form: KeyForm = session::form(&op.session, &body)?;
+    let (op, form): (_, KeyForm) = guard::admin_form(&req, &state, &body).await?;
     let new = form.parse()?;
-    let (record, secret) = tenancy::create_key(&state.store, op.admin()?, &path, new).await?;
+    let (record, secret) = tenancy::create_key(&state.store, &op.name, &path, new).await?;
     created(&op, record, &secret)
 }
 
@@ -103,10 +102,9 @@ async fn act(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, UiError> {
-    let op = guard::operator(&req, &state).await?;
-    let _: serde::de::IgnoredAny = session::form(&op.session, &body)?;
+    let (op, _): (_, serde::de::IgnoredAny) = guard::admin_form(&req, &state, &body).await?;
     let (tenant, key, action) = path.into_inner();
-    let actor = op.admin()?.to_owned();
+    let actor = op.name.clone();
     let status = match action.as_str() {
         "disable" => KeyStatus::Disabled,
         "enable" => KeyStatus::Active,

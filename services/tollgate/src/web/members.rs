@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::error::UiError;
-use super::{guard, render, session};
+use super::{guard, render};
 use crate::state::AppState;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -24,9 +24,8 @@ async fn invite(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, UiError> {
-    let op = guard::operator(&req, &state).await?;
-    let f: InviteForm = session::form(&op.session, &body)?;
-    let member = crate::accounts::invite_member(&state.store, op.admin()?, &path, &f.email).await?;
+    let (op, f): (_, InviteForm) = guard::admin_form(&req, &state, &body).await?;
+    let member = crate::accounts::invite_member(&state.store, &op.name, &path, &f.email).await?;
     let ttl = state.catalog.ui.invite_ttl_s;
     let url = super::portal::link(&state, &member, ttl).await?;
     tracing::info!(email = %member.email, tenant = %member.tenant_id, url = %url,

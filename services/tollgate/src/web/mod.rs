@@ -4,18 +4,22 @@
 //! functions as the admin API (`tenancy`, `billing`) and is audited under the operator's name.
 
 mod assets;
+mod books;
 mod chart;
 mod error;
 mod guard;
+mod health;
 mod keys;
 mod login;
 mod members;
 mod overview;
+mod paging;
 mod portal;
 mod render;
 mod session;
 mod tenant_form;
 mod tenants;
+mod time;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -43,6 +47,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(tenants::configure)
             .configure(keys::configure)
             .configure(members::configure)
+            .configure(books::configure)
+            .configure(health::configure)
             .default_service(web::to(not_found)),
     );
     cfg.service(

@@ -11,7 +11,7 @@ use tollgate_store::{Accounts, ApiKeys, Page, Tenant, Tenants};
 use super::error::UiError;
 use super::guard::{self, SignedOperator};
 use super::tenant_form::TenantForm;
-use super::{render, session};
+use super::{paging, render};
 use crate::state::AppState;
 use crate::tenancy::{self, NewTenant, TenantPatch, TenantView};
 
@@ -54,8 +54,7 @@ pub(super) async fn tenant(state: &AppState, id: &str) -> Result<Tenant, UiError
 /// `GET /admin/tenants?q=&after=`: a page of 50, by id.
 async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, UiError> {
     let op = guard::operator(&req, &state).await?;
-    let q: ListQuery = serde_urlencoded::from_str(req.query_string())
-        .map_err(|e| UiError::BadRequest(e.to_string()))?;
+    let q: ListQuery = paging::query(&req)?;
     let page = Page {
         after: (!q.after.is_empty()).then_some(q.after.as_str()),
         limit: PAGE + 1,
@@ -66,14 +65,8 @@ async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
     } else {
         state.store.find_tenants(search, page).await?
     };
-    let next = (rows.len() > PAGE as usize).then(|| {
-        rows.truncate(PAGE as usize);
-        rows.last().map(|t| t.id.clone())
-    });
+    let next = paging::next_page(&mut rows, PAGE as usize, |t| t.id.clone(), &[("q", search)]);
     let rows: Vec<TenantView> = rows.into_iter().map(Into::into).collect();
-    let next = next.flatten().map(|after| {
-        serde_urlencoded::to_string([("q", search), ("after", after.as_str())]).unwrap_or_default()
-    });
     Ok(render::page(
         "admin/tenants.html",
         minijinja::context! {
@@ -130,9 +123,8 @@ async fn create(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, UiError> {
-    let op = guard::operator(&req, &state).await?;
-    let form: TenantForm = session::form(&op.session, &body)?;
-    let actor = op.admin()?.to_owned();
+    let (op, form): (_, TenantForm) = guard::admin_form(&req, &state, &body).await?;
+    let actor = op.name.clone();
     let made = match form.parse::<NewTenant>() {
         Ok(new) => tenancy::create_tenant(&state.store, &actor, new)
             .await
@@ -202,9 +194,8 @@ async fn update(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, UiError> {
-    let op = guard::operator(&req, &state).await?;
-    let form: TenantForm = session::form(&op.session, &body)?;
-    let actor = op.admin()?.to_owned();
+    let (op, form): (_, TenantForm) = guard::admin_form(&req, &state, &body).await?;
+    let actor = op.name.clone();
     let saved = match form.patch::<TenantPatch>() {
         Ok(p) => tenancy::update_tenant(&state.store, &actor, &path, p)
             .await
@@ -225,9 +216,8 @@ async fn set_status(
     state: &AppState,
     status: TenantStatus,
 ) -> Result<HttpResponse, UiError> {
-    let op = guard::operator(&req, state).await?;
-    let _: serde::de::IgnoredAny = session::form(&op.session, body)?;
-    tenancy::set_tenant_status(&state.store, op.admin()?, id, status).await?;
+    let (op, _): (_, serde::de::IgnoredAny) = guard::admin_form(&req, state, body).await?;
+    tenancy::set_tenant_status(&state.store, &op.name, id, status).await?;
     Ok(see_other(&format!("/admin/tenants/{id}")))
 }
 
@@ -267,14 +257,13 @@ async fn grant(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, UiError> {
-    let op = guard::operator(&req, &state).await?;
-    let f: GrantForm = session::form(&op.session, &body)?;
+    let (op, f): (_, GrantForm) = guard::admin_form(&req, &state, &body).await?;
     let req = crate::billing::NewGrant {
         amount_usd: f.amount_usd.trim().to_owned(),
         kind: f.kind.filter(|k| !k.is_empty()),
         expires_at_ms: None,
         note: f.note,
     };
-    crate::billing::grant_credit(&state.store, op.admin()?, &path, req).await?;
+    crate::billing::grant_credit(&state.store, &op.name, &path, req).await?;
     Ok(see_other(&format!("/admin/tenants/{}", path.as_str())))
 }

@@ -109,10 +109,14 @@ pub enum GroupBy {
     Model,
     Key,
     Tenant,
+    /// The provider that served it (none for requests no provider served).
+    Provider,
 }
 
 /// Which requests [`Billing::usage_summary`] sums, and how it groups them. Every filter is
-/// optional; the time range is `[from_ms, to_ms)`.
+/// optional; the time range is `[from_ms, to_ms)`. A range of whole UTC days (or none) is read
+/// from the daily rollups (`usage_daily`, kept by the request log's insert trigger), any other
+/// from the request log itself; both give the same sums.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UsageQuery {
     pub tenant_id: Option<String>,
@@ -124,6 +128,8 @@ pub struct UsageQuery {
     /// In order of precedence; rows are sorted by these columns (absent values last). Empty: one
     /// row with the totals.
     pub group_by: Vec<GroupBy>,
+    /// At most this many rows (the first, in that order); `None`: all.
+    pub limit: Option<u32>,
 }
 
 /// One group of [`Billing::usage_summary`]: only the grouped columns are `Some` (and a grouped
@@ -134,6 +140,7 @@ pub struct UsageRow {
     pub model: Option<String>,
     pub key_id: Option<String>,
     pub tenant_id: Option<String>,
+    pub provider: Option<String>,
     pub requests: i64,
     /// Requests that ended with an HTTP status of 400 or more.
     pub errors: i64,

@@ -27,7 +27,34 @@ pub enum StoreError {
     Invalid(String),
 }
 
+/// What a running sum that would leave 64 bits is refused with: Postgres's "numeric value out of
+/// range", or SQLite's integer check on a sum (it would otherwise turn the sum into a float).
+fn overflowed(code: Option<&str>, message: &str) -> bool {
+    code == Some("22003") || message.contains("CHECK constraint failed: typeof(")
+}
+
 impl StoreError {
+    /// A write that adds to running sums (the daily usage rollups, the balances): an overflow is
+    /// [`StoreError::Invalid`], like the same overflow found before writing.
+    pub(crate) fn from_sum(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if overflowed(db.code().as_deref(), db.message()) => {
+                Self::Invalid(format!("a running sum overflows: {}", db.message()))
+            }
+            _ => Self::Database(e),
+        }
+    }
+
+    /// [`StoreError::from_sum`] for the SQLite writer's own connection.
+    pub(crate) fn from_sqlite_sum(e: rusqlite::Error) -> Self {
+        match &e {
+            rusqlite::Error::SqliteFailure(_, Some(m)) if overflowed(None, m) => {
+                Self::Invalid(format!("a running sum overflows: {m}"))
+            }
+            _ => Self::Sqlite(e),
+        }
+    }
+
     /// A write error, with unique and foreign-key violations turned into [`StoreError::Conflict`].
     pub(crate) fn from_write(e: sqlx::Error) -> Self {
         match &e {

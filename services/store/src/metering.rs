@@ -376,7 +376,7 @@ async fn insert_requests<B: Backend>(
                 .bind(b.map(|b| b.price.0))
                 .bind(b.map(|b| b.absorbed.0));
         }
-        new_ids.extend(q.fetch_all(&mut **tx).await?);
+        new_ids.extend(q.fetch_all(&mut **tx).await.map_err(StoreError::from_sum)?);
     }
     Ok(new_ids)
 }

@@ -91,6 +91,10 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         name: "20261210000000_create_ui_accounts",
         sql: include_str!("../../../migrations/sqlite/20261210000000_create_ui_accounts.sql"),
     },
+    Migration {
+        name: "20261210010000_create_usage_daily",
+        sql: include_str!("../../../migrations/sqlite/20261210010000_create_usage_daily.sql"),
+    },
 ];
 
 pub static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -183,6 +187,10 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         name: "20261210000000_create_ui_accounts",
         sql: include_str!("../../../migrations/postgres/20261210000000_create_ui_accounts.sql"),
+    },
+    Migration {
+        name: "20261210010000_create_usage_daily",
+        sql: include_str!("../../../migrations/postgres/20261210010000_create_usage_daily.sql"),
     },
 ];
 

@@ -299,34 +299,36 @@ fn insert_rows(
     for r in records {
         let t = r.tokens;
         let b = r.billing;
-        let inserted = insert.execute(params![
-            r.id,
-            r.created_at_ms,
-            r.endpoint,
-            r.public_model,
-            r.provider,
-            r.deployment,
-            r.stream,
-            r.outcome.as_str(),
-            i32::from(r.status),
-            i32::try_from(r.attempts).unwrap_or(i32::MAX),
-            t.map(|t| t.prompt),
-            t.map(|t| t.completion),
-            t.map(|t| t.total),
-            t.map(|t| t.cached),
-            t.map(|t| t.cache_write),
-            t.map(|t| t.reasoning),
-            r.latency_ms,
-            r.ttft_ms,
-            r.error_code,
-            r.tenant_id,
-            r.key_id,
-            r.usage_estimated,
-            b.and_then(|b| b.price_version),
-            b.map(|b| b.cost.0),
-            b.map(|b| b.price.0),
-            b.map(|b| b.absorbed.0),
-        ])?;
+        let inserted = insert
+            .execute(params![
+                r.id,
+                r.created_at_ms,
+                r.endpoint,
+                r.public_model,
+                r.provider,
+                r.deployment,
+                r.stream,
+                r.outcome.as_str(),
+                i32::from(r.status),
+                i32::try_from(r.attempts).unwrap_or(i32::MAX),
+                t.map(|t| t.prompt),
+                t.map(|t| t.completion),
+                t.map(|t| t.total),
+                t.map(|t| t.cached),
+                t.map(|t| t.cache_write),
+                t.map(|t| t.reasoning),
+                r.latency_ms,
+                r.ttft_ms,
+                r.error_code,
+                r.tenant_id,
+                r.key_id,
+                r.usage_estimated,
+                b.and_then(|b| b.price_version),
+                b.map(|b| b.cost.0),
+                b.map(|b| b.price.0),
+                b.map(|b| b.absorbed.0),
+            ])
+            .map_err(StoreError::from_sqlite_sum)?;
         if inserted == 1 {
             new_ids.insert(r.id.clone());
         }

@@ -815,6 +815,50 @@ async fn reports_story(store: &Store) {
             ..tokens(4)
         }]
     );
+    // The rollups (whole days, or no range) and the log (any other range) agree, for every
+    // grouping, with refused requests, requests no provider served and the operator's.
+    let mut more = vec![
+        record("r6", "ten_b", "key_3", DAY0 + 2 * DAY_MS + 7, 50, 40),
+        record("r7", "ten_a", "key_2", DAY0 + 2 * DAY_MS + 9, 0, 0),
+    ];
+    more[1].status = 429;
+    more[1].provider = None;
+    more[1].billing = None;
+    let mut operator = record("r8", "ten_a", "key_1", DAY0 + 3 * DAY_MS, 0, 0);
+    operator.tenant_id = None;
+    operator.key_id = None;
+    operator.billing = None;
+    more.push(operator);
+    store.record_requests(&more).await.unwrap();
+    let groupings = [
+        vec![],
+        vec![GroupBy::Day],
+        vec![GroupBy::Tenant, GroupBy::Key],
+        vec![GroupBy::Provider, GroupBy::Model],
+        vec![
+            GroupBy::Day,
+            GroupBy::Tenant,
+            GroupBy::Key,
+            GroupBy::Model,
+            GroupBy::Provider,
+        ],
+    ];
+    for group_by in groupings {
+        for tenant_id in [None, Some("ten_a".to_owned())] {
+            let q = |from_ms| UsageQuery {
+                tenant_id: tenant_id.clone(),
+                from_ms: Some(from_ms),
+                group_by: group_by.clone(),
+                ..UsageQuery::default()
+            };
+            let daily = store.usage_summary(&q(0)).await.unwrap();
+            let log = store.usage_summary(&q(1)).await.unwrap();
+            assert_eq!(daily, log, "{group_by:?} {tenant_id:?}");
+            assert!(!daily.is_empty());
+        }
+    }
+    let errors = store.usage_summary(&UsageQuery::default()).await.unwrap()[0].errors;
+    assert_eq!(errors, 1);
     assert_balances_match_postings(store, &["ten_a", "ten_b"]).await;
 }
 

@@ -165,7 +165,7 @@ pub struct UsageParams {
     /// `YYYY-MM-DD` (UTC) or ms since the epoch, exclusive.
     #[serde(default)]
     pub to: Option<String>,
-    /// Comma-separated: `day`, `model`, `key`, `tenant`.
+    /// Comma-separated: `day`, `model`, `key`, `tenant`, `provider` (operators only).
     #[serde(default)]
     pub group_by: Option<String>,
 }
@@ -202,9 +202,10 @@ impl UsageParams {
                 "model" => GroupBy::Model,
                 "key" => GroupBy::Key,
                 "tenant" => GroupBy::Tenant,
+                "provider" => GroupBy::Provider,
                 other => {
                     return Err(TenancyError::Invalid(format!(
-                        "group_by: unknown {other:?} (day, model, key, tenant)"
+                        "group_by: unknown {other:?} (day, model, key, tenant, provider)"
                     )))
                 }
             });
@@ -220,6 +221,7 @@ impl UsageParams {
                 .transpose()?,
             to_ms: self.to.as_deref().map(|v| instant("to", v)).transpose()?,
             group_by,
+            limit: None,
         })
     }
 }
@@ -231,6 +233,12 @@ pub async fn usage(store: &Store, q: &UsageQuery) -> Result<Value, TenancyError>
 
 /// A tenant's own usage groups: its prices only, never the operator's provider cost.
 pub async fn tenant_usage(store: &Store, q: &UsageQuery) -> Result<Value, TenancyError> {
+    if q.group_by.contains(&GroupBy::Provider) {
+        // Which provider served a tenant is the operator's business.
+        return Err(TenancyError::Invalid(
+            "group_by: unknown \"provider\" (day, model, key)".into(),
+        ));
+    }
     #[derive(serde::Serialize)]
     struct TenantRow {
         #[serde(skip_serializing_if = "Option::is_none")]

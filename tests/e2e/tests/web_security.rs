@@ -79,6 +79,9 @@ fn admin_routes(w: &World) -> Vec<(String, bool)> {
         format!("/admin/invoices/{}/export?format=html", w.invoice_b),
         "/admin/deployments".into(),
         "/admin/audit".into(),
+        "/admin/usage".into(),
+        "/admin/usage?group=tenant,key".into(),
+        "/admin/usage.csv?group=provider".into(),
     ]
     .into_iter()
     .map(|p| (p, false))

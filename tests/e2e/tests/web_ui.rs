@@ -178,6 +178,48 @@ async fn an_operator_runs_a_tenant_from_the_browser_and_its_member_sees_only_its
     assert_eq!(mine.status, 200, "{}", mine.body);
     assert_eq!(chat_status(&gw, &secret_of(&mine.body)).await, 200);
 
+    // The usage explorer (the daily rollups) agrees with the admin API (the same query) and its
+    // CSV has every column.
+    let explorer = ada
+        .get(&format!("/admin/usage?group=tenant&tenant={tid}"))
+        .await;
+    assert_eq!(explorer.status, 200, "{}", explorer.body);
+    let api = gw
+        .admin(
+            Method::GET,
+            &format!("/usage?tenant_id={tid}&group_by=tenant"),
+            None,
+        )
+        .await;
+    let all = api["data"][0]["requests"].as_i64().unwrap();
+    let row = format!("<td>{tid}</td><td class=\"num\">{all}</td>");
+    assert!(explorer.body.contains(&row), "{row}\n{}", explorer.body);
+    let csv = ada
+        .get(&format!(
+            "/admin/usage.csv?group=provider,model&tenant={tid}"
+        ))
+        .await;
+    assert_eq!(csv.status, 200);
+    let mut lines = csv.body.lines();
+    assert_eq!(
+        lines.next(),
+        Some("day,model,provider,tenant,key,requests,errors,prompt_tokens,completion_tokens,revenue,cost,margin")
+    );
+    let served: Vec<&str> = lines.collect();
+    assert!(
+        served.iter().any(|l| l.starts_with("—,gpt-test,mock,—,—,")),
+        "{}",
+        csv.body
+    );
+    // A tenant may not ask which providers served it.
+    let own = gw
+        .anonymous(Method::GET, "/v1/me/usage?group_by=provider")
+        .bearer_auth(secret_of(&mine.body))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 400);
+
     // The books: the audit log names the operator, the deployments page the mock, and an
     // invoice finalized from the tenant's page is marked paid from its own.
     let audit = ada.get("/admin/audit").await;

@@ -24,6 +24,7 @@ impl SignedOperator {
         let nav: Vec<minijinja::Value> = [
             ("Overview", "/admin"),
             ("Tenants", "/admin/tenants"),
+            ("Usage", "/admin/usage"),
             ("Invoices", "/admin/invoices"),
             ("Deployments", "/admin/deployments"),
             ("Audit log", "/admin/audit"),

@@ -20,6 +20,7 @@ mod session;
 mod tenant_form;
 mod tenants;
 mod time;
+mod usage;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -49,6 +50,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(members::configure)
             .configure(books::configure)
             .configure(health::configure)
+            .configure(usage::configure)
             .default_service(web::to(not_found)),
     );
     cfg.service(

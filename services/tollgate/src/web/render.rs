@@ -38,6 +38,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "admin/invoice.html",
     "admin/audit.html",
     "admin/deployments.html",
+    "admin/usage.html",
     "portal/base.html",
     "portal/login.html",
     "portal/link_sent.html",

@@ -1,0 +1,263 @@
+//! `/admin/usage`: the usage explorer. Requests, tokens, revenue, cost and margin over a range of
+//! UTC days, filtered by tenant, key and model, grouped by up to three of day, model, provider,
+//! tenant and key; as a table, or as CSV (`/admin/usage.csv`). Whole days, so it reads the daily
+//! rollups, never the request log.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use tollgate_domain::calendar::{civil_from_days, days_from_civil};
+use tollgate_store::{Billing, GroupBy, UsageQuery, UsageRow};
+
+use super::error::UiError;
+use super::overview::usd;
+use super::{guard, paging, render};
+use crate::state::AppState;
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/usage", web::get().to(page))
+        .route("/usage.csv", web::get().to(csv));
+}
+
+const DAY_MS: i64 = 86_400_000;
+/// Rows a page shows; the CSV has up to [`CSV_ROWS`].
+const PAGE_ROWS: u32 = 500;
+const CSV_ROWS: u32 = 100_000;
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(default)]
+struct Filters {
+    /// `YYYY-MM-DD`, inclusive (default: six days before `to`).
+    from: String,
+    /// `YYYY-MM-DD`, inclusive (default: today, UTC).
+    to: String,
+    tenant: String,
+    key: String,
+    model: String,
+    /// Comma-separated groupings (default `day`).
+    group: String,
+}
+
+fn date(text: &str, field: &str) -> Result<i64, UiError> {
+    let bad = || UiError::BadRequest(format!("{field} must be a date, YYYY-MM-DD"));
+    let mut parts = text.splitn(3, '-');
+    let (Some(y), Some(m), Some(d)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let (y, m, d) = (
+        y.parse::<i64>().map_err(|_| bad())?,
+        m.parse::<u32>().map_err(|_| bad())?,
+        d.parse::<u32>().map_err(|_| bad())?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1970..=9999).contains(&y) {
+        return Err(bad());
+    }
+    Ok(days_from_civil(y, m, d))
+}
+
+fn label(day: i64) -> String {
+    let (y, m, d) = civil_from_days(day);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn grouping(name: &str) -> Result<GroupBy, UiError> {
+    Ok(match name {
+        "day" => GroupBy::Day,
+        "model" => GroupBy::Model,
+        "provider" => GroupBy::Provider,
+        "tenant" => GroupBy::Tenant,
+        "key" => GroupBy::Key,
+        other => return Err(UiError::BadRequest(format!("unknown grouping {other:?}"))),
+    })
+}
+
+impl Filters {
+    /// The store query (whole days: the rollups), and the filters as shown back on the page.
+    fn query(&mut self, limit: u32) -> Result<UsageQuery, UiError> {
+        let today = tollgate_store::now_ms().div_euclid(DAY_MS);
+        let to = if self.to.is_empty() {
+            today
+        } else {
+            date(self.to.trim(), "to")?
+        };
+        let from = if self.from.is_empty() {
+            to - 6
+        } else {
+            date(self.from.trim(), "from")?
+        };
+        if from > to || to - from > 3660 {
+            return Err(UiError::BadRequest(
+                "from must be before to, at most ten years".into(),
+            ));
+        }
+        (self.from, self.to) = (label(from), label(to));
+        if self.group.is_empty() {
+            self.group = "day".into();
+        }
+        let group_by = self
+            .group
+            .split(',')
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(grouping)
+            .collect::<Result<Vec<_>, _>>()?;
+        if group_by.len() > 3 {
+            return Err(UiError::BadRequest("group by at most three columns".into()));
+        }
+        let opt = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_owned());
+        Ok(UsageQuery {
+            tenant_id: opt(&self.tenant),
+            key_id: opt(&self.key),
+            model: opt(&self.model),
+            from_ms: Some(from * DAY_MS),
+            to_ms: Some((to + 1) * DAY_MS),
+            group_by,
+            limit: Some(limit),
+        })
+    }
+}
+
+/// A row as the page and the CSV show it.
+fn cells(r: &UsageRow) -> [String; 12] {
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "—".into());
+    let margin = i128::from(r.price.0) - i128::from(r.cost.0);
+    [
+        dash(&r.day),
+        dash(&r.model),
+        dash(&r.provider),
+        dash(&r.tenant_id),
+        dash(&r.key_id),
+        r.requests.to_string(),
+        r.errors.to_string(),
+        r.prompt_tokens.to_string(),
+        r.completion_tokens.to_string(),
+        usd(i128::from(r.price.0)),
+        usd(i128::from(r.cost.0)),
+        usd(margin),
+    ]
+}
+
+const HEADER: [&str; 12] = [
+    "day",
+    "model",
+    "provider",
+    "tenant",
+    "key",
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "revenue",
+    "cost",
+    "margin",
+];
+
+/// `GET /admin/usage`.
+async fn page(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, UiError> {
+    let op = guard::operator(&req, &state).await?;
+    let mut f: Filters = paging::query(&req)?;
+    let q = f.query(PAGE_ROWS + 1)?;
+    let mut rows = state.store.usage_summary(&q).await?;
+    let more = rows.len() > PAGE_ROWS as usize;
+    rows.truncate(PAGE_ROWS as usize);
+    let shown: Vec<&str> = HEADER[..5]
+        .iter()
+        .copied()
+        .filter(|h| f.group.split(',').any(|g| g.trim() == *h))
+        .collect();
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let c = cells(r);
+            let mut out: Vec<String> = (0..5)
+                .filter(|i| shown.contains(&HEADER[*i]))
+                .map(|i| c[i].clone())
+                .collect();
+            out.extend(c[5..].iter().cloned());
+            out
+        })
+        .collect();
+    let csv = serde_urlencoded::to_string([
+        ("from", f.from.as_str()),
+        ("to", f.to.as_str()),
+        ("tenant", f.tenant.as_str()),
+        ("key", f.key.as_str()),
+        ("model", f.model.as_str()),
+        ("group", f.group.as_str()),
+    ])
+    .unwrap_or_default();
+    Ok(render::page(
+        "admin/usage.html",
+        minijinja::context! {
+            ui => op.chrome("/admin/usage"), f => minijinja::context! {
+                from => f.from, to => f.to, tenant => f.tenant, key => f.key, model => f.model,
+                group => f.group,
+            },
+            columns => shown, rows => table, more => more, limit => PAGE_ROWS, csv => csv,
+        },
+    )?)
+}
+
+/// `GET /admin/usage.csv`: the same rows (up to 100,000) as CSV, every column.
+async fn csv(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, UiError> {
+    guard::operator(&req, &state).await?;
+    let mut f: Filters = paging::query(&req)?;
+    let q = f.query(CSV_ROWS)?;
+    let rows = state.store.usage_summary(&q).await?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let write = |w: &mut csv::Writer<Vec<u8>>| -> Result<(), csv::Error> {
+        w.write_record(HEADER)?;
+        for r in &rows {
+            w.write_record(cells(r))?;
+        }
+        w.flush()?;
+        Ok(())
+    };
+    write(&mut w).map_err(|e| UiError::Internal(e.to_string()))?;
+    let body = w
+        .into_inner()
+        .map_err(|e| UiError::Internal(e.to_string()))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"usage-{}-{}.csv\"", f.from, f.to),
+        ))
+        .body(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_filters_are_whole_days_so_the_rollups_answer() {
+        let mut f = Filters {
+            from: "2026-11-01".into(),
+            to: "2026-11-30".into(),
+            group: "provider, tenant".into(),
+            ..Filters::default()
+        };
+        let q = f.query(10).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(q.from_ms.map(|m| m % DAY_MS), Some(0));
+        assert_eq!(q.to_ms.map(|m| m % DAY_MS), Some(0));
+        assert_eq!(
+            q.to_ms.zip(q.from_ms).map(|(t, f)| (t - f) / DAY_MS),
+            Some(30)
+        );
+        assert_eq!(q.group_by, [GroupBy::Provider, GroupBy::Tenant]);
+        assert_eq!(q.limit, Some(10));
+        let mut bad = Filters {
+            from: "2026-12-01".into(),
+            to: "2026-11-01".into(),
+            ..Filters::default()
+        };
+        assert!(bad.query(1).is_err());
+        let mut bad = Filters {
+            group: "weather".into(),
+            ..Filters::default()
+        };
+        assert!(bad.query(1).is_err());
+        assert!(date("2026-13-01", "from").is_err());
+    }
+}

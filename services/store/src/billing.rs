@@ -115,7 +115,7 @@ pub enum GroupBy {
 
 /// Which requests [`Billing::usage_summary`] sums, and how it groups them. Every filter is
 /// optional; the time range is `[from_ms, to_ms)`. A range of whole UTC days (or none) is read
-/// from the daily rollups (`usage_daily`, kept by the request log's insert trigger), any other
+/// from the daily rollups (`usage_daily`, kept in each record's own transaction), any other
 /// from the request log itself; both give the same sums.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UsageQuery {

@@ -15,6 +15,7 @@ mod postgres_writer;
 pub mod prices;
 pub mod reconcile;
 mod record;
+mod rollup;
 mod sqlite;
 mod sqlite_writer;
 mod store;

@@ -317,6 +317,22 @@ pub(crate) async fn record_requests<B: Backend>(
     let mut tx = pool.begin().await?;
     let mut new_ids = insert_requests(&mut tx, records).await?;
     let inserted = u64::try_from(new_ids.len()).unwrap_or(u64::MAX);
+    if B::ROLLS_UP {
+        for ((day, tenant, key, model, provider), sums) in
+            crate::rollup::day_usage(records, &new_ids)?
+        {
+            let mut q = sqlx::query(crate::rollup::UPSERT_DAY)
+                .bind(day)
+                .bind(tenant)
+                .bind(key)
+                .bind(model)
+                .bind(provider);
+            for v in sums {
+                q = q.bind(v);
+            }
+            q.execute(&mut *tx).await.map_err(StoreError::from_sum)?;
+        }
+    }
     let billed = billed(records, &mut new_ids);
     if !billed.is_empty() {
         let accounts = credit_accounts(&billed);

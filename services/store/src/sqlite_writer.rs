@@ -279,6 +279,7 @@ fn record_in(conn: &mut Connection, records: &[RequestRecord]) -> Result<u64, St
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut new_ids = insert_rows(&tx, records)?;
     let inserted = u64::try_from(new_ids.len()).unwrap_or(u64::MAX);
+    roll_up(&tx, records, &new_ids)?;
     let billed = m::billed(records, &mut new_ids);
     if !billed.is_empty() {
         let credit = credit_balances(&tx, &billed)?;
@@ -334,6 +335,24 @@ fn insert_rows(
         }
     }
     Ok(new_ids)
+}
+
+/// Adds the new records to their daily usage rollups, one upsert per group.
+fn roll_up(
+    conn: &Connection,
+    records: &[RequestRecord],
+    new_ids: &HashSet<String>,
+) -> Result<(), StoreError> {
+    let mut upsert = conn.prepare_cached(crate::rollup::UPSERT_DAY)?;
+    for ((day, tenant, key, model, provider), s) in crate::rollup::day_usage(records, new_ids)? {
+        upsert
+            .execute(params![
+                day, tenant, key, model, provider, s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7],
+                s[8]
+            ])
+            .map_err(StoreError::from_sqlite_sum)?;
+    }
+    Ok(())
 }
 
 /// The credit balances of the tenants billed, by account (absent: no row yet).

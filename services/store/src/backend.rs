@@ -15,9 +15,6 @@ pub(crate) trait Dialect: Database {
     /// SQLite's positional `?` (binding thousands of `$N` parameters makes SQLite look each name
     /// up: measured at 12% of the gateway's CPU under load).
     const NUMBERED: bool;
-    /// Whether the writers add new records to the daily usage rollups themselves (SQLite), or
-    /// the request log's statement trigger does (Postgres).
-    const ROLLS_UP: bool;
     /// What an `INTEGER` column decodes as: `i32` on Postgres; SQLite keeps every integer in 64
     /// bits.
     type Integer: Into<i64> + for<'r> Decode<'r, Self> + Type<Self>;

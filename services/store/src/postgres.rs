@@ -112,7 +112,6 @@ impl Pooled for PgStore {
 /// `INTEGER` columns.
 impl Dialect for Postgres {
     const LOCK: &'static str = " FOR UPDATE";
-    const ROLLS_UP: bool = false;
     const NUMBERED: bool = true;
     type Integer = i32;
 

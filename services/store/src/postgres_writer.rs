@@ -152,7 +152,9 @@ async fn record_batch(
 ///    general path make, which the billing tests check on both backends — inserted without `ON
 ///    CONFLICT` (see the module notes);
 /// 6. adds each tenant account's net movement to its stored balance, in account order (the
-///    platform's and providers' balances are derived on read: no row every batch updates).
+///    platform's and providers' balances are derived on read: no row every batch updates);
+/// 7. adds the new records to their daily usage rollups (`rolled`, one upsert per group, in key
+///    order; [`crate::rollup`]).
 ///
 /// It returns the ids it inserted.
 const PREPARE: &str = "SET standard_conforming_strings = on;\
@@ -179,6 +181,28 @@ const PREPARE: &str = "SET standard_conforming_strings = on;\
         tenant_id, key_id, usage_estimated, price_version, cost_nanos, price_nanos, \
         absorbed_nanos FROM input ORDER BY ord \
         ON CONFLICT (id) DO NOTHING RETURNING id\
+    ), fresh AS (\
+        SELECT DISTINCT ON (i.id) i.* FROM input i JOIN inserted USING (id) ORDER BY i.id, i.ord\
+    ), rolled AS (\
+        INSERT INTO usage_daily AS u (day, tenant_id, key_id, public_model, provider, requests, \
+        errors, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, \
+        reasoning_tokens, cost_nanos, price_nanos) \
+        SELECT created_at_ms / 86400000, COALESCE(tenant_id, ''), COALESCE(key_id, ''), \
+        public_model, COALESCE(provider, ''), COUNT(*), \
+        SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), COALESCE(SUM(prompt_tokens), 0), \
+        COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(cached_tokens), 0), \
+        COALESCE(SUM(cache_write_tokens), 0), COALESCE(SUM(reasoning_tokens), 0), \
+        COALESCE(SUM(cost_nanos), 0), COALESCE(SUM(price_nanos), 0) \
+        FROM fresh GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 \
+        ON CONFLICT (day, tenant_id, key_id, public_model, provider) DO UPDATE SET \
+        requests = u.requests + excluded.requests, errors = u.errors + excluded.errors, \
+        prompt_tokens = u.prompt_tokens + excluded.prompt_tokens, \
+        completion_tokens = u.completion_tokens + excluded.completion_tokens, \
+        cached_tokens = u.cached_tokens + excluded.cached_tokens, \
+        cache_write_tokens = u.cache_write_tokens + excluded.cache_write_tokens, \
+        reasoning_tokens = u.reasoning_tokens + excluded.reasoning_tokens, \
+        cost_nanos = u.cost_nanos + excluded.cost_nanos, \
+        price_nanos = u.price_nanos + excluded.price_nanos\
     ), billed AS (\
         SELECT DISTINCT ON (i.id) i.ord, i.id, i.created_at_ms, i.tenant_id, i.provider, \
         i.price_nanos AS price, i.cost_nanos AS cost \

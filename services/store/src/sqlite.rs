@@ -196,7 +196,6 @@ impl Pooled for SqliteStore {
 /// SQLite serializes writers (no row locks) and binds positional `?` parameters fastest.
 impl Dialect for Sqlite {
     const LOCK: &'static str = "";
-    const ROLLS_UP: bool = true;
     const NUMBERED: bool = false;
     type Integer = i64;
 

@@ -343,7 +343,7 @@ fn roll_up(
     records: &[RequestRecord],
     new_ids: &HashSet<String>,
 ) -> Result<(), StoreError> {
-    let mut upsert = conn.prepare_cached(crate::rollup::UPSERT_DAY)?;
+    let mut upsert = conn.prepare_cached(&crate::rollup::upsert_day_sql(false))?;
     for ((day, tenant, key, model, provider), s) in crate::rollup::day_usage(records, new_ids)? {
         upsert
             .execute(params![

@@ -317,7 +317,7 @@ pub(crate) async fn record_requests<B: Backend>(
     let mut tx = pool.begin().await?;
     let mut new_ids = insert_requests(&mut tx, records).await?;
     let inserted = u64::try_from(new_ids.len()).unwrap_or(u64::MAX);
-    roll_up(&mut tx, records, &new_ids).await?;
+    crate::rollup::add(&mut tx, records, &new_ids).await?;
     let billed = billed(records, &mut new_ids);
     if !billed.is_empty() {
         let accounts = credit_accounts(&billed);
@@ -335,28 +335,6 @@ pub(crate) async fn record_requests<B: Backend>(
     }
     tx.commit().await?;
     Ok(inserted)
-}
-
-/// Adds the new records to their daily usage rollups, one upsert per group.
-async fn roll_up<B: Backend>(
-    tx: &mut Transaction<'_, B>,
-    records: &[RequestRecord],
-    new_ids: &HashSet<String>,
-) -> Result<(), StoreError> {
-    let upsert = crate::rollup::upsert_day_sql(B::NUMBERED);
-    for ((day, tenant, key, model, provider), sums) in crate::rollup::day_usage(records, new_ids)? {
-        let mut q = sqlx::query(&upsert)
-            .bind(day)
-            .bind(tenant)
-            .bind(key)
-            .bind(model)
-            .bind(provider);
-        for v in sums {
-            q = q.bind(v);
-        }
-        q.execute(&mut **tx).await.map_err(StoreError::from_sum)?;
-    }
-    Ok(())
 }
 
 /// Inserts `records` (a replayed id is skipped); returns the ids inserted.

@@ -100,6 +100,28 @@ const SUM_COLUMNS: [&str; 9] = [
     "price_nanos",
 ];
 
+/// Adds the new records to their daily usage rollups, one upsert per group (the general path).
+pub(crate) async fn add<B: crate::backend::Backend>(
+    tx: &mut sqlx::Transaction<'_, B>,
+    records: &[RequestRecord],
+    new_ids: &HashSet<String>,
+) -> Result<(), StoreError> {
+    let upsert = upsert_day_sql(B::NUMBERED);
+    for ((day, tenant, key, model, provider), sums) in day_usage(records, new_ids)? {
+        let mut q = sqlx::query(&upsert)
+            .bind(day)
+            .bind(tenant)
+            .bind(key)
+            .bind(model)
+            .bind(provider);
+        for v in sums {
+            q = q.bind(v);
+        }
+        q.execute(&mut **tx).await.map_err(StoreError::from_sum)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

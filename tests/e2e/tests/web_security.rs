@@ -82,6 +82,8 @@ fn admin_routes(w: &World) -> Vec<(String, bool)> {
         "/admin/usage".into(),
         "/admin/usage?group=tenant,key".into(),
         "/admin/usage.csv?group=provider".into(),
+        "/admin/prices".into(),
+        "/admin/prices?q=mock".into(),
     ]
     .into_iter()
     .map(|p| (p, false))

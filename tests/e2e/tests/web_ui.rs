@@ -211,6 +211,11 @@ async fn an_operator_runs_a_tenant_from_the_browser_and_its_member_sees_only_its
         "{}",
         csv.body
     );
+    // The price catalog: the imported version, its mock price per million tokens.
+    let prices = ada.get("/admin/prices?q=mock-gpt").await;
+    assert_eq!(prices.status, 200, "{}", prices.body);
+    let row = "<td>mock</td><td>mock-gpt</td><td class=\"num\">1</td><td class=\"num\">100</td>";
+    assert!(prices.body.contains(row), "{}", prices.body);
     // A tenant may not ask which providers served it.
     let own = gw
         .anonymous(Method::GET, "/v1/me/usage?group_by=provider")

@@ -27,6 +27,7 @@ impl SignedOperator {
             ("Usage", "/admin/usage"),
             ("Invoices", "/admin/invoices"),
             ("Deployments", "/admin/deployments"),
+            ("Prices", "/admin/prices"),
             ("Audit log", "/admin/audit"),
         ]
         .iter()

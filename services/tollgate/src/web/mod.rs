@@ -15,6 +15,7 @@ mod members;
 mod overview;
 mod paging;
 mod portal;
+mod prices;
 mod render;
 mod session;
 mod tenant_form;
@@ -51,6 +52,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(books::configure)
             .configure(health::configure)
             .configure(usage::configure)
+            .configure(prices::configure)
             .default_service(web::to(not_found)),
     );
     cfg.service(

@@ -39,6 +39,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "admin/audit.html",
     "admin/deployments.html",
     "admin/usage.html",
+    "admin/prices.html",
     "portal/base.html",
     "portal/login.html",
     "portal/link_sent.html",

@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The tenant of a path, or 404.
-pub(super) async fn tenant(state: &AppState, id: &str) -> Result<tollgate_store::Tenant, ApiError> {
+pub(crate) async fn tenant(state: &AppState, id: &str) -> Result<tollgate_store::Tenant, ApiError> {
     state
         .store
         .get_tenant(id)

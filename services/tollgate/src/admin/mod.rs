@@ -3,7 +3,7 @@
 //! table below and each handler's `#[utoipa::path]` (so a route cannot be added undocumented).
 
 pub mod auth;
-mod billing;
+pub(crate) mod billing;
 pub(crate) mod handlers;
 pub(crate) mod invoices;
 mod keys;

@@ -53,6 +53,15 @@ impl Totals {
         self.cost_nanos += i128::from(r.cost.0);
     }
 
+    /// Adds another window's sums.
+    pub(crate) fn absorb(&mut self, o: &Totals) {
+        self.requests = self.requests.saturating_add(o.requests);
+        self.errors = self.errors.saturating_add(o.errors);
+        self.tokens = self.tokens.saturating_add(o.tokens);
+        self.price_nanos += o.price_nanos;
+        self.cost_nanos += o.cost_nanos;
+    }
+
     /// The figures as the page shows them.
     pub(crate) fn view(&self, label: &str) -> minijinja::Value {
         let rate = if self.requests > 0 {
@@ -122,7 +131,7 @@ pub(crate) async fn page(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, UiError> {
     let op = guard::operator(&req, &state).await?;
-    let today = super::session::now_ms().div_euclid(DAY_MS);
+    let today = tollgate_store::now_ms().div_euclid(DAY_MS);
     let rows = state
         .store
         .usage_summary(&UsageQuery {
@@ -135,11 +144,7 @@ pub(crate) async fn page(
     let window = |n: usize, label: &str| {
         let mut t = Totals::default();
         for (_, d) in days.iter().rev().take(n) {
-            t.requests += d.requests;
-            t.errors += d.errors;
-            t.tokens += d.tokens;
-            t.price_nanos += d.price_nanos;
-            t.cost_nanos += d.cost_nanos;
+            t.absorb(d);
         }
         t.view(label)
     };

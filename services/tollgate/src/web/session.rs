@@ -40,10 +40,6 @@ pub(crate) const PORTAL: Area = Area {
 /// shorter): a write per page view is not needed for an idle timeout counted in minutes.
 const TOUCH_EVERY_MS: i64 = 60_000;
 
-pub(crate) fn now_ms() -> i64 {
-    tollgate_store::now_ms()
-}
-
 /// A fresh secret: 32 random bytes as hex.
 pub(crate) fn new_token() -> Result<String, UiError> {
     crate::ids::os_random::<32>()
@@ -64,7 +60,7 @@ pub(crate) async fn start(
     tenant_id: Option<&str>,
 ) -> Result<Cookie<'static>, UiError> {
     let token = new_token()?;
-    let now = now_ms();
+    let now = tollgate_store::now_ms();
     let ui = &state.catalog.ui;
     let absolute = i64::try_from(ui.absolute_timeout_s.saturating_mul(1000)).unwrap_or(i64::MAX);
     let session = UiSession {
@@ -112,7 +108,7 @@ pub(crate) async fn current(
     let Some(s) = state.store.session(&hash).await? else {
         return Ok(None);
     };
-    let now = now_ms();
+    let now = tollgate_store::now_ms();
     let idle =
         i64::try_from(state.catalog.ui.idle_timeout_s.saturating_mul(1000)).unwrap_or(i64::MAX);
     let live = s.kind == area.kind
@@ -133,7 +129,7 @@ pub(crate) async fn end(req: &HttpRequest, state: &AppState, area: Area) -> Resu
     if let Some(token) = req.cookie(area.cookie) {
         state
             .store
-            .revoke_session(&token_hash(token.value()), now_ms())
+            .revoke_session(&token_hash(token.value()), tollgate_store::now_ms())
             .await?;
     }
     Ok(())

@@ -6,7 +6,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use tollgate_domain::tenant::TenantStatus;
-use tollgate_store::{Accounts, ApiKeys, Page, Tenant, Tenants};
+use tollgate_store::{Accounts, ApiKeys, Page, Tenants};
 
 use super::error::UiError;
 use super::guard::{self, SignedOperator};
@@ -41,14 +41,6 @@ pub(super) fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))
         .finish()
-}
-
-pub(super) async fn tenant(state: &AppState, id: &str) -> Result<Tenant, UiError> {
-    state
-        .store
-        .get_tenant(id)
-        .await?
-        .ok_or(UiError::NotFound("tenant"))
 }
 
 /// `GET /admin/tenants?q=&after=`: a page of 50, by id.
@@ -145,7 +137,7 @@ async fn show(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, UiError> {
     let op = guard::operator(&req, &state).await?;
-    let t = tenant(&state, &path).await?;
+    let t = crate::admin::billing::tenant(&state, &path).await?;
     let balance = crate::billing::balance(&state.store, &state.budget, &t).await?;
     let keys = state
         .store
@@ -183,7 +175,7 @@ async fn edit_form(
 ) -> Result<HttpResponse, UiError> {
     let op = guard::operator(&req, &state).await?;
     op.admin()?;
-    let t = tenant(&state, &path).await?;
+    let t = crate::admin::billing::tenant(&state, &path).await?;
     form_page(&op, &TenantForm::of(&t), Some(&t.id), None)
 }
 

@@ -9,7 +9,7 @@ use tollgate_store::{Accounts, Member};
 
 use crate::state::AppState;
 use crate::web::error::UiError;
-use crate::web::login::{check_password, login_form, login_page, Attempt};
+use crate::web::login::{check_password, login_form, login_page, Attempt, LoginForm};
 use crate::web::session::{self, PORTAL};
 use crate::web::{guard, render};
 
@@ -18,7 +18,7 @@ const LOGIN: &str = "portal/login.html";
 /// Mints a one-time sign-in link for a member, valid for `ttl_s`; returns its URL.
 pub(crate) async fn link(state: &AppState, member: &Member, ttl_s: u64) -> Result<String, UiError> {
     let token = session::new_token()?;
-    let now = session::now_ms();
+    let now = tollgate_store::now_ms();
     let ttl = i64::try_from(ttl_s.saturating_mul(1000)).unwrap_or(i64::MAX);
     state
         .store
@@ -47,21 +47,32 @@ async fn signed_in(state: &AppState, m: &Member) -> Result<HttpResponse, UiError
         .finish())
 }
 
+/// A portal sign-in form (its login token checked), the active member its address names, and
+/// the attempt, refused past the sign-in limit.
+async fn member_attempt(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &AppState,
+) -> Result<(LoginForm, Option<Member>, Attempt), UiError> {
+    let f = login_form(req, body)?;
+    let email = f.email.trim().to_lowercase();
+    let attempt = Attempt::new(req, PORTAL, &email);
+    attempt.check(state)?;
+    let member = state
+        .store
+        .member_by_email(&email)
+        .await?
+        .filter(|m| m.status == "active");
+    Ok((f, member, attempt))
+}
+
 /// `POST /portal/login`: by password.
 pub(crate) async fn login(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, UiError> {
-    let f = login_form(&req, &body)?;
-    let email = f.email.trim().to_lowercase();
-    let attempt = Attempt::new(&req, PORTAL, &email);
-    attempt.check(&state)?;
-    let member = state
-        .store
-        .member_by_email(&email)
-        .await?
-        .filter(|m| m.status == "active");
+    let (f, member, attempt) = member_attempt(&req, &body, &state).await?;
     let hash = member.as_ref().and_then(|m| m.password_hash.clone());
     let ok = check_password(hash, f.password).await;
     match member {
@@ -84,18 +95,10 @@ pub(crate) async fn request_link(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, UiError> {
-    let f = login_form(&req, &body)?;
-    let email = f.email.trim().to_lowercase();
-    let attempt = Attempt::new(&req, PORTAL, &email);
-    attempt.check(&state)?;
+    let (_, member, attempt) = member_attempt(&req, &body, &state).await?;
     // Counted as an attempt, so links cannot be asked for without limit.
     attempt.failed();
-    if let Some(m) = state
-        .store
-        .member_by_email(&email)
-        .await?
-        .filter(|m| m.status == "active")
-    {
+    if let Some(m) = member {
         let url = link(&state, &m, state.catalog.ui.login_link_ttl_s).await?;
         tracing::info!(email = %m.email, url = %url, "portal sign-in link (send it to the member)");
     }
@@ -131,7 +134,11 @@ pub(crate) async fn use_link(
 ) -> Result<HttpResponse, UiError> {
     login_form(&req, &body)?;
     let hash = session::token_hash(&path);
-    let member = match state.store.use_login_link(&hash, session::now_ms()).await? {
+    let member = match state
+        .store
+        .use_login_link(&hash, tollgate_store::now_ms())
+        .await?
+    {
         Some(id) => state
             .store
             .member(&id)

@@ -58,9 +58,9 @@ const DAY_MS: i64 = 86_400_000;
 /// `GET /portal`: the tenant's balance, and its usage and spend over 30 days.
 async fn home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, UiError> {
     let m = guard::member(&req, &state).await?;
-    let t = super::tenants::tenant(&state, &m.member.tenant_id).await?;
+    let t = crate::admin::billing::tenant(&state, &m.member.tenant_id).await?;
     let balance = crate::billing::balance(&state.store, &state.budget, &t).await?;
-    let today = session::now_ms().div_euclid(DAY_MS);
+    let today = tollgate_store::now_ms().div_euclid(DAY_MS);
     let rows = state
         .store
         .usage_summary(&UsageQuery {
@@ -77,9 +77,7 @@ async fn home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
     }
     let mut month = Totals::default();
     for (_, d) in &days {
-        month.requests += d.requests;
-        month.tokens += d.tokens;
-        month.price_nanos += d.price_nanos;
+        month.absorb(d);
     }
     let (spend_chart, requests_chart, table) = charts(&days);
     Ok(render::page(
@@ -225,7 +223,7 @@ async fn topup(
 ) -> Result<HttpResponse, UiError> {
     let m = guard::member(&req, &state).await?;
     let f: TopUpForm = session::form(&m.session, &body)?;
-    let t = super::tenants::tenant(&state, &m.member.tenant_id).await?;
+    let t = crate::admin::billing::tenant(&state, &m.member.tenant_id).await?;
     let ask = crate::stripe::topup::NewTopUp {
         amount_usd: f.amount_usd.trim().to_owned(),
     };

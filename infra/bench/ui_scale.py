@@ -8,9 +8,13 @@ It migrates a fresh SQLite database with the gateway itself, then seeds it strai
 one transaction per table): `--tenants` tenants, `--keys` keys spread over them, and `--records`
 request records over the last `--days` UTC days. Keys are drawn skewed, as traffic is (the key
 index is `keys × u⁴` for a uniform u: a third of the records come from the first 1% of keys), each
-record one of three models and two providers, one in fifty refused. The daily rollups are then
-computed from the records with the migration's own backfill statement (the gateway's writers keep
-them so as they write).
+record one of three models and two providers, one in fifty refused. The rollups (per day and key,
+per day and model, per month and key) are then computed from the records with the migrations' own
+backfill statements (the gateway's writers keep them so as they write).
+
+It times every operator page (the usage explorer at its default ranges and groupings), the
+portal's pages for a member of the busiest tenant, and then two reports over a range that is not
+whole calendar months.
 
 Then it starts the gateway on that database, signs an operator in, and fetches each page
 `--runs` times after one warm-up, printing min / p50 / p90 / max milliseconds as the client sees
@@ -18,6 +22,7 @@ them on loopback (server time plus well under a millisecond). `--reuse` skips th
 database file exists.
 """
 import argparse
+import html
 import http.cookiejar
 import os
 import random
@@ -98,13 +103,18 @@ def seed(db: Path, tenants: int, keys: int, records: int, days: int):
             print(f"  {min(records, lo + batch):,} records", flush=True)
     print(f"seeded {records:,} records in {time.time() - t0:.1f} s", flush=True)
     t0 = time.time()
-    backfill = (ROOT / "migrations/sqlite/20261210010000_create_usage_daily.sql").read_text()
-    statement = backfill[backfill.index("INSERT INTO usage_daily"):]
+    daily = (ROOT / "migrations/sqlite/20261210010000_create_usage_daily.sql").read_text()
+    coarse = (ROOT / "migrations/sqlite/20261210020000_create_usage_summaries.sql").read_text()
     with con:
-        con.execute("DELETE FROM usage_daily")
-        con.execute(statement)
-    rollups = con.execute("SELECT COUNT(*) FROM usage_daily").fetchone()[0]
-    print(f"rolled up into {rollups:,} daily rows in {time.time() - t0:.1f} s", flush=True)
+        for table in ("usage_daily", "usage_daily_models", "usage_monthly_keys"):
+            con.execute(f"DELETE FROM {table}")
+        con.execute(daily[daily.index("INSERT INTO usage_daily"):])
+        con.executescript("BEGIN;" + coarse[coarse.index("INSERT INTO usage_daily_models"):]
+                          + "COMMIT;")
+    counts = {t: con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+              for t in ("usage_daily", "usage_daily_models", "usage_monthly_keys")}
+    print(f"rolled up in {time.time() - t0:.1f} s: "
+          + ", ".join(f"{t} {n:,} rows" for t, n in counts.items()), flush=True)
     con.execute("ANALYZE")
     con.close()
 
@@ -141,6 +151,22 @@ def sign_in(gateway: str, db: Path, url: str):
                                    "password": "bench password, long enough"}).encode()
     opener.open(f"{url}/admin/login", data=form).read()
     return opener
+
+
+def portal_sign_in(admin, url: str, tenant: str):
+    """A member of `tenant`, invited from the tenant page and signed in by the link."""
+    page = admin.open(f"{url}/admin/tenants/{tenant}").read().decode()
+    csrf = re.search(r'name="_csrf" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode({"_csrf": csrf, "email": f"bench{time.time_ns()}@member.test"})
+    body = html.unescape(admin.open(f"{url}/admin/tenants/{tenant}/members",
+                                    data=form.encode()).read().decode())
+    link = re.search(r"/portal/link/[A-Za-z0-9_]+", body).group(0)
+    member = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    page = member.open(url + link).read().decode()
+    csrf = re.search(r'name="_csrf" value="([^"]+)"', page).group(1)
+    member.open(url + link, data=urllib.parse.urlencode({"_csrf": csrf}).encode()).read()
+    return member
 
 
 def time_pages(opener, url: str, pages, runs: int):
@@ -183,11 +209,25 @@ def main():
         busy = "ten_000000"
         pages = [
             "/admin", "/admin/tenants", "/admin/tenants?q=Tenant%200099",
-            f"/admin/tenants/{busy}", "/admin/usage", "/admin/usage?group=tenant",
-            f"/admin/usage?group=day,model&tenant={busy}", "/admin/usage?group=key",
+            f"/admin/tenants/{busy}", f"/admin/tenants/{busy}/edit", "/admin/tenants/new",
+            "/admin/usage", "/admin/usage?group=model", "/admin/usage?group=provider",
+            "/admin/usage?group=day,model&from=" + time.strftime("%Y-%m-%d",
+                                                                time.gmtime(time.time() - 29 * 86400)),
+            "/admin/usage?group=tenant", "/admin/usage?group=key",
+            "/admin/usage?group=tenant,key", "/admin/usage.csv?group=tenant",
+            f"/admin/usage?group=day,model&tenant={busy}", f"/admin/usage?group=key&tenant={busy}",
             "/admin/invoices", "/admin/audit", "/admin/deployments", "/admin/prices",
         ]
         time_pages(opener, url, pages, a.runs)
+        member = portal_sign_in(opener, url, busy)
+        time_pages(member, url, ["/portal", "/portal/keys", "/portal/invoices"], a.runs)
+        # Reports over other ranges: grouped by tenant or key across every tenant, a range that
+        # is not whole months adds up daily rows.
+        today = time.gmtime()
+        month_ago = time.gmtime(time.time() - 29 * 86400)
+        last30 = f"from={time.strftime('%Y-%m-%d', month_ago)}&to={time.strftime('%Y-%m-%d', today)}"
+        time_pages(opener, url, [f"/admin/usage?group=tenant&{last30}",
+                                 f"/admin/usage?group=key&{last30}"], a.runs)
     finally:
         proc.terminate()
         proc.wait()

@@ -95,6 +95,10 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
         name: "20261210010000_create_usage_daily",
         sql: include_str!("../../../migrations/sqlite/20261210010000_create_usage_daily.sql"),
     },
+    Migration {
+        name: "20261210020000_create_usage_summaries",
+        sql: include_str!("../../../migrations/sqlite/20261210020000_create_usage_summaries.sql"),
+    },
 ];
 
 pub static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -191,6 +195,10 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         name: "20261210010000_create_usage_daily",
         sql: include_str!("../../../migrations/postgres/20261210010000_create_usage_daily.sql"),
+    },
+    Migration {
+        name: "20261210020000_create_usage_summaries",
+        sql: include_str!("../../../migrations/postgres/20261210020000_create_usage_summaries.sql"),
     },
 ];
 

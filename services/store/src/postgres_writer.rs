@@ -133,6 +133,38 @@ async fn record_batch(
     Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX))
 }
 
+/// The sum columns of every rollup table, after its key columns ([`crate::rollup::SUM_COLUMNS`]).
+macro_rules! rollup_columns {
+    () => {
+        "requests, errors, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, \
+        reasoning_tokens, cost_nanos, price_nanos)"
+    };
+}
+
+/// The sums of a group of `fresh` records, in [`rollup_columns!`] order after `COUNT(*)`.
+macro_rules! rollup_sums {
+    () => {
+        "SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), COALESCE(SUM(prompt_tokens), 0), \
+        COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(cached_tokens), 0), \
+        COALESCE(SUM(cache_write_tokens), 0), COALESCE(SUM(reasoning_tokens), 0), \
+        COALESCE(SUM(cost_nanos), 0), COALESCE(SUM(price_nanos), 0) "
+    };
+}
+
+/// A rollup row (`u`) plus its group's sums (`excluded`).
+macro_rules! rollup_adds {
+    () => {
+        "requests = u.requests + excluded.requests, errors = u.errors + excluded.errors, \
+        prompt_tokens = u.prompt_tokens + excluded.prompt_tokens, \
+        completion_tokens = u.completion_tokens + excluded.completion_tokens, \
+        cached_tokens = u.cached_tokens + excluded.cached_tokens, \
+        cache_write_tokens = u.cache_write_tokens + excluded.cache_write_tokens, \
+        reasoning_tokens = u.reasoning_tokens + excluded.reasoning_tokens, \
+        cost_nanos = u.cost_nanos + excluded.cost_nanos, \
+        price_nanos = u.price_nanos + excluded.price_nanos"
+    };
+}
+
 /// The one statement a writer connection prepares: it takes a batch as one array per column
 /// (`unnest` turns them back into rows), so a batch of any size is one short statement whose plan
 /// is cached, instead of a `VALUES` list Postgres parses, analyses and plans for every batch
@@ -153,11 +185,13 @@ async fn record_batch(
 ///    CONFLICT` (see the module notes);
 /// 6. adds each tenant account's net movement to its stored balance, in account order (the
 ///    platform's and providers' balances are derived on read: no row every batch updates);
-/// 7. adds the new records to their daily usage rollups (`rolled`, one upsert per group, in key
-///    order; [`crate::rollup`]).
+/// 7. adds the new records to their usage rollups (`rolled`, `rolled_models` and
+///    `rolled_months`: one upsert per group and level, in key order; [`crate::rollup`], whose
+///    shard is here the connection's backend id).
 ///
 /// It returns the ids it inserted.
-const PREPARE: &str = "SET standard_conforming_strings = on;\
+const PREPARE: &str = concat!(
+    "SET standard_conforming_strings = on;\
     PREPARE tollgate_record (text[], bigint[], text[], text[], text[], text[], boolean[], \
     text[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], \
     bigint[], bigint[], text[], text[], text[], boolean[], bigint[], bigint[], bigint[], \
@@ -184,25 +218,48 @@ const PREPARE: &str = "SET standard_conforming_strings = on;\
     ), fresh AS (\
         SELECT DISTINCT ON (i.id) i.* FROM input i JOIN inserted USING (id) ORDER BY i.id, i.ord\
     ), rolled AS (\
-        INSERT INTO usage_daily AS u (day, tenant_id, key_id, public_model, provider, requests, \
-        errors, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, \
-        reasoning_tokens, cost_nanos, price_nanos) \
+        INSERT INTO usage_daily AS u (day, tenant_id, key_id, public_model, provider, ",
+    rollup_columns!(),
+    " \
         SELECT created_at_ms / 86400000, COALESCE(tenant_id, ''), COALESCE(key_id, ''), \
         public_model, COALESCE(provider, ''), COUNT(*), \
-        SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), COALESCE(SUM(prompt_tokens), 0), \
-        COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(cached_tokens), 0), \
-        COALESCE(SUM(cache_write_tokens), 0), COALESCE(SUM(reasoning_tokens), 0), \
-        COALESCE(SUM(cost_nanos), 0), COALESCE(SUM(price_nanos), 0) \
+        ",
+    rollup_sums!(),
+    "\
         FROM fresh GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 \
         ON CONFLICT (day, tenant_id, key_id, public_model, provider) DO UPDATE SET \
-        requests = u.requests + excluded.requests, errors = u.errors + excluded.errors, \
-        prompt_tokens = u.prompt_tokens + excluded.prompt_tokens, \
-        completion_tokens = u.completion_tokens + excluded.completion_tokens, \
-        cached_tokens = u.cached_tokens + excluded.cached_tokens, \
-        cache_write_tokens = u.cache_write_tokens + excluded.cache_write_tokens, \
-        reasoning_tokens = u.reasoning_tokens + excluded.reasoning_tokens, \
-        cost_nanos = u.cost_nanos + excluded.cost_nanos, \
-        price_nanos = u.price_nanos + excluded.price_nanos\
+        ",
+    rollup_adds!(),
+    "\
+    ), rolled_models AS (\
+        INSERT INTO usage_daily_models AS u (day, public_model, provider, shard, ",
+    rollup_columns!(),
+    " \
+        SELECT created_at_ms / 86400000, public_model, COALESCE(provider, ''), \
+        pg_backend_pid() % 16, COUNT(*), \
+        ",
+    rollup_sums!(),
+    "\
+        FROM fresh GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 \
+        ON CONFLICT (day, public_model, provider, shard) DO UPDATE SET \
+        ",
+    rollup_adds!(),
+    "\
+    ), rolled_months AS (\
+        INSERT INTO usage_monthly_keys AS u (month, tenant_id, key_id, ",
+    rollup_columns!(),
+    " \
+        SELECT date_trunc('month', \
+        (DATE '1970-01-01' + (created_at_ms / 86400000)::integer)::timestamp)::date \
+        - DATE '1970-01-01', COALESCE(tenant_id, ''), COALESCE(key_id, ''), COUNT(*), \
+        ",
+    rollup_sums!(),
+    "\
+        FROM fresh GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 \
+        ON CONFLICT (month, tenant_id, key_id) DO UPDATE SET \
+        ",
+    rollup_adds!(),
+    "\
     ), billed AS (\
         SELECT DISTINCT ON (i.id) i.ord, i.id, i.created_at_ms, i.tenant_id, i.provider, \
         i.price_nanos AS price, i.cost_nanos AS cost \
@@ -243,7 +300,8 @@ const PREPARE: &str = "SET standard_conforming_strings = on;\
         ORDER BY account \
         ON CONFLICT (account) DO UPDATE SET balance = account_balances.balance + \
         excluded.balance\
-    ) SELECT id FROM inserted;";
+    ) SELECT id FROM inserted;"
+);
 
 /// SQL text with values written as array literals, one array per column: `'{1,NULL}'` for
 /// integers, `'{t,f}'` for booleans, `'{"a",NULL}'` for text. A text element is double-quoted

@@ -337,20 +337,23 @@ fn insert_rows(
     Ok(new_ids)
 }
 
-/// Adds the new records to their daily usage rollups, one upsert per group.
+/// Adds the new records to their usage rollups, one upsert per group and level.
 fn roll_up(
     conn: &Connection,
     records: &[RequestRecord],
     new_ids: &HashSet<String>,
 ) -> Result<(), StoreError> {
-    let mut upsert = conn.prepare_cached(&crate::rollup::upsert_day_sql(false))?;
-    for ((day, tenant, key, model, provider), s) in crate::rollup::day_usage(records, new_ids)? {
-        upsert
-            .execute(params![
-                day, tenant, key, model, provider, s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7],
-                s[8]
-            ])
-            .map_err(StoreError::from_sqlite_sum)?;
+    let levels = crate::rollup::usage(records, new_ids)?;
+    for (level, sums) in crate::rollup::LEVELS.iter().zip(levels) {
+        let mut upsert = conn.prepare_cached(&crate::rollup::upsert_sql(level, false))?;
+        for ((period, texts), s) in sums {
+            let values = std::iter::once(rusqlite::types::Value::Integer(period))
+                .chain(texts.into_iter().map(rusqlite::types::Value::Text))
+                .chain(s.into_iter().map(rusqlite::types::Value::Integer));
+            upsert
+                .execute(rusqlite::params_from_iter(values))
+                .map_err(StoreError::from_sqlite_sum)?;
+        }
     }
     Ok(())
 }

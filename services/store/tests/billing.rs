@@ -19,6 +19,8 @@ use tollgate_store::{
 const USD: i64 = 1_000_000_000;
 /// 2026-11-24T00:00:00Z.
 const DAY0: i64 = 1_795_478_400_000;
+/// 2026-12-01T00:00:00Z.
+const DEC1: i64 = 1_796_083_200_000;
 const DAY_MS: i64 = 86_400_000;
 
 on_both_backends!(sqlite_metering, postgres_metering, metering_story);
@@ -54,6 +56,21 @@ async fn overflow_story(store: &Store) {
         limit: 10,
     };
     assert_eq!(store.list_grants("ten_o", page).await.unwrap().len(), 1);
+
+    // The rollups across tenants too: each tenant's own sums fit, their day's total does not
+    // (one batch: one writer, so one shard of the day's row).
+    let huge = i64::MAX / 2 + 1;
+    let refused = store
+        .record_requests(&[
+            record("r_o1", "ten_o1", "key_o1", DAY0, huge, 0),
+            record("r_o2", "ten_o2", "key_o2", DAY0, huge, 0),
+        ])
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+    assert!(store.get_request("r_o1").await.unwrap().is_none());
 }
 on_both_backends!(
     sqlite_tenant_pricing,
@@ -829,6 +846,8 @@ async fn reports_story(store: &Store) {
     operator.key_id = None;
     operator.billing = None;
     more.push(operator);
+    // December: another month of usage_monthly_keys.
+    more.push(record("r9", "ten_b", "key_3", DEC1 + 7, 30, 20));
     store.record_requests(&more).await.unwrap();
     let groupings = [
         vec![],
@@ -857,9 +876,30 @@ async fn reports_story(store: &Store) {
             assert!(!daily.is_empty());
         }
     }
+    // Whole calendar months (`usage_monthly_keys` when grouped by tenant or key) and the log.
+    const NOV1: i64 = DEC1 - 30 * DAY_MS;
+    for (from, to) in [
+        (NOV1, DEC1),
+        (DEC1, DEC1 + 31 * DAY_MS),
+        (NOV1, DEC1 + 31 * DAY_MS),
+    ] {
+        for group_by in [vec![GroupBy::Tenant], vec![GroupBy::Key, GroupBy::Tenant]] {
+            let q = |shift| UsageQuery {
+                from_ms: Some(from + shift),
+                to_ms: Some(to + shift),
+                group_by: group_by.clone(),
+                ..UsageQuery::default()
+            };
+            let months = store.usage_summary(&q(0)).await.unwrap();
+            assert_eq!(months, store.usage_summary(&q(1)).await.unwrap());
+            assert!(!months.is_empty());
+        }
+    }
     let errors = store.usage_summary(&UsageQuery::default()).await.unwrap()[0].errors;
     assert_eq!(errors, 1);
     assert_balances_match_postings(store, &["ten_a", "ten_b"]).await;
+    // The rollups were written by the backend's fast path (its own SQL on Postgres).
+    assert_eq!(store.metering_fallbacks(), 0, "no batch fell back");
 }
 
 async fn tenant_pricing_story(store: &Store) {

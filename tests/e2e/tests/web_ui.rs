@@ -194,6 +194,12 @@ async fn an_operator_runs_a_tenant_from_the_browser_and_its_member_sees_only_its
     let all = api["data"][0]["requests"].as_i64().unwrap();
     let row = format!("<td>{tid}</td><td class=\"num\">{all}</td>");
     assert!(explorer.body.contains(&row), "{row}\n{}", explorer.body);
+    // Across every tenant, by tenant: this calendar month by default, read from the monthly
+    // rollups, and the same row.
+    let month = ada.get("/admin/usage?group=tenant").await;
+    assert_eq!(month.status, 200, "{}", month.body);
+    assert!(month.body.contains(&row), "{row}\n{}", month.body);
+    assert!(month.body.contains("This month"));
     let csv = ada
         .get(&format!(
             "/admin/usage.csv?group=provider,model&tenant={tid}"

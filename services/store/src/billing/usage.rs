@@ -22,69 +22,123 @@ macro_rules! sums_of_columns {
     };
 }
 
-/// Where a usage query reads: the request log, or its daily rollups (whole UTC days only).
+/// Where a usage query reads: the request log, or one of its rollups ([`crate::rollup`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     Log,
+    /// `usage_daily`: whole UTC days.
     Daily,
+    /// `usage_daily_models`: whole days, no tenant or key filter, grouped by nothing but day,
+    /// model and provider.
+    Models,
+    /// `usage_monthly_keys`: whole UTC calendar months, no model filter, grouped by nothing but
+    /// tenant and key.
+    Months,
 }
 
 impl Source {
-    /// The rollups when the range is whole UTC days (or open), else the log.
+    /// The smallest table that answers the query exactly.
     fn of(q: &UsageQuery) -> Self {
         let whole = |ms: Option<i64>| ms.is_none_or(|ms| ms.rem_euclid(DAY_MS) == 0);
-        if whole(q.from_ms) && whole(q.to_ms) {
-            Self::Daily
-        } else {
+        let month = |ms: Option<i64>| {
+            ms.is_none_or(|ms| {
+                ms.rem_euclid(DAY_MS) == 0
+                    && crate::rollup::month_of(ms.div_euclid(DAY_MS)) == ms.div_euclid(DAY_MS)
+            })
+        };
+        let only = |allowed: &[GroupBy]| q.group_by.iter().all(|g| allowed.contains(g));
+        if !(whole(q.from_ms) && whole(q.to_ms)) {
             Self::Log
+        } else if q.tenant_id.is_none()
+            && q.key_id.is_none()
+            && only(&[GroupBy::Day, GroupBy::Model, GroupBy::Provider])
+        {
+            Self::Models
+        } else if q.model.is_none()
+            && month(q.from_ms)
+            && month(q.to_ms)
+            && only(&[GroupBy::Tenant, GroupBy::Key])
+        {
+            Self::Months
+        } else {
+            Self::Daily
         }
     }
 
     /// The sums every usage row has, after its grouping columns.
-    fn sums(self) -> &'static str {
-        match self {
-            Self::Log => concat!(
-                "COUNT(*) AS requests, \
-                CAST(COALESCE(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0) AS BIGINT) AS errors, ",
-                sums_of_columns!(),
-                " FROM request_log"
-            ),
-            Self::Daily => concat!(
+    fn sums(self) -> String {
+        let table = match self {
+            Self::Log => {
+                return concat!(
+                    "COUNT(*) AS requests, \
+                    CAST(COALESCE(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0) AS BIGINT) \
+                    AS errors, ",
+                    sums_of_columns!(),
+                    " FROM request_log"
+                )
+                .into()
+            }
+            Self::Daily => "usage_daily",
+            Self::Models => "usage_daily_models",
+            Self::Months => "usage_monthly_keys",
+        };
+        format!(
+            concat!(
                 "CAST(COALESCE(SUM(requests), 0) AS BIGINT) AS requests, \
                 CAST(COALESCE(SUM(errors), 0) AS BIGINT) AS errors, ",
                 sums_of_columns!(),
-                " FROM usage_daily"
+                " FROM {}"
             ),
+            table
+        )
+    }
+
+    /// A grouping's column: grouped and ordered by as it is stored (so a primary key in that
+    /// order serves the grouping and a `LIMIT` stops it early), read back with the rollups' `''`
+    /// as NULL, as the log has it, and ordered absent first (`''` is every collation's least
+    /// string): the same rows in the same order from every source. [`Source::of`] picks a rollup
+    /// only when it has every grouping column.
+    fn group_column(self, g: GroupBy) -> Grouping {
+        let (column, optional) = match (self, g) {
+            (Self::Log, GroupBy::Day) => ("created_at_ms / 86400000", false),
+            (_, GroupBy::Day) => ("day", false),
+            (_, GroupBy::Model) => ("public_model", false),
+            (_, GroupBy::Key) => ("key_id", true),
+            (_, GroupBy::Tenant) => ("tenant_id", true),
+            (_, GroupBy::Provider) => ("provider", true),
+        };
+        let (read, order) = match (self, optional) {
+            (_, false) => (column.to_owned(), column.to_owned()),
+            (Self::Log, true) => (
+                column.to_owned(),
+                format!("({column} IS NOT NULL), {column}"),
+            ),
+            (_, true) => (format!("NULLIF({column}, '')"), column.to_owned()),
+        };
+        Grouping {
+            column,
+            read,
+            order,
         }
     }
 
-    /// The SQL expression a grouping column is (the rollups keep `''` where the log has NULL;
-    /// read back as NULL, so both give the same rows).
-    fn group_expr(self, g: GroupBy) -> &'static str {
-        match (self, g) {
-            (Self::Log, GroupBy::Day) => "created_at_ms / 86400000",
-            (Self::Log, GroupBy::Model) | (Self::Daily, GroupBy::Model) => "public_model",
-            (Self::Log, GroupBy::Key) => "key_id",
-            (Self::Log, GroupBy::Tenant) => "tenant_id",
-            (Self::Log, GroupBy::Provider) => "provider",
-            (Self::Daily, GroupBy::Day) => "day",
-            (Self::Daily, GroupBy::Key) => "NULLIF(key_id, '')",
-            (Self::Daily, GroupBy::Tenant) => "NULLIF(tenant_id, '')",
-            (Self::Daily, GroupBy::Provider) => "NULLIF(provider, '')",
-        }
-    }
-
-    /// The time filters' columns and values: milliseconds in the log, day numbers in the rollups.
+    /// The time filters' columns and values: milliseconds in the log, day numbers in the rollups
+    /// (a month's rows by its first day).
     fn range(self, q: &UsageQuery) -> [(&'static str, Option<i64>); 2] {
+        let days = |ms: Option<i64>| ms.map(|ms| ms.div_euclid(DAY_MS));
         match self {
             Self::Log => [
                 ("created_at_ms >= ", q.from_ms),
                 ("created_at_ms < ", q.to_ms),
             ],
-            Self::Daily => [
-                ("day >= ", q.from_ms.map(|ms| ms.div_euclid(DAY_MS))),
-                ("day < ", q.to_ms.map(|ms| ms.div_euclid(DAY_MS))),
-            ],
+            Self::Daily | Self::Models => [("day >= ", days(q.from_ms)), ("day < ", days(q.to_ms))],
+            // One month by equality, so that its rows come in key order.
+            Self::Months => match (days(q.from_ms), days(q.to_ms)) {
+                (Some(from), Some(to)) if crate::rollup::month_of(to - 1) == from => {
+                    [("month = ", Some(from)), ("month < ", None)]
+                }
+                (from, to) => [("month >= ", from), ("month < ", to)],
+            },
         }
     }
 }
@@ -106,6 +160,16 @@ fn distinct(group_by: &[GroupBy]) -> Vec<GroupBy> {
     groups
 }
 
+/// A grouping column of one source ([`Source::group_column`]).
+struct Grouping {
+    /// What the rows are grouped and ordered by.
+    column: &'static str,
+    /// What is read back (NULL for absent).
+    read: String,
+    /// What the rows are ordered by (absent values first).
+    order: String,
+}
+
 /// The name a grouping column is read back by.
 fn group_alias(g: GroupBy) -> &'static str {
     match g {
@@ -119,27 +183,38 @@ fn group_alias(g: GroupBy) -> &'static str {
 
 /// The usage query as SQL (only the filters given, numbered in order) and its parameters.
 fn usage_sql(q: &UsageQuery, source: Source) -> (String, Vec<UsageParam<'_>>) {
-    let groups = distinct(&q.group_by);
+    let groups: Vec<Grouping> = distinct(&q.group_by)
+        .into_iter()
+        .map(|g| source.group_column(g))
+        .collect();
     let mut sql = String::from("SELECT ");
-    for g in &groups {
-        sql.push_str(&format!(
-            "{} AS {}, ",
-            source.group_expr(*g),
-            group_alias(*g)
-        ));
+    for (g, alias) in groups
+        .iter()
+        .zip(distinct(&q.group_by).into_iter().map(group_alias))
+    {
+        sql.push_str(&format!("{} AS {alias}, ", g.read));
     }
-    sql.push_str(source.sums());
+    sql.push_str(&source.sums());
     let (filters, params) = usage_filters(q, source);
     if !filters.is_empty() {
         sql.push_str(" WHERE ");
         sql.push_str(&filters.join(" AND "));
     }
     if !groups.is_empty() {
-        let by: Vec<&str> = groups.iter().map(|g| source.group_expr(*g)).collect();
+        // By key: within its tenant (a key belongs to one tenant, so the same groups), which is
+        // the order `usage_monthly_keys` keeps them in.
+        let tenant = source.group_column(GroupBy::Tenant);
+        let mut keys: Vec<&Grouping> = Vec::with_capacity(groups.len() + 1);
+        for (g, grouping) in distinct(&q.group_by).into_iter().zip(&groups) {
+            if g == GroupBy::Key && !q.group_by.contains(&GroupBy::Tenant) {
+                keys.push(&tenant);
+            }
+            keys.push(grouping);
+        }
+        let by: Vec<&str> = keys.iter().map(|g| g.column).collect();
         sql.push_str(" GROUP BY ");
         sql.push_str(&by.join(", "));
-        // Absent values last on both backends (their default NULL orders differ).
-        let order: Vec<String> = by.iter().map(|e| format!("({e} IS NULL), {e}")).collect();
+        let order: Vec<&str> = keys.iter().map(|g| g.order.as_str()).collect();
         sql.push_str(" ORDER BY ");
         sql.push_str(&order.join(", "));
     }
@@ -304,17 +379,88 @@ mod tests {
             ..UsageQuery::default()
         };
         assert_eq!(Source::of(&q), Source::Daily);
-        assert_eq!(Source::of(&UsageQuery::default()), Source::Daily);
+        assert_eq!(Source::of(&UsageQuery::default()), Source::Models);
         let (sql, params) = usage_sql(&q, Source::Daily);
         assert!(
             sql.contains("FROM usage_daily WHERE tenant_id = $1 AND day >= $2 AND day < $3"),
             "{sql}"
         );
         assert!(
-            sql.contains("GROUP BY NULLIF(key_id, ''), NULLIF(provider, '')"),
+            sql.contains(
+                "GROUP BY tenant_id, key_id, provider ORDER BY tenant_id, key_id, provider"
+            ),
             "{sql}"
         );
         assert!(matches!(params[1], UsageParam::Int(3)));
         assert!(matches!(params[2], UsageParam::Int(5)));
+    }
+
+    #[test]
+    fn views_across_tenants_read_the_smaller_rollups() {
+        // 2026-11-01 and 2026-12-01, in milliseconds.
+        let (nov, dec) = (20_758 * DAY_MS, 20_788 * DAY_MS);
+        let q = |tenant: Option<&str>, model: Option<&str>, from, to, group_by: &[GroupBy]| {
+            UsageQuery {
+                tenant_id: tenant.map(Into::into),
+                model: model.map(Into::into),
+                from_ms: Some(from),
+                to_ms: Some(to),
+                group_by: group_by.to_vec(),
+                ..UsageQuery::default()
+            }
+        };
+        let models = [GroupBy::Day, GroupBy::Model, GroupBy::Provider];
+        assert_eq!(
+            Source::of(&q(None, Some("m"), nov + DAY_MS, dec, &models)),
+            Source::Models
+        );
+        assert_eq!(
+            Source::of(&q(Some("t"), None, nov, dec, &models)),
+            Source::Daily
+        );
+        let keys = [GroupBy::Tenant, GroupBy::Key];
+        assert_eq!(Source::of(&q(None, None, nov, dec, &keys)), Source::Months);
+        assert_eq!(
+            Source::of(&q(Some("t"), None, nov, dec, &keys)),
+            Source::Months
+        );
+        assert_eq!(
+            Source::of(&q(None, None, nov, dec + DAY_MS, &keys)),
+            Source::Daily
+        );
+        assert_eq!(
+            Source::of(&q(None, Some("m"), nov, dec, &keys)),
+            Source::Daily
+        );
+        assert_eq!(
+            Source::of(&q(None, None, nov, dec, &[GroupBy::Key, GroupBy::Day])),
+            Source::Daily
+        );
+        assert_eq!(Source::of(&q(None, None, nov, dec - 1, &keys)), Source::Log);
+
+        let month = q(None, None, nov, dec, &[GroupBy::Key]);
+        let (sql, _) = usage_sql(&month, Source::of(&month));
+        assert!(
+            sql.contains("FROM usage_monthly_keys WHERE month = $1 GROUP BY tenant_id, key_id"),
+            "{sql}"
+        );
+        let months = q(None, None, nov, dec + DAY_MS * 31, &[GroupBy::Tenant]);
+        let (sql, _) = usage_sql(&months, Source::of(&months));
+        assert!(
+            sql.contains("WHERE month >= $1 AND month < $2 GROUP BY tenant_id ORDER BY tenant_id"),
+            "{sql}"
+        );
+        let log = q(None, None, nov, dec - 1, &[GroupBy::Tenant]);
+        let (sql, _) = usage_sql(&log, Source::of(&log));
+        assert!(
+            sql.ends_with("ORDER BY (tenant_id IS NOT NULL), tenant_id"),
+            "{sql}"
+        );
+        let all = q(None, None, nov, dec, &[GroupBy::Provider]);
+        let (sql, _) = usage_sql(&all, Source::of(&all));
+        assert!(
+            sql.contains("FROM usage_daily_models WHERE day >= $1"),
+            "{sql}"
+        );
     }
 }

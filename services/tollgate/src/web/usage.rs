@@ -75,13 +75,21 @@ impl Filters {
     /// The store query (whole days: the rollups), and the filters as shown back on the page.
     fn query(&mut self, limit: u32) -> Result<UsageQuery, UiError> {
         let today = tollgate_store::now_ms().div_euclid(DAY_MS);
+        if self.group.is_empty() {
+            self.group = "day".into();
+        }
+        let (default_from, default_to) = if self.across_tenants_by_tenant_or_key() {
+            month(today, 0)
+        } else {
+            (today - 6, today)
+        };
         let to = if self.to.is_empty() {
-            today
+            default_to
         } else {
             date(self.to.trim(), "to")?
         };
         let from = if self.from.is_empty() {
-            to - 6
+            default_from
         } else {
             date(self.from.trim(), "from")?
         };
@@ -91,9 +99,6 @@ impl Filters {
             ));
         }
         (self.from, self.to) = (label(from), label(to));
-        if self.group.is_empty() {
-            self.group = "day".into();
-        }
         let group_by = self
             .group
             .split(',')
@@ -115,6 +120,61 @@ impl Filters {
             limit: Some(limit),
         })
     }
+}
+
+impl Filters {
+    /// Grouped by tenant or key with no tenant or key chosen: a view whose rows grow with the
+    /// tenants and keys, which whole calendar months answer from `usage_monthly_keys`, so its
+    /// default range is this month.
+    fn across_tenants_by_tenant_or_key(&self) -> bool {
+        self.tenant.trim().is_empty()
+            && self.key.trim().is_empty()
+            && self
+                .group
+                .split(',')
+                .any(|g| matches!(g.trim(), "tenant" | "key"))
+    }
+
+    /// The page's links to the usual ranges (the other filters kept): label, query string.
+    fn ranges(&self) -> Vec<(&'static str, String)> {
+        let today = tollgate_store::now_ms().div_euclid(DAY_MS);
+        let ranges = [
+            ("Last 7 days", (today - 6, today)),
+            ("Last 30 days", (today - 29, today)),
+            ("This month", month(today, 0)),
+            ("Last month", month(today, 1)),
+        ];
+        ranges
+            .into_iter()
+            .map(|(name, (from, to))| {
+                let q = serde_urlencoded::to_string([
+                    ("from", label(from).as_str()),
+                    ("to", label(to).as_str()),
+                    ("tenant", self.tenant.as_str()),
+                    ("key", self.key.as_str()),
+                    ("model", self.model.as_str()),
+                    ("group", self.group.as_str()),
+                ])
+                .unwrap_or_default();
+                (name, q)
+            })
+            .collect()
+    }
+}
+
+/// The first and last day of the calendar month `back` months before `day`'s.
+fn month(day: i64, back: u32) -> (i64, i64) {
+    let (mut y, mut m, _) = civil_from_days(day);
+    for _ in 0..back {
+        (y, m) = if m == 1 { (y - 1, 12) } else { (y, m - 1) };
+    }
+    let first = days_from_civil(y, m, 1);
+    let next = if m == 12 {
+        days_from_civil(y + 1, 1, 1)
+    } else {
+        days_from_civil(y, m + 1, 1)
+    };
+    (first, next - 1)
 }
 
 /// A row as the page and the CSV show it.
@@ -157,6 +217,7 @@ async fn page(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
     let op = guard::operator(&req, &state).await?;
     let mut f: Filters = paging::query(&req)?;
     let q = f.query(PAGE_ROWS + 1)?;
+    let ranges = f.ranges();
     let mut rows = state.store.usage_summary(&q).await?;
     let more = rows.len() > PAGE_ROWS as usize;
     rows.truncate(PAGE_ROWS as usize);
@@ -194,6 +255,7 @@ async fn page(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
                 group => f.group,
             },
             columns => shown, rows => table, more => more, limit => PAGE_ROWS, csv => csv,
+            ranges => ranges,
         },
     )?)
 }
@@ -259,5 +321,36 @@ mod tests {
         };
         assert!(bad.query(1).is_err());
         assert!(date("2026-13-01", "from").is_err());
+    }
+
+    #[test]
+    fn months_run_from_their_first_to_their_last_day() {
+        let d = |y, m, d| days_from_civil(y, m, d);
+        assert_eq!(month(d(2026, 12, 7), 0), (d(2026, 12, 1), d(2026, 12, 31)));
+        assert_eq!(month(d(2026, 12, 7), 1), (d(2026, 11, 1), d(2026, 11, 30)));
+        assert_eq!(month(d(2027, 1, 31), 1), (d(2026, 12, 1), d(2026, 12, 31)));
+        assert_eq!(month(d(2024, 3, 1), 1), (d(2024, 2, 1), d(2024, 2, 29)));
+    }
+
+    #[test]
+    fn by_tenant_or_key_across_tenants_defaults_to_this_month() {
+        let mut f = Filters {
+            group: "tenant".into(),
+            ..Filters::default()
+        };
+        let q = f.query(10).unwrap_or_else(|e| panic!("{e}"));
+        let today = tollgate_store::now_ms().div_euclid(DAY_MS);
+        let (first, last) = month(today, 0);
+        assert_eq!(q.from_ms, Some(first * DAY_MS));
+        assert_eq!(q.to_ms, Some((last + 1) * DAY_MS));
+        let mut one = Filters {
+            group: "key".into(),
+            tenant: "ten_a".into(),
+            ..Filters::default()
+        };
+        let q = one.query(10).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(q.from_ms, Some((today - 6) * DAY_MS));
+        assert_eq!(f.ranges().len(), 4);
+        assert!(f.ranges()[2].1.contains("group=tenant"));
     }
 }

@@ -4,36 +4,29 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use tollgate_domain::money::parse_rate;
-use tollgate_domain::pricing::catalog::{apply_overrides, import_litellm, CatalogEntry};
+use tollgate_domain::pricing::catalog::{apply_overrides, read_snapshot, CatalogEntry};
 use tollgate_domain::pricing::{PriceSheet, Rates};
 use tollgate_store::testing::{fresh_postgres_database, postgres_admin_url};
 use tollgate_store::{Prices, Store};
 
-const PRICE_LIST: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/data/model_prices_and_context_window.json"
-);
+/// Tollgate's price snapshot, made from the public price list (`tollgate prices snapshot`).
+const SNAPSHOT: &str = include_str!("../../../data/prices.jsonl");
 
 async fn catalog_story(store: &Store) {
     assert_eq!(store.latest_price_version().await.unwrap(), None);
-    let text = std::fs::read_to_string(PRICE_LIST).expect("../shared/data beside the repository");
-    let report = import_litellm(&text).unwrap();
-    assert!(
-        report.entries.len() > 2_000,
-        "{} entries",
-        report.entries.len()
-    );
+    let (entries, _) = read_snapshot(SNAPSHOT).unwrap();
+    assert!(entries.len() > 2_000, "{} entries", entries.len());
     let v1 = store
-        .create_price_version("import:test", "first", &report.entries)
+        .create_price_version("import:test", "first", &entries)
         .await
         .unwrap();
     assert_eq!(v1.version, 1);
-    assert_eq!(v1.entries as usize, report.entries.len());
+    assert_eq!(v1.entries as usize, entries.len());
 
     // Everything comes back exactly as parsed, and gpt-4o is what the list says in its text.
     let stored = store.prices(1).await.unwrap();
-    assert_eq!(stored.len(), report.entries.len());
-    let mut expected = report.entries.clone();
+    assert_eq!(stored.len(), entries.len());
+    let mut expected = entries.clone();
     expected.sort_by(|a, b| (&a.provider, &a.model).cmp(&(&b.provider, &b.model)));
     assert_eq!(stored, expected);
     let gpt = store.price(1, "openai", "gpt-4o").await.unwrap().unwrap();

@@ -1,15 +1,12 @@
 //! `tollgate prices …` against the configured store (SQLite, or Postgres when
-//! `TOLLGATE_TEST_POSTGRES` is set): import the public price list with the operator's overrides,
-//! read prices back exactly, make new versions, refuse bad input with exit code 2.
+//! `TOLLGATE_TEST_POSTGRES` is set): import the built-in price snapshot with the operator's
+//! overrides, read prices back exactly, make new versions, refuse bad input with exit code 2;
+//! write a snapshot from a public-format price list and import it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
 use tollgate_e2e::run_cli;
 
-const PRICE_LIST: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/data/model_prices_and_context_window.json"
-);
 const OVERRIDES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/demo/prices.toml");
 
 #[tokio::test]
@@ -28,8 +25,6 @@ async fn prices_import_show_and_version() {
         &[
             "prices",
             "import",
-            "--from",
-            PRICE_LIST,
             "--overrides",
             OVERRIDES,
             "--note",
@@ -43,6 +38,10 @@ async fn prices_import_show_and_version() {
     assert_eq!(report["overrides"], 2);
     assert!(report["imported"].as_u64().unwrap() > 2_000, "{report}");
     assert_eq!(report["version"]["note"], "launch by cli:carol");
+    assert_eq!(
+        report["version"]["source"],
+        format!("snapshot:builtin overrides:{OVERRIDES}")
+    );
 
     // Decimal strings, exactly as the list's text says (2.5e-06, 1e-05, 1.25e-06).
     let (code, out, err) = run_cli(&["prices", "show", "openai", "gpt-4o"], &env);
@@ -124,5 +123,72 @@ async fn prices_import_show_and_version() {
             .unwrap()
             .len(),
         2
+    );
+
+    // A snapshot written from a list in the public format (no store needed), then imported.
+    let list = dir.path().join("list.json");
+    std::fs::write(
+        &list,
+        r#"{"new-model": {"litellm_provider": "acme", "input_cost_per_token": 3.75e-08,
+            "output_cost_per_token": "oops"}, "ok-model": {"litellm_provider": "acme",
+            "input_cost_per_token": 3.75e-08, "output_cost_per_token": 1.5e-07}}"#,
+    )
+    .unwrap();
+    let (code, _, err) = run_cli(
+        &["prices", "snapshot", "--from", list.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 2, "a price that is not a number is refused");
+    assert!(err.contains("new-model.output_cost_per_token"), "{err}");
+    std::fs::write(
+        &list,
+        r#"{"ok-model": {"litellm_provider": "acme", "input_cost_per_token": 3.75e-08,
+            "output_cost_per_token": 1.5e-07, "max_input_tokens": 8192}, "free": {}}"#,
+    )
+    .unwrap();
+    let snapshot = dir.path().join("prices.jsonl");
+    let (code, out, err) = run_cli(
+        &[
+            "prices",
+            "snapshot",
+            "--from",
+            list.to_str().unwrap(),
+            "--out",
+            snapshot.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let written: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (written["models"].as_u64(), written["skipped"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let text = std::fs::read_to_string(&snapshot).unwrap();
+    assert!(
+        text.starts_with("# tollgate price snapshot v1\n# from list.json (sha256 "),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(
+            "{\"provider\":\"acme\",\"model\":\"ok-model\",\"input\":\"0.0000000375\",\
+         \"output\":\"0.00000015\",\"max_input_tokens\":8192}\n"
+        ),
+        "{text}"
+    );
+    let (code, out, err) = run_cli(
+        &["prices", "import", "--from", snapshot.to_str().unwrap()],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    let v3: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v3["version"]["version"].as_i64(), v3["imported"].as_i64()),
+        (Some(3), Some(1))
+    );
+    let (_, out, _) = run_cli(&["prices", "show", "acme", "ok-model"], &env);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["price"]["input"],
+        "0.0000000375"
     );
 }

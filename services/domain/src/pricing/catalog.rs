@@ -46,6 +46,8 @@ pub struct CatalogEntry {
 pub enum CatalogError {
     #[error("the price list is not a JSON object of models: {0}")]
     Shape(String),
+    #[error("line {line}: {message}")]
+    Snapshot { line: usize, message: String },
     #[error("{model}.{field}: {source}")]
     Number {
         model: String,
@@ -185,6 +187,61 @@ pub fn import_litellm(json: &str) -> Result<ImportReport, CatalogError> {
     Ok(report)
 }
 
+/// The first line of Tollgate's own price snapshot format; comment lines after it say where the
+/// prices came from.
+pub const SNAPSHOT_HEADER: &str = "# tollgate price snapshot v1";
+
+/// Tollgate's own compact price list (`data/prices.jsonl`, embedded in the binary): the
+/// [`SNAPSHOT_HEADER`] and `about` as `#` comment lines, then one [`CatalogEntry`] per line as
+/// JSON, in (provider, model) order, its rates as decimal strings (exact, as everywhere).
+pub fn write_snapshot(entries: &[CatalogEntry], about: &[String]) -> Result<String, CatalogError> {
+    let mut sorted: Vec<&CatalogEntry> = entries.iter().collect();
+    sorted.sort_by(|a, b| (&a.provider, &a.model).cmp(&(&b.provider, &b.model)));
+    let mut out = String::with_capacity(entries.len() * 160);
+    out.push_str(SNAPSHOT_HEADER);
+    out.push('\n');
+    for line in about {
+        for l in line.lines() {
+            out.push_str("# ");
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    for e in sorted {
+        let json = serde_json::to_string(e).map_err(|e| CatalogError::Shape(e.to_string()))?;
+        out.push_str(&json);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Reads a snapshot ([`write_snapshot`]): its entries, and its comment lines (without `# `).
+pub fn read_snapshot(text: &str) -> Result<(Vec<CatalogEntry>, Vec<String>), CatalogError> {
+    let bad = |line: usize, message: String| CatalogError::Snapshot { line, message };
+    let mut lines = text.lines().enumerate();
+    match lines.next() {
+        Some((_, first)) if first.trim_end() == SNAPSHOT_HEADER => {}
+        _ => {
+            return Err(bad(
+                1,
+                format!("not a price snapshot (no {SNAPSHOT_HEADER:?})"),
+            ))
+        }
+    }
+    let mut entries = Vec::new();
+    let mut about = Vec::new();
+    for (i, line) in lines {
+        if let Some(comment) = line.strip_prefix('#') {
+            about.push(comment.trim().to_owned());
+        } else if !line.trim().is_empty() {
+            let entry: CatalogEntry =
+                serde_json::from_str(line).map_err(|e| bad(i + 1, e.to_string()))?;
+            entries.push(entry);
+        }
+    }
+    Ok((entries, about))
+}
+
 /// The operator's overrides file (TOML): `[[price]]` tables with `provider`, `model`, and the
 /// price sheet's fields as decimal strings (`input = "0.000001"`), optionally `[[price.tiers]]`.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -292,5 +349,34 @@ mod tests {
             err.to_string().split(':').next(),
             Some("m.input_cost_per_token")
         );
+    }
+
+    #[test]
+    fn a_snapshot_keeps_every_price_exactly() {
+        let json = r#"{
+          "gpt-4o": {"litellm_provider": "openai", "input_cost_per_token": 2.5e-06,
+                     "output_cost_per_token": 1e-05, "cache_read_input_token_cost": 1.25e-06,
+                     "max_input_tokens": 128000},
+          "gemini/gemini-2.5-pro": {"litellm_provider": "gemini", "input_cost_per_token": 1.25e-06,
+                     "output_cost_per_token": 1e-05, "input_cost_per_token_above_200k_tokens": 2.5e-06},
+          "a": {"litellm_provider": "x", "input_cost_per_token": 3.75e-08, "input_cost_per_request": 0.01}
+        }"#;
+        let entries = import_litellm(json).unwrap().entries;
+        let text = write_snapshot(&entries, &["from a test".into()]).unwrap();
+        assert!(text.starts_with("# tollgate price snapshot v1\n# from a test\n"));
+        assert!(text.contains(r#""input":"0.0000000375""#), "{text}");
+        let (read, about) = read_snapshot(&text).unwrap();
+        assert_eq!(read, entries);
+        assert_eq!(about, ["from a test"]);
+        assert_eq!(read.len(), 3);
+        assert!(matches!(
+            read_snapshot("{}"),
+            Err(CatalogError::Snapshot { line: 1, .. })
+        ));
+        let broken = format!("{SNAPSHOT_HEADER}\n{{\"provider\": 1}}\n");
+        assert!(matches!(
+            read_snapshot(&broken),
+            Err(CatalogError::Snapshot { line: 2, .. })
+        ));
     }
 }

@@ -5,9 +5,9 @@ use clap::{Args, Subcommand};
 use tollgate_domain::money::Nanos;
 use tollgate_domain::tenant::{BillingMode, Limits};
 
-/// Where `prices import` reads the public price list by default (the repository's sibling
-/// `shared/` folder, as checked out for development).
-pub const DEFAULT_PRICE_LIST: &str = "../shared/data/model_prices_and_context_window.json";
+/// What `prices import` reads by default: the price snapshot built into the binary
+/// (`data/prices.jsonl`).
+pub const BUILTIN_PRICE_LIST: &str = "builtin";
 
 /// A limit flag's value: a number or dollars, or `none` to clear the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,14 +256,26 @@ pub enum InvoiceCommand {
 pub enum PricesCommand {
     /// Make a new price catalog version from the public price list and/or an overrides file
     Import {
-        /// The public price list (`none` to import only overrides)
-        #[arg(long, value_name = "PATH|none", default_value = DEFAULT_PRICE_LIST)]
+        /// The prices: `builtin` (the snapshot built into this binary, data/prices.jsonl), a
+        /// snapshot file, the public price list (LiteLLM's model_prices_and_context_window.json),
+        /// or `none` to import only overrides
+        #[arg(long, value_name = "builtin|PATH|none", default_value = BUILTIN_PRICE_LIST)]
         from: String,
         /// A TOML file of prices that replace or add to the list (docs/billing.md)
         #[arg(long, value_name = "PATH")]
         overrides: Option<String>,
         #[arg(long, value_name = "TEXT", default_value = "imported")]
         note: String,
+    },
+    /// Write Tollgate's price snapshot (data/prices.jsonl) from the public price list; needs no
+    /// store
+    Snapshot {
+        /// The public price list: LiteLLM's model_prices_and_context_window.json
+        #[arg(long, value_name = "PATH")]
+        from: String,
+        /// Where to write it (standard output when absent)
+        #[arg(long, value_name = "PATH")]
+        out: Option<std::path::PathBuf>,
     },
     /// List the catalog's versions
     Versions,

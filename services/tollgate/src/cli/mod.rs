@@ -124,6 +124,12 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             println!("tollgate {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
+        Command::Prices(PricesCommand::Snapshot { from, out }) => {
+            return match prices::snapshot(from, out.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => e.exit(),
+            };
+        }
         Command::Completions { shell } => {
             // Generated into memory: clap_complete panics on a write error (a closed pipe).
             let mut script = Vec::new();

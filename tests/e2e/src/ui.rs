@@ -23,6 +23,17 @@ impl Page {
 }
 
 /// The first `name="_csrf" value="…"` of an HTML body.
+/// The first figure a page marks `data-metric="name"` (the overview's and portal's windows
+/// start with today).
+pub fn metric(body: &str, name: &str) -> String {
+    let tag = format!(r#"data-metric="{name}">"#);
+    let at = body
+        .find(&tag)
+        .unwrap_or_else(|| panic!("no {name}:\n{body}"))
+        + tag.len();
+    unescape(&body[at..body[at..].find('<').unwrap() + at])
+}
+
 pub fn csrf_of(body: &str) -> Option<String> {
     let at = body.find(r#"name="_csrf" value=""#)?;
     let rest = &body[at + r#"name="_csrf" value=""#.len()..];

@@ -5,7 +5,7 @@
 
 use reqwest::Method;
 use rust_decimal::Decimal;
-use tollgate_e2e::ui::{chat_status, create_operator, invitation_link, ledger, unescape, Browser};
+use tollgate_e2e::ui::{chat_status, create_operator, invitation_link, ledger, metric, Browser};
 use tollgate_e2e::{config, Gateway, Mock, MOCK_PRICES};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -25,15 +25,6 @@ fn secret_of(body: &str) -> String {
 }
 
 /// The text of the element with `data-metric="name"` (the first one).
-fn metric(body: &str, name: &str) -> String {
-    let tag = format!(r#"data-metric="{name}">"#);
-    let at = body
-        .find(&tag)
-        .unwrap_or_else(|| panic!("no {name}:\n{body}"))
-        + tag.len();
-    unescape(&body[at..body[at..].find('<').unwrap() + at])
-}
-
 fn dollars(text: &str) -> Decimal {
     text.trim_start_matches('$').parse().unwrap()
 }

@@ -4,7 +4,7 @@
 use tollgate_domain::tenant::{KeyStatus, Limits, TenantStatus};
 use tollgate_store::{ApiKeys, Billing, Page, Store, Tenants};
 
-use super::args::{CreditCommand, InvoiceCommand, KeyCommand, TenantCommand, TokenArgs};
+use super::args::{CreditCommand, InvoiceCommand, KeyCommand, TenantCommand, TokenArgs, UsageArgs};
 use super::output::{print, Failure};
 use crate::admin::token::{self, Role};
 use crate::catalog::Catalog;
@@ -301,4 +301,18 @@ pub async fn reconcile(
             report.differences, report.period
         )))
     }
+}
+
+/// `usage`: the admin API's usage view.
+pub async fn usage(store: &Store, args: &UsageArgs) -> Result<(), Failure> {
+    let params = crate::billing::UsageParams {
+        tenant_id: args.tenant_id.clone(),
+        key_id: args.key_id.clone(),
+        model: args.model.clone(),
+        from: args.from.clone(),
+        to: args.to.clone(),
+        group_by: args.group_by.clone(),
+    };
+    let q = params.query()?;
+    print(&crate::billing::usage(store, &q).await?)
 }

@@ -340,3 +340,35 @@ pub enum OperatorCommand {
     /// Let a disabled operator sign in again
     Enable { name: String },
 }
+
+/// `demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// The gateway's port (0 picks a free one)
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// The directory of the demo's SQLite database (default: a new one in the system's temporary
+    /// directory)
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<std::path::PathBuf>,
+}
+
+/// `usage`: the admin API's usage view (`/admin/api/usage`) from the command line.
+#[derive(Debug, Clone, Args)]
+pub struct UsageArgs {
+    #[arg(long, value_name = "ID")]
+    pub tenant_id: Option<String>,
+    #[arg(long, value_name = "ID")]
+    pub key_id: Option<String>,
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// `YYYY-MM-DD` (UTC) or milliseconds since the epoch, inclusive
+    #[arg(long, value_name = "WHEN")]
+    pub from: Option<String>,
+    /// `YYYY-MM-DD` (UTC) or milliseconds since the epoch, exclusive
+    #[arg(long, value_name = "WHEN")]
+    pub to: Option<String>,
+    /// Comma-separated: day, model, key, tenant, provider
+    #[arg(long, value_name = "LIST")]
+    pub group_by: Option<String>,
+}

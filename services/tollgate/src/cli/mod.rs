@@ -25,6 +25,7 @@ use crate::telemetry;
 mod accounts;
 mod admin;
 pub mod args;
+mod demo;
 mod output;
 mod prices;
 
@@ -36,7 +37,7 @@ ENVIRONMENT:
     TOLLGATE_HOST, TOLLGATE_PORT, TOLLGATE_WORKERS, TOLLGATE_LOG, TOLLGATE_LOG_FORMAT
     See docs/configuration.md for every setting.
 
-Operator commands (token, tenant, key, credit, balance, invoice, prices, operator) work against the configured
+Operator commands (token, tenant, key, credit, balance, invoice, prices, usage, operator) work against the configured
 database and print JSON.
 
 EXIT CODES:
@@ -98,6 +99,11 @@ enum Command {
     Operator(OperatorCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions { shell: clap_complete::Shell },
+    /// The whole product in one process: the gateway, the mock provider, prices, a tenant and a
+    /// key, sample traffic and the web UI, on a fresh SQLite store (ignores --config)
+    Demo(args::DemoArgs),
+    /// Requests, tokens, cost and price, grouped (JSON; the admin API's usage view)
+    Usage(args::UsageArgs),
 }
 
 /// Parses the arguments; prints help, the version or a usage error itself.
@@ -123,6 +129,12 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         Command::Version => {
             println!("tollgate {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
+        }
+        Command::Demo(args) => {
+            return match demo::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => e.exit(),
+            };
         }
         Command::Prices(PricesCommand::Snapshot { from, out }) => {
             return match prices::snapshot(from, out.as_deref()) {
@@ -234,6 +246,7 @@ fn operator_command(
             Command::Invoice(c) => admin::invoice(&store, settings, catalog, &actor, c).await,
             Command::Prices(c) => prices::run(&store, &actor, c).await,
             Command::Reconcile(a) => admin::reconcile(&store, catalog, a).await,
+            Command::Usage(a) => admin::usage(&store, a).await,
             Command::Operator(c) => accounts::operator(&store, env, c).await,
             _ => Err(Failure::Usage("not an operator command".into())),
         };

@@ -255,6 +255,13 @@ async fn health_and_readiness() {
         "sqlite"
     };
     assert_eq!(ready["store"], expected);
+    // Redis, when the gateway uses it, is reported too.
+    let redis = if std::env::var("TOLLGATE_TEST_REDIS").is_ok() {
+        serde_json::json!("ok")
+    } else {
+        Value::Null
+    };
+    assert_eq!(ready["redis"], redis, "{ready}");
 }
 
 #[tokio::test]

@@ -43,6 +43,14 @@ async fn replicas(redis: &RedisServer) -> (Mock, Gateway, Gateway) {
 }
 
 /// Requests alternating between the replicas; returns how many were admitted.
+/// `/readyz`: its status, and what it says of Redis.
+async fn readiness(gw: &Gateway) -> (u16, Value) {
+    let res = reqwest::get(format!("{}/readyz", gw.url)).await.unwrap();
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap();
+    (status, body["redis"].clone())
+}
+
 async fn admitted_across(a: &Gateway, b: &Gateway, key: &str, total: usize) -> usize {
     let mut admitted = 0;
     for i in 0..total {
@@ -79,6 +87,7 @@ async fn a_redis_outage_degrades_to_local_limits_without_errors_and_recovers() {
         json!({"requests_per_minute": 1_000_000, "max_concurrent": 1000}),
     )
     .await;
+    assert_eq!(readiness(&a).await, (200, json!("ok")));
 
     // Load on both replicas while Redis goes away: every request is answered, quickly, without 5xx.
     let mut tasks = Vec::new();
@@ -116,11 +125,14 @@ async fn a_redis_outage_degrades_to_local_limits_without_errors_and_recovers() {
         logs.contains("redis admission unavailable: degraded"),
         "the degradation is logged"
     );
+    // Still ready (the store answers): Redis is reported, not a reason to leave the rotation.
+    assert_eq!(readiness(&b).await, (200, json!("unreachable")));
 
     // Redis returns: after the one-second back-off the replicas share a limit again.
     redis.restart();
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let key = key_with(&a, "after", json!({"requests_per_minute": 6})).await;
+    assert_eq!(readiness(&a).await, (200, json!("ok")));
     let _ = status(&b, &key).await; // warms B's key cache, takes 1
     assert_eq!(
         admitted_across(&a, &b, &key, 20).await,
@@ -317,6 +329,7 @@ async fn leased_quota_admits_without_round_trips_and_never_exceeds_the_shared_li
     // it, then until each refuses repeatedly (so no lease is left unspent): the total admitted is
     // the limit plus what refilled meanwhile (2000/min), never more, and nothing is lost.
     let key = key_with(&a, "leased", json!({"requests_per_minute": 2000})).await;
+    assert_eq!(readiness(&a).await, (200, json!("ok")));
     let _ = status(&b, &key).await; // warms B's key cache, takes 1
     let started = Instant::now();
     let mut admitted = 1 + burst(&a, &b, &key, 3000, 8).await;

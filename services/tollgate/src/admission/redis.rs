@@ -90,6 +90,21 @@ impl RedisQuotas {
         DOWN_UNTIL.with(|d| d.set(Some(Instant::now() + BACKOFF)));
     }
 
+    /// Whether Redis answers a `PING` within the admission timeout (for `/readyz`).
+    pub(crate) async fn ping(&self) -> Result<(), String> {
+        let mut conn = self.connection().await?;
+        let pong = tokio::time::timeout(
+            self.timeout * 2,
+            redis::cmd("PING").query_async::<String>(&mut conn),
+        )
+        .await;
+        match pong {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("redis PING: {e}")),
+            Err(_) => Err("redis PING timed out".into()),
+        }
+    }
+
     pub(crate) async fn connection(&self) -> Result<ConnectionManager, String> {
         if DOWN_UNTIL
             .with(std::cell::Cell::get)

@@ -344,6 +344,9 @@ pub enum OperatorCommand {
 /// `demo`.
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
+    /// The address to bind (0.0.0.0 in a container)
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
     /// The gateway's port (0 picks a free one)
     #[arg(long, default_value_t = 8080)]
     pub port: u16,

@@ -96,6 +96,7 @@ fn settings(
     let text = config_text(mock_url);
     let mut settings =
         Settings::from_toml(&text).map_err(|e| Failure::Runtime(format!("demo config: {e}")))?;
+    settings.server.host = args.host.clone();
     settings.server.port = args.port;
     settings.database.url = Secret(database.to_owned());
     settings.auth.operator_key_env = OPERATOR_KEY_ENV.into();
@@ -257,6 +258,7 @@ mod tests {
     #[test]
     fn the_demo_configuration_points_at_the_mock_and_is_valid() {
         let args = DemoArgs {
+            host: "127.0.0.1".into(),
             port: 0,
             data: Some(PathBuf::from("/tmp")),
         };

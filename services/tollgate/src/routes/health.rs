@@ -1,4 +1,6 @@
-//! `GET /healthz` (the process is alive) and `GET /readyz` (the store answers).
+//! `GET /healthz` (the process is alive) and `GET /readyz` (the store answers; Redis, when
+//! configured, is reported but does not make a replica unready: every replica shares it, so
+//! taking them out of rotation together would not help, and admission has its failure policy).
 
 use std::time::Duration;
 
@@ -22,16 +24,29 @@ async fn live() -> HttpResponse {
 
 async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
-        Ok(Ok(())) => Ok(HttpResponse::Ok()
-            .content_type(ContentType::json())
-            .body(format!(
-                r#"{{"status":"ready","store":"{}"}}"#,
-                state.store.backend()
-            ))),
+        Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: store ping failed");
-            Err(ApiError::NotReady)
+            return Err(ApiError::NotReady);
         }
-        Err(_) => Err(ApiError::NotReady),
+        Err(_) => return Err(ApiError::NotReady),
     }
+    let redis = match state.admission.redis() {
+        None => None,
+        Some(r) => Some(match r.ping().await {
+            Ok(()) => "ok",
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness: redis did not answer");
+                "unreachable"
+            }
+        }),
+    };
+    let body = serde_json::json!({
+        "status": "ready",
+        "store": state.store.backend(),
+        "redis": redis,
+    });
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body.to_string()))
 }

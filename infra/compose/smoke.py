@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Traffic through the compose topology's load balancer: one shared limit, one exact ledger.
+
+    python3 infra/compose/smoke.py                      # against `docker compose up` (port 8080)
+    python3 infra/compose/smoke.py --url http://127.0.0.1:18080 --cli target/debug/tollgate
+
+The operator commands run through `--cli`: by default `tollgate` inside the first replica's
+container; with a local binary, its environment must name the same database
+(TOLLGATE_DATABASE_URL). It then:
+1. waits until the balancer answers /readyz with the store and Redis ready;
+2. creates a postpaid tenant and a key limited to RPM requests a minute;
+3. sends 3 × RPM chat completions through the balancer (nginx spreads them over the replicas):
+   exactly RPM are admitted (200) and the rest refused (429), and both replicas answered
+   (the balancer's X-Served-By);
+4. checks the tenant's ledger (`tollgate balance`): what it spent equals the sum of the
+   admitted responses' x-tollgate-cost, to the nano-dollar.
+Exits 1 on any difference. Python's standard library only.
+"""
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from decimal import Decimal
+
+DEFAULT_CLI = "docker compose -f infra/compose/compose.yaml exec -T gateway-1 tollgate"
+
+
+def cli(command: str, *args: str) -> dict:
+    out = subprocess.run(shlex.split(command) + list(args), check=True, text=True,
+                         capture_output=True).stdout
+    return json.loads(out)
+
+
+def post(url: str, key: str, body: dict):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"authorization": f"Bearer {key}",
+                                          "content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as res:
+            res.read()
+            return res.status, res.headers
+    except urllib.error.HTTPError as e:
+        e.read()
+        return e.code, e.headers
+
+
+def wait_ready(url: str) -> dict:
+    deadline = time.time() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=5) as res:
+                ready = json.loads(res.read())
+                if ready.get("redis") == "ok":
+                    return ready
+        except (urllib.error.URLError, OSError, ValueError):
+            pass
+        if time.time() > deadline:
+            sys.exit(f"{url}/readyz did not report the store and Redis ready in 120 s")
+        time.sleep(1)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--url", default="http://127.0.0.1:8080", help="the load balancer")
+    ap.add_argument("--cli", default=DEFAULT_CLI, help="how to run the tollgate operator commands")
+    ap.add_argument("--rpm", type=int, default=10)
+    a = ap.parse_args()
+    failures = []
+
+    ready = wait_ready(a.url)
+    print(f"ready: {ready}")
+    tenant = cli(a.cli, "tenant", "create", f"Smoke {time.time_ns()}", "--billing", "postpaid")["id"]
+    created = cli(a.cli, "key", "create", tenant, "smoke")
+    key, key_id = created["key"], created["record"]["id"]
+    cli(a.cli, "key", "set-limits", tenant, key_id, "--rpm", str(a.rpm))
+
+    statuses, served_by, charged = {}, set(), Decimal(0)
+    body = {"model": "gpt-demo", "max_tokens": 8, "messages": [{"role": "user", "content": "smoke"}]}
+    for _ in range(3 * a.rpm):
+        status, headers = post(f"{a.url}/v1/chat/completions", key, body)
+        statuses[status] = statuses.get(status, 0) + 1
+        served_by.add(headers.get("x-served-by"))
+        if status == 200:
+            charged += Decimal(headers["x-tollgate-cost"])
+    print(f"statuses {statuses}; served by {sorted(s for s in served_by if s)}")
+    if statuses != {200: a.rpm, 429: 2 * a.rpm}:
+        failures.append(f"one shared limit of {a.rpm}: got {statuses}")
+    if len({s for s in served_by if s}) < 2:
+        failures.append(f"both replicas should answer: {served_by}")
+
+    # The request log commits just after each response: give the last one a moment.
+    for _ in range(50):
+        spent = Decimal(cli(a.cli, "balance", tenant)["spent_usd"])
+        if spent == charged:
+            break
+        time.sleep(0.1)
+    print(f"ledger: spent {spent}, responses charged {charged}")
+    if spent != charged or charged <= 0:
+        failures.append(f"the ledger's spend {spent} is not the responses' {charged}")
+
+    if failures:
+        print("FAILED:\n" + "\n".join(failures))
+        sys.exit(1)
+    print("smoke: OK")
+
+
+if __name__ == "__main__":
+    main()

@@ -241,8 +241,12 @@ async fn concurrency_holds_under_200_parallel_requests_and_is_released_on_discon
 #[tokio::test]
 async fn a_concurrency_limit_large_enough_to_lease_holds_and_every_slot_comes_back() {
     let mock = Mock::start();
+    // On Redis, a second for each call: this is about leased slots coming back, not the failure
+    // policy. With the default 50 ms a loaded machine sometimes timed out an admission whose
+    // slot Redis had taken; it came back only when its lease ended, after the next round began.
+    let slow = format!("{SLOW}\n[quota]\nredis_timeout_ms = 1000\n");
     let gw = Gateway::start(
-        &config(&mock.url, SLOW).replace("total_timeout_ms = 4000", "total_timeout_ms = 60000"),
+        &config(&mock.url, &slow).replace("total_timeout_ms = 4000", "total_timeout_ms = 60000"),
     )
     .await;
     let t = tenant(&gw, json!({})).await;

@@ -35,14 +35,18 @@ async fn status(gw: &Gateway, key: &str) -> u16 {
 
 /// A mock provider and two gateway replicas sharing one database and `redis`.
 async fn replicas(redis: &RedisServer) -> (Mock, Gateway, Gateway) {
+    replicas_with(redis, "").await
+}
+
+/// [`replicas`] with more configuration (TOML appended).
+async fn replicas_with(redis: &RedisServer, extra: &str) -> (Mock, Gateway, Gateway) {
     let mock = Mock::start();
-    let cfg = config(&mock.url, "");
+    let cfg = config(&mock.url, extra);
     let a = Gateway::start_with_redis(&cfg, None, &redis.url()).await;
     let b = Gateway::start_with_redis(&cfg, Some(&a.database_url), &redis.url()).await;
     (mock, a, b)
 }
 
-/// Requests alternating between the replicas; returns how many were admitted.
 /// `/readyz`: its status, and what it says of Redis.
 async fn readiness(gw: &Gateway) -> (u16, Value) {
     let res = reqwest::get(format!("{}/readyz", gw.url)).await.unwrap();
@@ -51,6 +55,7 @@ async fn readiness(gw: &Gateway) -> (u16, Value) {
     (status, body["redis"].clone())
 }
 
+/// Requests alternating between the replicas; returns how many were admitted.
 async fn admitted_across(a: &Gateway, b: &Gateway, key: &str, total: usize) -> usize {
     let mut admitted = 0;
     for i in 0..total {
@@ -304,7 +309,11 @@ async fn status_at(gw: &(reqwest::Client, String), key: &str) -> u16 {
 #[tokio::test]
 async fn leased_quota_admits_without_round_trips_and_never_exceeds_the_shared_limit() {
     let redis = RedisServer::start();
-    let (_mock, a, b) = replicas(&redis).await;
+    // Redis given a second: this is about leases, not the failure policy. With the default
+    // 50 ms, a loaded machine (CI runs four suites at once on two cores) sometimes timed out,
+    // each replica fell back to its own limit as configured (`local`), and the pair admitted more
+    // than the shared limit (2287 against 2000 + 146 once).
+    let (_mock, a, b) = replicas_with(&redis, "[quota]\nredis_timeout_ms = 1000\n").await;
 
     // A roomy limit: the replicas lease a sixteenth of each bucket and admit from it, so most
     // requests make no round trip to Redis at all.
@@ -329,7 +338,6 @@ async fn leased_quota_admits_without_round_trips_and_never_exceeds_the_shared_li
     // it, then until each refuses repeatedly (so no lease is left unspent): the total admitted is
     // the limit plus what refilled meanwhile (2000/min), never more, and nothing is lost.
     let key = key_with(&a, "leased", json!({"requests_per_minute": 2000})).await;
-    assert_eq!(readiness(&a).await, (200, json!("ok")));
     let _ = status(&b, &key).await; // warms B's key cache, takes 1
     let started = Instant::now();
     let mut admitted = 1 + burst(&a, &b, &key, 3000, 8).await;

@@ -19,12 +19,13 @@ cleanup() {
   [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2> /dev/null || true
   for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done
   wait 2> /dev/null || true
-  psql "$PG" -qc "DROP DATABASE IF EXISTS $db" > /dev/null 2>&1 || true
+  psql "$PG" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" > /dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
+psql "$PG" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
 psql "$PG" -qc "CREATE DATABASE $db"
 export TOLLGATE_DATABASE_URL="${PG%/*}/$db"
 export TOLLGATE_OPERATOR_KEY=tg-smoke-operator-key

@@ -10,7 +10,8 @@ container; with a local binary, its environment must name the same database
 1. waits until the balancer answers /readyz with the store and Redis ready;
 2. creates a postpaid tenant and a key limited to RPM requests a minute;
 3. sends 3 × RPM chat completions through the balancer (nginx spreads them over the replicas):
-   exactly RPM are admitted (200) and the rest refused (429), and both replicas answered
+   RPM are admitted (200; a few more if the run took long enough for the bucket to refill) and
+   the rest refused (429), and both replicas answered
    (the balancer's X-Served-By);
 4. checks the tenant's ledger (`tollgate balance`): what it spent equals the sum of the
    admitted responses' x-tollgate-cost, to the nano-dollar.
@@ -80,15 +81,19 @@ def main():
 
     statuses, served_by, charged = {}, set(), Decimal(0)
     body = {"model": "gpt-demo", "max_tokens": 8, "messages": [{"role": "user", "content": "smoke"}]}
+    started = time.monotonic()
     for _ in range(3 * a.rpm):
         status, headers = post(f"{a.url}/v1/chat/completions", key, body)
         statuses[status] = statuses.get(status, 0) + 1
         served_by.add(headers.get("x-served-by"))
         if status == 200:
             charged += Decimal(headers["x-tollgate-cost"])
-    print(f"statuses {statuses}; served by {sorted(s for s in served_by if s)}")
-    if statuses != {200: a.rpm, 429: 2 * a.rpm}:
-        failures.append(f"one shared limit of {a.rpm}: got {statuses}")
+    # The bucket refills continuously (RPM a minute): a slow run may see a few more admitted.
+    refilled = int((time.monotonic() - started) * a.rpm / 60)
+    print(f"statuses {statuses}; served by {sorted(s for s in served_by if s)}; refilled {refilled}")
+    ok = statuses.get(200, 0)
+    if not (a.rpm <= ok <= a.rpm + refilled) or ok + statuses.get(429, 0) != 3 * a.rpm:
+        failures.append(f"one shared limit of {a.rpm} (+{refilled} refilled): got {statuses}")
     if len({s for s in served_by if s}) < 2:
         failures.append(f"both replicas should answer: {served_by}")
 

@@ -51,6 +51,10 @@ def render(overlay: Path) -> list[dict]:
     return [d for d in yaml.safe_load_all(out) if d]
 
 
+def count(docs, kind) -> int:
+    return sum(1 for d in docs if d["kind"] == kind)
+
+
 def one(docs, kind, name=None):
     found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
     return found[0] if len(found) == 1 else None
@@ -123,7 +127,7 @@ def main():
             check(one(docs, "PersistentVolumeClaim") is not None, "trial: a claim for the data")
             check(dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate",
                   "trial: one replica, Recreate")
-            check(one(docs, "HorizontalPodAutoscaler") is None and one(docs, "PodDisruptionBudget") is None,
+            check(count(docs, "HorizontalPodAutoscaler") == 0 and count(docs, "PodDisruptionBudget") == 0,
                   "trial: no autoscaler or disruption budget")
             check("TOLLGATE_REDIS_URL" not in values, "trial: no Redis")
         elif overlay.name == "production":

@@ -15,6 +15,12 @@ pub(crate) trait Dialect: Database {
     /// SQLite's positional `?` (binding thousands of `$N` parameters makes SQLite look each name
     /// up: measured at 12% of the gateway's CPU under load).
     const NUMBERED: bool;
+    /// The day number of the first day of the UTC calendar month of the day number in the
+    /// column `day` ([`crate::rollup::month_of`], in SQL).
+    const MONTH_OF_DAY: &'static str;
+    /// What keeps metering writers off the rollups while they are rebuilt (Postgres locks the
+    /// tables; SQLite's one writer waits for the rebuild's transaction anyway).
+    const LOCK_ROLLUPS: &'static str;
     /// What an `INTEGER` column decodes as: `i32` on Postgres; SQLite keeps every integer in 64
     /// bits.
     type Integer: Into<i64> + for<'r> Decode<'r, Self> + Type<Self>;

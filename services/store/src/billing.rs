@@ -232,6 +232,9 @@ pub trait Billing {
         from_ms: i64,
     ) -> impl Future<Output = Result<Nanos, StoreError>> + Send;
 
+    /// Recomputes the usage rollups from the request log ([`crate::rollup`]); each level's rows.
+    fn rebuild_rollups(&self) -> impl Future<Output = Result<[i64; 3], StoreError>> + Send;
+
     /// Requests, tokens, cost and price of the request log, filtered and grouped.
     fn usage_summary(
         &self,

@@ -113,6 +113,10 @@ impl Pooled for PgStore {
 impl Dialect for Postgres {
     const LOCK: &'static str = " FOR UPDATE";
     const NUMBERED: bool = true;
+    const MONTH_OF_DAY: &'static str = "(date_trunc('month', \
+        (DATE '1970-01-01' + day::integer)::timestamp)::date - DATE '1970-01-01')::bigint";
+    const LOCK_ROLLUPS: &'static str =
+        "LOCK TABLE usage_daily, usage_daily_models, usage_monthly_keys IN EXCLUSIVE MODE";
     type Integer = i32;
 
     fn rows_affected(result: &PgQueryResult) -> u64 {

@@ -205,6 +205,63 @@ pub(crate) async fn add<B: crate::backend::Backend>(
     Ok(())
 }
 
+/// Recomputes the three rollups: `usage_daily` from the request log, the others from it, in one
+/// transaction (metering writers wait for it). For an upgrade whose older replicas went on
+/// writing the log (and older rollups) after the migration that filled a newer rollup had run.
+/// Returns each level's row count.
+pub(crate) async fn rebuild<B: crate::backend::Backend>(
+    pool: &sqlx::Pool<B>,
+) -> Result<[i64; 3], StoreError> {
+    let sums = SUM_COLUMNS.join(", ");
+    let summed: Vec<String> = SUM_COLUMNS.iter().map(|c| format!("SUM({c})")).collect();
+    let summed = summed.join(", ");
+    let statements = [
+        format!(
+            "INSERT INTO usage_daily (day, tenant_id, key_id, public_model, provider, {sums}) \
+             SELECT created_at_ms / 86400000, COALESCE(tenant_id, ''), COALESCE(key_id, ''), \
+             public_model, COALESCE(provider, ''), COUNT(*), \
+             SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), COALESCE(SUM(prompt_tokens), 0), \
+             COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(cached_tokens), 0), \
+             COALESCE(SUM(cache_write_tokens), 0), COALESCE(SUM(reasoning_tokens), 0), \
+             COALESCE(SUM(cost_nanos), 0), COALESCE(SUM(price_nanos), 0) \
+             FROM request_log GROUP BY 1, 2, 3, 4, 5"
+        ),
+        format!(
+            "INSERT INTO usage_daily_models (day, public_model, provider, shard, {sums}) \
+             SELECT day, public_model, provider, 0, {summed} FROM usage_daily \
+             GROUP BY day, public_model, provider"
+        ),
+        format!(
+            "INSERT INTO usage_monthly_keys (month, tenant_id, key_id, {sums}) \
+             SELECT {}, tenant_id, key_id, {summed} FROM usage_daily GROUP BY 1, 2, 3",
+            B::MONTH_OF_DAY
+        ),
+    ];
+    let mut tx = pool.begin().await?;
+    if !B::LOCK_ROLLUPS.is_empty() {
+        sqlx::query(B::LOCK_ROLLUPS).execute(&mut *tx).await?;
+    }
+    for level in &LEVELS {
+        sqlx::query(&format!("DELETE FROM {}", level.table))
+            .execute(&mut *tx)
+            .await?;
+    }
+    for statement in &statements {
+        sqlx::query(statement)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_sum)?;
+    }
+    let mut counts = [0i64; 3];
+    for (count, level) in counts.iter_mut().zip(&LEVELS) {
+        *count = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {}", level.table))
+            .fetch_one(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(counts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

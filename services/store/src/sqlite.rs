@@ -197,6 +197,9 @@ impl Pooled for SqliteStore {
 impl Dialect for Sqlite {
     const LOCK: &'static str = "";
     const NUMBERED: bool = false;
+    const MONTH_OF_DAY: &'static str =
+        "CAST(julianday(date(day * 86400, 'unixepoch', 'start of month')) - 2440587.5 AS INTEGER)";
+    const LOCK_ROLLUPS: &'static str = "";
     type Integer = i64;
 
     fn rows_affected(result: &SqliteQueryResult) -> u64 {

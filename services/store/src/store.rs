@@ -322,6 +322,13 @@ impl Billing for Store {
         }
     }
 
+    async fn rebuild_rollups(&self) -> Result<[i64; 3], StoreError> {
+        match self {
+            Self::Sqlite(s) => crate::rollup::rebuild(s.pool()).await,
+            Self::Postgres(s) => crate::rollup::rebuild(s.pool()).await,
+        }
+    }
+
     async fn usage_summary(&self, query: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
         match self {
             Self::Sqlite(s) => billing::usage::usage_summary(s.pool(), query).await,

@@ -149,4 +149,11 @@ async fn the_demo_serves_its_key_and_bills_the_request() {
     );
     drop(demo);
     assert!(data.join("tollgate.db").exists(), "the database stays");
+    // Its key and password were shown once: a second demo will not start on it.
+    let (code, _, err) = run_cli(
+        &["demo", "--port", "0", "--data", data.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("already holds a demo's database"), "{err}");
 }

@@ -316,3 +316,13 @@ pub async fn usage(store: &Store, args: &UsageArgs) -> Result<(), Failure> {
     let q = params.query()?;
     print(&crate::billing::usage(store, &q).await?)
 }
+
+/// `rebuild-rollups`: the usage rollups recomputed from the request log.
+pub async fn rebuild_rollups(store: &Store) -> Result<(), Failure> {
+    let [daily, models, months] = store.rebuild_rollups().await?;
+    print(&serde_json::json!({
+        "usage_daily": daily,
+        "usage_daily_models": models,
+        "usage_monthly_keys": months,
+    }))
+}

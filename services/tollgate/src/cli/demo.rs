@@ -52,6 +52,14 @@ async fn demo(args: &DemoArgs) -> Result<(), Failure> {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!("tollgate-demo-{}", tollgate_store::now_ms())),
     };
+    if dir.join("tollgate.db").exists() {
+        // Its key and password were shown once, to the run that made them.
+        return Err(Failure::Usage(format!(
+            "{} already holds a demo's database: give another --data directory, or none for a \
+             new one",
+            dir.display()
+        )));
+    }
     std::fs::create_dir_all(&dir)
         .map_err(|e| Failure::Runtime(format!("creating {}: {e}", dir.display())))?;
     let database = format!("sqlite:{}", dir.join("tollgate.db").display());
@@ -228,7 +236,7 @@ fn banner(url: &str, mock: &str, database: &str, operator_key: &str, made: &Made
          gateway:   {url}/v1   (OpenAI-compatible; models gpt-demo, gpt-demo-fallback, embed-demo)\n\
          key:       {key}   (tenant Demo Co, {tenant}; $5.00 a month; shown once)\n\
          admin UI:  {url}/admin   (admin / {password})\n\
-         operator:  {operator_key}   (the operator key: /v1 without a tenant)\n\
+         operator:  {operator_key}   (the operator key, for this machine: /v1 without a tenant, /metrics)\n\
          mock:      {mock}   (the in-process fake provider)\n\
          database:  {database}\n\
          sample:    {sent} requests answered, metered and priced\n\

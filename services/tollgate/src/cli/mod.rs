@@ -37,7 +37,8 @@ ENVIRONMENT:
     TOLLGATE_HOST, TOLLGATE_PORT, TOLLGATE_WORKERS, TOLLGATE_LOG, TOLLGATE_LOG_FORMAT
     See docs/configuration.md for every setting.
 
-Operator commands (token, tenant, key, credit, balance, invoice, prices, usage, operator) work against the configured
+Operator commands (token, tenant, key, credit, balance, invoice, prices, usage, rebuild-rollups, operator) work against the
+configured
 database and print JSON.
 
 EXIT CODES:
@@ -104,6 +105,9 @@ enum Command {
     Demo(args::DemoArgs),
     /// Requests, tokens, cost and price, grouped (JSON; the admin API's usage view)
     Usage(args::UsageArgs),
+    /// Recompute the usage rollups from the request log: once every replica runs a release that
+    /// added a rollup, for what older replicas wrote meanwhile (docs/deploy.md#upgrades)
+    RebuildRollups,
 }
 
 /// Parses the arguments; prints help, the version or a usage error itself.
@@ -247,6 +251,7 @@ fn operator_command(
             Command::Prices(c) => prices::run(&store, &actor, c).await,
             Command::Reconcile(a) => admin::reconcile(&store, catalog, a).await,
             Command::Usage(a) => admin::usage(&store, a).await,
+            Command::RebuildRollups => admin::rebuild_rollups(&store).await,
             Command::Operator(c) => accounts::operator(&store, env, c).await,
             _ => Err(Failure::Usage("not an operator command".into())),
         };

@@ -41,11 +41,10 @@ async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             }
         }),
     };
-    let body = serde_json::json!({
-        "status": "ready",
-        "store": state.store.backend(),
-        "redis": redis,
-    });
+    let mut body = serde_json::json!({"status": "ready", "store": state.store.backend()});
+    if let Some(redis) = redis {
+        body["redis"] = redis.into();
+    }
     Ok(HttpResponse::Ok()
         .content_type(ContentType::json())
         .body(body.to_string()))

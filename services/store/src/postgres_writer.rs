@@ -133,24 +133,6 @@ async fn record_batch(
     Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX))
 }
 
-/// The sum columns of every rollup table, after its key columns ([`crate::rollup::SUM_COLUMNS`]).
-macro_rules! rollup_columns {
-    () => {
-        "requests, errors, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, \
-        reasoning_tokens, cost_nanos, price_nanos)"
-    };
-}
-
-/// The sums of a group of `fresh` records, in [`rollup_columns!`] order after `COUNT(*)`.
-macro_rules! rollup_sums {
-    () => {
-        "SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), COALESCE(SUM(prompt_tokens), 0), \
-        COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(cached_tokens), 0), \
-        COALESCE(SUM(cache_write_tokens), 0), COALESCE(SUM(reasoning_tokens), 0), \
-        COALESCE(SUM(cost_nanos), 0), COALESCE(SUM(price_nanos), 0) "
-    };
-}
-
 /// A rollup row (`u`) plus its group's sums (`excluded`).
 macro_rules! rollup_adds {
     () => {
@@ -219,12 +201,12 @@ const PREPARE: &str = concat!(
         SELECT DISTINCT ON (i.id) i.* FROM input i JOIN inserted USING (id) ORDER BY i.id, i.ord\
     ), rolled AS (\
         INSERT INTO usage_daily AS u (day, tenant_id, key_id, public_model, provider, ",
-    rollup_columns!(),
+    crate::rollup::rollup_columns!(),
     " \
         SELECT created_at_ms / 86400000, COALESCE(tenant_id, ''), COALESCE(key_id, ''), \
         public_model, COALESCE(provider, ''), COUNT(*), \
         ",
-    rollup_sums!(),
+    crate::rollup::rollup_sums!(),
     "\
         FROM fresh GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 \
         ON CONFLICT (day, tenant_id, key_id, public_model, provider) DO UPDATE SET \
@@ -233,12 +215,12 @@ const PREPARE: &str = concat!(
     "\
     ), rolled_models AS (\
         INSERT INTO usage_daily_models AS u (day, public_model, provider, shard, ",
-    rollup_columns!(),
+    crate::rollup::rollup_columns!(),
     " \
         SELECT created_at_ms / 86400000, public_model, COALESCE(provider, ''), \
         pg_backend_pid() % 16, COUNT(*), \
         ",
-    rollup_sums!(),
+    crate::rollup::rollup_sums!(),
     "\
         FROM fresh GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 \
         ON CONFLICT (day, public_model, provider, shard) DO UPDATE SET \
@@ -247,13 +229,13 @@ const PREPARE: &str = concat!(
     "\
     ), rolled_months AS (\
         INSERT INTO usage_monthly_keys AS u (month, tenant_id, key_id, ",
-    rollup_columns!(),
+    crate::rollup::rollup_columns!(),
     " \
         SELECT date_trunc('month', \
         (DATE '1970-01-01' + (created_at_ms / 86400000)::integer)::timestamp)::date \
         - DATE '1970-01-01', COALESCE(tenant_id, ''), COALESCE(key_id, ''), COUNT(*), \
         ",
-    rollup_sums!(),
+    crate::rollup::rollup_sums!(),
     "\
         FROM fresh GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 \
         ON CONFLICT (month, tenant_id, key_id) DO UPDATE SET \

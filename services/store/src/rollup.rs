@@ -21,6 +21,26 @@ use crate::record::RequestRecord;
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The sum columns of every rollup table, after its key columns ([`SUM_COLUMNS`]).
+macro_rules! rollup_columns {
+    () => {
+        "requests, errors, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, \
+        reasoning_tokens, cost_nanos, price_nanos)"
+    };
+}
+
+/// The sums of a group of request log rows, in [`rollup_columns!`] order after `COUNT(*)`.
+macro_rules! rollup_sums {
+    () => {
+        "SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), COALESCE(SUM(prompt_tokens), 0), \
+        COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(cached_tokens), 0), \
+        COALESCE(SUM(cache_write_tokens), 0), COALESCE(SUM(reasoning_tokens), 0), \
+        COALESCE(SUM(cost_nanos), 0), COALESCE(SUM(price_nanos), 0) "
+    };
+}
+
+pub(crate) use {rollup_columns, rollup_sums};
+
 /// One rollup table: its period column (a day number: the day, or a month's first day) and its
 /// text key columns, after which come the [`SUM_COLUMNS`].
 pub(crate) struct Level {
@@ -216,16 +236,15 @@ pub(crate) async fn rebuild<B: crate::backend::Backend>(
     let summed: Vec<String> = SUM_COLUMNS.iter().map(|c| format!("SUM({c})")).collect();
     let summed = summed.join(", ");
     let statements = [
-        format!(
-            "INSERT INTO usage_daily (day, tenant_id, key_id, public_model, provider, {sums}) \
-             SELECT created_at_ms / 86400000, COALESCE(tenant_id, ''), COALESCE(key_id, ''), \
-             public_model, COALESCE(provider, ''), COUNT(*), \
-             SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), COALESCE(SUM(prompt_tokens), 0), \
-             COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(cached_tokens), 0), \
-             COALESCE(SUM(cache_write_tokens), 0), COALESCE(SUM(reasoning_tokens), 0), \
-             COALESCE(SUM(cost_nanos), 0), COALESCE(SUM(price_nanos), 0) \
-             FROM request_log GROUP BY 1, 2, 3, 4, 5"
-        ),
+        concat!(
+            "INSERT INTO usage_daily (day, tenant_id, key_id, public_model, provider, ",
+            rollup_columns!(),
+            " SELECT created_at_ms / 86400000, COALESCE(tenant_id, ''), COALESCE(key_id, ''), \
+             public_model, COALESCE(provider, ''), COUNT(*), ",
+            rollup_sums!(),
+            "FROM request_log GROUP BY 1, 2, 3, 4, 5"
+        )
+        .to_owned(),
         format!(
             "INSERT INTO usage_daily_models (day, public_model, provider, shard, {sums}) \
              SELECT day, public_model, provider, 0, {summed} FROM usage_daily \

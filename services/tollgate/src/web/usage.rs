@@ -5,7 +5,7 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tollgate_domain::calendar::{civil_from_days, days_from_civil};
 use tollgate_store::{Billing, GroupBy, UsageQuery, UsageRow};
 
@@ -24,7 +24,7 @@ const DAY_MS: i64 = 86_400_000;
 const PAGE_ROWS: u32 = 500;
 const CSV_ROWS: u32 = 100_000;
 
-#[derive(Deserialize, Default, Clone)]
+#[derive(Deserialize, Serialize, Default, Clone)]
 #[serde(default)]
 struct Filters {
     /// `YYYY-MM-DD`, inclusive (default: six days before `to`).
@@ -135,6 +135,11 @@ impl Filters {
                 .any(|g| matches!(g.trim(), "tenant" | "key"))
     }
 
+    /// These filters as a query string (the CSV link, the range links).
+    fn query_string(&self) -> String {
+        serde_urlencoded::to_string(self).unwrap_or_default()
+    }
+
     /// The page's links to the usual ranges (the other filters kept): label, query string.
     fn ranges(&self) -> Vec<(&'static str, String)> {
         let today = tollgate_store::now_ms().div_euclid(DAY_MS);
@@ -147,15 +152,12 @@ impl Filters {
         ranges
             .into_iter()
             .map(|(name, (from, to))| {
-                let q = serde_urlencoded::to_string([
-                    ("from", label(from).as_str()),
-                    ("to", label(to).as_str()),
-                    ("tenant", self.tenant.as_str()),
-                    ("key", self.key.as_str()),
-                    ("model", self.model.as_str()),
-                    ("group", self.group.as_str()),
-                ])
-                .unwrap_or_default();
+                let q = Filters {
+                    from: label(from),
+                    to: label(to),
+                    ..self.clone()
+                }
+                .query_string();
                 (name, q)
             })
             .collect()
@@ -238,15 +240,7 @@ async fn page(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
             out
         })
         .collect();
-    let csv = serde_urlencoded::to_string([
-        ("from", f.from.as_str()),
-        ("to", f.to.as_str()),
-        ("tenant", f.tenant.as_str()),
-        ("key", f.key.as_str()),
-        ("model", f.model.as_str()),
-        ("group", f.group.as_str()),
-    ])
-    .unwrap_or_default();
+    let csv = f.query_string();
     Ok(render::page(
         "admin/usage.html",
         minijinja::context! {

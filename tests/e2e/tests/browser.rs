@@ -106,6 +106,21 @@ async fn click(c: &Client, css: &str) {
         .unwrap();
 }
 
+/// Clicks a form's button and waits until its answer has replaced the page (it may come back to
+/// the same address, where waiting for the address would not tell the pages apart).
+async fn submit(c: &Client, css: &str) {
+    let old = c.find(Locator::Css("html")).await.unwrap();
+    click(c, css).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while old.tag_name().await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "{css}: the page was not replaced"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// The text of an element, waiting for it to appear (a click's navigation may still be on its
 /// way when the click returns).
 async fn text(c: &Client, css: &str) -> String {
@@ -171,10 +186,10 @@ async fn operator_makes_a_tenant_and_key(c: &Client, gw: &Gateway) -> (String, S
     click(c, "form.grid button[type=submit]").await;
     let tpage = at(c, "/admin/tenants/ten_*").await;
     fill(c, "#amount_usd", "5").await;
-    click(c, "form[action$='/credits'] button").await;
+    submit(c, "form[action$='/credits'] button").await;
     assert_eq!(text(c, "[data-metric=credit]").await, "$5");
     fill(c, "#key_name", "ci").await;
-    click(c, "form[action$='/keys'] button").await;
+    submit(c, "form[action$='/keys'] button").await;
     let secret = text(c, "#secret").await;
     assert!(secret.starts_with("tg-live-"), "{secret}");
     shot(c, "04-key-shown-once").await;

@@ -11,9 +11,14 @@
   Dockerfile exist; every bind-mounted file exists; every depends_on names a service; the
   gateway replicas' configuration passes `tollgate check-config` when a binary is given
   (--tollgate); nginx's upstreams are the compose file's gateway services.
+- infra/compose/prometheus.yml: scrapes every gateway service, with the metrics token the
+  gateways are given. infra/grafana: the dashboard is JSON whose every query names a metric the
+  gateway exposes (a gateway's `/metrics` text given with --metrics, else the names in the
+  gateway's source), and the provisioning files are YAML.
 Exits 1 with every failure listed. Needs PyYAML.
 """
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -134,12 +139,46 @@ def check_compose(path: Path, tollgate: str | None):
         check(r.returncode == 0, f"compose: tollgate check-config: {r.stdout}{r.stderr}".strip())
 
 
+def check_monitoring(compose: Path, exposed: str):
+    doc = yaml.safe_load(compose.read_text())
+    services = doc.get("services", {})
+    gateways = sorted(n for n, s in services.items() if s.get("command", [None])[0] == "serve")
+    prom = yaml.safe_load((compose.parent / "prometheus.yml").read_text())
+    job = prom["scrape_configs"][0]
+    targets = sorted(t for c in job["static_configs"] for t in c["targets"])
+    check(targets == [f"{g}:8080" for g in gateways], f"prometheus scrapes {targets}, not the gateways {gateways}")
+    token = job.get("authorization", {}).get("credentials")
+    for g in gateways:
+        check(services[g]["environment"].get("TOLLGATE_METRICS_TOKEN") == token,
+              f"compose: {g}'s TOLLGATE_METRICS_TOKEN is not prometheus.yml's credential")
+    check("prometheus" in services and "grafana" in services, "compose: Prometheus and Grafana")
+    grafana = ROOT / "infra/grafana"
+    for f in grafana.glob("provisioning/*/*.yaml"):
+        check(isinstance(yaml.safe_load(f.read_text()), dict), f"{f} is not a YAML mapping")
+    dash = json.loads((grafana / "tollgate.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    check(len(exprs) >= 10, f"the dashboard has {len(exprs)} queries")
+    for e in exprs:
+        for name in re.findall(r"\btollgate_[a-z_]+", e):
+            check(re.search(rf"\b{name}\b", exposed) is not None,
+                  f"the dashboard queries {name}, which the gateway does not expose")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tollgate", help="a tollgate binary, to run check-config on the replicas' configuration")
+    ap.add_argument("--metrics", help="a gateway's /metrics text (else the metric names in its source)")
     a = ap.parse_args()
     check_dockerfile(ROOT / "infra/docker/Dockerfile")
     check_compose(ROOT / "infra/compose/compose.yaml", a.tollgate)
+    if a.metrics:
+        exposed = Path(a.metrics).read_text()
+    else:
+        # Families are named in expose.rs; a histogram's samples add _bucket/_sum/_count, a
+        # counter's _total.
+        names = re.findall(r'"(tollgate_[a-z_]+)"', (ROOT / "services/tollgate/src/metrics/expose.rs").read_text())
+        exposed = " ".join(f"{n} {n}_bucket {n}_sum {n}_count {n}_total" for n in names)
+    check_monitoring(ROOT / "infra/compose/compose.yaml", exposed)
     if failures:
         print("\n".join(["FAILED:"] + failures))
         sys.exit(1)

@@ -30,6 +30,7 @@ psql "$PG" -qc "CREATE DATABASE $db"
 export TOLLGATE_DATABASE_URL="${PG%/*}/$db"
 export TOLLGATE_OPERATOR_KEY=tg-smoke-operator-key
 export TOLLGATE_JWT_SECRET=smoke-jwt-secret-0123456789abcdef0123
+export TOLLGATE_METRICS_TOKEN=smoke-metrics-token-0123456789
 
 mock_port=$(free_port)
 "$BIN/mock-provider" --port "$mock_port" > "$work/mock.log" 2>&1 &
@@ -63,7 +64,9 @@ grep -q "127.0.0.1:${ports[1]}" "$work/nginx.conf" || { echo "FATAL: nginx.conf'
 for _ in $(seq 1 50); do [ -f "$work/nginx.pid" ] && break; sleep 0.1; done
 
 echo "balancer 127.0.0.1:$lb -> replicas ${ports[*]}; mock $mock_port; database $db"
-if ! python3 infra/compose/smoke.py --url "http://127.0.0.1:$lb" --cli "$BIN/tollgate"; then
+if ! python3 infra/compose/smoke.py --url "http://127.0.0.1:$lb" --cli "$BIN/tollgate" \
+    --replica "http://127.0.0.1:${ports[0]}" --replica "http://127.0.0.1:${ports[1]}" \
+    --metrics-token "$TOLLGATE_METRICS_TOKEN"; then
   tail -n 20 "$work"/gateway-*.log "$work/nginx-error.log" || true
   exit 1
 fi

@@ -14,7 +14,10 @@ container; with a local binary, its environment must name the same database
    the rest refused (429), and both replicas answered
    (the balancer's X-Served-By);
 4. checks the tenant's ledger (`tollgate balance`): what it spent equals the sum of the
-   admitted responses' x-tollgate-cost, to the nano-dollar.
+   admitted responses' x-tollgate-cost, to the nano-dollar;
+5. with `--replica URL` for each replica (and `--metrics-token`), checks their /metrics: the
+   requests, refusals and billed dollars the replicas counted during the run add up to what the
+   client saw.
 Exits 1 on any difference. Python's standard library only.
 """
 import argparse
@@ -49,6 +52,34 @@ def post(url: str, key: str, body: dict):
         return e.code, e.headers
 
 
+def scrape(url: str, token: str) -> dict:
+    """{(name, labels text): value} of a replica's /metrics."""
+    req = urllib.request.Request(f"{url}/metrics", headers={"authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=10) as res:
+        text = res.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, value = line.rsplit(" ", 1)
+            name, _, labels = series.partition("{")
+            out[(name, labels.rstrip("}"))] = float(value)
+    return out
+
+
+def counted(replicas: list, token: str) -> dict:
+    """The smoke's figures summed over the replicas: 200s and 429s of its model, billed dollars."""
+    totals = {"ok": 0.0, "limited": 0.0, "billed": 0.0}
+    for url in replicas:
+        for (name, labels), v in scrape(url, token).items():
+            if name == "tollgate_requests_total" and 'model="gpt-demo"' in labels and 'status="200"' in labels:
+                totals["ok"] += v
+            elif name == "tollgate_refusals_total" and 'reason="rate_limit_exceeded"' in labels:
+                totals["limited"] += v
+            elif name == "tollgate_billed_usd_total" and 'model="gpt-demo"' in labels:
+                totals["billed"] += v
+    return totals
+
+
 def wait_ready(url: str) -> dict:
     deadline = time.time() + 120
     while True:
@@ -69,6 +100,8 @@ def main():
     ap.add_argument("--url", default="http://127.0.0.1:8080", help="the load balancer")
     ap.add_argument("--cli", default=DEFAULT_CLI, help="how to run the tollgate operator commands")
     ap.add_argument("--rpm", type=int, default=10)
+    ap.add_argument("--replica", action="append", default=[], help="a replica's URL, for its /metrics")
+    ap.add_argument("--metrics-token", default="compose-metrics-token-change-me")
     a = ap.parse_args()
     failures = []
 
@@ -79,6 +112,7 @@ def main():
     key, key_id = created["key"], created["record"]["id"]
     cli(a.cli, "key", "set-limits", tenant, key_id, "--rpm", str(a.rpm))
 
+    before = counted(a.replica, a.metrics_token)
     statuses, served_by, charged = {}, set(), Decimal(0)
     body = {"model": "gpt-demo", "max_tokens": 8, "messages": [{"role": "user", "content": "smoke"}]}
     started = time.monotonic()
@@ -106,6 +140,15 @@ def main():
     print(f"ledger: spent {spent}, responses charged {charged}")
     if spent != charged or charged <= 0:
         failures.append(f"the ledger's spend {spent} is not the responses' {charged}")
+
+    if a.replica:
+        after = counted(a.replica, a.metrics_token)
+        seen = {k: after[k] - before[k] for k in after}
+        print(f"replicas' /metrics: {seen}")
+        if seen["ok"] != statuses.get(200, 0) or seen["limited"] != statuses.get(429, 0):
+            failures.append(f"the replicas counted {seen}, the client saw {statuses}")
+        if abs(Decimal(str(seen["billed"])) - charged) > Decimal("0.000000001"):
+            failures.append(f"the replicas billed {seen['billed']}, the responses charged {charged}")
 
     if failures:
         print("FAILED:\n" + "\n".join(failures))

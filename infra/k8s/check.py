@@ -86,8 +86,9 @@ def check_pods(name: str, docs: list[dict], secret: dict, tollgate: str | None):
           f"{name}: the pods read the overlay's Secret")
     mon = one(docs, "ServiceMonitor")
     check(mon is not None and mon["spec"]["endpoints"][0]["path"] == "/metrics"
-          and mon["spec"]["endpoints"][0]["bearerTokenSecret"]["key"] in secret_data(secret),
-          f"{name}: the ServiceMonitor scrapes /metrics with the operator key")
+          and mon["spec"]["endpoints"][0]["bearerTokenSecret"]["key"] == "TOLLGATE_METRICS_TOKEN"
+          and "TOLLGATE_METRICS_TOKEN" in secret_data(secret),
+          f"{name}: the ServiceMonitor scrapes /metrics with the metrics token in the Secret")
     if tollgate:
         with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
             f.write(config["data"]["tollgate.toml"])

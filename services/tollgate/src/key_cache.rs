@@ -96,6 +96,7 @@ impl KeyCache {
         if let Some(hit) = self.fresh(hash) {
             return Ok(hit);
         }
+        let started = std::time::Instant::now();
         let value = match store.key_by_hash(hash).await? {
             Some(key) => store
                 .get_tenant(&key.tenant_id)
@@ -103,6 +104,7 @@ impl KeyCache {
                 .map(|tenant| Arc::new(TenantKey::new(tenant, key))),
             None => None,
         };
+        crate::metrics::METRICS.store_key_lookup.since(started);
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= self.max_entries {
                 let ttl = self.ttl;

@@ -35,7 +35,9 @@ type Item = (RequestRecord, Option<oneshot::Sender<bool>>);
 
 struct Queue {
     items: Mutex<Vec<Item>>,
+    /// Refused since the writer last reported it, and ever.
     dropped: AtomicU64,
+    dropped_total: AtomicU64,
     wake: Notify,
     stop: AtomicBool,
 }
@@ -52,6 +54,7 @@ impl RequestLogger {
         let queue = Arc::new(Queue {
             items: Mutex::new(Vec::with_capacity(1024)),
             dropped: AtomicU64::new(0),
+            dropped_total: AtomicU64::new(0),
             wake: Notify::new(),
             stop: AtomicBool::new(false),
         });
@@ -66,6 +69,7 @@ impl RequestLogger {
         if items.len() >= MAX_QUEUED {
             drop(items);
             self.queue.dropped.fetch_add(1, Ordering::Relaxed);
+            self.queue.dropped_total.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let was_empty = items.is_empty();
@@ -86,6 +90,12 @@ impl RequestLogger {
         let (tx, rx) = oneshot::channel();
         self.push((record, Some(tx)));
         rx
+    }
+
+    /// Records waiting for the writer now, and records ever refused for a full queue.
+    pub fn queue(&self) -> (usize, u64) {
+        let depth = self.queue.items.lock().map_or(0, |items| items.len());
+        (depth, self.queue.dropped_total.load(Ordering::Relaxed))
     }
 
     /// Asks the writer to flush what is queued and stop.
@@ -122,7 +132,10 @@ async fn write(queue: &Queue, store: &Store, batch: Vec<Item>) {
     let mut delay = Duration::from_millis(50);
     let mut ok = false;
     for attempt in 1..=ATTEMPTS {
-        match store.record_requests(&records).await {
+        let started = std::time::Instant::now();
+        let written = store.record_requests(&records).await;
+        crate::metrics::METRICS.store_metering_batch.since(started);
+        match written {
             Ok(_) => {
                 ok = true;
                 break;

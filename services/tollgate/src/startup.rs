@@ -32,6 +32,7 @@ impl Application {
     /// Connects the store, applies migrations, binds the listener (port 0 picks a free one).
     pub async fn build(settings: &Settings, catalog: Catalog) -> anyhow::Result<Self> {
         let (state, writer) = app_state(settings, catalog).await?;
+        crate::metrics::traffic::label_tenants(settings.metrics.tenant_labels);
         let (server, port) = server(settings, state.clone())?;
         Ok(Self {
             server,

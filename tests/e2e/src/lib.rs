@@ -375,6 +375,9 @@ impl Gateway {
             .env("TEST_STRIPE_SECRET_KEY", FAKE_STRIPE_KEY)
             .env("TEST_STRIPE_WEBHOOK_SECRET", FAKE_STRIPE_WEBHOOK_SECRET)
             .env_remove("STRIPE_SECRET_KEY")
+            // Named by a test's `[metrics] token_env` to scrape with a static token.
+            .env("TEST_METRICS_TOKEN", METRICS_TOKEN)
+            .env_remove("TOLLGATE_METRICS_TOKEN")
             .env("TOLLGATE_DATABASE_URL", &database_url)
             .env("TOLLGATE_LOG", "info")
             .env_remove("TOLLGATE_CONFIG")
@@ -534,6 +537,9 @@ pub fn import_prices(database_url: &str, dir: &std::path::Path, prices: &str) {
 
 /// mock-gpt at $1 per million input tokens, $100 per million output tokens (so 100 output
 /// tokens cost exactly one cent), cached reads at half price; reasoning at the output price.
+/// The static `/metrics` token, in `TEST_METRICS_TOKEN` (see [`Gateway::start`]).
+pub const METRICS_TOKEN: &str = "metrics-scrape-token-0123456789";
+
 pub const MOCK_PRICES: &str = r#"
 [[price]]
 provider = "mock"

@@ -43,21 +43,23 @@ impl RedisQuotas {
             quotas: self,
             releases: asked.releases(std::mem::take(&mut endings.releases)),
         };
-        let reply: Vec<i64> =
-            match tokio::time::timeout(self.timeout, call.invoke_async(&mut conn)).await {
-                Ok(Ok(r)) => {
-                    carried.delivered();
-                    r
-                }
-                Ok(Err(e)) => {
-                    self.mark_down();
-                    return Err(format!("redis admission script: {e}"));
-                }
-                Err(_) => {
-                    self.mark_down();
-                    return Err("redis admission timed out".into());
-                }
-            };
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(self.timeout, call.invoke_async(&mut conn)).await;
+        crate::metrics::METRICS.redis_admission.since(started);
+        let reply: Vec<i64> = match answer {
+            Ok(Ok(r)) => {
+                carried.delivered();
+                r
+            }
+            Ok(Err(e)) => {
+                self.mark_down();
+                return Err(format!("redis admission script: {e}"));
+            }
+            Err(_) => {
+                self.mark_down();
+                return Err("redis admission timed out".into());
+            }
+        };
         self.answer(plan, &reply, &prefix, asking).await
     }
 

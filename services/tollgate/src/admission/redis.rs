@@ -333,8 +333,10 @@ impl RedisQuotas {
         invocation(&mut call, endings, 0, 0);
         call.arg("").arg(self.lease_ms).arg("").arg("");
         endings_args(&mut call, endings);
+        let started = std::time::Instant::now();
         let done: Result<Result<Vec<i64>, _>, _> =
             tokio::time::timeout(self.timeout, call.invoke_async(&mut conn)).await;
+        crate::metrics::METRICS.redis_admission.since(started);
         matches!(done, Ok(Ok(_)))
     }
 }

@@ -40,7 +40,10 @@ impl RedisBudget {
 
     async fn run(&self, call: &redis::ScriptInvocation<'_>) -> Result<Vec<i64>, String> {
         let mut conn = self.quotas.connection().await?;
-        match tokio::time::timeout(self.timeout, call.invoke_async(&mut conn)).await {
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(self.timeout, call.invoke_async(&mut conn)).await;
+        crate::metrics::METRICS.redis_budget.since(started);
+        match answer {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => {
                 if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {

@@ -478,6 +478,7 @@ impl CatalogBuilder {
             pool_max_idle_per_host: s.upstream_defaults.pool_max_idle_per_host,
             connect_timeouts,
             operator_key_digest: operator_key.map(|k| Sha256::digest(k.as_bytes()).into()),
+            metrics_token_digest: None,
             key_cache_ttl: Duration::from_millis(s.auth.key_cache_ttl_ms),
             longest_request,
             jwt_secret: jwt_secret.map(|k| crate::settings::Secret(k.to_owned())),

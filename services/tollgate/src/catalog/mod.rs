@@ -98,6 +98,8 @@ pub struct Catalog {
     pub connect_timeouts: Vec<Duration>,
     /// SHA-256 of the operator key, if one is configured; the key itself is not kept.
     pub operator_key_digest: Option<[u8; 32]>,
+    /// SHA-256 of the static token that may scrape `/metrics`, if one is configured.
+    pub metrics_token_digest: Option<[u8; 32]>,
     /// The longest total time limit of any provider (bounds how long a request can hold a slot).
     pub longest_request: Duration,
     /// How long a tenant key lookup is trusted before the store is asked again.
@@ -114,6 +116,15 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// Every deployment once (one may serve several public models), by name.
+    pub fn deployments(&self) -> Vec<&Arc<Deployment>> {
+        let mut all: Vec<&Arc<Deployment>> =
+            self.models.values().flat_map(|m| &m.deployments).collect();
+        all.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        all.dedup_by(|a, b| a.name == b.name);
+        all
+    }
+
     /// The `/v1/models` body for the models `allowed` accepts, sorted by name.
     pub fn models_list(&self, allowed: impl Fn(&str) -> bool) -> Bytes {
         let mut names: Vec<&String> = self.models.keys().filter(|m| allowed(m)).collect();

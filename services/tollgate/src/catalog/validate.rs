@@ -4,6 +4,7 @@ use super::builder::{CatalogBuilder, Report};
 use super::Catalog;
 use crate::settings::env::Environment;
 use crate::settings::{ConfigError, ConfigErrors, Settings};
+use sha2::Digest;
 
 impl Settings {
     /// Checks everything and builds the runtime catalog.
@@ -25,6 +26,9 @@ impl Settings {
         if errors.is_empty() {
             let mut catalog = builder.finish(self, operator_key, env.get(jwt_env));
             catalog.stripe = crate::stripe::StripeConfig::from_settings(&self.stripe, env);
+            catalog.metrics_token_digest = env
+                .get(&self.metrics.token_env)
+                .map(|t| sha2::Sha256::digest(t.as_bytes()).into());
             Ok(catalog)
         } else {
             Err(ConfigErrors(errors))
@@ -124,6 +128,13 @@ impl Settings {
             err(
                 "auth.key_cache_ttl_ms".into(),
                 "must be between 1 and 1000".into(),
+            );
+        }
+        let metrics_env = &self.metrics.token_env;
+        if env.get(metrics_env).is_some_and(|s| s.len() < 16) {
+            err(
+                "metrics.token_env".into(),
+                format!("the metrics token in {metrics_env} is shorter than 16 characters"),
             );
         }
         let jwt_env = &self.auth.jwt_secret_env;

@@ -169,6 +169,7 @@ impl RequestCtx {
         self.admit(&envelope).await?;
         if let Err(e) = self.hold(&plan, &envelope).await {
             // Recorded as what it is (a 402 or 503 refusal), not as an abandoned request.
+            crate::metrics::traffic::refused("budget", e.code());
             self.settle_refused(&e);
             return Err(e);
         }

@@ -27,9 +27,13 @@ impl RequestCtx {
                 .admit(tk, estimate, self.id.as_str())
                 .await;
             METRICS.admission.since(started);
-            let ticket = admitted.map_err(|refusal| match refusal {
-                Refusal::Limited(denied) => ApiError::RateLimited(denied),
-                Refusal::Unavailable => ApiError::QuotaUnavailable,
+            let ticket = admitted.map_err(|refusal| {
+                let e = match refusal {
+                    Refusal::Limited(denied) => ApiError::RateLimited(denied),
+                    Refusal::Unavailable => ApiError::QuotaUnavailable,
+                };
+                crate::metrics::traffic::refused("admission", e.code());
+                e
             })?;
             self.rate = Some(ticket.headers);
             self.ticket = Some(ticket);

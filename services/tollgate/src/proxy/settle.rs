@@ -170,6 +170,7 @@ impl RequestCtx {
         }
         record.billing = priced.map(|(c, _)| c);
         self.report_health(&record, outcome, latency);
+        crate::metrics::traffic::request(&record);
         let committed = self.state.log.record_durable(record);
         if out_of_range {
             let (tx, rx) = tokio::sync::oneshot::channel();

@@ -105,6 +105,29 @@ fn wait_for(r: &RoutingSettings, cooling_ms: i64, round: u32, deadline: Instant)
     Wait::Now(wait)
 }
 
+/// Candidate `i`'s bit in a set of candidates.
+fn bit(i: usize) -> u64 {
+    1 << i.min(63)
+}
+
+/// Why the plan was walked without success: the last error, else saturation (nothing tried).
+fn failure(last: Option<UpstreamError>, attempts: usize) -> Failure {
+    match last {
+        Some(e) => Failure::Upstream(e),
+        None if attempts == 0 => Failure::Saturated,
+        None => Failure::Upstream(UpstreamError::Connect(
+            "no deployment could be tried".into(),
+        )),
+    }
+}
+
+/// Counts a fallback when candidate `i` serves after another one failed.
+fn fell_back(failed: u64, i: usize, envelope: &RequestEnvelope<'_>, d: &Deployment) {
+    if failed & !bit(i) != 0 {
+        crate::metrics::traffic::fallback(envelope.model(), &d.name);
+    }
+}
+
 /// What one try at a deployment came to.
 enum Tried {
     Served(Served, Lease),
@@ -127,6 +150,9 @@ impl RequestCtx {
         let deadline = self.started + Duration::from_millis(r.attempt_deadline_ms);
         let mut finished = vec![false; plan.candidates.len()];
         let (mut last, mut attempts, mut round) = (None, 0usize, 0u32);
+        // Candidates whose attempt failed (the 64th and later share a bit): serving after
+        // another one failed is a fallback.
+        let mut failed = 0u64;
         while attempts < catalog.max_attempts {
             let mut progressed = false;
             for (i, candidate) in plan.candidates.iter().enumerate() {
@@ -142,6 +168,7 @@ impl RequestCtx {
                         match self.try_deployment(client, d, envelope, log, wait).await {
                             Tried::Saturated => {}
                             Tried::Served(served, lease) => {
+                                fell_back(failed, i, envelope, d);
                                 self.served_by(ServedBy {
                                     deployment: d.clone(),
                                     lease,
@@ -151,6 +178,7 @@ impl RequestCtx {
                             }
                             Tried::Failed(e) => {
                                 (attempts, progressed) = (attempts + 1, true);
+                                failed |= bit(i);
                                 match e.disposition() {
                                     Disposition::Fatal => return Err(Failure::Upstream(e)),
                                     Disposition::NextDeployment => finished[i] = true,
@@ -167,13 +195,7 @@ impl RequestCtx {
             }
             round += 1;
         }
-        Err(match last {
-            Some(e) => Failure::Upstream(e),
-            None if attempts == 0 => Failure::Saturated,
-            None => Failure::Upstream(UpstreamError::Connect(
-                "no deployment could be tried".into(),
-            )),
-        })
+        Err(failure(last, attempts))
     }
 
     /// One try at one deployment, after `wait`: its concurrency slot (waiting for one if so configured), the
@@ -199,6 +221,7 @@ impl RequestCtx {
             None => None,
         };
         let Some(lease) = lease else {
+            crate::metrics::traffic::attempt(d.provider.name(), &d.name, "saturated");
             log.push(&d.name, "saturated");
             return Tried::Saturated;
         };
@@ -209,6 +232,7 @@ impl RequestCtx {
         match attempt(client, d, envelope, &log.forward).await {
             Ok(served) => {
                 routing::report(d, sync, true, true);
+                crate::metrics::traffic::attempt(d.provider.name(), &d.name, "ok");
                 log.push(&d.name, "ok");
                 Tried::Served(served, lease)
             }
@@ -221,6 +245,7 @@ impl RequestCtx {
                     code = e.code(),
                     "upstream attempt failed"
                 );
+                crate::metrics::traffic::attempt(d.provider.name(), &d.name, e.code());
                 log.push(&d.name, e.code());
                 routing::report(d, sync, false, e.counts_against_health());
                 if let Disposition::RetryAfter(after) = e.disposition() {

@@ -222,6 +222,13 @@ impl DeploymentState {
         }
     }
 
+    /// The circuit on this replica now.
+    pub fn circuit(&self, now_ms: i64) -> Circuit {
+        let mut b = lock(&self.breaker);
+        b.refresh(now_ms);
+        b.circuit
+    }
+
     /// An attempt starts: a half-open circuit's probe is taken by it.
     pub fn begin_attempt(&self, now_ms: i64) {
         let mut b = lock(&self.breaker);

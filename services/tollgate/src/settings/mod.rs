@@ -28,6 +28,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
     pub limits: LimitSettings,
     pub quota: QuotaSettings,
     pub billing: BillingSettings,
@@ -131,6 +132,28 @@ impl Default for LogSettings {
         Self {
             format: LogFormat::Text,
             level: "info".into(),
+        }
+    }
+}
+
+/// What `GET /metrics` labels.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Tenants given their own series in the per-tenant families (the first this many seen;
+    /// the rest are counted as `other`). 0, the default, exposes no tenant ids at all.
+    pub tenant_labels: usize,
+    /// The environment variable holding a static bearer token (at least 16 characters) that
+    /// may scrape `/metrics` and nothing else — for Prometheus, whose credentials do not
+    /// expire as operator JWTs do. Unset: only operator tokens scrape.
+    pub token_env: String,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            tenant_labels: 0,
+            token_env: "TOLLGATE_METRICS_TOKEN".into(),
         }
     }
 }

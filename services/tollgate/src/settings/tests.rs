@@ -206,6 +206,11 @@ fn every_error_names_its_field() {
         &Environment::from_pairs([("TOLLGATE_OPERATOR_KEY", "short")]),
     );
     assert!(short.iter().any(|e| e.contains("`auth.operator_key_env`: the operator key in TOLLGATE_OPERATOR_KEY is shorter than 8 characters")), "{short:?}");
+    let short_metrics = errors(
+        "",
+        &Environment::from_pairs([("TOLLGATE_METRICS_TOKEN", "short-token")]),
+    );
+    assert!(short_metrics.iter().any(|e| e.contains("`metrics.token_env`: the metrics token in TOLLGATE_METRICS_TOKEN is shorter than 16 characters")), "{short_metrics:?}");
     let ttl = errors(
         "[auth]
 key_cache_ttl_ms = 5000",

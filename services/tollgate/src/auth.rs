@@ -88,7 +88,7 @@ async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     let text = std::str::from_utf8(presented).map_err(|_| ApiError::InvalidKey)?;
     // One hash serves both checks: the operator key's digest, then the tenant key lookup.
     let hash = KeyHash::of(text);
-    if let Some(operator) = &state.catalog.operator_key_digest {
+    if let Some(operator) = &state.catalog.load().operator_key_digest {
         if bool::from(hash.0.ct_eq(operator)) {
             return Ok(Caller::Operator);
         }

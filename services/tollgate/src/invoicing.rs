@@ -279,7 +279,7 @@ pub fn spawn_run(
     store: Store,
     terms: InvoiceTerms,
     pricing: std::sync::Arc<crate::pricing::Pricing>,
-    catalog: std::sync::Arc<crate::catalog::Catalog>,
+    live: std::sync::Arc<crate::catalog::live::LiveCatalog>,
 ) {
     if terms.run_every.is_zero() {
         return;
@@ -305,6 +305,7 @@ pub fn spawn_run(
                     continue;
                 }
             }
+            let catalog = live.current();
             let prices = PriceList {
                 pricing: &pricing,
                 catalog: &catalog,

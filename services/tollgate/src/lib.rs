@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod pricing;
 pub mod proxy;
 pub mod reconcile;
+pub mod reload;
 pub mod request_log;
 pub mod routes;
 pub mod routing;

@@ -90,6 +90,18 @@ impl PriceBook {
     }
 }
 
+impl PriceBook {
+    /// Keeps `old`'s prices of deployments this book does not have (a reload removed them):
+    /// requests still running on them settle priced.
+    pub fn keep_from(&mut self, old: &PriceBook) {
+        for (name, price) in &old.by_deployment {
+            if !self.by_deployment.contains_key(name) {
+                self.by_deployment.insert(name.clone(), price.clone());
+            }
+        }
+    }
+}
+
 fn deployments(catalog: &Catalog) -> impl Iterator<Item = &Arc<Deployment>> {
     catalog.models.values().flat_map(|m| m.deployments.iter())
 }
@@ -227,7 +239,7 @@ pub fn charge(
 pub fn spawn_refresh(
     pricing: Arc<Pricing>,
     store: Store,
-    catalog: Arc<Catalog>,
+    live: Arc<crate::catalog::live::LiveCatalog>,
     every: std::time::Duration,
 ) {
     if every.is_zero() {
@@ -249,7 +261,7 @@ pub fn spawn_refresh(
             if latest == pricing.book().version {
                 continue;
             }
-            match PriceBook::load(&store, &catalog).await {
+            match PriceBook::load(&store, &live.current()).await {
                 Ok(book) => {
                     tracing::info!(version = ?book.version, unpriced = ?book.unpriced, "price catalog version loaded");
                     pricing.replace(book);

@@ -12,6 +12,7 @@ use anyhow::Context;
 use tollgate_providers::UpstreamClient;
 use tollgate_store::Store;
 
+use crate::catalog::live::LiveCatalog;
 use crate::catalog::Catalog;
 use crate::request_log::RequestLogger;
 use crate::routes;
@@ -26,6 +27,7 @@ pub struct Application {
     logger: RequestLogger,
     writer: tokio::task::JoinHandle<()>,
     store: Store,
+    state: web::Data<AppState>,
 }
 
 impl Application {
@@ -41,7 +43,13 @@ impl Application {
             logger: state.log.clone(),
             writer,
             store: state.store.clone(),
+            state,
         })
+    }
+
+    /// Reloads the configuration on SIGHUP (see [`crate::reload`]).
+    pub fn reload_on_sighup(&self, reloader: crate::reload::Reloader) {
+        crate::reload::on_sighup(reloader, self.state.clone());
     }
 
     pub fn port(&self) -> u16 {
@@ -79,13 +87,14 @@ pub async fn app_state(
         tracing::info!(?applied, backend = store.backend(), "migrations applied");
     }
     let (logger, writer) = RequestLogger::start(store.clone());
-    let catalog = Arc::new(catalog);
+    let live = Arc::new(LiveCatalog::new(catalog));
+    let catalog = live.current();
     let admission = Arc::new(admission(settings, &catalog)?);
     let pricing = Arc::new(pricing(settings, &store, &catalog).await?);
     crate::pricing::spawn_refresh(
         pricing.clone(),
         store.clone(),
-        catalog.clone(),
+        live.clone(),
         Duration::from_secs(settings.billing.price_refresh_s),
     );
     let budget = Arc::new(budget(settings, &store, &admission, &catalog));
@@ -94,7 +103,7 @@ pub async fn app_state(
         store.clone(),
         catalog.invoices.clone(),
         pricing.clone(),
-        catalog.clone(),
+        live.clone(),
     );
     crate::reconcile::spawn_daily(store.clone());
     let stripe = match catalog.stripe.clone() {
@@ -107,9 +116,9 @@ pub async fn app_state(
     };
     let state = web::Data::new(AppState {
         stripe,
-        health_sync: health_sync(settings, &catalog)?,
+        health_sync: health_sync(settings, &live)?,
         keys: crate::key_cache::KeyCache::new(catalog.key_cache_ttl, 100_000),
-        catalog,
+        catalog: live,
         store,
         log: logger,
         admission,
@@ -145,7 +154,7 @@ fn budget(
 /// Circuit states shared across replicas, when Redis is configured.
 fn health_sync(
     settings: &Settings,
-    catalog: &Arc<Catalog>,
+    live: &Arc<LiveCatalog>,
 ) -> anyhow::Result<Option<Arc<crate::routing::shared::HealthSync>>> {
     let Some(url) = &settings.quota.redis_url else {
         return Ok(None);
@@ -155,7 +164,7 @@ fn health_sync(
         crate::routing::shared::HealthSync::new(url.expose(), timeout)
             .context("quota.redis_url")?,
     );
-    crate::routing::shared::spawn(sync.clone(), catalog.clone());
+    crate::routing::shared::spawn(sync.clone(), live.clone());
     Ok(Some(sync))
 }
 
@@ -168,7 +177,9 @@ fn server(settings: &Settings, state: web::Data<AppState>) -> anyhow::Result<(Se
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
     };
-    let catalog = state.catalog.clone();
+    // Connection pools are made for the start-up catalog's connect timeouts (a provider added by
+    // a reload with a new one uses an existing pool until a restart).
+    let catalog = state.catalog.current();
     let server = HttpServer::new(move || {
         // One connection pool per worker: no cross-thread contention on the request path.
         let client = UpstreamClient::new(
@@ -264,7 +275,7 @@ pub fn build_app(
         InitError = (),
     >,
 > {
-    let ui = state.catalog.ui.enabled;
+    let ui = state.catalog.load().ui.enabled;
     App::new()
         .app_data(state)
         .app_data(client)

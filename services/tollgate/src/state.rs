@@ -6,13 +6,14 @@ use tollgate_store::Store;
 
 use crate::admission::Admission;
 use crate::budget::Budget;
-use crate::catalog::Catalog;
+use crate::catalog::live::LiveCatalog;
 use crate::key_cache::KeyCache;
 use crate::pricing::Pricing;
 use crate::request_log::RequestLogger;
 
 pub struct AppState {
-    pub catalog: Arc<Catalog>,
+    /// Swapped whole on a configuration reload (SIGHUP).
+    pub catalog: Arc<LiveCatalog>,
     pub store: Store,
     pub log: RequestLogger,
     pub keys: KeyCache,

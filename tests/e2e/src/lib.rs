@@ -399,6 +399,21 @@ impl Gateway {
         }
     }
 
+    /// The configuration file the gateway was started with (rewrite it, then [`Gateway::hangup`]).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("tollgate.toml")
+    }
+
+    /// Sends SIGHUP: the gateway reloads its configuration file.
+    pub fn hangup(&self) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
     }

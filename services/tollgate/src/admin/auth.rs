@@ -23,11 +23,8 @@ fn claims(req: &HttpRequest) -> Result<Claims, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("application state missing".into()))?;
-    let secret = state
-        .catalog
-        .jwt_secret
-        .as_ref()
-        .ok_or(ApiError::AdminDisabled)?;
+    let catalog = state.catalog.load();
+    let secret = catalog.jwt_secret.as_ref().ok_or(ApiError::AdminDisabled)?;
     let header = req
         .headers()
         .get(AUTHORIZATION)

@@ -25,7 +25,7 @@ pub(crate) async fn json_body<T: DeserializeOwned>(
         req,
         payload,
         MAX_ADMIN_BODY,
-        state.catalog.body_read_timeout,
+        state.catalog.load().body_read_timeout,
     )
     .await?;
     serde_json::from_slice(&body).map_err(|e| ApiError::AdminBadRequest(e.to_string()))

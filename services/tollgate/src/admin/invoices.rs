@@ -172,9 +172,10 @@ pub async fn upcoming(
 ) -> Result<HttpResponse, ApiError> {
     let query: AtQuery = query_of(&req)?;
     let at = invoicing::instant(query.at.as_deref())?;
+    let catalog = state.catalog.current();
     let prices = invoicing::PriceList {
         pricing: &state.pricing,
-        catalog: &state.catalog,
+        catalog: &catalog,
     };
     Ok(HttpResponse::Ok().json(invoicing::upcoming(&state.store, prices, &path, at).await?))
 }
@@ -223,10 +224,11 @@ pub async fn close(
         CloseBody::default()
     };
     let at = invoicing::instant(body.at.as_deref())?;
-    let terms = &state.catalog.invoices;
+    let terms = &state.catalog.load().invoices;
+    let catalog = state.catalog.current();
     let prices = invoicing::PriceList {
         pricing: &state.pricing,
-        catalog: &state.catalog,
+        catalog: &catalog,
     };
     let (invoice, created) =
         invoicing::close(&state.store, terms, prices, &c.sub, &path, at).await?;
@@ -361,7 +363,7 @@ pub async fn export(
 ) -> Result<HttpResponse, ApiError> {
     let query: ExportQuery = query_of(&req)?;
     let format = query.format.unwrap_or(invoicing::export::Format::Json);
-    let terms = &state.catalog.invoices;
+    let terms = &state.catalog.load().invoices;
     let (body, ty, name) = invoicing::export(&state.store, terms, &path, None, format).await?;
     Ok(file(body, ty, &name))
 }

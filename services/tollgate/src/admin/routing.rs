@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::auth::Viewer;
 use super::openapi::{LookupErrors, ViewErrors};
-use crate::catalog::Deployment;
+use crate::catalog::{Catalog, Deployment};
 use crate::error::ApiError;
 use crate::routing::health::StateReport;
 use crate::state::AppState;
@@ -34,9 +34,8 @@ struct Deployments<'a> {
     data: Vec<DeploymentView<'a>>,
 }
 
-pub(crate) fn view<'a>(state: &'a AppState, d: &'a Deployment, now: i64) -> DeploymentView<'a> {
-    let mut models: Vec<&str> = state
-        .catalog
+pub(crate) fn view<'a>(catalog: &'a Catalog, d: &'a Deployment, now: i64) -> DeploymentView<'a> {
+    let mut models: Vec<&str> = catalog
         .models
         .values()
         .filter(|m| m.deployments.iter().any(|x| std::ptr::eq(x.as_ref(), d)))
@@ -55,17 +54,8 @@ pub(crate) fn view<'a>(state: &'a AppState, d: &'a Deployment, now: i64) -> Depl
     }
 }
 
-pub(crate) fn all(state: &AppState) -> Vec<&std::sync::Arc<Deployment>> {
-    let mut out: Vec<&std::sync::Arc<Deployment>> = Vec::new();
-    for m in state.catalog.models.values() {
-        for d in &m.deployments {
-            if !out.iter().any(|x| std::sync::Arc::ptr_eq(x, d)) {
-                out.push(d);
-            }
-        }
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
+pub(crate) fn all(catalog: &Catalog) -> Vec<&std::sync::Arc<Deployment>> {
+    catalog.deployments()
 }
 
 /// Every deployment's live state on this replica: circuit, error rate over the breaker window, latency percentiles, requests in flight
@@ -81,9 +71,10 @@ pub(crate) fn all(state: &AppState) -> Vec<&std::sync::Arc<Deployment>> {
 )]
 pub async fn list(_v: Viewer, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let now = tollgate_store::now_ms();
-    let data: Vec<DeploymentView<'_>> = all(&state)
+    let catalog = state.catalog.current();
+    let data: Vec<DeploymentView<'_>> = all(&catalog)
         .into_iter()
-        .map(|d| view(&state, d, now))
+        .map(|d| view(&catalog, d, now))
         .collect();
     Ok(HttpResponse::Ok().json(Deployments {
         object: "list",
@@ -109,9 +100,10 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let now = tollgate_store::now_ms();
-    let d = all(&state)
+    let catalog = state.catalog.current();
+    let d = all(&catalog)
         .into_iter()
         .find(|d| d.name == *path)
         .ok_or(ApiError::NotFound("deployment"))?;
-    Ok(HttpResponse::Ok().json(view(&state, d, now)))
+    Ok(HttpResponse::Ok().json(view(&catalog, d, now)))
 }

@@ -19,7 +19,7 @@ use crate::settings::{DeploymentSettings, ProviderSettings, Settings};
 pub(crate) struct CatalogBuilder {
     defaults: Timeouts,
     providers: HashMap<String, Arc<ProviderTarget>>,
-    deployments: HashMap<String, Arc<Deployment>>,
+    pub(super) deployments: HashMap<String, Arc<Deployment>>,
     models: HashMap<String, PublicModel>,
 }
 
@@ -264,7 +264,10 @@ fn deployment(
             == Some(tollgate_domain::routing::DataCollection::Deny)
             || d.zdr,
         zdr: d.zdr,
-        state: crate::routing::health::DeploymentState::new(d.max_concurrency, routing),
+        state: Arc::new(crate::routing::health::DeploymentState::new(
+            d.max_concurrency,
+            routing,
+        )),
         uris,
         headers: DeploymentHeaders {
             provider: header(provider.name()),

@@ -2,6 +2,7 @@
 //! the providers behind them, with URLs and headers prepared once.
 
 mod builder;
+pub mod live;
 mod validate;
 
 use std::collections::HashMap;
@@ -34,7 +35,7 @@ pub struct Deployment {
     pub no_data_collection: bool,
     pub zdr: bool,
     /// Live health, statistics and concurrency of this deployment on this replica.
-    pub state: crate::routing::health::DeploymentState,
+    pub state: Arc<crate::routing::health::DeploymentState>,
     /// Identifies the upstream (name, URL and model) in state shared across replicas: two
     /// gateways share a circuit only for the same deployment of the same upstream.
     pub shared_id: String,

@@ -9,6 +9,17 @@ use sha2::Digest;
 impl Settings {
     /// Checks everything and builds the runtime catalog.
     pub fn validate(&self, env: &Environment) -> Result<Catalog, ConfigErrors> {
+        self.validate_with(env, None)
+    }
+
+    /// As [`Settings::validate`]; a deployment that `previous` (the running catalog) has with the
+    /// same upstream, concurrency cap and routing settings keeps its live state (circuit,
+    /// latency statistics, in-flight requests and concurrency slots).
+    pub fn validate_with(
+        &self,
+        env: &Environment,
+        previous: Option<&Catalog>,
+    ) -> Result<Catalog, ConfigErrors> {
         let mut errors = Vec::new();
         let mut err = |path: String, message: String| errors.push(ConfigError::new(path, message));
         self.check_server(&mut err);
@@ -21,6 +32,9 @@ impl Settings {
         let mut builder = CatalogBuilder::new(self);
         builder.add_providers(self, env, &mut err);
         builder.add_deployments(self, &mut err);
+        if let Some(previous) = previous {
+            builder.adopt_states(previous, &self.routing);
+        }
         builder.add_models(self, &mut err);
         let operator_key = env.get(key_env);
         if errors.is_empty() {

@@ -156,7 +156,8 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         _ => {}
     }
     let env = Environment::from_process();
-    let (settings, catalog) = match configure(cli.config, &env) {
+    let config_path = cli.config.clone().or_else(|| env.config_path());
+    let (settings, catalog) = match configure(config_path.as_deref(), &env) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -173,16 +174,21 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => e.exit(),
         },
-        Command::Serve | Command::Migrate => serve_or_migrate(&command, &settings, catalog),
+        Command::Serve | Command::Migrate => {
+            let reloader = crate::reload::Reloader::new(config_path, env, settings.clone());
+            serve_or_migrate(&command, &settings, catalog, reloader)
+        }
         operator => operator_command(&operator, &settings, &catalog, &env),
     }
 }
 
 /// Loads the settings (file, then environment) and validates them into the catalog.
-fn configure(config: Option<PathBuf>, env: &Environment) -> Result<(Settings, Catalog), ExitCode> {
-    let config_path = config.or_else(|| env.config_path());
-    let loaded = Settings::load(config_path.as_deref())
-        .and_then(|mut s| env.apply_overrides(&mut s).map(|()| s));
+fn configure(
+    config_path: Option<&std::path::Path>,
+    env: &Environment,
+) -> Result<(Settings, Catalog), ExitCode> {
+    let loaded =
+        Settings::load(config_path).and_then(|mut s| env.apply_overrides(&mut s).map(|()| s));
     let settings = loaded.map_err(|e| {
         eprintln!("{e}");
         ExitCode::from(2)
@@ -195,7 +201,12 @@ fn configure(config: Option<PathBuf>, env: &Environment) -> Result<(Settings, Ca
     Ok((settings, catalog))
 }
 
-fn serve_or_migrate(command: &Command, settings: &Settings, catalog: Catalog) -> ExitCode {
+fn serve_or_migrate(
+    command: &Command,
+    settings: &Settings,
+    catalog: Catalog,
+    reloader: crate::reload::Reloader,
+) -> ExitCode {
     let migrate = matches!(command, Command::Migrate);
     let result = actix_web::rt::System::new().block_on(async move {
         if migrate {
@@ -210,6 +221,7 @@ fn serve_or_migrate(command: &Command, settings: &Settings, catalog: Catalog) ->
             return Ok(());
         }
         let app = Application::build(settings, catalog).await?;
+        app.reload_on_sighup(reloader);
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "tollgate listening on {}", app.address());
         let _ = out.flush();

@@ -20,6 +20,10 @@ type Labels = Vec<(&'static str, String)>;
 /// Every family's name and help text.
 const HELP: &[(&str, &str)] = &[
     (
+        "tollgate_config_reloads",
+        "Configuration reloads on SIGHUP, applied (ok) or refused (the running configuration stayed).",
+    ),
+    (
         "tollgate_auth_duration_seconds",
         "Time spent authenticating a /v1 request's key (cached lookups; a cache miss reads the store).",
     ),
@@ -268,6 +272,14 @@ fn steps(s: &mut Scrape) {
 }
 
 fn metering(s: &mut Scrape, state: &AppState) {
+    let reloads = |result: &str, c: &Counter| (vec![("result", result.to_owned())], c.get());
+    s.push(
+        "tollgate_config_reloads",
+        Values::Counter(vec![
+            reloads("ok", &METRICS.reloads_ok),
+            reloads("refused", &METRICS.reloads_refused),
+        ]),
+    );
     s.counter(
         "tollgate_metering_fallbacks",
         state.store.metering_fallbacks(),
@@ -352,7 +364,7 @@ fn upstream(s: &mut Scrape) {
 fn circuits(s: &mut Scrape, state: &AppState) {
     let now = tollgate_store::now_ms();
     let (mut circuits, mut in_flight) = (vec![], vec![]);
-    for d in state.catalog.deployments() {
+    for d in state.catalog.load().deployments() {
         let labels = two(("provider", d.provider.name()), ("deployment", &d.name));
         let circuit = match d.state.circuit(now) {
             Circuit::Closed => 0,

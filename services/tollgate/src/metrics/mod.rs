@@ -169,6 +169,9 @@ pub struct Metrics {
     /// Store round trips: a metering batch's transaction, and a key lookup (a key cache miss).
     pub store_metering_batch: Histogram,
     pub store_key_lookup: Histogram,
+    /// Configuration reloads (SIGHUP) applied, and refused (the running configuration stayed).
+    pub reloads_ok: Counter,
+    pub reloads_refused: Counter,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -182,6 +185,8 @@ pub static METRICS: Metrics = Metrics {
     redis_budget: Histogram::new(STEP_BOUNDS_US),
     store_metering_batch: Histogram::new(STEP_BOUNDS_US),
     store_key_lookup: Histogram::new(STEP_BOUNDS_US),
+    reloads_ok: Counter::new(),
+    reloads_refused: Counter::new(),
 };
 
 #[cfg(test)]

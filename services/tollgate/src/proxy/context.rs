@@ -162,10 +162,11 @@ impl RequestCtx {
         client: &UpstreamClient,
         req: &HttpRequest,
     ) -> Result<HttpResponse, ApiError> {
-        let state = self.state.clone();
+        // One catalog for the whole request, whatever a reload swaps in meanwhile.
+        let catalog = self.state.catalog.current();
         let body = self.body.clone();
-        let envelope = parse(self.endpoint, &body, &state.catalog)?;
-        let plan = self.plan(&state.catalog, &envelope)?;
+        let envelope = parse(self.endpoint, &body, &catalog)?;
+        let plan = self.plan(&catalog, &envelope)?;
         self.admit(&envelope).await?;
         if let Err(e) = self.hold(&plan, &envelope).await {
             // Recorded as what it is (a 402 or 503 refusal), not as an abandoned request.
@@ -174,7 +175,8 @@ impl RequestCtx {
             return Err(e);
         }
         let mut log = AttemptLog::for_request(req);
-        match self.call_upstream(client, &plan, &envelope, &mut log).await {
+        let upstream = self.call_upstream(client, &catalog, &plan, &envelope, &mut log);
+        match upstream.await {
             Ok((candidate, served)) => self.relay(candidate, served, &envelope, &log).await,
             Err(failure) => self.failed(failure, &log),
         }

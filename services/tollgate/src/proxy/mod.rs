@@ -39,8 +39,8 @@ pub async fn proxy(
     let body = read_body(
         &req,
         payload,
-        state.catalog.max_body_bytes,
-        state.catalog.body_read_timeout,
+        state.catalog.load().max_body_bytes,
+        state.catalog.load().body_read_timeout,
     )
     .await?;
     let wire = ClientWire::OpenAi;

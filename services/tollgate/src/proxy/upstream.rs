@@ -14,7 +14,7 @@ use tollgate_providers::{Disposition, Upstream, UpstreamClient, UpstreamError, U
 
 use super::context::{AttemptLog, RequestCtx, ServedBy};
 use super::stream;
-use crate::catalog::Deployment;
+use crate::catalog::{Catalog, Deployment};
 use crate::routing::{self, Candidate, Lease, Plan};
 use crate::settings::{OnSaturated, RoutingSettings};
 
@@ -141,12 +141,12 @@ impl RequestCtx {
     pub(super) async fn call_upstream<'p, 'c>(
         &mut self,
         client: &UpstreamClient,
+        catalog: &Catalog,
         plan: &'p Plan<'c>,
         envelope: &RequestEnvelope<'_>,
         log: &mut AttemptLog,
     ) -> Result<(&'p Candidate<'c>, Served), Failure> {
-        let state = self.state.clone();
-        let (catalog, r) = (&state.catalog, &state.catalog.routing);
+        let r = &catalog.routing;
         let deadline = self.started + Duration::from_millis(r.attempt_deadline_ms);
         let mut finished = vec![false; plan.candidates.len()];
         let (mut last, mut attempts, mut round) = (None, 0usize, 0u32);
@@ -165,14 +165,15 @@ impl RequestCtx {
                     Wait::Later => continue,
                     Wait::Never => finished[i] = true,
                     Wait::Now(wait) => {
-                        match self.try_deployment(client, d, envelope, log, wait).await {
+                        let tried = self.try_deployment(client, d, envelope, log, (r, wait));
+                        match tried.await {
                             Tried::Saturated => {}
                             Tried::Served(served, lease) => {
                                 fell_back(failed, i, envelope, d);
                                 self.served_by(ServedBy {
                                     deployment: d.clone(),
                                     lease,
-                                    sync: state.health_sync.clone(),
+                                    sync: self.state.health_sync.clone(),
                                 });
                                 return Ok((candidate, served));
                             }
@@ -206,12 +207,11 @@ impl RequestCtx {
         d: &std::sync::Arc<Deployment>,
         envelope: &RequestEnvelope<'_>,
         log: &mut AttemptLog,
-        wait: Duration,
+        (r, wait): (&RoutingSettings, Duration),
     ) -> Tried {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
-        let r = &self.state.catalog.routing;
         let lease = match d.state.try_lease() {
             Some(l) => Some(l),
             None if r.on_saturated == OnSaturated::Queue => {

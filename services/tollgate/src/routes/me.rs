@@ -132,7 +132,7 @@ async fn export_invoice(
     let format = query
         .format
         .unwrap_or(crate::invoicing::export::Format::Json);
-    let terms = &state.catalog.invoices;
+    let terms = &state.catalog.load().invoices;
     let (body, ty, name) =
         crate::invoicing::export(&state.store, terms, &path, Some(&tk.tenant.id), format).await?;
     Ok(crate::admin::invoices::file(body, ty, &name))
@@ -163,9 +163,10 @@ async fn upcoming_invoice(
     let tk = tenant_only(caller)?;
     let query: crate::admin::invoices::AtQuery = crate::admin::invoices::query_of(&req)?;
     let at = crate::invoicing::instant(query.at.as_deref())?;
+    let catalog = state.catalog.current();
     let prices = crate::invoicing::PriceList {
         pricing: &state.pricing,
-        catalog: &state.catalog,
+        catalog: &catalog,
     };
     let invoice = crate::invoicing::upcoming(&state.store, prices, &tk.tenant.id, at).await?;
     Ok(HttpResponse::Ok().json(invoice))

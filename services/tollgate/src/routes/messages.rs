@@ -62,8 +62,8 @@ async fn authenticated_body(
     let body = read_body(
         req,
         payload,
-        state.catalog.max_body_bytes,
-        state.catalog.body_read_timeout,
+        state.catalog.load().max_body_bytes,
+        state.catalog.load().body_read_timeout,
     )
     .await
     .map_err(|e| Box::new(api_error(&e)))?;
@@ -104,7 +104,7 @@ async fn create(
         Ok(ok) => ok,
         Err(res) => return *res,
     };
-    let (openai, model) = match translate_request(&body, &state.catalog.limits) {
+    let (openai, model) = match translate_request(&body, &state.catalog.load().limits) {
         Ok(t) => t,
         Err(res) => return *res,
     };
@@ -130,7 +130,8 @@ async fn count_tokens(
         Ok(ok) => ok,
         Err(res) => return *res,
     };
-    if let Err(e) = tollgate_domain::envelope::check_top_level(&body, &state.catalog.limits) {
+    if let Err(e) = tollgate_domain::envelope::check_top_level(&body, &state.catalog.load().limits)
+    {
         return api_error(&ApiError::InvalidRequest(e));
     }
     let Ok(value) = serde_json::from_slice::<Value>(&body) else {
@@ -140,7 +141,7 @@ async fn count_tokens(
         .get("model")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    if !state.catalog.models.contains_key(model) || !caller.may_use(model) {
+    if !state.catalog.load().models.contains_key(model) || !caller.may_use(model) {
         return api_error(&ApiError::ModelNotFound(model.to_owned()));
     }
     let tokens = estimate::text_tokens(&inbound::prompt_text(&value));

@@ -18,7 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// The request carries the metrics token.
 fn scrape_token(req: &HttpRequest, state: &AppState) -> bool {
-    let Some(digest) = &state.catalog.metrics_token_digest else {
+    let Some(digest) = &state.catalog.load().metrics_token_digest else {
         return false;
     };
     let presented = req

@@ -22,8 +22,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 async fn list(caller: Caller, state: web::Data<AppState>) -> HttpResponse {
     let body = match caller {
-        Caller::Operator => state.catalog.models_json.clone(),
-        Caller::Tenant(_) => state.catalog.models_list(|m| caller.may_use(m)),
+        Caller::Operator => state.catalog.load().models_json.clone(),
+        Caller::Tenant(_) => state.catalog.load().models_list(|m| caller.may_use(m)),
     };
     HttpResponse::Ok()
         .content_type(ContentType::json())
@@ -36,8 +36,8 @@ async fn retrieve(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let model = state
-        .catalog
+    let catalog = state.catalog.load();
+    let model = catalog
         .models
         .get(&id)
         .filter(|_| caller.may_use(&id))

@@ -195,6 +195,14 @@ impl DeploymentState {
         }
     }
 
+    /// Whether this state was made for the same concurrency cap and routing settings (a
+    /// reloaded catalog keeps the state of a deployment that did not change).
+    pub fn same_settings(&self, max_concurrency: Option<u32>, routing: &RoutingSettings) -> bool {
+        self.max_concurrency == max_concurrency
+            && self.cfg == routing.breaker
+            && self.window_len == routing.stats_window
+    }
+
     /// How this deployment ranks now.
     pub fn health(&self, now_ms: i64) -> Health {
         if self.cooling_until_ms.load(Ordering::Relaxed) > now_ms {

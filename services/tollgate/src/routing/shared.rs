@@ -13,7 +13,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::health::Transition;
-use crate::catalog::{Catalog, Deployment};
+use crate::catalog::live::LiveCatalog;
+use crate::catalog::Deployment;
 
 const PREFIX: &str = "tg:cb:";
 
@@ -111,17 +112,10 @@ impl HealthSync {
     }
 }
 
-/// Runs the sync loop for the life of the process.
-pub fn spawn(sync: Arc<HealthSync>, catalog: Arc<Catalog>) {
-    let period = Duration::from_millis(catalog.routing.health_sync_ms);
-    let mut deployments: Vec<Arc<Deployment>> = Vec::new();
-    for m in catalog.models.values() {
-        for d in &m.deployments {
-            if !deployments.iter().any(|x| Arc::ptr_eq(x, d)) {
-                deployments.push(d.clone());
-            }
-        }
-    }
+/// Runs the sync loop for the life of the process, over the deployments of the catalog current
+/// at each round (a reload's new deployments join the next one).
+pub fn spawn(sync: Arc<HealthSync>, live: Arc<LiveCatalog>) {
+    let period = Duration::from_millis(live.load().routing.health_sync_ms);
     actix_web::rt::spawn(async move {
         let mut conn: Option<ConnectionManager> = None;
         let mut warned = false;
@@ -139,6 +133,9 @@ pub fn spawn(sync: Arc<HealthSync>, catalog: Arc<Catalog>) {
                     }
                 }
             }
+            let catalog = live.current();
+            let deployments: Vec<Arc<Deployment>> =
+                catalog.deployments().into_iter().cloned().collect();
             if let Some(c) = conn.as_mut() {
                 match sync.sync(c, &deployments).await {
                     Ok(()) => warned = false,

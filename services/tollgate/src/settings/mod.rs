@@ -388,7 +388,7 @@ impl Default for RoutingSettings {
 /// A deployment's circuit opens after `consecutive_failures` failures in a row, or when at least
 /// `min_requests` attempts in the last `window_ms` failed at `error_rate_percent` or more; it
 /// stays open `cooldown_ms`, then lets one probe through (half-open) and closes on its success.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BreakerSettings {
     pub consecutive_failures: u32,

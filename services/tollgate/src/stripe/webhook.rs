@@ -97,8 +97,13 @@ async fn receive(
     else {
         return Err(ApiError::NotFound("webhook endpoint"));
     };
-    let body =
-        crate::proxy::read_body(&req, payload, MAX_BODY, state.catalog.body_read_timeout).await?;
+    let body = crate::proxy::read_body(
+        &req,
+        payload,
+        MAX_BODY,
+        state.catalog.load().body_read_timeout,
+    )
+    .await?;
     let header = req
         .headers()
         .get("stripe-signature")

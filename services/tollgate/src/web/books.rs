@@ -117,7 +117,7 @@ async fn export(
     guard::operator(&req, &state).await?;
     let q: ExportQuery = serde_urlencoded::from_str(req.query_string())
         .map_err(|e| UiError::BadRequest(e.to_string()))?;
-    let terms = &state.catalog.invoices;
+    let terms = &state.catalog.load().invoices;
     let (body, ty, name) =
         crate::invoicing::export(&state.store, terms, &path, None, q.format).await?;
     Ok(crate::admin::invoices::file(body, ty, &name))
@@ -163,12 +163,13 @@ async fn close(
 ) -> Result<HttpResponse, UiError> {
     let (op, _): (_, serde::de::IgnoredAny) = guard::admin_form(&req, &state, &body).await?;
     let actor = op.name.clone();
+    let catalog = state.catalog.current();
     let prices = crate::invoicing::PriceList {
         pricing: &state.pricing,
-        catalog: &state.catalog,
+        catalog: &catalog,
     };
     let at = tollgate_store::now_ms();
-    let terms = &state.catalog.invoices;
+    let terms = &state.catalog.load().invoices;
     let (invoice, _) =
         crate::invoicing::close(&state.store, terms, prices, &actor, &path, at).await?;
     Ok(see_other(&format!("/admin/invoices/{}", invoice.id)))

@@ -14,9 +14,10 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
 async fn page(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, UiError> {
     let op = guard::operator(&req, &state).await?;
     let now = tollgate_store::now_ms();
-    let rows: Vec<serde_json::Value> = crate::admin::routing::all(&state)
+    let catalog = state.catalog.current();
+    let rows: Vec<serde_json::Value> = crate::admin::routing::all(&catalog)
         .into_iter()
-        .filter_map(|d| serde_json::to_value(crate::admin::routing::view(&state, d, now)).ok())
+        .filter_map(|d| serde_json::to_value(crate::admin::routing::view(&catalog, d, now)).ok())
         .collect();
     Ok(render::page(
         "admin/deployments.html",

@@ -80,7 +80,7 @@ impl Attempt {
 
     /// Refuses an attempt past the limit: per account, and ten times that per address.
     pub(crate) fn check(&self, state: &AppState) -> Result<(), UiError> {
-        let max = state.catalog.ui.max_login_failures;
+        let max = state.catalog.load().ui.max_login_failures;
         let now = Instant::now();
         let l = limiter();
         if l.count(&self.account, now) >= max || l.count(&self.peer, now) >= max.saturating_mul(10)
@@ -150,7 +150,7 @@ pub(crate) fn login_page(
     error: Option<&str>,
     status: actix_web::http::StatusCode,
 ) -> Result<HttpResponse, UiError> {
-    let (token, cookie) = login_token(area, state.catalog.ui.cookie_secure)?;
+    let (token, cookie) = login_token(area, state.catalog.load().ui.cookie_secure)?;
     let body = render::to_string(
         template,
         minijinja::context! { csrf => token, error => error, action => area.login },
@@ -231,7 +231,10 @@ pub(crate) async fn admin_logout(
     let _: serde::de::IgnoredAny = session::form(&op.session, &body)?;
     session::end(&req, &state, ADMIN).await?;
     Ok(HttpResponse::SeeOther()
-        .cookie(session::cleared(ADMIN, state.catalog.ui.cookie_secure))
+        .cookie(session::cleared(
+            ADMIN,
+            state.catalog.load().ui.cookie_secure,
+        ))
         .insert_header((header::LOCATION, ADMIN.login))
         .finish())
 }

@@ -26,7 +26,7 @@ async fn invite(
 ) -> Result<HttpResponse, UiError> {
     let (op, f): (_, InviteForm) = guard::admin_form(&req, &state, &body).await?;
     let member = crate::accounts::invite_member(&state.store, &op.name, &path, &f.email).await?;
-    let ttl = state.catalog.ui.invite_ttl_s;
+    let ttl = state.catalog.load().ui.invite_ttl_s;
     let url = super::portal::link(&state, &member, ttl).await?;
     tracing::info!(email = %member.email, tenant = %member.tenant_id, url = %url,
         "portal invitation (send it to the member)");

@@ -61,7 +61,7 @@ pub(crate) async fn start(
 ) -> Result<Cookie<'static>, UiError> {
     let token = new_token()?;
     let now = tollgate_store::now_ms();
-    let ui = &state.catalog.ui;
+    let ui = &state.catalog.load().ui;
     let absolute = i64::try_from(ui.absolute_timeout_s.saturating_mul(1000)).unwrap_or(i64::MAX);
     let session = UiSession {
         id_hash: token_hash(&token),
@@ -109,8 +109,8 @@ pub(crate) async fn current(
         return Ok(None);
     };
     let now = tollgate_store::now_ms();
-    let idle =
-        i64::try_from(state.catalog.ui.idle_timeout_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let idle = i64::try_from(state.catalog.load().ui.idle_timeout_s.saturating_mul(1000))
+        .unwrap_or(i64::MAX);
     let live = s.kind == area.kind
         && s.revoked_at_ms.is_none()
         && now < s.expires_at_ms

@@ -90,10 +90,10 @@ fn ctx(f: &Fixture, caller: Caller) -> RequestCtx {
 async fn parse_refuses_what_is_not_a_request() {
     let f = fixture().await;
     let bad = Bytes::from_static(b"{\"model\":");
-    let e = parse(Endpoint::ChatCompletions, &bad, &f.state.catalog).unwrap_err();
+    let e = parse(Endpoint::ChatCompletions, &bad, &f.state.catalog.current()).unwrap_err();
     assert_eq!(e.status_code().as_u16(), 400);
     let good = Bytes::from_static(BODY.as_bytes());
-    let envelope = parse(Endpoint::ChatCompletions, &good, &f.state.catalog).unwrap();
+    let envelope = parse(Endpoint::ChatCompletions, &good, &f.state.catalog.current()).unwrap();
     assert_eq!(envelope.model(), "gpt-test");
 }
 
@@ -102,8 +102,9 @@ async fn plan_lists_the_models_deployments_and_refuses_unknown_models() {
     let f = fixture().await;
     let c = ctx(&f, Caller::Operator);
     let body = Bytes::from_static(BODY.as_bytes());
-    let envelope = parse(Endpoint::ChatCompletions, &body, &f.state.catalog).unwrap();
-    let plan = c.plan(&f.state.catalog, &envelope).unwrap();
+    let envelope = parse(Endpoint::ChatCompletions, &body, &f.state.catalog.current()).unwrap();
+    let catalog = f.state.catalog.current();
+    let plan = c.plan(&catalog, &envelope).unwrap();
     let names: Vec<&str> = plan
         .candidates
         .iter()
@@ -112,9 +113,14 @@ async fn plan_lists_the_models_deployments_and_refuses_unknown_models() {
     assert_eq!(names, ["mock-a"]);
     let other =
         Bytes::from_static(br#"{"model":"nope","messages":[{"role":"user","content":"hi"}]}"#);
-    let envelope = parse(Endpoint::ChatCompletions, &other, &f.state.catalog).unwrap();
+    let envelope = parse(
+        Endpoint::ChatCompletions,
+        &other,
+        &f.state.catalog.current(),
+    )
+    .unwrap();
     assert_eq!(
-        c.plan(&f.state.catalog, &envelope)
+        c.plan(&f.state.catalog.current(), &envelope)
             .unwrap_err()
             .status_code()
             .as_u16(),
@@ -131,7 +137,7 @@ async fn admit_opens_the_record_and_refuses_past_the_limit_without_one() {
     };
     let caller = tenant_key(&f.state, limits).await;
     let body = Bytes::from_static(BODY.as_bytes());
-    let envelope = parse(Endpoint::ChatCompletions, &body, &f.state.catalog).unwrap();
+    let envelope = parse(Endpoint::ChatCompletions, &body, &f.state.catalog.current()).unwrap();
 
     let mut first = ctx(&f, caller.clone());
     first.admit(&envelope).await.unwrap();
@@ -152,9 +158,9 @@ async fn admit_opens_the_record_and_refuses_past_the_limit_without_one() {
 async fn hold_prices_an_unbudgeted_request_without_holding() {
     let f = fixture().await;
     let body = Bytes::from_static(BODY.as_bytes());
-    let envelope = parse(Endpoint::ChatCompletions, &body, &f.state.catalog).unwrap();
+    let envelope = parse(Endpoint::ChatCompletions, &body, &f.state.catalog.current()).unwrap();
     let mut c = ctx(&f, Caller::Operator);
-    let catalog = f.state.catalog.clone();
+    let catalog = f.state.catalog.current();
     let plan = c.plan(&catalog, &envelope).unwrap();
     c.admit(&envelope).await.unwrap();
     c.hold(&plan, &envelope).await.unwrap();
@@ -166,7 +172,7 @@ async fn hold_prices_an_unbudgeted_request_without_holding() {
 async fn settle_queues_the_record_once() {
     let f = fixture().await;
     let body = Bytes::from_static(BODY.as_bytes());
-    let envelope = parse(Endpoint::ChatCompletions, &body, &f.state.catalog).unwrap();
+    let envelope = parse(Endpoint::ChatCompletions, &body, &f.state.catalog.current()).unwrap();
     let mut c = ctx(&f, Caller::Operator);
     assert!(
         c.settle(tollgate_store::Outcome::Ok, 200, None).is_none(),

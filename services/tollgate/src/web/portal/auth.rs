@@ -29,7 +29,8 @@ pub(crate) async fn link(state: &AppState, member: &Member, ttl_s: u64) -> Resul
             now.saturating_add(ttl),
         )
         .await?;
-    let base = state.catalog.ui.public_url.trim_end_matches('/');
+    let catalog = state.catalog.load();
+    let base = catalog.ui.public_url.trim_end_matches('/');
     Ok(format!("{base}/portal/link/{token}"))
 }
 
@@ -99,7 +100,7 @@ pub(crate) async fn request_link(
     // Counted as an attempt, so links cannot be asked for without limit.
     attempt.failed();
     if let Some(m) = member {
-        let url = link(&state, &m, state.catalog.ui.login_link_ttl_s).await?;
+        let url = link(&state, &m, state.catalog.load().ui.login_link_ttl_s).await?;
         tracing::info!(email = %m.email, url = %url, "portal sign-in link (send it to the member)");
     }
     Ok(render::page(
@@ -114,7 +115,8 @@ pub(crate) async fn link_page(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, UiError> {
-    let (csrf, cookie) = crate::web::login::login_token(PORTAL, state.catalog.ui.cookie_secure)?;
+    let (csrf, cookie) =
+        crate::web::login::login_token(PORTAL, state.catalog.load().ui.cookie_secure)?;
     let body = render::to_string(
         "portal/link.html",
         minijinja::context! { csrf => csrf, action => format!("/portal/link/{}", path.as_str()) },
@@ -164,7 +166,10 @@ pub(crate) async fn logout(
     let _: serde::de::IgnoredAny = session::form(&m.session, &body)?;
     session::end(&req, &state, PORTAL).await?;
     Ok(HttpResponse::SeeOther()
-        .cookie(session::cleared(PORTAL, state.catalog.ui.cookie_secure))
+        .cookie(session::cleared(
+            PORTAL,
+            state.catalog.load().ui.cookie_secure,
+        ))
         .insert_header((header::LOCATION, PORTAL.login))
         .finish())
 }

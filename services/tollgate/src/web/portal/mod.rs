@@ -197,7 +197,7 @@ async fn invoice(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, UiError> {
     let m = guard::member(&req, &state).await?;
-    let terms = &state.catalog.invoices;
+    let terms = &state.catalog.load().invoices;
     let format = crate::invoicing::export::Format::Html;
     let (body, ty, name) = crate::invoicing::export(
         &state.store,

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 #[derive(Default)]
@@ -43,24 +43,9 @@ impl FakeStripe {
             ..State::default()
         }));
         let data = web::Data::new(state.clone());
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(data.clone())
-                        .default_service(web::to(handle))
-                })
-                .workers(1)
-                .bind(("127.0.0.1", 0))
-                .expect("bind");
-                let port = server.addrs()[0].port();
-                let server = server.run();
-                tx.send((port, server.handle())).expect("send");
-                let _ = server.await;
-            });
+        let (port, server) = crate::serve_in_thread(move |cfg| {
+            cfg.app_data(data.clone()).default_service(web::to(handle));
         });
-        let (port, server) = rx.recv().expect("the fake Stripe started");
         Self {
             url: format!("http://127.0.0.1:{port}/"),
             state,

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fake_stripe;
+pub mod otlp;
 pub mod ui;
 pub mod usage;
 
@@ -552,6 +553,41 @@ pub fn import_prices(database_url: &str, dir: &std::path::Path, prices: &str) {
 
 /// mock-gpt at $1 per million input tokens, $100 per million output tokens (so 100 output
 /// tokens cost exactly one cent), cached reads at half price; reasoning at the output price.
+/// A model whose first deployment always fails (500) and whose second (`primary`) serves, priced
+/// as plain `mock-gpt`: every request to it is a fallback.
+pub const FALLBACK_MODEL: &str = r#"
+[deployments.broken]
+provider = "mock"
+model = "mock-gpt@fail=500"
+price = "mock/mock-gpt"
+
+[models.gpt-fallback]
+deployments = ["broken", "primary"]
+"#;
+
+/// Serves `configure`'s routes on a free port of 127.0.0.1, one worker, in a thread of its own
+/// (for the stand-ins of outside services); its port and its handle.
+pub fn serve_in_thread(
+    configure: impl Fn(&mut actix_web::web::ServiceConfig) + Send + Clone + 'static,
+) -> (u16, actix_web::dev::ServerHandle) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = actix_web::HttpServer::new(move || {
+                actix_web::App::new().configure(configure.clone())
+            })
+            .workers(1)
+            .bind(("127.0.0.1", 0))
+            .expect("bind");
+            let port = server.addrs()[0].port();
+            let server = server.run();
+            tx.send((port, server.handle())).expect("send");
+            let _ = server.await;
+        });
+    });
+    rx.recv().expect("the server started")
+}
+
 /// The static `/metrics` token, in `TEST_METRICS_TOKEN` (see [`Gateway::start`]).
 pub const METRICS_TOKEN: &str = "metrics-scrape-token-0123456789";
 

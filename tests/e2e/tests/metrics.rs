@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use tollgate_e2e::{config, header, Gateway, Mock};
+use tollgate_e2e::{config, header, Gateway, Mock, FALLBACK_MODEL};
 use tollgate_store::RequestRecord;
 
 /// One sample of a Prometheus text exposition: its name and labels.
@@ -122,16 +122,13 @@ token_env = "TEST_METRICS_TOKEN"
 [routing.breaker]
 consecutive_failures = 1
 
-[deployments.broken]
-provider = "mock"
-model = "mock-gpt@fail=500"
-price = "mock/mock-gpt"
-
-[models.gpt-fallback]
-deployments = ["broken", "primary"]
 "#;
-    let gw =
-        Gateway::start_priced(&config(&mock.url, extra), tollgate_e2e::MOCK_PRICES, None).await;
+    let gw = Gateway::start_priced(
+        &config(&mock.url, &format!("{extra}{FALLBACK_MODEL}")),
+        tollgate_e2e::MOCK_PRICES,
+        None,
+    )
+    .await;
     let (t1, k1) = tenant_key(&gw, "one", json!({"requests_per_minute": 1000})).await;
     let (t2, k2) = tenant_key(&gw, "two", json!({"requests_per_minute": 1})).await;
     let (_, k3) = tenant_key(&gw, "three", json!({"daily_spend_usd": "0.000000001"})).await;

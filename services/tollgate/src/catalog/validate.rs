@@ -28,6 +28,7 @@ impl Settings {
         self.check_limits(&mut err);
         self.check_routing(&mut err);
         self.check_ui(&mut err);
+        self.check_traces(env, &mut err);
         let (key_env, jwt_env) = (&self.auth.operator_key_env, &self.auth.jwt_secret_env);
         let mut builder = CatalogBuilder::new(self);
         builder.add_providers(self, env, &mut err);
@@ -46,6 +47,47 @@ impl Settings {
             Ok(catalog)
         } else {
             Err(ConfigErrors(errors))
+        }
+    }
+
+    /// `[traces]`: an http endpoint, a ratio, a delay, header variables that are set.
+    fn check_traces(&self, env: &Environment, err: Report<'_>) {
+        let t = &self.traces;
+        if let Some(url) = &t.otlp_endpoint {
+            // Plain HTTP only: the exporter is built without a TLS stack of its own (its
+            // reqwest TLS feature brings a second rustls crypto provider). Export to a
+            // collector or agent beside the gateway, which forwards over TLS.
+            let ok = url
+                .parse::<http::Uri>()
+                .is_ok_and(|u| u.scheme_str() == Some("http") && u.host().is_some());
+            if !ok {
+                err(
+                    "traces.otlp_endpoint".into(),
+                    format!(
+                        "expected an http:// URL (a collector beside the gateway), got {url:?}"
+                    ),
+                );
+            }
+        }
+        if !(0.0..=1.0).contains(&t.sample_ratio) {
+            err(
+                "traces.sample_ratio".into(),
+                "must be between 0.0 and 1.0".into(),
+            );
+        }
+        if t.export_delay_ms == 0 || t.export_delay_ms > 60_000 {
+            err(
+                "traces.export_delay_ms".into(),
+                "must be between 1 and 60000".into(),
+            );
+        }
+        for (header, var) in &t.headers_env {
+            if env.get(var).is_none() {
+                err(
+                    format!("traces.headers_env.{header}"),
+                    format!("environment variable {var} is not set"),
+                );
+            }
         }
     }
 

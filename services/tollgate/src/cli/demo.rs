@@ -71,7 +71,9 @@ async fn demo(args: &DemoArgs) -> Result<(), Failure> {
 
     let operator_key = format!("tg-demo-{}", secret(16)?);
     let (settings, catalog) = settings(args, &mock_url, &database, &operator_key)?;
-    crate::telemetry::init(settings.log.format, &settings.log.level);
+    let no_traces = crate::settings::TracesSettings::default();
+    let env = crate::settings::env::Environment::default();
+    crate::telemetry::init(settings.log.format, &settings.log.level, &no_traces, &env);
     let store = Store::connect(&database, 2)
         .await
         .map_err(|e| Failure::Runtime(format!("{e:#}")))?;

@@ -157,7 +157,8 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     }
     let env = Environment::from_process();
     let config_path = cli.config.clone().or_else(|| env.config_path());
-    let (settings, catalog) = match configure(config_path.as_deref(), &env) {
+    let serving = matches!(command, Command::Serve);
+    let (settings, catalog, _traces) = match configure(config_path.as_deref(), &env, serving) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -182,23 +183,31 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     }
 }
 
-/// Loads the settings (file, then environment) and validates them into the catalog.
+/// Loads the settings (file, then environment) and validates them into the catalog; installs the
+/// log, and for `serve` the trace export (flushed when the returned guard drops).
 fn configure(
     config_path: Option<&std::path::Path>,
     env: &Environment,
-) -> Result<(Settings, Catalog), ExitCode> {
+    serving: bool,
+) -> Result<(Settings, Catalog, telemetry::Traces), ExitCode> {
     let loaded =
         Settings::load(config_path).and_then(|mut s| env.apply_overrides(&mut s).map(|()| s));
     let settings = loaded.map_err(|e| {
         eprintln!("{e}");
         ExitCode::from(2)
     })?;
-    telemetry::init(settings.log.format, &settings.log.level);
+    let no_traces = crate::settings::TracesSettings::default();
+    let traces = if serving {
+        &settings.traces
+    } else {
+        &no_traces
+    };
+    let traces = telemetry::init(settings.log.format, &settings.log.level, traces, env);
     let catalog = settings.validate(env).map_err(|errors| {
         eprintln!("{errors}");
         ExitCode::from(2)
     })?;
-    Ok((settings, catalog))
+    Ok((settings, catalog, traces))
 }
 
 fn serve_or_migrate(

@@ -38,6 +38,7 @@ use crate::error::ApiError;
 use crate::pricing::Pricing;
 use crate::routing::{self, Plan};
 use crate::state::AppState;
+use crate::telemetry::TRACE;
 
 /// How a request is priced.
 pub struct Bill {
@@ -123,6 +124,7 @@ impl RequestCtx {
             "request",
             id = id.as_str(),
             tenant,
+            model = tracing::field::Empty,
             deployment = tracing::field::Empty,
         );
         Self {
@@ -165,10 +167,15 @@ impl RequestCtx {
         // One catalog for the whole request, whatever a reload swaps in meanwhile.
         let catalog = self.state.catalog.current();
         let body = self.body.clone();
-        let envelope = parse(self.endpoint, &body, &catalog)?;
-        let plan = self.plan(&catalog, &envelope)?;
-        self.admit(&envelope).await?;
-        if let Err(e) = self.hold(&plan, &envelope).await {
+        let parsing = phase("parse");
+        let envelope = parsing.in_scope(|| parse(self.endpoint, &body, &catalog))?;
+        if !parsing.is_disabled() {
+            // Only with traces on: the log would pay for formatting it on every request.
+            self.span.record("model", envelope.model());
+        }
+        let plan = phase("plan").in_scope(|| self.plan(&catalog, &envelope))?;
+        self.admit(&envelope).instrument(phase("admit")).await?;
+        if let Err(e) = self.hold(&plan, &envelope).instrument(phase("hold")).await {
             // Recorded as what it is (a 402 or 503 refusal), not as an abandoned request.
             crate::metrics::traffic::refused("budget", e.code());
             self.settle_refused(&e);
@@ -176,8 +183,11 @@ impl RequestCtx {
         }
         let mut log = AttemptLog::for_request(req);
         let upstream = self.call_upstream(client, &catalog, &plan, &envelope, &mut log);
-        match upstream.await {
-            Ok((candidate, served)) => self.relay(candidate, served, &envelope, &log).await,
+        match upstream.instrument(phase("upstream")).await {
+            Ok((candidate, served)) => {
+                let relayed = self.relay(candidate, served, &envelope, &log);
+                relayed.instrument(phase("relay")).await
+            }
             Err(failure) => self.failed(failure, &log),
         }
     }
@@ -209,6 +219,19 @@ impl RequestCtx {
             self.body.len(),
             tollgate_store::now_ms(),
         )
+    }
+}
+
+/// A phase's span, a child of the request's (for traces only: see [`crate::telemetry`]).
+fn phase(name: &'static str) -> tracing::Span {
+    match name {
+        "parse" => tracing::debug_span!(target: TRACE, "parse"),
+        "plan" => tracing::debug_span!(target: TRACE, "plan"),
+        "admit" => tracing::debug_span!(target: TRACE, "admit"),
+        "hold" => tracing::debug_span!(target: TRACE, "hold"),
+        "upstream" => tracing::debug_span!(target: TRACE, "upstream"),
+        "relay" => tracing::debug_span!(target: TRACE, "relay"),
+        _ => tracing::Span::none(),
     }
 }
 

@@ -7,6 +7,8 @@
 
 use std::time::{Duration, Instant};
 
+use tracing::Instrument;
+
 use actix_web::HttpRequest;
 use bytes::Bytes;
 use tollgate_domain::{RequestEnvelope, Usage};
@@ -229,7 +231,8 @@ impl RequestCtx {
         self.span.record("deployment", d.name.as_str());
         d.state.begin_attempt(tollgate_store::now_ms());
         let sync = self.state.health_sync.as_deref();
-        match attempt(client, d, envelope, &log.forward).await {
+        let tried = traced(d, attempt(client, d, envelope, &log.forward)).await;
+        match tried {
             Ok(served) => {
                 routing::report(d, sync, true, true);
                 crate::metrics::traffic::attempt(d.provider.name(), &d.name, "ok");
@@ -256,6 +259,26 @@ impl RequestCtx {
             }
         }
     }
+}
+
+/// An attempt in its own span (for traces: see [`crate::telemetry`]), with its outcome.
+async fn traced(
+    d: &Deployment,
+    attempt: impl std::future::Future<Output = Result<Served, UpstreamError>>,
+) -> Result<Served, UpstreamError> {
+    let span = tracing::debug_span!(
+        target: crate::telemetry::TRACE,
+        "attempt",
+        deployment = d.name.as_str(),
+        provider = d.provider.name(),
+        outcome = tracing::field::Empty,
+    );
+    let tried = attempt.instrument(span.clone()).await;
+    span.record(
+        "outcome",
+        tried.as_ref().map_or_else(|e| e.code(), |_| "ok"),
+    );
+    tried
 }
 
 /// One attempt at one deployment: the request sent, and for a stream its first content event

@@ -42,8 +42,8 @@ impl Environment {
     }
 
     /// Applies `TOLLGATE_HOST`, `TOLLGATE_PORT`, `TOLLGATE_WORKERS`, `TOLLGATE_DATABASE_URL`,
-    /// `TOLLGATE_REDIS_URL`, `TOLLGATE_LOG_FORMAT` and `TOLLGATE_LOG` (falling back to `RUST_LOG`)
-    /// over the file.
+    /// `TOLLGATE_REDIS_URL`, `TOLLGATE_OTLP_ENDPOINT`, `TOLLGATE_LOG_FORMAT` and `TOLLGATE_LOG`
+    /// (falling back to `RUST_LOG`) over the file.
     pub fn apply_overrides(&self, s: &mut Settings) -> Result<(), ConfigError> {
         if let Some(v) = self.get("TOLLGATE_HOST") {
             s.server.host = v.to_owned();
@@ -69,6 +69,9 @@ impl Environment {
         }
         if let Some(v) = self.get("TOLLGATE_REDIS_URL") {
             s.quota.redis_url = Some(Secret(v.to_owned()));
+        }
+        if let Some(v) = self.get("TOLLGATE_OTLP_ENDPOINT") {
+            s.traces.otlp_endpoint = Some(v.to_owned());
         }
         if let Some(v) = self.get("TOLLGATE_LOG_FORMAT") {
             s.log.format = match v {

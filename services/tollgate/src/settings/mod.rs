@@ -5,6 +5,7 @@
 mod billing;
 pub mod env;
 mod error;
+mod observability;
 pub mod policies;
 mod stripe;
 mod ui;
@@ -17,6 +18,7 @@ use serde::Deserialize;
 
 pub use billing::{BillingSettings, IssuerSettings, PlanSettings};
 pub use error::{ConfigError, ConfigErrors};
+pub use observability::{MetricsSettings, TracesSettings};
 pub use stripe::StripeSettings;
 pub use ui::UiSettings;
 
@@ -29,6 +31,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub log: LogSettings,
     pub metrics: MetricsSettings,
+    pub traces: TracesSettings,
     pub limits: LimitSettings,
     pub quota: QuotaSettings,
     pub billing: BillingSettings,
@@ -132,28 +135,6 @@ impl Default for LogSettings {
         Self {
             format: LogFormat::Text,
             level: "info".into(),
-        }
-    }
-}
-
-/// What `GET /metrics` labels.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetricsSettings {
-    /// Tenants given their own series in the per-tenant families (the first this many seen;
-    /// the rest are counted as `other`). 0, the default, exposes no tenant ids at all.
-    pub tenant_labels: usize,
-    /// The environment variable holding a static bearer token (at least 16 characters) that
-    /// may scrape `/metrics` and nothing else — for Prometheus, whose credentials do not
-    /// expire as operator JWTs do. Unset: only operator tokens scrape.
-    pub token_env: String,
-}
-
-impl Default for MetricsSettings {
-    fn default() -> Self {
-        Self {
-            tenant_labels: 0,
-            token_env: "TOLLGATE_METRICS_TOKEN".into(),
         }
     }
 }

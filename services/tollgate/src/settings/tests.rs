@@ -129,6 +129,16 @@ fn environment_overrides_the_file() {
 fn every_error_names_its_field() {
     let cases: &[(&str, &str)] = &[
         ("[server]\nprot = 1", "`server.prot`"),
+        (
+            "[traces]\notlp_endpoint = \"https://collector:4318\"",
+            "`traces.otlp_endpoint`: expected an http:// URL",
+        ),
+        ("[traces]\nsample_ratio = 1.5", "`traces.sample_ratio`"),
+        ("[traces]\nexport_delay_ms = 0", "`traces.export_delay_ms`"),
+        (
+            "[traces]\nheaders_env = { x-api-key = \"NOT_SET_ANYWHERE\" }",
+            "`traces.headers_env.x-api-key`: environment variable NOT_SET_ANYWHERE is not set",
+        ),
         ("[ui]\nidle_timeout_s = 0", "`ui.idle_timeout_s`"),
         (
             "[ui]\nidle_timeout_s = 600\nabsolute_timeout_s = 60",

@@ -139,8 +139,7 @@ impl RequestCtx {
         let r = self.record.as_ref()?;
         // A child of the request's span even when the request is dropped outside it.
         let _span =
-            tracing::debug_span!(target: crate::telemetry::TRACE, parent: &self.span, "settle")
-                .entered();
+            tracing::debug_span!(target: crate::telemetry::TRACE, parent: &self.span, "settle");
         let (stream, served) = (r.stream, r.deployment.is_some());
         // Nothing produced (an error before any content): nothing to bill, refund the estimate.
         let produced_nothing = outcome == Outcome::Error && self.usage.is_none();

@@ -7,8 +7,6 @@
 
 use std::time::{Duration, Instant};
 
-use tracing::Instrument;
-
 use actix_web::HttpRequest;
 use bytes::Bytes;
 use tollgate_domain::{RequestEnvelope, Usage};
@@ -231,7 +229,9 @@ impl RequestCtx {
         self.span.record("deployment", d.name.as_str());
         d.state.begin_attempt(tollgate_store::now_ms());
         let sync = self.state.health_sync.as_deref();
-        let tried = traced(d, attempt(client, d, envelope, &log.forward)).await;
+        let span = attempt_span(&self.upstream_span, d);
+        let tried = attempt(client, d, envelope, &log.forward).await;
+        attempt_ended(span, &tried);
         match tried {
             Ok(served) => {
                 routing::report(d, sync, true, true);
@@ -261,24 +261,25 @@ impl RequestCtx {
     }
 }
 
-/// An attempt in its own span (for traces: see [`crate::telemetry`]), with its outcome.
-async fn traced(
-    d: &Deployment,
-    attempt: impl std::future::Future<Output = Result<Served, UpstreamError>>,
-) -> Result<Served, UpstreamError> {
-    let span = tracing::debug_span!(
+/// An attempt's span under the upstream phase's (for traces: see [`crate::telemetry`]); its
+/// `outcome` is recorded by [`attempt_ended`].
+fn attempt_span(parent: &tracing::Span, d: &Deployment) -> tracing::Span {
+    tracing::debug_span!(
         target: crate::telemetry::TRACE,
+        parent: parent,
         "attempt",
         deployment = d.name.as_str(),
         provider = d.provider.name(),
         outcome = tracing::field::Empty,
-    );
-    let tried = attempt.instrument(span.clone()).await;
+    )
+}
+
+/// Ends an attempt's span with its outcome (`ok` or the error code).
+fn attempt_ended(span: tracing::Span, tried: &Result<Served, UpstreamError>) {
     span.record(
         "outcome",
         tried.as_ref().map_or_else(|e| e.code(), |_| "ok"),
     );
-    tried
 }
 
 /// One attempt at one deployment: the request sent, and for a stream its first content event

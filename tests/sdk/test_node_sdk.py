@@ -19,7 +19,7 @@ def test_node_sdk(stack: Stack) -> None:
     assert node, "node is not installed (Debian: apt-get install nodejs npm)"
     assert (NODE_DIR / "node_modules" / "openai").is_dir(), "run `npm ci --prefix tests/node` first"
     env = dict(os.environ, TOLLGATE_BASE_URL=stack.base_url, TOLLGATE_KEY=OPERATOR_KEY)
-    run = subprocess.run([node, "--test", "sdk.test.mjs"], cwd=NODE_DIR, env=env, text=True,
+    run = subprocess.run([node, "--test", "--test-reporter=tap", "sdk.test.mjs"], cwd=NODE_DIR, env=env, text=True,
                          capture_output=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "# fail 0" in run.stdout and "# pass 3" in run.stdout, run.stdout

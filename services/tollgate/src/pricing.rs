@@ -91,14 +91,9 @@ impl PriceBook {
 }
 
 impl PriceBook {
-    /// Keeps `old`'s prices of deployments this book does not have (a reload removed them):
-    /// requests still running on them settle priced.
-    pub fn keep_from(&mut self, old: &PriceBook) {
-        for (name, price) in &old.by_deployment {
-            if !self.by_deployment.contains_key(name) {
-                self.by_deployment.insert(name.clone(), price.clone());
-            }
-        }
+    /// The price of `deployment` in this version.
+    pub fn price_of(&self, deployment: &str) -> Option<Arc<DeploymentPrice>> {
+        self.by_deployment.get(deployment).cloned()
     }
 }
 
@@ -109,6 +104,9 @@ fn deployments(catalog: &Catalog) -> impl Iterator<Item = &Arc<Deployment>> {
 /// Prices and markups, shared by every worker.
 pub struct Pricing {
     book: RwLock<Arc<PriceBook>>,
+    /// Held by whoever loads and installs a new book (the periodic refresh, a reload), so that
+    /// one never installs a book made for a catalog the other has replaced.
+    pub updates: tokio::sync::Mutex<()>,
     default_markup: Markup,
     plans: HashMap<String, Markup>,
     pub default_max_output_tokens: u64,
@@ -125,6 +123,7 @@ impl Pricing {
         }
         Ok(Self {
             book: RwLock::new(Arc::new(book)),
+            updates: tokio::sync::Mutex::new(()),
             default_markup: markup(&settings.default_markup_percent)?,
             plans,
             default_max_output_tokens: settings.default_max_output_tokens,
@@ -172,11 +171,11 @@ impl Pricing {
     /// refuses the request (it never means "no hold").
     pub fn hold_amount<'d>(
         &self,
+        book: &PriceBook,
         deployments: impl Iterator<Item = &'d Arc<Deployment>>,
         request: &RequestShape,
         markup: Markup,
     ) -> Result<Option<Nanos>, MoneyError> {
-        let book = self.book();
         let prompt = u64::try_from(request.body_len)
             .ok()
             .and_then(|b| {
@@ -261,6 +260,7 @@ pub fn spawn_refresh(
             if latest == pricing.book().version {
                 continue;
             }
+            let _one = pricing.updates.lock().await;
             match PriceBook::load(&store, &live.current()).await {
                 Ok(book) => {
                     tracing::info!(version = ?book.version, unpriced = ?book.unpriced, "price catalog version loaded");

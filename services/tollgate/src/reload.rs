@@ -13,9 +13,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::web;
 
+use crate::catalog::Catalog;
 use crate::pricing::PriceBook;
 use crate::settings::env::Environment;
 use crate::settings::Settings;
@@ -26,12 +28,26 @@ pub struct Reloader {
     path: Option<PathBuf>,
     env: Environment,
     applied: Settings,
+    /// The longest a request can take (the longest total timeout × the attempt limit) in the
+    /// start-up catalog: budget holds and concurrency slot leases were sized for it.
+    longest: Duration,
 }
 
 impl Reloader {
-    /// `applied`: the settings the gateway started with, from `path` and `env`.
-    pub fn new(path: Option<PathBuf>, env: Environment, applied: Settings) -> Self {
-        Self { path, env, applied }
+    /// `applied` and `catalog`: what the gateway started with, from `path` and `env`.
+    pub fn new(
+        path: Option<PathBuf>,
+        env: Environment,
+        applied: Settings,
+        catalog: &Catalog,
+    ) -> Self {
+        let longest = longest(catalog);
+        Self {
+            path,
+            env,
+            applied,
+            longest,
+        }
     }
 
     /// Reads, validates and applies the configuration; a one-line summary, or why the running
@@ -41,11 +57,24 @@ impl Reloader {
         self.env
             .apply_overrides(&mut loaded)
             .map_err(|e| e.to_string())?;
+        let kept = restart_only(&self.applied, &loaded);
+        // The start-up-only sections stay as they were applied, in the catalog too.
+        keep_start_up_sections(&mut loaded, &self.applied);
+        // One writer of the price book at a time: the periodic refresh waits, then prices the
+        // catalog this reload installs.
+        let _one = state.pricing.updates.lock().await;
         let current = state.catalog.current();
         let catalog = loaded
             .validate_with(&self.env, Some(&current))
             .map_err(|e| e.to_string())?;
-        let mut book = PriceBook::load(&state.store, &catalog)
+        if longest(&catalog) > self.longest {
+            return Err(format!(
+                "the longest a request can take (total timeout × max_attempts: {:?}) would pass the start-up value ({:?}), for which budget holds and concurrency slots are sized: restart to apply",
+                longest(&catalog),
+                self.longest
+            ));
+        }
+        let book = PriceBook::load(&state.store, &catalog)
             .await
             .map_err(|e| format!("loading the price catalog: {e}"))?;
         if !book.unpriced.is_empty() && self.applied.billing.require_prices {
@@ -54,18 +83,15 @@ impl Reloader {
                 book.version, book.unpriced
             ));
         }
-        book.keep_from(&state.pricing.book());
         let (before, after) = (names(&current), names(&catalog));
+        // Requests already running keep the book their hold was sized from (see `Bill`).
         state.pricing.replace(book);
         state.catalog.replace(Arc::new(catalog));
         crate::metrics::traffic::label_tenants(loaded.metrics.tenant_labels);
-        let kept = restart_only(&self.applied, &loaded);
         if !kept.is_empty() {
             tracing::warn!(sections = ?kept, "changes to these settings take effect at the next restart");
         }
-        // What applies now; the start-up-only sections stay as they were applied.
-        let started = std::mem::replace(&mut self.applied, loaded);
-        keep_start_up_sections(&mut self.applied, started);
+        self.applied = loaded;
         let added: Vec<&String> = after.iter().filter(|d| !before.contains(d)).collect();
         let removed: Vec<&String> = before.iter().filter(|d| !after.contains(d)).collect();
         Ok(format!(
@@ -75,7 +101,13 @@ impl Reloader {
     }
 }
 
-fn names(catalog: &crate::catalog::Catalog) -> Vec<String> {
+/// The longest total timeout of any provider × the attempt limit.
+fn longest(catalog: &Catalog) -> Duration {
+    let attempts = u32::try_from(catalog.max_attempts.max(1)).unwrap_or(u32::MAX);
+    catalog.longest_request.saturating_mul(attempts)
+}
+
+fn names(catalog: &Catalog) -> Vec<String> {
     catalog
         .deployments()
         .iter()
@@ -96,6 +128,8 @@ fn restart_only(old: &Settings, new: &Settings) -> Vec<&'static str> {
         ("billing", differ(&old.billing, &new.billing)),
         ("stripe", differ(&old.stripe, &new.stripe)),
         ("log", differ(&old.log, &new.log)),
+        ("traces", differ(&old.traces, &new.traces)),
+        ("ui.enabled", old.ui.enabled != new.ui.enabled),
         (
             "auth.key_cache_ttl_ms",
             old.auth.key_cache_ttl_ms != new.auth.key_cache_ttl_ms,
@@ -108,14 +142,17 @@ fn restart_only(old: &Settings, new: &Settings) -> Vec<&'static str> {
     out
 }
 
-fn keep_start_up_sections(applied: &mut Settings, started: Settings) {
-    applied.server = started.server;
-    applied.database = started.database;
-    applied.quota = started.quota;
-    applied.billing = started.billing;
-    applied.stripe = started.stripe;
-    applied.log = started.log;
-    applied.auth.key_cache_ttl_ms = started.auth.key_cache_ttl_ms;
+/// Puts `applied`'s start-up-only sections into `loaded`.
+fn keep_start_up_sections(loaded: &mut Settings, applied: &Settings) {
+    loaded.server = applied.server.clone();
+    loaded.database = applied.database.clone();
+    loaded.quota = applied.quota.clone();
+    loaded.billing = applied.billing.clone();
+    loaded.stripe = applied.stripe.clone();
+    loaded.log = applied.log.clone();
+    loaded.traces = applied.traces.clone();
+    loaded.ui.enabled = applied.ui.enabled;
+    loaded.auth.key_cache_ttl_ms = applied.auth.key_cache_ttl_ms;
 }
 
 /// Reloads on every SIGHUP for the life of the process (Unix).

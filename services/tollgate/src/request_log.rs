@@ -150,6 +150,13 @@ async fn write(queue: &Queue, store: &Store, batch: Vec<Item>) {
             }
         }
     }
+    // Counted once committed: the metrics are what the ledger holds.
+    if ok {
+        records.iter().for_each(crate::metrics::traffic::request);
+    } else {
+        let lost = u64::try_from(records.len()).unwrap_or(u64::MAX);
+        crate::metrics::METRICS.metering_lost.add(lost);
+    }
     for w in waiters.into_iter().flatten() {
         let _ = w.send(ok);
     }

@@ -121,6 +121,7 @@ token_env = "TEST_METRICS_TOKEN"
 
 [routing.breaker]
 consecutive_failures = 1
+cooldown_ms = 600000
 
 "#;
     let gw = Gateway::start_priced(

@@ -12,7 +12,7 @@ use tollgate_e2e::{config, header, Gateway, Mock};
 const FRESH: &str = r#"
 [deployments.fresh]
 provider = "mock"
-model = "mock-gpt@tokens=3"
+model = "mock-gpt@tokens=30,tps=20"
 price = "mock/mock-gpt"
 
 [models.gpt-new]
@@ -124,11 +124,49 @@ async fn sighup_reloads_the_catalog_and_refuses_an_invalid_file() {
     until_logged(&gw, "configuration reload refused", 2).await;
     assert_eq!(gw.chat(chat("gpt-new")).await.status(), 200);
 
-    // Back to the first file: the model is gone again.
+    // So is one that lets a request run longer than the holds and slots were sized for.
+    let longer = format!(
+        "{FRESH}\n[providers.patient]\npreset = \"mock\"\nbase_url = \"{}/v1\"\ntotal_timeout_ms = 60000\n\n[deployments.patient]\nprovider = \"patient\"\nmodel = \"mock-gpt\"\n",
+        mock.url
+    );
+    std::fs::write(gw.config_path(), config(&mock.url, &longer)).unwrap();
+    gw.hangup();
+    until_logged(&gw, "configuration reload refused", 3).await;
+    assert!(gw.logs().contains("restart to apply"), "{}", gw.logs());
+
+    // Back to the first file while a stream runs on the deployment it removes: the model is
+    // gone for new requests; the running stream ends on its own deployment, priced.
+    let mut running = chat("gpt-new");
+    running["stream"] = json!(true);
+    running["max_tokens"] = json!(40); // 2 s at the deployment's 20 tokens a second
+    let started = Instant::now();
+    let stream = gw
+        .anonymous(Method::POST, "/v1/chat/completions")
+        .bearer_auth(tollgate_e2e::KEY)
+        .json(&running)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let running_id = header(&stream, "x-request-id");
     std::fs::write(gw.config_path(), &base).unwrap();
     gw.hangup();
     until_status(&gw, "gpt-new", 404).await;
+    let reloaded_after = started.elapsed();
+    let events = stream.text().await.unwrap();
+    assert!(events.trim_end().ends_with("data: [DONE]"), "{events}");
+    let record = gw.record(&running_id).await;
+    assert_eq!(record.deployment.as_deref(), Some("fresh"));
+    assert!(
+        u128::try_from(record.latency_ms).unwrap() > reloaded_after.as_millis(),
+        "the stream was still running when the reload applied"
+    );
+    assert!(
+        record.billing.unwrap().cost.0 > 0,
+        "the removed deployment's request is priced"
+    );
     assert_eq!(gw.chat(chat("gpt-test")).await.status(), 200);
+    until_logged(&gw, "configuration reloaded", 2).await;
 
     let viewer = tollgate_e2e::operator_token("reload", tollgate::admin::token::Role::Viewer);
     let metrics = gw
@@ -141,5 +179,5 @@ async fn sighup_reloads_the_catalog_and_refuses_an_invalid_file() {
         .await
         .unwrap();
     assert_eq!(reloads(&metrics, "ok"), 2);
-    assert_eq!(reloads(&metrics, "refused"), 2);
+    assert_eq!(reloads(&metrics, "refused"), 3);
 }

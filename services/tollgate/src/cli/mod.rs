@@ -176,7 +176,8 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             Err(e) => e.exit(),
         },
         Command::Serve | Command::Migrate => {
-            let reloader = crate::reload::Reloader::new(config_path, env, settings.clone());
+            let reloader =
+                crate::reload::Reloader::new(config_path, env, settings.clone(), &catalog);
             serve_or_migrate(&command, &settings, catalog, reloader)
         }
         operator => operator_command(&operator, &settings, &catalog, &env),

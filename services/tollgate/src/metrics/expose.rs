@@ -20,6 +20,10 @@ type Labels = Vec<(&'static str, String)>;
 /// Every family's name and help text.
 const HELP: &[(&str, &str)] = &[
     (
+        "tollgate_metering_lost",
+        "Request records the metering writer gave up on after its retries (their requests ended with 503 metering_failed).",
+    ),
+    (
         "tollgate_config_reloads",
         "Configuration reloads on SIGHUP, applied (ok) or refused (the running configuration stayed).",
     ),
@@ -77,7 +81,7 @@ const HELP: &[(&str, &str)] = &[
     ),
     (
         "tollgate_requests",
-        "Requests settled (admitted and recorded), by public model, the provider that served (empty: none was reached) and HTTP status.",
+        "Requests settled and committed to the request log, by public model, the provider of the deployment that served or was tried last (empty: none was reached) and HTTP status.",
     ),
     (
         "tollgate_request_duration_seconds",
@@ -290,6 +294,7 @@ fn metering(s: &mut Scrape, state: &AppState) {
         Values::Gauge(vec![(vec![], i64::try_from(depth).unwrap_or(i64::MAX))]),
     );
     s.counter("tollgate_metering_dropped", dropped);
+    s.counter("tollgate_metering_lost", METRICS.metering_lost.get());
     if let Some((bytes, truncations)) = state.store.sqlite_wal() {
         s.push(
             "tollgate_sqlite_wal_bytes",

@@ -172,6 +172,8 @@ pub struct Metrics {
     /// Configuration reloads (SIGHUP) applied, and refused (the running configuration stayed).
     pub reloads_ok: Counter,
     pub reloads_refused: Counter,
+    /// Request records the metering writer gave up on after its retries.
+    pub metering_lost: Counter,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -187,6 +189,7 @@ pub static METRICS: Metrics = Metrics {
     store_key_lookup: Histogram::new(STEP_BOUNDS_US),
     reloads_ok: Counter::new(),
     reloads_refused: Counter::new(),
+    metering_lost: Counter::new(),
 };
 
 #[cfg(test)]

@@ -35,14 +35,16 @@ use crate::auth::Caller;
 use crate::budget::BudgetHold;
 use crate::catalog::{Catalog, Deployment};
 use crate::error::ApiError;
-use crate::pricing::Pricing;
+use crate::pricing::PriceBook;
 use crate::routing::{self, Plan};
 use crate::state::AppState;
 use crate::telemetry::TRACE;
 
 /// How a request is priced.
 pub struct Bill {
-    pub pricing: Arc<Pricing>,
+    /// The price book the hold was sized from; the charge is priced from it too, whatever a
+    /// refresh or a reload installs meanwhile (a deployment a reload removed stays priced).
+    pub book: Arc<PriceBook>,
     pub markup: Markup,
     pub images: u64,
     pub hold: Option<BudgetHold>,

@@ -60,18 +60,21 @@ impl RequestCtx {
         plan: &Plan<'_>,
         envelope: &RequestEnvelope<'_>,
     ) -> Result<(), ApiError> {
-        let pricing = self.state.pricing.clone();
+        let book = self.state.pricing.book();
         let markup = match &self.caller {
-            Caller::Tenant(tk) => pricing.markup(&tk.tenant),
+            Caller::Tenant(tk) => self.state.pricing.markup(&tk.tenant),
             Caller::Operator => Markup::default(),
         };
         let images = envelope.image_parts();
         let (hold, cap) = match self.budgeted() {
-            true => self.hold_budget(plan, envelope, markup, images).await?,
+            true => {
+                self.hold_budget(&book, plan, envelope, markup, images)
+                    .await?
+            }
             false => (None, None),
         };
         self.bill = Some(Bill {
-            pricing,
+            book,
             markup,
             images,
             hold,
@@ -94,6 +97,7 @@ impl RequestCtx {
     /// (`None` when nothing is priced or no meter applies).
     async fn hold_budget(
         &self,
+        book: &crate::pricing::PriceBook,
         plan: &Plan<'_>,
         envelope: &RequestEnvelope<'_>,
         markup: Markup,
@@ -112,7 +116,7 @@ impl RequestCtx {
         let amount = self
             .state
             .pricing
-            .hold_amount(plan.deployments(), &shape, markup)
+            .hold_amount(book, plan.deployments(), &shape, markup)
             .map_err(|e| ApiError::HoldTooLarge(e.to_string()))?;
         // No priced deployment: served unbilled (the operator's choice), nothing to hold.
         let Some(amount) = amount else {

@@ -95,7 +95,7 @@ impl RequestCtx {
     fn priced(&self, usage: &Usage) -> Option<Result<(Charge, Nanos), MoneyError>> {
         let bill = self.bill.as_ref()?;
         let deployment = self.record.as_ref()?.deployment.as_deref()?;
-        let price = bill.pricing.price_of(deployment)?;
+        let price = bill.book.price_of(deployment)?;
         let c = match charge(&price, usage, bill.images, bill.markup) {
             Ok(c) => c,
             Err(e) => return Some(Err(e)),
@@ -173,7 +173,6 @@ impl RequestCtx {
         }
         record.billing = priced.map(|(c, _)| c);
         self.report_health(&record, outcome, latency);
-        crate::metrics::traffic::request(&record);
         let committed = self.state.log.record_durable(record);
         if out_of_range {
             let (tx, rx) = tokio::sync::oneshot::channel();

@@ -54,10 +54,6 @@ pub(crate) fn view<'a>(catalog: &'a Catalog, d: &'a Deployment, now: i64) -> Dep
     }
 }
 
-pub(crate) fn all(catalog: &Catalog) -> Vec<&std::sync::Arc<Deployment>> {
-    catalog.deployments()
-}
-
 /// Every deployment's live state on this replica: circuit, error rate over the breaker window, latency percentiles, requests in flight
 ///
 /// Role: viewer.
@@ -72,7 +68,8 @@ pub(crate) fn all(catalog: &Catalog) -> Vec<&std::sync::Arc<Deployment>> {
 pub async fn list(_v: Viewer, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let now = tollgate_store::now_ms();
     let catalog = state.catalog.current();
-    let data: Vec<DeploymentView<'_>> = all(&catalog)
+    let data: Vec<DeploymentView<'_>> = catalog
+        .deployments()
         .into_iter()
         .map(|d| view(&catalog, d, now))
         .collect();
@@ -101,7 +98,8 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let now = tollgate_store::now_ms();
     let catalog = state.catalog.current();
-    let d = all(&catalog)
+    let d = catalog
+        .deployments()
         .into_iter()
         .find(|d| d.name == *path)
         .ok_or(ApiError::NotFound("deployment"))?;

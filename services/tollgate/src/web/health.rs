@@ -15,7 +15,8 @@ async fn page(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
     let op = guard::operator(&req, &state).await?;
     let now = tollgate_store::now_ms();
     let catalog = state.catalog.current();
-    let rows: Vec<serde_json::Value> = crate::admin::routing::all(&catalog)
+    let rows: Vec<serde_json::Value> = catalog
+        .deployments()
         .into_iter()
         .filter_map(|d| serde_json::to_value(crate::admin::routing::view(&catalog, d, now)).ok())
         .collect();
